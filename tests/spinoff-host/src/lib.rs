@@ -1,0 +1,28 @@
+//! A Spin-compatible host on wasmtime, so Spinoff's components run (and are
+//! tested) on machines without the `spin` CLI.
+//!
+//! It reads `spin.toml` and gives each component exactly what Spin 3 gives it:
+//!
+//! - [`manifest`]: the subset of Spin's manifest v2 the app uses (components,
+//!   `[[trigger.http]]`, `[[trigger.cron]]`, variables, stores, databases).
+//! - [`router`]: Spin's HTTP routing rules (exact beats wildcard, most
+//!   specific wins, `:name` segments) and the `spin-*` request headers.
+//! - [`kv`], [`sqlite`], [`variables`]: `fermyon:spin/{key-value,sqlite,variables}@2.0.0`,
+//!   backed by files laid out like Spin's `.spin/` state directory.
+//! - [`runtime`]: the wasmtime engine, the compiled-component cache and the
+//!   per-request store state (WASI, `wasi:http`, Spin's interfaces).
+//! - [`server`]: the HTTP front end (hyper) that instantiates a component per request.
+//! - [`cron`]: the `[[trigger.cron]]` scheduler and on-demand ticks.
+//!
+//! [`Host`] ties them together; `main.rs` is its command line.
+
+pub mod cron;
+pub mod kv;
+pub mod manifest;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod sqlite;
+pub mod variables;
+
+pub use runtime::{Host, HostOptions};
