@@ -196,6 +196,17 @@ impl Host {
         &self.manifest
     }
 
+    /// The names of the interfaces `component` imports and exports (e.g.
+    /// `fermyon:spin/sqlite@2.0.0`), or `None` if no trigger uses it. What
+    /// `wasm-tools component wit` would list, without needing wasm-tools.
+    pub fn interfaces(&self, component: &str) -> Option<(Vec<String>, Vec<String>)> {
+        let loaded = self.components.get(component)?;
+        let ty = loaded.pre.component().component_type();
+        let imports = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let exports = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        Some((imports, exports))
+    }
+
     /// A fresh store for one request or tick of `component`.
     pub(crate) fn new_store(&self, component: &str) -> Store<State> {
         let mut wasi = WasiCtx::builder();
