@@ -1,1 +1,105 @@
+//! Spinoff's engine: versioned records, snapshots, and crash-safe chunked
+//! copy operations, over a storage seam. No I/O of its own: it is handed a
+//! [`Db`] (one SQLite connection) and an [`Env`] (clock, randomness).
+//!
+//! Module map:
+//! - [`db`]: the seam (`Db`, `Env`, values and rows, transactions);
+//! - [`schema`]: tables, indexes and idempotent migrations;
+//! - [`lsn`]: the global LSN clock and time → LSN;
+//! - [`containers`]: resources (cluster, namespace, service, dataset, database);
+//! - [`records`]: versioned writes, latest and as-of reads, history, export pages;
+//! - [`snapshots`]: named, on-demand and scheduled snapshots;
+//! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`, ticks;
+//! - [`events`]: per-operation events and the notification outbox;
+//! - [`retention`]: pruning of superseded history;
+//! - [`error`]: the one error type, every kind documented;
+//! - `native` (feature `native`): the seam over rusqlite, for tests, benchmarks and tools.
+//!
+//! Invariants are listed in ARCHITECTURE.md ("Engine").
 
+pub mod containers;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod lsn;
+pub mod operations;
+pub mod records;
+pub mod retention;
+pub mod schema;
+pub mod snapshots;
+pub mod util;
+#[cfg(feature = "native")]
+pub mod native;
+
+pub use containers::{CollectionStats, Container, ContainerState};
+pub use db::{Db, DbError, Env, Row, Value};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{Event, Notification};
+pub use operations::{CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport};
+pub use records::{AsOf, Committed, Version, Write};
+pub use snapshots::Snapshot;
+
+/// Tunables. Defaults suit one Spin instance on one machine.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most writes in one batch (an import request).
+    pub max_batch: usize,
+    /// Largest page a list or export returns.
+    pub max_page: i64,
+    /// How long a claimed operation stays leased without a step (µs).
+    pub lease_us: i64,
+    /// Chunk size of a new operation, and its bounds as it adapts.
+    pub initial_chunk: i64,
+    pub min_chunk: i64,
+    pub max_chunk: i64,
+    /// The time one chunk should take (µs); chunk sizes adapt toward it.
+    pub target_chunk_us: i64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_batch: 50_000,
+            max_page: 1_000,
+            lease_us: 10_000_000,
+            initial_chunk: 500,
+            min_chunk: 16,
+            max_chunk: 20_000,
+            target_chunk_us: 100_000,
+        }
+    }
+}
+
+/// The engine over one connection. Cheap to create: [`Engine::open`] runs
+/// the migrations, which cost one `PRAGMA` read when up to date.
+pub struct Engine<'a> {
+    pub(crate) db: &'a dyn Db,
+    pub(crate) env: &'a dyn Env,
+    pub config: Config,
+}
+
+impl<'a> Engine<'a> {
+    /// Migrate the schema if needed and return the engine.
+    pub fn open(db: &'a dyn Db, env: &'a dyn Env) -> Result<Engine<'a>> {
+        schema::migrate(db)?;
+        Ok(Engine { db, env, config: Config::default() })
+    }
+
+    pub fn with_config(mut self, config: Config) -> Engine<'a> {
+        self.config = config;
+        self
+    }
+
+    pub fn db(&self) -> &'a dyn Db {
+        self.db
+    }
+
+    pub fn env(&self) -> &'a dyn Env {
+        self.env
+    }
+
+    /// The newest committed LSN.
+    pub fn head_lsn(&self) -> Result<i64> {
+        lsn::head(self.db)
+    }
+}

@@ -1,0 +1,282 @@
+//! Containers: a cluster, namespace, service, dataset or database is a
+//! container of collections of versioned records. Scoped by family and
+//! tenant: a lookup with another tenant answers `NotFound`.
+
+use serde_json::Value as Json;
+
+use crate::db::{changes, exec, one, query, transaction, Db, Row};
+use crate::error::{Error, ErrorKind, Result};
+use crate::util::check_name;
+use crate::Engine;
+
+/// Whether a container can be read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Usable.
+    Ready,
+    /// The target of a copy that has not finished: readable, not writable.
+    Cloning,
+    /// The target of a copy that failed or was canceled.
+    Failed,
+}
+
+impl ContainerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Ready => "ready",
+            ContainerState::Cloning => "cloning",
+            ContainerState::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Result<ContainerState> {
+        Ok(match s {
+            "ready" => ContainerState::Ready,
+            "cloning" => ContainerState::Cloning,
+            "failed" => ContainerState::Failed,
+            _ => return Err(Error::corrupt(format!("unknown container state {s:?}"))),
+        })
+    }
+}
+
+/// A container as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    pub id: i64,
+    pub family: String,
+    pub tenant: String,
+    pub name: String,
+    pub spec: Json,
+    pub state: ContainerState,
+    /// The newest LSN written to this container (0 when empty).
+    pub head_lsn: i64,
+    /// History before this LSN has been pruned.
+    pub floor_lsn: i64,
+    /// Point-in-time reads work from this time (µs) on.
+    pub floor_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Container {
+    /// `family:name`, the data API's resource reference.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.family, self.name)
+    }
+}
+
+/// Live records and versions of one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionStats {
+    pub name: String,
+    pub records: i64,
+    pub bytes: i64,
+    pub versions: i64,
+    pub version_bytes: i64,
+}
+
+pub(crate) const COLUMNS: &str =
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at";
+
+pub(crate) fn from_row(r: &Row) -> Result<Container> {
+    Ok(Container {
+        id: r.i64(0)?,
+        family: r.text(1)?,
+        tenant: r.text(2)?,
+        name: r.text(3)?,
+        spec: serde_json::from_str(&r.text(4)?).map_err(|e| Error::corrupt(format!("container spec: {e}")))?,
+        state: ContainerState::parse(&r.text(5)?)?,
+        head_lsn: r.i64(6)?,
+        floor_lsn: r.i64(7)?,
+        floor_at: r.i64(8)?,
+        created_at: r.i64(9)?,
+        updated_at: r.i64(10)?,
+    })
+}
+
+pub(crate) fn find(db: &dyn Db, family: &str, tenant: &str, name: &str) -> Result<Container> {
+    one(
+        db,
+        &format!("SELECT {COLUMNS} FROM containers WHERE family = ?1 AND tenant = ?2 AND name = ?3 AND deleting = 0"),
+        &[family.into(), tenant.into(), name.into()],
+    )?
+    .map(|r| from_row(&r))
+    .transpose()?
+    .ok_or_else(|| Error::not_found(format!("{family}:{name} not found")))
+}
+
+pub(crate) fn by_id(db: &dyn Db, id: i64) -> Result<Option<Container>> {
+    one(db, &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 AND deleting = 0"), &[id.into()])?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+pub(crate) fn insert(
+    db: &dyn Db,
+    now: i64,
+    family: &str,
+    tenant: &str,
+    name: &str,
+    spec: &Json,
+    state: ContainerState,
+) -> Result<Container> {
+    check_name("family", family)?;
+    check_name("tenant", tenant)?;
+    check_name("resource name", name)?;
+    let exists = one(
+        db,
+        "SELECT 1 FROM containers WHERE family = ?1 AND tenant = ?2 AND name = ?3 AND deleting = 0",
+        &[family.into(), tenant.into(), name.into()],
+    )?;
+    if exists.is_some() {
+        return Err(Error::new(ErrorKind::AlreadyExists, format!("{family}:{name} already exists")));
+    }
+    let row = one(
+        db,
+        &format!(
+            "INSERT INTO containers (family, tenant, name, spec, state, floor_lsn, floor_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(lsn), 0) FROM lsns), ?6, ?6, ?6) RETURNING {COLUMNS}"
+        ),
+        &[family.into(), tenant.into(), name.into(), spec.to_string().into(), state.as_str().into(), now.into()],
+    )?
+    .ok_or_else(|| Error::corrupt("INSERT … RETURNING gave no row"))?;
+    from_row(&row)
+}
+
+pub(crate) fn set_state(db: &dyn Db, id: i64, state: ContainerState, now: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET state = ?2, updated_at = ?3 WHERE id = ?1",
+        &[id.into(), state.as_str().into(), now.into()],
+    )
+}
+
+/// Mark a container deleted: it disappears for readers and its name is free
+/// at once; its rows are purged in chunks by [`Engine::purge_step`].
+pub(crate) fn mark_deleting(db: &dyn Db, id: i64, now: i64) -> Result<()> {
+    exec(db, "UPDATE containers SET deleting = 1, updated_at = ?2 WHERE id = ?1", &[id.into(), now.into()])
+}
+
+impl Engine<'_> {
+    /// Create a ready, empty container.
+    pub fn create_container(&self, family: &str, tenant: &str, name: &str, spec: &Json) -> Result<Container> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| insert(db, now, family, tenant, name, spec, ContainerState::Ready))
+    }
+
+    /// A container of this tenant, or `NotFound`.
+    pub fn container(&self, family: &str, tenant: &str, name: &str) -> Result<Container> {
+        find(self.db, family, tenant, name)
+    }
+
+    /// A container by its internal id (no tenant check: for the worker).
+    pub fn container_by_id(&self, id: i64) -> Result<Option<Container>> {
+        by_id(self.db, id)
+    }
+
+    /// A tenant's containers of a family, oldest first: `offset`, `limit`.
+    pub fn list_containers(&self, family: &str, tenant: &str, offset: i64, limit: i64) -> Result<Vec<Container>> {
+        let limit = limit.clamp(0, self.config.max_page);
+        query(
+            self.db,
+            &format!(
+                "SELECT {COLUMNS} FROM containers WHERE tenant = ?1 AND family = ?2 AND deleting = 0 \
+                 ORDER BY created_at, id LIMIT ?3 OFFSET ?4"
+            ),
+            &[tenant.into(), family.into(), limit.into(), offset.max(0).into()],
+        )?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+
+    /// Count a tenant's containers of a family.
+    pub fn count_containers(&self, family: &str, tenant: &str) -> Result<i64> {
+        one(
+            self.db,
+            "SELECT count(*) FROM containers WHERE tenant = ?1 AND family = ?2 AND deleting = 0",
+            &[tenant.into(), family.into()],
+        )?
+        .map(|r| r.i64(0))
+        .unwrap_or(Ok(0))
+    }
+
+    /// Replace a container's vendor spec.
+    pub fn update_spec(&self, family: &str, tenant: &str, name: &str, spec: &Json) -> Result<Container> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let c = find(db, family, tenant, name)?;
+            exec(
+                db,
+                "UPDATE containers SET spec = ?2, updated_at = ?3 WHERE id = ?1",
+                &[c.id.into(), spec.to_string().into(), now.into()],
+            )?;
+            Ok(Container { spec: spec.clone(), updated_at: now, ..c })
+        })
+    }
+
+    /// Delete a container. Refused with `Conflict` while it is the source or
+    /// target of an active operation (cancel that first).
+    pub fn delete_container(&self, family: &str, tenant: &str, name: &str) -> Result<()> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let c = find(db, family, tenant, name)?;
+            if let Some(r) = one(
+                db,
+                "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN ('pending', 'in_progress') LIMIT 1",
+                &[c.id.into()],
+            )? {
+                let op = r.text(0)?;
+                return Err(Error::new(
+                    ErrorKind::Conflict { active: Some(op.clone()) },
+                    format!("{} has an active operation {op}; cancel it or wait for it to finish", c.reference()),
+                ));
+            }
+            mark_deleting(db, c.id, now)
+        })
+    }
+
+    /// Collections of a container with their live record counts, by name.
+    pub fn collections(&self, container: &Container) -> Result<Vec<CollectionStats>> {
+        query(
+            self.db,
+            "SELECT collection, records, bytes, versions, version_bytes FROM collection_stats \
+             WHERE container = ?1 AND versions > 0 ORDER BY collection",
+            &[container.id.into()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(CollectionStats {
+                name: r.text(0)?,
+                records: r.i64(1)?,
+                bytes: r.i64(2)?,
+                versions: r.i64(3)?,
+                version_bytes: r.i64(4)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Purge up to `limit` rows of deleted containers; returns how many rows
+    /// went. A container's last rows, stats and snapshots go with its row.
+    pub fn purge_step(&self, limit: i64) -> Result<i64> {
+        transaction(self.db, |db| {
+            let Some(r) = one(db, "SELECT id FROM containers WHERE deleting = 1 ORDER BY id LIMIT 1", &[])? else {
+                return Ok(0);
+            };
+            let id = r.i64(0)?;
+            exec(
+                db,
+                "DELETE FROM records WHERE (container, collection, key, lsn) IN \
+                 (SELECT container, collection, key, lsn FROM records WHERE container = ?1 LIMIT ?2)",
+                &[id.into(), limit.into()],
+            )?;
+            let gone = changes(db)?;
+            if gone < limit {
+                exec(db, "DELETE FROM collection_stats WHERE container = ?1", &[id.into()])?;
+                exec(db, "DELETE FROM snapshots WHERE container = ?1", &[id.into()])?;
+                exec(db, "DELETE FROM containers WHERE id = ?1", &[id.into()])?;
+            }
+            Ok(gone)
+        })
+    }
+}

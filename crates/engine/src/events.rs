@@ -1,0 +1,161 @@
+//! Events: every state change and progress step of an operation appends one
+//! (operation, sequence, time, type, data). They feed SSE streams and are
+//! the audit trail. The outbox holds notifications to deliver, with retries.
+
+use serde_json::Value as Json;
+
+use crate::db::{exec, one, query, transaction, Db};
+use crate::error::Result;
+use crate::Engine;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub op: String,
+    /// 1, 2, 3, … per operation.
+    pub seq: i64,
+    pub at: i64,
+    /// `created`, `started`, `progress`, `succeeded`, `failed`, `canceled`, `retried`.
+    pub kind: String,
+    pub data: Json,
+}
+
+pub(crate) fn append(db: &dyn Db, op: &str, at: i64, kind: &str, data: &Json) -> Result<i64> {
+    let seq = one(db, "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE op = ?1", &[op.into()])?
+        .map(|r| r.i64(0))
+        .unwrap_or(Ok(1))?;
+    exec(
+        db,
+        "INSERT INTO events (op, seq, at, type, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &[op.into(), seq.into(), at.into(), kind.into(), data.to_string().into()],
+    )?;
+    Ok(seq)
+}
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: i64,
+    pub op: String,
+    /// A webhook URL (`http://`, `https://`) or an e-mail address.
+    pub destination: String,
+    /// JSON text to deliver.
+    pub payload: String,
+    /// Deliveries tried before this one.
+    pub attempts: i64,
+}
+
+/// Deliveries are tried this many times before the notification is failed.
+pub const MAX_DELIVERY_ATTEMPTS: i64 = 6;
+
+pub(crate) fn enqueue(db: &dyn Db, op: &str, destinations: &[String], payload: &Json, now: i64) -> Result<()> {
+    for d in destinations {
+        exec(
+            db,
+            "INSERT INTO outbox (op, destination, payload, status, next_attempt_at, created_at) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+            &[op.into(), d.into(), payload.to_string().into(), now.into()],
+        )?;
+    }
+    Ok(())
+}
+
+impl Engine<'_> {
+    /// Events of an operation after sequence `after`, oldest first.
+    pub fn events(&self, op: &str, after: i64, limit: i64) -> Result<Vec<Event>> {
+        query(
+            self.db,
+            "SELECT op, seq, at, type, data FROM events WHERE op = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            &[op.into(), after.into(), limit.clamp(1, self.config.max_page).into()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(Event {
+                op: r.text(0)?,
+                seq: r.i64(1)?,
+                at: r.i64(2)?,
+                kind: r.text(3)?,
+                data: serde_json::from_str(&r.text(4)?).unwrap_or(Json::Null),
+            })
+        })
+        .collect()
+    }
+
+    /// Claim up to `limit` due notifications for delivery. A claimed one is
+    /// not due again for `lease_us`, so two workers never send it at once;
+    /// a worker that dies mid-delivery leaves it to be retried (delivery is
+    /// at least once).
+    pub fn claim_notifications(&self, limit: i64, lease_us: i64) -> Result<Vec<Notification>> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let rows = query(
+                db,
+                "UPDATE outbox SET next_attempt_at = ?2 WHERE id IN \
+                   (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 \
+                    ORDER BY next_attempt_at LIMIT ?3) \
+                 RETURNING id, op, destination, payload, attempts",
+                &[now.into(), (now + lease_us).into(), limit.into()],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Notification {
+                        id: r.i64(0)?,
+                        op: r.text(1)?,
+                        destination: r.text(2)?,
+                        payload: r.text(3)?,
+                        attempts: r.i64(4)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Record a successful delivery.
+    pub fn notification_delivered(&self, id: i64) -> Result<()> {
+        let now = self.env.now_us();
+        exec(
+            self.db,
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL \
+             WHERE id = ?1 AND status = 'pending'",
+            &[id.into(), now.into()],
+        )
+    }
+
+    /// Record a failed delivery. `permanent` (e.g. no mail webhook is
+    /// configured, or the destination is not allowed) fails it at once;
+    /// otherwise it is retried with exponential backoff (2, 4, 8, … s) up to
+    /// [`MAX_DELIVERY_ATTEMPTS`].
+    pub fn notification_failed(&self, id: i64, error: &str, permanent: bool) -> Result<()> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let Some(r) = one(db, "SELECT attempts FROM outbox WHERE id = ?1 AND status = 'pending'", &[id.into()])? else {
+                return Ok(());
+            };
+            let attempts = r.i64(0)? + 1;
+            let give_up = permanent || attempts >= MAX_DELIVERY_ATTEMPTS;
+            let backoff = 2_000_000i64 << (attempts - 1).clamp(0, 10);
+            exec(
+                db,
+                "UPDATE outbox SET attempts = ?2, last_error = ?3, status = ?4, next_attempt_at = ?5 WHERE id = ?1",
+                &[
+                    id.into(),
+                    attempts.into(),
+                    error.into(),
+                    if give_up { "failed" } else { "pending" }.into(),
+                    (now + backoff).into(),
+                ],
+            )
+        })
+    }
+
+    /// The outbox entries of an operation: `(destination, status, attempts, last_error)`.
+    pub fn notifications_of(&self, op: &str) -> Result<Vec<(String, String, i64, Option<String>)>> {
+        query(
+            self.db,
+            "SELECT destination, status, attempts, last_error FROM outbox WHERE op = ?1 ORDER BY id",
+            &[op.into()],
+        )?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?, r.i64(2)?, r.opt_text(3)?)))
+        .collect()
+    }
+}

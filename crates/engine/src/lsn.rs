@@ -1,0 +1,41 @@
+//! The global LSN clock. Each write transaction takes one LSN, strictly
+//! greater than every earlier one, and records its commit time, never
+//! earlier than the previous commit's (so time → LSN is monotonic).
+
+use crate::db::{one, query, Db, Env};
+use crate::error::{Error, Result};
+
+/// Take the next LSN inside the caller's write transaction.
+/// Returns `(lsn, committed_at)`.
+pub fn next(db: &dyn Db, env: &dyn Env) -> Result<(i64, i64)> {
+    let now = env.now_us();
+    let row = one(
+        db,
+        "INSERT INTO lsns (committed_at) \
+         SELECT max(?1, coalesce((SELECT committed_at FROM lsns ORDER BY lsn DESC LIMIT 1), 0)) \
+         RETURNING lsn, committed_at",
+        &[now.into()],
+    )?
+    .ok_or_else(|| Error::corrupt("INSERT … RETURNING gave no row"))?;
+    Ok((row.i64(0)?, row.i64(1)?))
+}
+
+/// The newest committed LSN (0 before any write).
+pub fn head(db: &dyn Db) -> Result<i64> {
+    Ok(one(db, "SELECT coalesce(max(lsn), 0) FROM lsns", &[])?.map(|r| r.i64(0)).transpose()?.unwrap_or(0))
+}
+
+/// The greatest LSN committed at or before `at` (µs), or 0.
+pub fn at_time(db: &dyn Db, at: i64) -> Result<i64> {
+    let rows = query(
+        db,
+        "SELECT lsn FROM lsns WHERE committed_at <= ?1 ORDER BY committed_at DESC, lsn DESC LIMIT 1",
+        &[at.into()],
+    )?;
+    rows.first().map(|r| r.i64(0)).unwrap_or(Ok(0))
+}
+
+/// When `lsn` committed, if it is still known.
+pub fn time_of(db: &dyn Db, lsn: i64) -> Result<Option<i64>> {
+    one(db, "SELECT committed_at FROM lsns WHERE lsn = ?1", &[lsn.into()])?.map(|r| r.i64(0)).transpose()
+}

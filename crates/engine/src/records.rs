@@ -1,0 +1,352 @@
+//! Versioned records. A write appends a version at the transaction's LSN;
+//! reads pick the newest version at or below an LSN. Every read here is an
+//! index seek or a range scan on `records`' primary key.
+
+use std::collections::BTreeMap;
+
+use crate::containers::{self, Container, ContainerState};
+use crate::db::{exec, one, query, read, transaction, Db, Row, Value};
+use crate::error::{Error, ErrorKind, Result};
+use crate::lsn;
+use crate::util::{check_collection, check_json, check_key};
+use crate::Engine;
+
+/// Which state of a container to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The newest committed state.
+    Head,
+    /// The state after the commit with this LSN.
+    Lsn(i64),
+    /// The state at this time (µs since the epoch): the greatest LSN
+    /// committed at or before it.
+    Time(i64),
+}
+
+/// One version of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub collection: String,
+    pub key: String,
+    pub lsn: i64,
+    pub deleted: bool,
+    /// JSON text; `None` for a deletion.
+    pub body: Option<String>,
+    /// When `lsn` committed (µs), if still known.
+    pub committed_at: Option<i64>,
+}
+
+/// One change in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put { collection: String, key: String, body: String },
+    Delete { collection: String, key: String },
+}
+
+impl Write {
+    fn collection(&self) -> &str {
+        match self {
+            Write::Put { collection, .. } | Write::Delete { collection, .. } => collection,
+        }
+    }
+    fn key(&self) -> &str {
+        match self {
+            Write::Put { key, .. } | Write::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The batch's LSN.
+    pub lsn: i64,
+    /// When it committed (µs).
+    pub committed_at: i64,
+    /// Writes that changed something (deleting a missing key does not).
+    pub applied: usize,
+}
+
+#[derive(Default)]
+struct Delta {
+    records: i64,
+    bytes: i64,
+    versions: i64,
+    version_bytes: i64,
+}
+
+fn version_from(r: &Row) -> Result<Version> {
+    Ok(Version {
+        collection: r.text(0)?,
+        key: r.text(1)?,
+        lsn: r.i64(2)?,
+        deleted: r.bool(3)?,
+        body: r.opt_text(4)?,
+        committed_at: r.opt_i64(5)?,
+    })
+}
+
+const VERSION_COLUMNS: &str =
+    "r.collection, r.key, r.lsn, r.deleted, r.body, (SELECT committed_at FROM lsns WHERE lsns.lsn = r.lsn)";
+
+/// Add per-collection deltas to `collection_stats`.
+pub(crate) fn apply_stats(db: &dyn Db, container: i64, deltas: &BTreeMap<String, (i64, i64, i64, i64)>) -> Result<()> {
+    for (collection, (records, bytes, versions, version_bytes)) in deltas {
+        exec(
+            db,
+            "INSERT INTO collection_stats (container, collection, records, bytes, versions, version_bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (container, collection) DO UPDATE SET records = records + excluded.records, \
+             bytes = bytes + excluded.bytes, versions = versions + excluded.versions, \
+             version_bytes = version_bytes + excluded.version_bytes",
+            &[
+                container.into(),
+                collection.into(),
+                (*records).into(),
+                (*bytes).into(),
+                (*versions).into(),
+                (*version_bytes).into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Apply `writes` at one new LSN inside the caller's transaction.
+pub(crate) fn write_in(db: &dyn Db, env: &dyn crate::Env, c: &Container, writes: &[Write]) -> Result<Committed> {
+    for w in writes {
+        check_collection(w.collection())?;
+        check_key(w.key())?;
+        if let Write::Put { body, .. } = w {
+            check_json("record body", body)?;
+        }
+    }
+    let (lsn, committed_at) = lsn::next(db, env)?;
+    let mut deltas: BTreeMap<String, Delta> = BTreeMap::new();
+    let mut applied = 0;
+    for w in writes {
+        let (collection, key) = (w.collection(), w.key());
+        let head = one(
+            db,
+            "SELECT lsn, deleted, size FROM records WHERE container = ?1 AND collection = ?2 AND key = ?3 \
+             ORDER BY lsn DESC LIMIT 1",
+            &[c.id.into(), collection.into(), key.into()],
+        )?;
+        let (head_lsn, was_live, old_size) = match &head {
+            Some(r) => (r.i64(0)?, !r.bool(1)?, r.i64(2)?),
+            None => (0, false, 0),
+        };
+        let (deleted, body, size) = match w {
+            Write::Put { body, .. } => (false, Some(body.as_str()), body.len() as i64),
+            Write::Delete { .. } => {
+                if !was_live {
+                    continue; // nothing to delete
+                }
+                (true, None, 0)
+            }
+        };
+        applied += 1;
+        let d = deltas.entry(collection.to_string()).or_default();
+        if head_lsn == lsn {
+            // The same key twice in one batch: the later write replaces the earlier.
+            d.version_bytes += size - old_size;
+        } else {
+            d.versions += 1;
+            d.version_bytes += size;
+        }
+        d.records += (!deleted) as i64 - was_live as i64;
+        d.bytes += if deleted { 0 } else { size } - if was_live { old_size } else { 0 };
+        exec(
+            db,
+            "INSERT OR REPLACE INTO records (container, collection, key, lsn, deleted, body, size) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[c.id.into(), collection.into(), key.into(), lsn.into(), deleted.into(), body.into(), size.into()],
+        )?;
+    }
+    let deltas = deltas.into_iter().map(|(k, d)| (k, (d.records, d.bytes, d.versions, d.version_bytes))).collect();
+    apply_stats(db, c.id, &deltas)?;
+    exec(
+        db,
+        "UPDATE containers SET head_lsn = ?2, updated_at = ?3 WHERE id = ?1",
+        &[c.id.into(), lsn.into(), committed_at.into()],
+    )?;
+    Ok(Committed { lsn, committed_at, applied })
+}
+
+pub(crate) fn check_writable(c: &Container) -> Result<()> {
+    if c.state != ContainerState::Ready {
+        return Err(Error::state(
+            c.state.as_str(),
+            format!("{} is {} and cannot be written until its copy finishes", c.reference(), c.state.as_str()),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine<'_> {
+    /// Apply a batch of writes atomically at one new LSN. All or nothing: a
+    /// bad write fails the whole batch with nothing committed.
+    pub fn write(&self, family: &str, tenant: &str, name: &str, writes: &[Write]) -> Result<Committed> {
+        if writes.len() > self.config.max_batch {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("a batch holds at most {} writes, got {}", self.config.max_batch, writes.len()),
+            ));
+        }
+        transaction(self.db, |db| {
+            let c = containers::find(db, family, tenant, name)?;
+            check_writable(&c)?;
+            write_in(db, self.env, &c, writes)
+        })
+    }
+
+    /// Put one record.
+    pub fn put(&self, c: &Container, collection: &str, key: &str, body: &str) -> Result<Committed> {
+        self.write(
+            &c.family,
+            &c.tenant,
+            &c.name,
+            &[Write::Put { collection: collection.into(), key: key.into(), body: body.into() }],
+        )
+    }
+
+    /// Delete one record; `NotFound` when it is not live.
+    pub fn delete(&self, c: &Container, collection: &str, key: &str) -> Result<Committed> {
+        let done = self.write(
+            &c.family,
+            &c.tenant,
+            &c.name,
+            &[Write::Delete { collection: collection.into(), key: key.into() }],
+        );
+        match done {
+            Ok(d) if d.applied == 0 => Err(Error::not_found(format!("record {collection}/{key} not found"))),
+            other => other,
+        }
+    }
+
+    /// Turn an [`AsOf`] into an LSN for `c`, checking the retained window.
+    pub fn resolve(&self, c: &Container, as_of: AsOf) -> Result<i64> {
+        let now = self.env.now_us();
+        match as_of {
+            AsOf::Head => Ok(i64::MAX),
+            AsOf::Lsn(l) => {
+                if l < 0 {
+                    return Err(Error::invalid("an LSN is not negative"));
+                }
+                let head = lsn::head(self.db)?;
+                if l > head {
+                    return Err(Error::invalid(format!("LSN {l} is beyond the newest committed LSN {head}")));
+                }
+                if l < c.floor_lsn {
+                    return Err(outside(c, now));
+                }
+                Ok(l)
+            }
+            AsOf::Time(t) => {
+                if t > now {
+                    return Err(Error::invalid(format!(
+                        "{} is in the future (now is {})",
+                        crate::util::rfc3339(t),
+                        crate::util::rfc3339(now)
+                    )));
+                }
+                if t < c.floor_at {
+                    return Err(outside(c, now));
+                }
+                lsn::at_time(self.db, t)
+            }
+        }
+    }
+
+    /// The live version of a record as of a point, or `NotFound`.
+    pub fn get(&self, c: &Container, collection: &str, key: &str, as_of: AsOf) -> Result<Version> {
+        let at = self.resolve(c, as_of)?;
+        let v = one(
+            self.db,
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
+                 AND r.key = ?3 AND r.lsn <= ?4 ORDER BY r.lsn DESC LIMIT 1"
+            ),
+            &[c.id.into(), collection.into(), key.into(), at.into()],
+        )?
+        .map(|r| version_from(&r))
+        .transpose()?;
+        match v {
+            Some(v) if !v.deleted => Ok(v),
+            _ => Err(Error::not_found(format!("record {collection}/{key} not found"))),
+        }
+    }
+
+    /// A record's versions, newest first, including deletions: at most
+    /// `limit` with an LSN below `before` (for paging).
+    pub fn history(&self, c: &Container, collection: &str, key: &str, before: Option<i64>, limit: i64) -> Result<Vec<Version>> {
+        let limit = limit.clamp(1, self.config.max_page);
+        query(
+            self.db,
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
+                 AND r.key = ?3 AND r.lsn < ?4 ORDER BY r.lsn DESC LIMIT ?5"
+            ),
+            &[c.id.into(), collection.into(), key.into(), before.unwrap_or(i64::MAX).into(), limit.into()],
+        )?
+        .iter()
+        .map(version_from)
+        .collect()
+    }
+
+    /// Live records of one collection as of a point, by key, after `after`.
+    pub fn list(&self, c: &Container, collection: &str, after: Option<&str>, limit: i64, as_of: AsOf) -> Result<Vec<Version>> {
+        let at = self.resolve(c, as_of)?;
+        let limit = limit.clamp(1, self.config.max_page);
+        query(
+            self.db,
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
+                 AND r.key > ?3 AND r.lsn <= ?4 AND r.deleted = 0 \
+                 AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
+                              AND x.key = r.key AND x.lsn <= ?4) \
+                 ORDER BY r.key LIMIT ?5"
+            ),
+            &[c.id.into(), collection.into(), after.unwrap_or("").into(), at.into(), limit.into()],
+        )?
+        .iter()
+        .map(version_from)
+        .collect()
+    }
+
+    /// One page of a whole container's live records as of an LSN (from
+    /// [`Engine::resolve`]), ordered by collection then key, after the
+    /// `(collection, key)` cursor. For streaming exports: call until empty.
+    pub fn export_page(&self, c: &Container, at: i64, after: Option<(&str, &str)>, limit: i64) -> Result<Vec<Version>> {
+        let (ac, ak) = after.unwrap_or(("", ""));
+        let limit = limit.clamp(1, self.config.max_page);
+        read(self.db, |db| {
+            query(
+                db,
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
+                     AND (r.collection, r.key) > (?2, ?3) AND r.lsn <= ?4 AND r.deleted = 0 \
+                     AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
+                                  AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4) \
+                     ORDER BY r.collection, r.key LIMIT ?5"
+                ),
+                &[c.id.into(), ac.into(), ak.into(), at.into(), Value::Integer(limit)],
+            )?
+            .iter()
+            .map(version_from)
+            .collect()
+        })
+    }
+}
+
+fn outside(c: &Container, now: i64) -> Error {
+    Error::new(
+        ErrorKind::OutsideRetention { from: c.floor_at, to: now },
+        format!(
+            "{} keeps history from {} to now ({}); the requested point is outside it",
+            c.reference(),
+            crate::util::rfc3339(c.floor_at),
+            crate::util::rfc3339(now)
+        ),
+    )
+}

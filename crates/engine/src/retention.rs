@@ -1,0 +1,136 @@
+//! Retention: superseded versions older than the window are pruned, in
+//! bounded passes, never one a snapshot or an active operation still needs.
+//!
+//! A pass over a container fixes a pin LSN P = min(now − window, its oldest
+//! snapshot, the snapshot LSN of every active operation reading it) and
+//! *first* raises the container's floor to P, so no read below P is answered
+//! from then on; then it deletes, key range by key range, every version
+//! that a newer version at or below P supersedes, and deletions that are a
+//! key's only version at or below P. Reads at or above P see exactly what
+//! they saw before.
+
+use crate::db::{changes, exec, one, transaction};
+use crate::error::Result;
+use crate::{lsn, Engine};
+
+impl Engine<'_> {
+    /// One bounded pruning step over at most `limit` rows of one container.
+    /// Returns how many versions were deleted. Call until it returns 0 and
+    /// no pass is open (the worker calls it a few times per tick).
+    pub fn prune_step(&self, retention_us: i64, limit: i64) -> Result<i64> {
+        let now = self.env.now_us();
+        let cutoff_time = now - retention_us;
+        transaction(self.db, |db| {
+            // Scheduled snapshots expire with the window.
+            exec(db, "DELETE FROM snapshots WHERE scheduled = 1 AND created_at < ?1", &[cutoff_time.into()])?;
+            // An open pass, or a container whose floor can rise.
+            let open = one(
+                db,
+                "SELECT c.id, p.pin, p.collection, p.key FROM prune_passes p JOIN containers c ON c.id = p.container \
+                 WHERE c.deleting = 0 ORDER BY p.container LIMIT 1",
+                &[],
+            )?;
+            let (container, pin, cc, ck) = match open {
+                Some(r) => (r.i64(0)?, r.i64(1)?, r.text(2)?, r.text(3)?),
+                None => {
+                    let cutoff = lsn::at_time(db, cutoff_time)?;
+                    let Some(r) = one(
+                        db,
+                        "SELECT c.id, min(?1, \
+                            coalesce((SELECT min(s.lsn) FROM snapshots s WHERE s.container = c.id), ?1), \
+                            coalesce((SELECT min(o.snapshot_lsn) FROM operations o WHERE o.source = c.id \
+                                      AND o.status IN ('pending', 'in_progress', 'failed')), ?1)) AS pin \
+                         FROM containers c WHERE c.deleting = 0 AND c.state = 'ready' AND c.floor_lsn < ?1 \
+                         AND c.head_lsn > c.floor_lsn \
+                         ORDER BY c.floor_at LIMIT 1",
+                        &[cutoff.into()],
+                    )?
+                    else {
+                        return Ok(0);
+                    };
+                    let (container, pin) = (r.i64(0)?, r.i64(1)?);
+                    let floor = one(db, "SELECT floor_lsn FROM containers WHERE id = ?1", &[container.into()])?
+                        .map(|r| r.i64(0))
+                        .unwrap_or(Ok(0))?;
+                    if pin <= floor {
+                        return Ok(0);
+                    }
+                    let floor_at = lsn::time_of(db, pin)?.unwrap_or(cutoff_time);
+                    exec(
+                        db,
+                        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
+                        &[container.into(), pin.into(), floor_at.into()],
+                    )?;
+                    exec(
+                        db,
+                        "INSERT INTO prune_passes (container, pin, collection, key) VALUES (?1, ?2, '', '')",
+                        &[container.into(), pin.into()],
+                    )?;
+                    (container, pin, String::new(), String::new())
+                }
+            };
+            // This step's key range: up to `limit` rows after the cursor.
+            let end = one(
+                db,
+                "SELECT collection, key FROM records WHERE container = ?1 AND (collection, key) > (?2, ?3) \
+                 ORDER BY collection, key, lsn LIMIT 1 OFFSET ?4",
+                &[container.into(), cc.as_str().into(), ck.as_str().into(), (limit - 1).max(0).into()],
+            )?;
+            let (range, mut p) = match &end {
+                Some(e) => (
+                    "(r.collection, r.key) > (?2, ?3) AND (r.collection, r.key) <= (?5, ?6)",
+                    vec![container.into(), cc.as_str().into(), ck.as_str().into(), pin.into(), e.text(0)?.into(), e.text(1)?.into()],
+                ),
+                None => ("(r.collection, r.key) > (?2, ?3)", vec![container.into(), cc.as_str().into(), ck.as_str().into(), pin.into()]),
+            };
+            // Stats first: the versions about to go, per collection.
+            let doomed = format!(
+                "r.container = ?1 AND {range} AND r.lsn <= ?4 AND ( \
+                   EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 AND x.collection = r.collection \
+                           AND x.key = r.key AND x.lsn > r.lsn AND x.lsn <= ?4) \
+                   OR (r.deleted = 1 AND NOT EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 \
+                           AND x.collection = r.collection AND x.key = r.key AND x.lsn < r.lsn)))"
+            );
+            let stats = crate::db::query(
+                db,
+                &format!("SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed} GROUP BY r.collection"),
+                &p,
+            )?;
+            exec(
+                db,
+                &format!(
+                    "DELETE FROM records WHERE (container, collection, key, lsn) IN \
+                     (SELECT r.container, r.collection, r.key, r.lsn FROM records r WHERE {doomed})"
+                ),
+                &p,
+            )?;
+            let gone = changes(db)?;
+            let mut deltas = std::collections::BTreeMap::new();
+            for s in &stats {
+                deltas.insert(s.text(0)?, (0, 0, -s.i64(1)?, -s.i64(2)?));
+            }
+            crate::records::apply_stats(db, container, &deltas)?;
+            match &end {
+                Some(e) => {
+                    p.truncate(0);
+                    exec(
+                        db,
+                        "UPDATE prune_passes SET collection = ?2, key = ?3 WHERE container = ?1",
+                        &[container.into(), e.text(0)?.into(), e.text(1)?.into()],
+                    )?;
+                }
+                None => {
+                    exec(db, "DELETE FROM prune_passes WHERE container = ?1", &[container.into()])?;
+                    // LSN → time rows no container can ask for any more.
+                    exec(
+                        db,
+                        "DELETE FROM lsns WHERE lsn < (SELECT min(floor_lsn) FROM containers WHERE deleting = 0) \
+                         AND lsn < (SELECT max(lsn) FROM lsns)",
+                        &[],
+                    )?;
+                }
+            }
+            Ok(gone)
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! Schema and migrations. The engine owns them: every entry point that
+//! touches the database calls [`migrate`] first (cheap when up to date: one
+//! `PRAGMA user_version` read). Migrations run in `BEGIN IMMEDIATE` and
+//! re-check the version inside the transaction, so two components starting
+//! at once apply each migration exactly once.
+
+use crate::db::{exec, one, transaction, Db};
+use crate::error::Result;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema.
+    r#"
+    -- One row per committed write transaction: the global LSN clock.
+    -- AUTOINCREMENT: an LSN is never reused, even after pruning.
+    CREATE TABLE lsns (
+        lsn          INTEGER PRIMARY KEY AUTOINCREMENT,
+        committed_at INTEGER NOT NULL           -- µs since epoch, never decreasing
+    );
+    CREATE INDEX lsns_time ON lsns (committed_at, lsn);
+
+    CREATE TABLE containers (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        family      TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        spec        TEXT NOT NULL,              -- vendor JSON
+        state       TEXT NOT NULL,              -- ready | cloning | failed
+        head_lsn    INTEGER NOT NULL DEFAULT 0, -- newest LSN written here
+        floor_lsn   INTEGER NOT NULL DEFAULT 0, -- history before it is pruned
+        floor_at    INTEGER NOT NULL,           -- PITR works from this time
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        deleting    INTEGER NOT NULL DEFAULT 0  -- 1: gone for readers, purged in chunks
+    );
+    CREATE UNIQUE INDEX containers_name ON containers (family, tenant, name) WHERE deleting = 0;
+    CREATE INDEX containers_tenant ON containers (tenant, family, created_at) WHERE deleting = 0;
+    CREATE INDEX containers_deleting ON containers (id) WHERE deleting = 1;
+
+    -- Every version of every record. The key order (container, collection,
+    -- key, lsn) makes a latest/as-of read one index seek and a copy chunk a
+    -- range scan.
+    CREATE TABLE records (
+        container  INTEGER NOT NULL,
+        collection TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        lsn        INTEGER NOT NULL,
+        deleted    INTEGER NOT NULL,
+        body       TEXT,                        -- JSON; NULL for a deletion
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (container, collection, key, lsn)
+    ) WITHOUT ROWID;
+
+    -- Live records and all versions per collection, kept in the same
+    -- transactions that change records.
+    CREATE TABLE collection_stats (
+        container     INTEGER NOT NULL,
+        collection    TEXT NOT NULL,
+        records       INTEGER NOT NULL,
+        bytes         INTEGER NOT NULL,
+        versions      INTEGER NOT NULL,
+        version_bytes INTEGER NOT NULL,
+        PRIMARY KEY (container, collection)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE snapshots (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        container  INTEGER NOT NULL,
+        lsn        INTEGER NOT NULL,
+        name       TEXT,
+        scheduled  INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX snapshots_container ON snapshots (container, lsn);
+
+    CREATE TABLE operations (
+        id             TEXT PRIMARY KEY,
+        family         TEXT NOT NULL,
+        tenant         TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        source         INTEGER NOT NULL,
+        source_ref     TEXT NOT NULL,
+        target         INTEGER NOT NULL,
+        target_ref     TEXT NOT NULL,
+        strategy       TEXT NOT NULL,
+        target_time    INTEGER,
+        snapshot_lsn   INTEGER NOT NULL,
+        history        INTEGER NOT NULL,
+        collections    TEXT,                    -- JSON array, NULL = all
+        status         TEXT NOT NULL,           -- pending | in_progress | succeeded | failed | canceled
+        exclusive_key  TEXT,
+        cur_collection TEXT NOT NULL DEFAULT '',
+        cur_key        TEXT NOT NULL DEFAULT '',
+        cur_lsn        INTEGER NOT NULL DEFAULT 0,
+        records_copied INTEGER NOT NULL DEFAULT 0,
+        bytes_copied   INTEGER NOT NULL DEFAULT 0,
+        records_total  INTEGER NOT NULL,
+        bytes_total    INTEGER NOT NULL,
+        chunk_size     INTEGER NOT NULL,
+        steps          INTEGER NOT NULL DEFAULT 0,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        error          TEXT,
+        lease_owner    TEXT,
+        lease_expires  INTEGER NOT NULL DEFAULT 0,
+        last_step_at   INTEGER NOT NULL DEFAULT 0,
+        copy_us        INTEGER NOT NULL DEFAULT 0, -- time spent copying, for the ETA
+        notify         TEXT,                    -- JSON array of webhook URLs / e-mail addresses
+        meta           TEXT NOT NULL,           -- family extras (JSON)
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        started_at     INTEGER,
+        completed_at   INTEGER
+    );
+    -- The one-active-operation rule, enforced by the database.
+    CREATE UNIQUE INDEX operations_one_active ON operations (exclusive_key)
+        WHERE exclusive_key IS NOT NULL AND status IN ('pending', 'in_progress');
+    CREATE INDEX operations_runnable ON operations (last_step_at, created_at)
+        WHERE status IN ('pending', 'in_progress');
+    CREATE INDEX operations_tenant ON operations (tenant, family, created_at);
+    CREATE INDEX operations_source ON operations (source, created_at);
+    CREATE INDEX operations_target ON operations (target);
+
+    CREATE TABLE events (
+        op   TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        at   INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (op, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        op              TEXT NOT NULL,
+        destination     TEXT NOT NULL,          -- URL or e-mail address
+        payload         TEXT NOT NULL,
+        status          TEXT NOT NULL,          -- pending | delivered | failed
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        delivered_at    INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX outbox_op ON outbox (op);
+
+    -- Open retention passes: the pin LSN and the (collection, key) cursor.
+    CREATE TABLE prune_passes (
+        container  INTEGER PRIMARY KEY,
+        pin        INTEGER NOT NULL,
+        collection TEXT NOT NULL,
+        key        TEXT NOT NULL
+    );
+
+    -- Idempotency-Key → the operation it started, in the same transaction
+    -- as the operation, so two concurrent retries start one operation.
+    CREATE TABLE idempotency (
+        scope       TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        op          TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this engine writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn user_version(db: &dyn Db) -> Result<i64> {
+    one(db, "PRAGMA user_version", &[])?.map(|r| r.i64(0)).unwrap_or(Ok(0))
+}
+
+/// Bring the schema up to date. Idempotent, safe to run concurrently.
+pub fn migrate(db: &dyn Db) -> Result<()> {
+    if user_version(db)? >= VERSION {
+        return Ok(());
+    }
+    // WAL lets readers proceed while a chunk is being written. It is a
+    // property of the file and cannot change inside a transaction.
+    let _ = db.execute("PRAGMA journal_mode=WAL", &[]);
+    transaction(db, |db| {
+        let mut v = user_version(db)?;
+        while v < VERSION {
+            for stmt in split_statements(MIGRATIONS[v as usize]) {
+                exec(db, &stmt, &[])?;
+            }
+            v += 1;
+            exec(db, &format!("PRAGMA user_version = {v}"), &[])?;
+        }
+        Ok(())
+    })
+}
+
+/// Split a migration into statements at `;` line ends (the schema has no
+/// `;` inside literals or triggers).
+fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let code = match line.find("--") {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        cur.push_str(code);
+        cur.push('\n');
+        if code.trim_end().ends_with(';') {
+            let s = cur.trim().trim_end_matches(';').trim().to_string();
+            if !s.is_empty() {
+                out.push(s);
+            }
+            cur.clear();
+        }
+    }
+    let s = cur.trim().to_string();
+    if !s.is_empty() {
+        out.push(s);
+    }
+    out
+}
