@@ -1,0 +1,97 @@
+#![allow(dead_code)]
+//! Shared helpers: an engine over a temporary SQLite file and a fake clock.
+
+use engine::native::{FakeEnv, NativeDb};
+use engine::*;
+
+pub const T0: i64 = 1_790_000_000_000_000; // 2026-09-21, µs
+
+pub struct Fx {
+    pub dir: tempfile::TempDir,
+    pub db: NativeDb,
+    pub env: FakeEnv,
+}
+
+impl Fx {
+    pub fn new() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let db = NativeDb::open(&dir.path().join("db.sqlite")).unwrap();
+        Fx { dir, db, env: FakeEnv::new(T0) }
+    }
+    pub fn engine(&self) -> Engine<'_> {
+        Engine::open(&self.db, &self.env).unwrap()
+    }
+    /// A second connection to the same file (another component instance).
+    pub fn other_connection(&self) -> NativeDb {
+        NativeDb::open(&self.dir.path().join("db.sqlite")).unwrap()
+    }
+}
+
+pub fn put(c: &str, k: &str, body: &str) -> Write {
+    Write::Put { collection: c.into(), key: k.into(), body: body.into() }
+}
+
+pub fn del(c: &str, k: &str) -> Write {
+    Write::Delete { collection: c.into(), key: k.into() }
+}
+
+pub fn clone_req(source: &Container, target: &str, strategy: Strategy, history: bool) -> CloneRequest {
+    CloneRequest {
+        family: "native".into(),
+        kind: "clone".into(),
+        tenant: source.tenant.clone(),
+        source: source.clone(),
+        target_family: "native".into(),
+        target_name: target.into(),
+        target_spec: serde_json::json!({}),
+        strategy,
+        history,
+        collections: None,
+        exclusive_key: None,
+        notify: vec![],
+        meta: serde_json::json!({}),
+        idempotency: None,
+    }
+}
+
+/// Every version of a container: (collection, key, lsn, deleted, body).
+pub fn all_versions(e: &Engine, c: &Container) -> Vec<(String, String, i64, bool, Option<String>)> {
+    e.db()
+        .execute(
+            "SELECT collection, key, lsn, deleted, body FROM records WHERE container = ?1 ORDER BY collection, key, lsn",
+            &[c.id.into()],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.text(0).unwrap(), r.text(1).unwrap(), r.i64(2).unwrap(), r.bool(3).unwrap(), r.opt_text(4).unwrap()))
+        .collect()
+}
+
+/// Live records as of `at`, through the export pages.
+pub fn export(e: &Engine, c: &Container, at: i64) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = e.export_page(c, at, after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), 7).unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        for v in &page {
+            out.push((v.collection.clone(), v.key.clone(), v.body.clone().unwrap()));
+        }
+        let last = page.last().unwrap();
+        after = Some((last.collection.clone(), last.key.clone()));
+    }
+}
+
+/// Run an operation to the end with `worker`, `limit` records per chunk.
+pub fn run_to_end(e: &Engine, op: &str, limit: Option<i64>) -> Operation {
+    assert!(e.claim(op, "w").unwrap());
+    for _ in 0..100_000 {
+        let o = e.step(op, "w", limit).unwrap();
+        if o.status != Status::InProgress {
+            return e.operation_by_id(op).unwrap().unwrap();
+        }
+    }
+    panic!("operation never ended");
+}
