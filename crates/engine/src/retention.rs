@@ -2,7 +2,9 @@
 //! bounded passes, never one a snapshot or an active operation still needs.
 //!
 //! A pass over a container fixes a pin LSN P = min(now − window, its oldest
-//! snapshot, the snapshot LSN of every active operation reading it) and
+//! snapshot, the snapshot LSN of every active or failed (retryable)
+//! skip-history operation reading it; an operation copying history pins the
+//! whole retained history) and
 //! *first* raises the container's floor to P, so no read below P is answered
 //! from then on; then it deletes, key range by key range, every version
 //! that a newer version at or below P supersedes, and deletions that are a
@@ -38,7 +40,8 @@ impl Engine<'_> {
                         db,
                         "SELECT c.id, min(?1, \
                             coalesce((SELECT min(s.lsn) FROM snapshots s WHERE s.container = c.id), ?1), \
-                            coalesce((SELECT min(o.snapshot_lsn) FROM operations o WHERE o.source = c.id \
+                            coalesce((SELECT min(CASE WHEN o.history THEN c.floor_lsn ELSE o.snapshot_lsn END) \
+                                      FROM operations o WHERE o.source = c.id \
                                       AND o.status IN ('pending', 'in_progress', 'failed')), ?1)) AS pin \
                          FROM containers c WHERE c.deleting = 0 AND c.state = 'ready' AND c.floor_lsn < ?1 \
                          AND c.head_lsn > c.floor_lsn \
@@ -76,43 +79,45 @@ impl Engine<'_> {
                  ORDER BY collection, key, lsn LIMIT 1 OFFSET ?4",
                 &[container.into(), cc.as_str().into(), ck.as_str().into(), (limit - 1).max(0).into()],
             )?;
-            let (range, mut p) = match &end {
+            let (range, p) = match &end {
                 Some(e) => (
                     "(r.collection, r.key) > (?2, ?3) AND (r.collection, r.key) <= (?5, ?6)",
                     vec![container.into(), cc.as_str().into(), ck.as_str().into(), pin.into(), e.text(0)?.into(), e.text(1)?.into()],
                 ),
                 None => ("(r.collection, r.key) > (?2, ?3)", vec![container.into(), cc.as_str().into(), ck.as_str().into(), pin.into()]),
             };
-            // Stats first: the versions about to go, per collection.
-            let doomed = format!(
-                "r.container = ?1 AND {range} AND r.lsn <= ?4 AND ( \
-                   EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 AND x.collection = r.collection \
-                           AND x.key = r.key AND x.lsn > r.lsn AND x.lsn <= ?4) \
-                   OR (r.deleted = 1 AND NOT EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 \
-                           AND x.collection = r.collection AND x.key = r.key AND x.lsn < r.lsn)))"
-            );
-            let stats = crate::db::query(
-                db,
-                &format!("SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed} GROUP BY r.collection"),
-                &p,
-            )?;
-            exec(
-                db,
-                &format!(
-                    "DELETE FROM records WHERE (container, collection, key, lsn) IN \
-                     (SELECT r.container, r.collection, r.key, r.lsn FROM records r WHERE {doomed})"
-                ),
-                &p,
-            )?;
-            let gone = changes(db)?;
-            let mut deltas = std::collections::BTreeMap::new();
-            for s in &stats {
-                deltas.insert(s.text(0)?, (0, 0, -s.i64(1)?, -s.i64(2)?));
+            // Superseded versions first, then deletions left as a key's
+            // only version (after the first statement removed what they hid).
+            let superseded = "EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 AND x.collection = r.collection \
+                 AND x.key = r.key AND x.lsn > r.lsn AND x.lsn <= ?4)";
+            let lone_tombstone = "r.deleted = 1 AND NOT EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 \
+                 AND x.collection = r.collection AND x.key = r.key AND x.lsn < r.lsn)";
+            let mut gone = 0;
+            for rule in [superseded, lone_tombstone] {
+                let doomed = format!("r.container = ?1 AND {range} AND r.lsn <= ?4 AND {rule}");
+                // Stats first: the versions about to go, per collection.
+                let stats = crate::db::query(
+                    db,
+                    &format!("SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed} GROUP BY r.collection"),
+                    &p,
+                )?;
+                exec(
+                    db,
+                    &format!(
+                        "DELETE FROM records WHERE (container, collection, key, lsn) IN \
+                         (SELECT r.container, r.collection, r.key, r.lsn FROM records r WHERE {doomed})"
+                    ),
+                    &p,
+                )?;
+                gone += changes(db)?;
+                let mut deltas = std::collections::BTreeMap::new();
+                for s in &stats {
+                    deltas.insert(s.text(0)?, (0, 0, -s.i64(1)?, -s.i64(2)?));
+                }
+                crate::records::apply_stats(db, container, &deltas)?;
             }
-            crate::records::apply_stats(db, container, &deltas)?;
             match &end {
                 Some(e) => {
-                    p.truncate(0);
                     exec(
                         db,
                         "UPDATE prune_passes SET collection = ?2, key = ?3 WHERE container = ?1",
