@@ -1,10 +1,16 @@
 //! Adapts the engine to Spin. The one place components touch `spin_sdk`
 //! for storage, auth and error mapping:
 //!
+//! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
+//! - [`http`]: requests in, replies out (bounded bodies, streamed replies);
+//! - [`auth`]: tokens hashed in key-value, constant-time comparison;
+//! - [`errors`]: the one engine-error → HTTP-status function;
 //! - [`reply`]: JSON responses and the fallback for unknown routes.
-//!
-//! Further modules (the `Db` seam over `spin_sdk::sqlite`, hashed tokens in
-//! key-value, the engine-error → HTTP-status function) grow here as the
-//! engine lands.
 
+pub mod auth;
+pub mod errors;
+pub mod http;
 pub mod reply;
+pub mod store;
+
+pub use errors::status_of;

@@ -23,3 +23,15 @@ pub fn no_route(component: &str, method: &str, path: &str) -> Response {
         }),
     )
 }
+
+/// [`no_route`] as an [`crate::http::Reply`].
+pub fn no_route_reply(component: &str, method: &str, path: &str) -> crate::http::Reply {
+    crate::http::Reply::json(
+        404,
+        &serde_json::json!({
+            "error": "not_found",
+            "message": format!("{component} has no route for {method} {path}"),
+            "component": component,
+        }),
+    )
+}

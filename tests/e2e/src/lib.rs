@@ -128,3 +128,101 @@ pub fn options(state: &Path) -> HostOptions {
     opts.variables.insert("admin_token".into(), ADMIN_TOKEN.into());
     opts
 }
+
+impl App {
+    /// Mint a tenant token with the admin token.
+    pub fn token(&self, tenant: &str) -> String {
+        let r = self.send_json("POST", "/data/v1/tokens", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], &json!({"tenant": tenant}));
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+
+    /// Fire the worker over HTTP (`POST /internal/worker/tick`).
+    pub fn http_tick(&self) -> Value {
+        let r = self.request("POST", "/internal/worker/tick", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// The app's SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.state.path().join("sqlite_db.db")
+    }
+}
+
+/// `Authorization: Bearer <token>` as a header list.
+pub fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+/// Parse NDJSON lines.
+pub fn ndjson(body: &str) -> Vec<Value> {
+    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+/// A server-sent events reader over a live HTTP response, following the
+/// WHATWG event-stream parsing rules (fields, comments, multi-line data,
+/// dispatch on a blank line).
+pub struct SseReader {
+    lines: std::io::Lines<std::io::BufReader<Box<dyn std::io::Read + Send + Sync + 'static>>>,
+    pub status: u16,
+    pub content_type: String,
+}
+
+impl SseReader {
+    pub fn open(app: &App, path: &str, headers: &[(&str, &str)]) -> SseReader {
+        use std::io::BufRead;
+        let url = format!("{}{}", app.base, path);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut req = agent.get(&url).header("accept", "text/event-stream");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.call().expect("SSE request");
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let reader: Box<dyn std::io::Read + Send + Sync> = Box::new(resp.into_body().into_reader());
+        SseReader { lines: std::io::BufReader::new(reader).lines(), status, content_type }
+    }
+}
+
+impl Iterator for SseReader {
+    type Item = SseEvent;
+    fn next(&mut self) -> Option<SseEvent> {
+        let (mut id, mut event, mut data): (Option<String>, String, Vec<String>) = (None, String::new(), vec![]);
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(l)) => l,
+                _ => return None,
+            };
+            if line.is_empty() {
+                if data.is_empty() {
+                    continue;
+                }
+                let event = if event.is_empty() { "message".to_string() } else { event };
+                return Some(SseEvent { id, event, data: data.join("\n") });
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f.to_string(), v.strip_prefix(' ').unwrap_or(v).to_string()),
+                None => (line.clone(), String::new()),
+            };
+            match field.as_str() {
+                "id" => id = Some(value),
+                "event" => event = value,
+                "data" => data.push(value),
+                _ => {}
+            }
+        }
+    }
+}

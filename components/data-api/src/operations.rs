@@ -1,0 +1,214 @@
+//! Clones and operations: start, read (with bounded progress), list,
+//! cancel, retry, and the SSE event stream.
+
+use engine::{CancelPolicy, CloneRequest, Engine, OpFilter, Status, Strategy};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use spin_adapter::http::{Reply, Req};
+use spin_adapter::store::SpinEnv;
+
+use crate::resources::find;
+use crate::shapes::{self, parse_ref};
+use crate::Ctx;
+
+type R = Result<Reply, Reply>;
+
+fn err(e: engine::Error) -> Reply {
+    Reply::error(&e)
+}
+
+/// Records a status read may copy when no worker holds the operation.
+const NUDGE_RECORDS: i64 = 500;
+
+/// `POST /resources/{ref}/clones`.
+pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        target: String,
+        #[serde(default)]
+        strategy: Option<String>,
+        #[serde(default)]
+        target_time: Option<String>,
+        #[serde(default)]
+        history: Option<bool>,
+        #[serde(default)]
+        collections: Option<Vec<String>>,
+        #[serde(default)]
+        notify: Option<Vec<String>>,
+    }
+    let b: Body = req.json()?;
+    let (tf, tname) = parse_ref(&b.target)?;
+    if tf != "native" {
+        return Err(Reply::problem(422, "invalid_input", "the data API clones into native:<name> targets"));
+    }
+    let strategy = match (b.strategy.as_deref().unwrap_or("now"), &b.target_time) {
+        ("now", None) => Strategy::Now,
+        ("last_snapshot", None) => Strategy::LastSnapshot,
+        ("pitr", Some(t)) => Strategy::Pitr(engine::util::parse_rfc3339(t).map_err(err)?),
+        ("pitr", None) => return Err(Reply::problem(422, "invalid_input", "strategy pitr needs target_time (RFC 3339)")),
+        ("now" | "last_snapshot", Some(_)) => {
+            return Err(Reply::problem(422, "invalid_input", "target_time is only for strategy pitr"))
+        }
+        (s, _) => {
+            return Err(Reply::problem(422, "invalid_input", &format!("strategy {s:?} is not one of now, last_snapshot, pitr")))
+        }
+    };
+    let e = ctx.engine()?;
+    let source = find(&e, &ctx.tenant, r)?;
+    let idempotency = req.header("idempotency-key").map(|k| {
+        let mut h = Sha256::new();
+        h.update(r.as_bytes());
+        h.update([0]);
+        h.update(&req.body);
+        (format!("data-api:{}", ctx.tenant), k.to_string(), hex::encode(h.finalize()))
+    });
+    if let Some((_, k, _)) = &idempotency {
+        if k.is_empty() || k.len() > 255 {
+            return Err(Reply::problem(422, "invalid_input", "Idempotency-Key is 1 to 255 characters"));
+        }
+    }
+    let (op, replayed) = e
+        .create_operation(&CloneRequest {
+            family: "native".into(),
+            kind: "clone".into(),
+            tenant: ctx.tenant.clone(),
+            source,
+            target_family: tf.into(),
+            target_name: tname.into(),
+            target_spec: json!({"cloned_from": r}),
+            strategy,
+            history: b.history.unwrap_or(true),
+            collections: b.collections,
+            exclusive_key: None,
+            notify: b.notify.unwrap_or_default(),
+            meta: json!({}),
+            idempotency,
+        })
+        .map_err(err)?;
+    let mut reply = Reply::json(202, &shapes::operation(&op)).with_header("location", &format!("/data/v1/operations/{}", op.id));
+    if replayed {
+        reply = reply.with_header("idempotent-replayed", "true");
+    }
+    Ok(reply)
+}
+
+/// Read an operation, first making bounded progress when nobody works on it.
+pub fn get(ctx: &Ctx, id: &str) -> R {
+    let e = ctx.engine()?;
+    let op = e.operation(&ctx.tenant, id).map_err(err)?;
+    if op.status.is_active() {
+        let _ = e.nudge(id, NUDGE_RECORDS);
+    }
+    let op = e.operation(&ctx.tenant, id).map_err(err)?;
+    Ok(Reply::json(200, &shapes::operation(&op)))
+}
+
+fn positive(req: &Req, name: &str, default: i64, max: i64) -> Result<i64, Reply> {
+    match req.query(name) {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Reply::problem(422, "invalid_input", &format!("{name} must be 1 to {max}, got {s:?}"))),
+        },
+    }
+}
+
+/// `GET /operations?resource=&status=&page=&per_page=`.
+pub fn list(ctx: &Ctx, req: &Req) -> R {
+    let e = ctx.engine()?;
+    let page = positive(req, "page", 1, 1_000_000)?;
+    let per_page = positive(req, "per_page", 20, 100)?;
+    let mut f = OpFilter::default();
+    if let Some(r) = req.query("resource") {
+        f.container = Some(find(&e, &ctx.tenant, r)?.id);
+    }
+    if let Some(s) = req.query("status") {
+        f.status = Some(Status::parse(s).map_err(err)?);
+    }
+    let (ops, total) = e.list_operations(&ctx.tenant, &f, (page - 1) * per_page, per_page).map_err(err)?;
+    Ok(Reply::json(
+        200,
+        &json!({
+            "operations": ops.iter().map(shapes::operation).collect::<Vec<_>>(),
+            "page": page, "per_page": per_page, "total": total,
+        }),
+    ))
+}
+
+pub fn cancel(ctx: &Ctx, id: &str) -> R {
+    let e = ctx.engine()?;
+    let op = e.cancel(&ctx.tenant, id, CancelPolicy::RemoveTarget).map_err(err)?;
+    Ok(Reply::json(200, &shapes::operation(&op)))
+}
+
+pub fn retry(ctx: &Ctx, id: &str) -> R {
+    let e = ctx.engine()?;
+    let op = e.retry(&ctx.tenant, id).map_err(err)?;
+    Ok(Reply::json(202, &shapes::operation(&op)))
+}
+
+/// `GET /operations/{id}/events`: `text/event-stream`, one event per state
+/// change and progress step, `id:` = sequence; resumes after
+/// `Last-Event-ID`; ends when the operation ends. While the stream waits it
+/// makes the same bounded progress a status read does.
+pub fn events(ctx: Ctx, req: &Req, id: &str) -> R {
+    {
+        let e = ctx.engine()?;
+        e.operation(&ctx.tenant, id).map_err(err)?;
+    }
+    let after = req
+        .header("last-event-id")
+        .or(req.query("after"))
+        .map(|s| s.trim().parse::<i64>().map_err(|_| Reply::problem(422, "invalid_input", "Last-Event-ID is an event sequence number")))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(Reply::stream(200, "text/event-stream", sse(ctx, id.to_string(), after))
+        .with_header("cache-control", "no-cache"))
+}
+
+pub(crate) fn sse(ctx: Ctx, id: String, mut after: i64) -> spin_adapter::http::Chunks {
+    let started = std::time::Instant::now();
+    let mut last_sent = std::time::Instant::now();
+    let mut ended = false;
+    Box::new(move || {
+        loop {
+            if ended || started.elapsed() > std::time::Duration::from_secs(600) {
+                return None;
+            }
+            let e = Engine::open(&ctx.db, &SpinEnv).ok()?;
+            let events = e.events(&id, after, 100).ok()?;
+            if !events.is_empty() {
+                let mut out = String::new();
+                for ev in &events {
+                    let mut data = ev.data.clone();
+                    if let Value::Object(m) = &mut data {
+                        m.insert("at".into(), engine::util::rfc3339(ev.at).into());
+                    }
+                    out.push_str(&format!("id: {}\nevent: {}\ndata: {}\n\n", ev.seq, ev.kind, data));
+                    after = ev.seq;
+                    if matches!(ev.kind.as_str(), "succeeded" | "failed" | "canceled") {
+                        let op = e.operation_by_id(&id).ok().flatten();
+                        if op.map(|o| !o.status.is_active()).unwrap_or(true) {
+                            ended = true;
+                        }
+                    }
+                }
+                last_sent = std::time::Instant::now();
+                return Some(out.into_bytes());
+            }
+            let op = e.operation_by_id(&id).ok().flatten()?;
+            if !op.status.is_active() {
+                return None;
+            }
+            let progressed = e.nudge(&id, NUDGE_RECORDS).unwrap_or(false);
+            if !progressed {
+                if last_sent.elapsed() > std::time::Duration::from_secs(15) {
+                    last_sent = std::time::Instant::now();
+                    return Some(b": keep-alive\n\n".to_vec());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    })
+}

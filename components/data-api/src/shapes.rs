@@ -1,0 +1,79 @@
+//! JSON shapes of resources, records and operations.
+
+use engine::util::rfc3339;
+use engine::{CollectionStats, Container, Operation, Version};
+use serde_json::{json, Value};
+use spin_adapter::http::Reply;
+
+/// Families a resource reference may name.
+pub const FAMILIES: &[&str] = &["native", "typesense", "mixpeek", "timescale", "sanity", "qovery"];
+
+/// Split `family:id` (the id may contain `:`, e.g. `sanity:proj:dataset`).
+pub fn parse_ref(r: &str) -> Result<(&str, &str), Reply> {
+    match r.split_once(':') {
+        Some((f, id)) if FAMILIES.contains(&f) && !id.is_empty() => Ok((f, id)),
+        _ => Err(Reply::problem(
+            422,
+            "invalid_input",
+            &format!("{r:?} is not a resource reference; use family:id with family one of {}", FAMILIES.join(", ")),
+        )),
+    }
+}
+
+pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
+    json!({
+        "ref": c.reference(),
+        "family": c.family,
+        "tenant": c.tenant,
+        "state": c.state.as_str(),
+        "head_lsn": c.head_lsn,
+        "spec": c.spec,
+        "collections": collections.iter().map(|s| json!({"name": s.name, "records": s.records, "bytes": s.bytes, "versions": s.versions})).collect::<Vec<_>>(),
+        "retained_from": rfc3339(c.floor_at),
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// A record version: its body as JSON.
+pub fn version(v: &Version) -> Value {
+    let body: Value = v.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    json!({
+        "collection": v.collection,
+        "key": v.key,
+        "lsn": v.lsn,
+        "deleted": v.deleted,
+        "body": body,
+        "committed_at": v.committed_at.map(rfc3339),
+    })
+}
+
+pub fn operation(op: &Operation) -> Value {
+    json!({
+        "id": op.id,
+        "kind": op.kind,
+        "status": op.status.as_str(),
+        "source": op.source_ref,
+        "target": op.target_ref,
+        "strategy": op.strategy,
+        "target_time": op.target_time.map(rfc3339),
+        "snapshot_lsn": op.snapshot_lsn,
+        "history": op.history,
+        "collections": op.collections,
+        "progress": {
+            "records_copied": op.records_copied,
+            "records_total": op.records_total,
+            "bytes_copied": op.bytes_copied,
+            "bytes_total": op.bytes_total,
+            "percent": (op.percent() * 10.0).round() / 10.0,
+            "eta_seconds": op.eta_seconds(),
+        },
+        "attempts": op.attempts,
+        "error": op.error,
+        "notify": op.notify,
+        "created_at": rfc3339(op.created_at),
+        "updated_at": rfc3339(op.updated_at),
+        "started_at": op.started_at.map(rfc3339),
+        "completed_at": op.completed_at.map(rfc3339),
+    })
+}

@@ -1,0 +1,94 @@
+//! Tokens. A tenant token is shown once at creation and stored only as its
+//! SHA-256 in key-value (`token:<hex hash>` → `{"tenant", "created_at"}`).
+//! The admin token is the Spin variable `admin_token`. Comparisons of secrets
+//! are constant-time.
+
+use sha2::{Digest, Sha256};
+use spin_sdk::key_value::Store;
+use subtle::ConstantTimeEq;
+
+use crate::http::Reply;
+
+/// Who a request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin,
+    Tenant(String),
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether `presented` is the admin token. Constant-time in the token's
+/// content (both sides are hashed to the same length first).
+pub fn is_admin(presented: &str) -> Result<bool, Reply> {
+    let Some(admin) = crate::store::variable("admin_token") else {
+        return Err(Reply::problem(
+            503,
+            "not_configured",
+            "the admin token is not set: give the Spin variable admin_token a value (SPIN_VARIABLE_ADMIN_TOKEN)",
+        ));
+    };
+    Ok(bool::from(hash(presented).ct_eq(&hash(&admin))))
+}
+
+/// Mint a token for `tenant`; returns the token (never stored).
+pub fn mint(tenant: &str, now_us: i64) -> Result<String, Reply> {
+    let token = format!("spk_{}", crate::store::random_hex(32));
+    let store = open()?;
+    let record = serde_json::json!({"tenant": tenant, "created_at": engine::util::rfc3339(now_us)});
+    store
+        .set(&format!("token:{}", hex::encode(hash(&token))), record.to_string().as_bytes())
+        .map_err(|e| Reply::problem(500, "storage_error", &format!("storing the token: {e:?}")))?;
+    Ok(token)
+}
+
+fn open() -> Result<Store, Reply> {
+    Store::open_default().map_err(|e| Reply::problem(500, "storage_error", &format!("opening key-value store default: {e:?}")))
+}
+
+/// Resolve a presented token: the admin, a tenant, or `None`.
+pub fn resolve(presented: &str) -> Result<Option<Principal>, Reply> {
+    if presented.len() > 512 {
+        return Ok(None);
+    }
+    if is_admin(presented)? {
+        return Ok(Some(Principal::Admin));
+    }
+    let digest = hash(presented);
+    let key = format!("token:{}", hex::encode(digest));
+    let Some(bytes) = open()?.get(&key).map_err(|e| Reply::problem(500, "storage_error", &format!("{e:?}")))? else {
+        return Ok(None);
+    };
+    // The secret itself is never compared: the lookup is by its SHA-256, so
+    // timing reveals nothing about the token.
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok(v["tenant"].as_str().map(|t| Principal::Tenant(t.to_string())))
+}
+
+/// The tenant of a request carrying `Authorization: <scheme> <token>`, or the
+/// 401/403 reply to send.
+pub fn tenant(req: &crate::http::Req, scheme: &str) -> Result<String, Reply> {
+    let Some(token) = req.credential(scheme) else {
+        return Err(Reply::problem(401, "unauthorized", &format!("send Authorization: {scheme} <token>"))
+            .with_header("www-authenticate", scheme));
+    };
+    match resolve(token)? {
+        Some(Principal::Tenant(t)) => Ok(t),
+        Some(Principal::Admin) => Err(Reply::problem(
+            403,
+            "forbidden",
+            "the admin token only mints tenant tokens (POST /data/v1/tokens); use a tenant token here",
+        )),
+        None => Err(Reply::problem(401, "unauthorized", "the token is not valid").with_header("www-authenticate", scheme)),
+    }
+}
+
+/// Require the admin token, or the 401/503 reply to send.
+pub fn admin(req: &crate::http::Req, scheme: &str) -> Result<(), Reply> {
+    match req.credential(scheme) {
+        Some(t) if is_admin(t)? => Ok(()),
+        _ => Err(Reply::problem(401, "unauthorized", &format!("this route needs the admin token: Authorization: {scheme} <admin_token>"))),
+    }
+}

@@ -1,0 +1,57 @@
+//! The one function that maps engine errors to HTTP statuses, and the JSON
+//! error body every family's default shape uses.
+
+use engine::{Error, ErrorKind};
+
+/// The HTTP status for an engine error.
+pub fn status_of(e: &Error) -> u16 {
+    match e.kind {
+        ErrorKind::InvalidInput => 422,
+        ErrorKind::NotFound => 404,
+        ErrorKind::AlreadyExists => 409,
+        ErrorKind::Conflict { .. } => 409,
+        ErrorKind::InvalidState { .. } => 409,
+        ErrorKind::OutsideRetention { .. } => 422,
+        ErrorKind::NoSnapshot => 422,
+        ErrorKind::IdempotencyMismatch => 422,
+        ErrorKind::TooLarge => 413,
+        ErrorKind::LeaseLost => 409,
+        ErrorKind::Busy => 503,
+        ErrorKind::Storage | ErrorKind::Corrupt => 500,
+    }
+}
+
+/// A short machine-readable code for an engine error.
+pub fn code_of(e: &Error) -> &'static str {
+    match e.kind {
+        ErrorKind::InvalidInput => "invalid_input",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::AlreadyExists => "already_exists",
+        ErrorKind::Conflict { .. } => "conflict",
+        ErrorKind::InvalidState { .. } => "invalid_state",
+        ErrorKind::OutsideRetention { .. } => "outside_retention",
+        ErrorKind::NoSnapshot => "no_snapshot",
+        ErrorKind::IdempotencyMismatch => "idempotency_key_reused",
+        ErrorKind::TooLarge => "too_large",
+        ErrorKind::LeaseLost => "lease_lost",
+        ErrorKind::Busy => "busy",
+        ErrorKind::Storage => "storage_error",
+        ErrorKind::Corrupt => "corrupt",
+    }
+}
+
+/// `{"error": code, "message": …}` plus the window or active operation
+/// when the kind carries one.
+pub fn body_of(e: &Error) -> serde_json::Value {
+    let mut b = serde_json::json!({"error": code_of(e), "message": e.message});
+    match &e.kind {
+        ErrorKind::OutsideRetention { from, to } => {
+            b["retained_from"] = engine::util::rfc3339(*from).into();
+            b["retained_to"] = engine::util::rfc3339(*to).into();
+        }
+        ErrorKind::Conflict { active: Some(op) } => b["active_operation"] = op.clone().into(),
+        ErrorKind::InvalidState { state } => b["state"] = state.clone().into(),
+        _ => {}
+    }
+    b
+}

@@ -1,0 +1,177 @@
+//! Requests in, replies out. A component's entry point hands the incoming
+//! request to [`serve`] with its handler; the handler sees a plain [`Req`]
+//! (body read up to a limit) and returns a [`Reply`], buffered or streamed.
+
+use futures::SinkExt;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+
+/// Largest request body any route accepts (a bulk import); bigger answers 413.
+pub const MAX_BODY: usize = 64 << 20;
+
+/// A request with its body read.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    /// The path, still percent-encoded.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Path segments after `prefix`, percent-decoded. `None` if the path is
+    /// not under `prefix` or a segment is not UTF-8.
+    pub fn segments(&self, prefix: &str) -> Option<Vec<String>> {
+        let rest = self.path.strip_prefix(prefix)?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        rest.split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned()))
+            .collect()
+    }
+
+    /// The token of `Authorization: <scheme> <token>` (scheme case-insensitive).
+    pub fn credential(&self, scheme: &str) -> Option<&str> {
+        let v = self.header("authorization")?.trim();
+        let (s, t) = v.split_once(' ')?;
+        s.eq_ignore_ascii_case(scheme).then(|| t.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// The body as JSON, or a 400 naming the problem.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Reply> {
+        if self.body.is_empty() {
+            return Err(Reply::problem(400, "invalid_json", "the request body is empty; send a JSON document"));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Reply::problem(400, "invalid_json", &format!("the request body is not valid JSON for this request: {e}")))
+    }
+}
+
+/// A streamed body: each call yields the next chunk, `None` at the end.
+pub type Chunks = Box<dyn FnMut() -> Option<Vec<u8>>>;
+
+pub enum Body {
+    Bytes(Vec<u8>),
+    Stream(Chunks),
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Body::Bytes(v.to_string().into_bytes()),
+        }
+    }
+
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, headers: vec![], body: Body::Bytes(vec![]) }
+    }
+
+    /// `{"error": code, "message": message}`.
+    pub fn problem(status: u16, code: &str, message: &str) -> Reply {
+        Reply::json(status, &serde_json::json!({"error": code, "message": message}))
+    }
+
+    /// An engine error in the default shape, with its status.
+    pub fn error(e: &engine::Error) -> Reply {
+        let mut r = Reply::json(crate::status_of(e), &crate::errors::body_of(e));
+        if e.is_retryable() {
+            r.headers.push(("retry-after".into(), "1".into()));
+        }
+        r
+    }
+
+    pub fn stream(status: u16, content_type: &str, chunks: Chunks) -> Reply {
+        Reply { status, headers: vec![("content-type".into(), content_type.into())], body: Body::Stream(chunks) }
+    }
+
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+/// Read the request (bounded), run `handler`, send its reply.
+pub async fn serve(req: IncomingRequest, out: ResponseOutparam, handler: impl FnOnce(Req) -> Reply) {
+    let reply = match read(req).await {
+        Ok(r) => handler(r),
+        Err(reply) => reply,
+    };
+    send(out, reply).await;
+}
+
+async fn read(req: IncomingRequest) -> Result<Req, Reply> {
+    use futures::TryStreamExt;
+    let method = req.method().to_string();
+    let pq = req.path_with_query().unwrap_or_else(|| "/".into());
+    let (path, q) = pq.split_once('?').unwrap_or((&pq, ""));
+    let query = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let too_large = || Reply::problem(413, "too_large", &format!("the request body is larger than {} MiB", MAX_BODY >> 20));
+    if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
+        if len.trim().parse::<usize>().map(|n| n > MAX_BODY).unwrap_or(false) {
+            return Err(too_large());
+        }
+    }
+    let (path, method) = (path.to_string(), method);
+    let mut body = Vec::new();
+    let mut stream = req.into_body_stream();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| Reply::problem(400, "bad_request", &format!("reading the request body: {e:?}")))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend(chunk);
+    }
+    Ok(Req { method, path, query, headers, body })
+}
+
+async fn send(out: ResponseOutparam, reply: Reply) {
+    let headers: Vec<(String, Vec<u8>)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(reply.status);
+    let mut sink = response.take_body();
+    out.set(response);
+    match reply.body {
+        Body::Bytes(b) => {
+            if !b.is_empty() {
+                let _ = sink.send(b).await;
+            }
+        }
+        Body::Stream(mut next) => {
+            while let Some(chunk) = next() {
+                if sink.send(chunk).await.is_err() {
+                    break; // the client went away
+                }
+            }
+        }
+    }
+}
