@@ -101,7 +101,14 @@ pub fn get(ctx: &Ctx, id: &str) -> R {
         let _ = e.nudge(id, NUDGE_RECORDS);
     }
     let op = e.operation(&ctx.tenant, id).map_err(err)?;
-    Ok(Reply::json(200, &shapes::operation(&op)))
+    let mut v = shapes::operation(&op);
+    let notes = e.notifications_of(id).map_err(err)?;
+    v["notifications"] = notes
+        .iter()
+        .map(|(d, s, a, le)| json!({"destination": d, "status": s, "attempts": a, "last_error": le}))
+        .collect::<Vec<_>>()
+        .into();
+    Ok(Reply::json(200, &v))
 }
 
 fn positive(req: &Req, name: &str, default: i64, max: i64) -> Result<i64, Reply> {
