@@ -92,6 +92,7 @@ fn deliver(e: &Engine) -> Result<usize, engine::Error> {
             .uri(url.as_str())
             .header("content-type", "application/json")
             .header("spinoff-notification", n.id.to_string().as_str())
+            .header("content-length", body.len().to_string().as_str())
             .body(body.into_bytes())
             .build();
         let sent: Result<spin_sdk::http::Response, _> = spin_sdk::http::run(spin_sdk::http::send(req));

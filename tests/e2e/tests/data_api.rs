@@ -302,3 +302,54 @@ fn the_openapi_document_is_served() {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
 }
+
+/// A one-shot HTTP receiver: accepts requests, answers 200, hands back bodies.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn the_worker_tick_over_http_finishes_copies_and_delivers_webhooks() {
+    let app = App::start();
+    let c = Client::new(&app, "acme");
+    c.send("PUT", "/resources/native:src", &json!({}));
+    c.import("native:src", &records(100));
+    let (url, bodies) = webhook_receiver();
+    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:copy", "notify": [url]})).json();
+    let id = op["id"].as_str().unwrap();
+    let report = app.http_tick();
+    assert_eq!(report["finished"], json!([id]), "{report}");
+    assert_eq!(report["records_copied"], 100);
+    assert_eq!(report["notifications"], 1, "{report}");
+    let body: Value = serde_json::from_str(&bodies.recv_timeout(std::time::Duration::from_secs(10)).unwrap()).unwrap();
+    assert_eq!((body["operation"].as_str(), body["status"].as_str()), (Some(id), Some("succeeded")));
+    let seen = c.get(&format!("/operations/{id}")).json();
+    assert_eq!(seen["notifications"][0]["status"], "delivered");
+    // A second tick has nothing left to do.
+    let idle = app.http_tick();
+    assert_eq!((idle["steps"].as_i64(), idle["notifications"].as_i64()), (Some(0), Some(0)));
+}
