@@ -11,6 +11,7 @@
 //! - [`snapshots`]: named, on-demand and scheduled snapshots;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`, ticks;
 //! - [`events`]: per-operation events and the notification outbox;
+//! - [`owners`]: projects, organizations, environments owned by tenants;
 //! - [`retention`]: pruning of superseded history;
 //! - [`error`]: the one error type, every kind documented;
 //! - `native` (feature `native`): the seam over rusqlite, for tests, benchmarks and tools.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod lsn;
 pub mod operations;
+pub mod owners;
 pub mod records;
 pub mod retention;
 pub mod schema;
@@ -35,6 +37,7 @@ pub use containers::{CollectionStats, Container, ContainerState};
 pub use db::{Db, DbError, Env, Row, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
+pub use owners::Owned;
 pub use operations::{CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport};
 pub use records::{AsOf, Committed, Version, Write};
 pub use snapshots::Snapshot;

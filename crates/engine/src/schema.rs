@@ -163,6 +163,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scope, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: owned names (projects, organizations, environments): which tenant
+    // owns a name a family scopes resources under.
+    r#"
+    CREATE TABLE owners (
+        kind       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        tenant     TEXT NOT NULL,
+        parent     TEXT,
+        spec       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX owners_tenant ON owners (tenant, kind, created_at);
+    "#,
 ];
 
 /// The schema version this engine writes.

@@ -174,3 +174,17 @@ fn reads_and_chunks_use_the_primary_key() {
     let p = plan("SELECT * FROM records r WHERE r.container = 1 AND r.collection = 'a' AND r.key = 'b' AND r.lsn <= 5 ORDER BY r.lsn DESC LIMIT 1");
     assert!(p.contains("SEARCH r USING PRIMARY KEY (container=? AND collection=? AND key=? AND lsn<?)"), "{p}");
 }
+
+#[test]
+fn owned_names_belong_to_one_tenant() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    e.claim_owned("project", "p1", "acme").unwrap();
+    assert_eq!(e.claim_owned("project", "p1", "acme").unwrap().tenant, "acme");
+    assert_eq!(e.claim_owned("project", "p1", "globex").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(e.owned("project", "p1", "globex").unwrap_err().kind, ErrorKind::NotFound);
+    e.create_owned("environment", "e1", "acme", Some("p1"), &serde_json::json!({"name": "prod"})).unwrap();
+    assert_eq!(e.list_owned("environment", "acme", Some("p1")).unwrap().len(), 1);
+    assert!(e.list_owned("environment", "globex", None).unwrap().is_empty());
+    assert!(matches!(e.create_owned("environment", "e1", "globex", None, &serde_json::json!({})).unwrap_err().kind, ErrorKind::Conflict { .. }));
+}
