@@ -1,13 +1,95 @@
-//! The `service-fork` component. Routes are added with the family's issue; until
-//! then every path answers 404 naming this component.
+//! `service-fork`: Timescale / Tiger Cloud's services and `forkService`,
+//! base `/public/api/v1`, over the engine.
+//!
+//! - `services.rs`: create, list, get, delete services; on-demand snapshots;
+//! - `fork.rs`: `forkService` with NOW, LAST_SNAPSHOT and PITR.
+//!
+//! Auth: `Authorization: Bearer <tenant token>`; a project id belongs to the
+//! tenant that first creates a service in it (404 for everyone else).
+//! Errors are Tiger's `{"code", "message"}`.
 
-use spin_sdk::http::{IntoResponse, Request};
+mod fork;
+mod services;
+
+use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::store::{SpinDb, SpinEnv};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const COMPONENT: &str = "service-fork";
+pub(crate) const FAMILY: &str = "timescale";
 
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.path().to_string();
-    Ok(spin_adapter::reply::no_route(COMPONENT, &format!("{:?}", req.method()), &path))
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(req, out, route).await
+}
+
+pub(crate) struct Ctx {
+    pub tenant: String,
+    pub db: SpinDb,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
+        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
+    }
+}
+
+fn ctx(req: &Req) -> Result<Ctx, Reply> {
+    let tenant = spin_adapter::auth::tenant(req, "Bearer").map_err(tiger_shape)?;
+    let db = SpinDb::open().map_err(|e| error(&e))?;
+    Ok(Ctx { tenant, db })
+}
+
+fn route(req: Req) -> Reply {
+    let Some(seg) = req.segments("/public/api/v1") else {
+        return spin_adapter::reply::no_route_reply("service-fork", &req.method, &req.path);
+    };
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let r = (|| -> Result<Reply, Reply> {
+        Ok(match (req.method.as_str(), s.as_slice()) {
+            ("POST", ["projects", p, "services"]) => services::create(&ctx(&req)?, &req, p)?,
+            ("GET", ["projects", p, "services"]) => services::list(&ctx(&req)?, p)?,
+            ("GET", ["projects", p, "services", id]) => services::get(&ctx(&req)?, p, id)?,
+            ("DELETE", ["projects", p, "services", id]) => services::delete(&ctx(&req)?, p, id)?,
+            ("POST", ["projects", p, "services", id, "snapshots"]) => services::snapshot(&ctx(&req)?, p, id)?,
+            ("GET", ["projects", p, "services", id, "snapshots"]) => services::snapshots(&ctx(&req)?, p, id)?,
+            ("POST", ["projects", p, "services", id, "forkService"]) => fork::fork(&ctx(&req)?, &req, p, id)?,
+            _ => spin_adapter::reply::no_route_reply("service-fork", &req.method, &req.path),
+        })
+    })();
+    r.unwrap_or_else(|e| e)
+}
+
+/// Tiger's error shape: `{"code": "NOT_FOUND", "message": …}`.
+pub(crate) fn fail(status: u16, code: &str, message: &str) -> Reply {
+    Reply::json(status, &serde_json::json!({"code": code, "message": message}))
+}
+
+pub(crate) fn bad(message: &str) -> Reply {
+    fail(400, "INVALID_REQUEST", message)
+}
+
+pub(crate) fn error(e: &engine::Error) -> Reply {
+    let status = spin_adapter::status_of(e);
+    // Tiger answers bad input with 400.
+    let status = if status == 422 { 400 } else { status };
+    let code = spin_adapter::errors::code_of(e).to_ascii_uppercase();
+    fail(status, &code, &e.message)
+}
+
+fn tiger_shape(r: Reply) -> Reply {
+    let status = r.status;
+    let message = match &r.body {
+        spin_adapter::http::Body::Bytes(b) => serde_json::from_slice::<serde_json::Value>(b)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let code = match status {
+        401 => "UNAUTHORIZED",
+        403 => "FORBIDDEN",
+        _ => "ERROR",
+    };
+    fail(status, code, &message)
 }

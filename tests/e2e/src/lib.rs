@@ -226,3 +226,48 @@ impl Iterator for SseReader {
         }
     }
 }
+
+/// A vendor OpenAPI document from `../shared/vendor-openapi/` (or
+/// `$SPINOFF_VENDOR_OPENAPI`), as JSON with OpenAPI 3.0's `nullable`
+/// rewritten to JSON Schema's `type: [T, "null"]`.
+pub fn vendor_openapi(file: &str) -> Option<Value> {
+    let dir = std::env::var("SPINOFF_VENDOR_OPENAPI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("tests/e2e/vendor-openapi"));
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    let mut v: Value = if file.ends_with(".json") { serde_json::from_str(&text).ok()? } else { serde_norway::from_str(&text).ok()? };
+    fn fix(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.get("nullable") == Some(&Value::Bool(true)) {
+                    if let Some(Value::String(t)) = m.get("type").cloned() {
+                        m.insert("type".into(), json!([t, "null"]));
+                    }
+                }
+                for (_, x) in m.iter_mut() {
+                    fix(x);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(fix),
+            _ => {}
+        }
+    }
+    fix(&mut v);
+    Some(v)
+}
+
+/// Validate `instance` against `#/components/schemas/{schema}` of an OpenAPI document.
+pub fn validate(doc: &Value, schema: &str, instance: &Value) -> Result<(), String> {
+    let root = json!({"$ref": format!("#/components/schemas/{schema}"), "components": doc["components"]});
+    let v = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .build(&root)
+        .map_err(|e| format!("schema {schema}: {e}"))?;
+    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{schema}: {}\n{instance}", errors.join("; ")))
+    }
+}

@@ -1,0 +1,94 @@
+//! `forkService`: a new service filled by a copy operation of its parent,
+//! as of now, the last snapshot, or a point in time.
+
+use engine::{CloneRequest, ErrorKind, Strategy};
+use serde_json::{json, Value};
+use spin_adapter::http::{Reply, Req};
+
+use crate::services::{check_size, env_tag, find, new_id, service_json};
+use crate::{bad, error, Ctx, FAMILY};
+
+pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
+    let body: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(b) = &body else { return Err(bad("the body must be a ForkServiceCreate object")) };
+    for k in b.keys() {
+        if !["name", "cpu_millis", "memory_gbs", "fork_strategy", "target_time", "environment_tag"].contains(&k.as_str()) {
+            return Err(bad(&format!("unknown field {k:?} in ForkServiceCreate")));
+        }
+    }
+    let target_time = match b.get("target_time") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(engine::util::parse_rfc3339(t).map_err(|e| bad(&format!("target_time: {}", e.message)))?),
+        Some(_) => return Err(bad("target_time must be an RFC 3339 date-time string")),
+    };
+    let strategy = match (b.get("fork_strategy").and_then(Value::as_str), target_time) {
+        (None, _) => return Err(bad("fork_strategy is required: LAST_SNAPSHOT, NOW or PITR")),
+        (Some("PITR"), Some(t)) => Strategy::Pitr(t),
+        (Some("PITR"), None) => return Err(bad("target_time is required when fork_strategy is PITR")),
+        (Some(s @ ("NOW" | "LAST_SNAPSHOT")), Some(_)) => {
+            return Err(bad(&format!("target_time is only accepted with fork_strategy PITR, not {s}")))
+        }
+        (Some("NOW"), None) => Strategy::Now,
+        (Some("LAST_SNAPSHOT"), None) => Strategy::LastSnapshot,
+        (Some(s), _) => return Err(bad(&format!("fork_strategy {s:?} is not one of LAST_SNAPSHOT, NOW, PITR"))),
+    };
+    let e = ctx.engine()?;
+    let parent = find(ctx, &e, p, id)?;
+    let ps = &parent.spec;
+    let name = match b.get("name") {
+        None | Some(Value::Null) => format!("{}-fork", ps["name"].as_str().unwrap_or(id)),
+        Some(Value::String(n)) if !n.is_empty() && n.chars().count() <= 128 => n.clone(),
+        Some(_) => return Err(bad("name must be 1 to 128 characters")),
+    };
+    let cpu = match b.get("cpu_millis") {
+        None | Some(Value::Null) => ps["cpu_millis"].as_str().unwrap_or("500").to_string(),
+        Some(v) => check_size("cpu_millis", v)?,
+    };
+    let mem = match b.get("memory_gbs") {
+        None | Some(Value::Null) => ps["memory_gbs"].as_str().unwrap_or("2").to_string(),
+        Some(v) => check_size("memory_gbs", v)?,
+    };
+    let env = env_tag(b.get("environment_tag"))?;
+    let password = spin_adapter::store::random_hex(16);
+    let op_id_hint = new_id();
+    let spec = json!({
+        "project_id": p, "name": name,
+        "region_code": ps["region_code"], "service_type": ps["service_type"], "storage_gbs": ps["storage_gbs"],
+        "addons": ps["addons"], "cpu_millis": cpu, "memory_gbs": mem, "replica_count": 0, "environment_tag": env,
+        "forked_from": {"project_id": p, "service_id": id, "is_standby": false},
+        "password_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(password.as_bytes())),
+    });
+    let (op, _) = e
+        .create_operation(&CloneRequest {
+            family: FAMILY.into(),
+            kind: "fork".into(),
+            tenant: ctx.tenant.clone(),
+            source: parent.clone(),
+            target_family: FAMILY.into(),
+            target_name: op_id_hint.clone(),
+            target_spec: spec.clone(),
+            strategy,
+            history: true,
+            collections: None,
+            exclusive_key: None,
+            notify: vec![],
+            meta: json!({"fork_strategy": b["fork_strategy"]}),
+            idempotency: None,
+        })
+        .map_err(|er| match &er.kind {
+            ErrorKind::OutsideRetention { from, to } => bad(&format!(
+                "target_time is outside the retained history of service {id}: choose a time from {} to {}",
+                engine::util::rfc3339(*from),
+                engine::util::rfc3339(*to)
+            )),
+            ErrorKind::NoSnapshot => bad(&format!("service {id} has no snapshot yet; use fork_strategy NOW or take a snapshot first")),
+            _ => error(&er),
+        })?;
+    // Link the new service to the operation that fills it.
+    let mut spec = spec;
+    spec["fork_operation"] = op.id.clone().into();
+    let target = e.update_spec(FAMILY, &ctx.tenant, &op_id_hint, &spec).map_err(|er| error(&er))?;
+    let mut v = service_json(&e, &target, Some("QUEUED"));
+    v["initial_password"] = password.into();
+    Ok(Reply::json(202, &v))
+}
