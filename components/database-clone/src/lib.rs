@@ -1,13 +1,97 @@
-//! The `database-clone` component. Routes are added with the family's issue; until
-//! then every path answers 404 naming this component.
+//! `database-clone`: Qovery's organizations, environments and databases, and
+//! `POST /database/{id}/clone` — which here also copies the data.
+//!
+//! - `environments.rs`: organization, projects' environments, annotation and label groups;
+//! - `databases.rs`: create, get, list, delete, status;
+//! - `clone.rs`: the clone.
+//!
+//! Auth: `Authorization: Token <tenant token>` (or `Bearer`). The tenant is
+//! the organization. Errors are `{"status", "error", "message"}`.
 
-use spin_sdk::http::{IntoResponse, Request};
+mod clone;
+mod databases;
+mod environments;
+
+use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::store::{SpinDb, SpinEnv};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const COMPONENT: &str = "database-clone";
+pub(crate) const FAMILY: &str = "qovery";
 
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.path().to_string();
-    Ok(spin_adapter::reply::no_route(COMPONENT, &format!("{:?}", req.method()), &path))
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(req, out, route).await
+}
+
+pub(crate) struct Ctx {
+    pub tenant: String,
+    pub db: SpinDb,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
+        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
+    }
+    /// The tenant's organization id.
+    pub fn organization(&self) -> String {
+        spin_adapter::store::uuid_from(&format!("qovery-organization:{}", self.tenant))
+    }
+}
+
+fn ctx(req: &Req) -> Result<Ctx, Reply> {
+    let tenant = match req.credential("Token") {
+        Some(_) => spin_adapter::auth::tenant(req, "Token"),
+        None => spin_adapter::auth::tenant(req, "Bearer"),
+    }
+    .map_err(|r| fail(r.status, "Unauthorized: send Authorization: Token <token>"))?;
+    let db = SpinDb::open().map_err(|e| error(&e))?;
+    Ok(Ctx { tenant, db })
+}
+
+fn route(req: Req) -> Reply {
+    let Some(seg) = req.segments("") else {
+        return spin_adapter::reply::no_route_reply("database-clone", &req.method, &req.path);
+    };
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let r = (|| -> Result<Reply, Reply> {
+        Ok(match (req.method.as_str(), s.as_slice()) {
+            ("GET", ["organization"]) => environments::organizations(&ctx(&req)?)?,
+            ("POST", ["organization", o, "annotationsGroup"]) => environments::annotations_group(&ctx(&req)?, &req, o)?,
+            ("POST", ["organization", o, "labelsGroup"]) => environments::labels_group(&ctx(&req)?, &req, o)?,
+            ("POST", ["project", p, "environment"]) => environments::create(&ctx(&req)?, &req, p)?,
+            ("GET", ["project", p, "environment"]) => environments::list(&ctx(&req)?, p)?,
+            ("GET", ["environment", id]) => environments::get(&ctx(&req)?, id)?,
+            ("POST", ["environment", env, "database"]) => databases::create(&ctx(&req)?, &req, env)?,
+            ("GET", ["environment", env, "database"]) => databases::list(&ctx(&req)?, env)?,
+            ("GET", ["database", id]) => databases::get(&ctx(&req)?, id)?,
+            ("DELETE", ["database", id]) => databases::delete(&ctx(&req)?, id)?,
+            ("GET", ["database", id, "status"]) => databases::status(&ctx(&req)?, id)?,
+            ("POST", ["database", id, "clone"]) => clone::clone(&ctx(&req)?, &req, id)?,
+            _ => spin_adapter::reply::no_route_reply("database-clone", &req.method, &req.path),
+        })
+    })();
+    r.unwrap_or_else(|e| e)
+}
+
+pub(crate) fn fail(status: u16, message: &str) -> Reply {
+    let error = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    Reply::json(status, &serde_json::json!({"status": status, "error": error, "message": message}))
+}
+
+pub(crate) fn bad(message: &str) -> Reply {
+    fail(400, message)
+}
+
+pub(crate) fn error(e: &engine::Error) -> Reply {
+    let status = spin_adapter::status_of(e);
+    fail(if status == 422 { 400 } else { status }, &e.message)
 }

@@ -243,6 +243,12 @@ pub fn vendor_openapi(file: &str) -> Option<Value> {
                     if let Some(Value::String(t)) = m.get("type").cloned() {
                         m.insert("type".into(), json!([t, "null"]));
                     }
+                    // OpenAPI 3.0: `nullable` admits null even beside an enum.
+                    if let Some(Value::Array(e)) = m.get_mut("enum") {
+                        if !e.contains(&Value::Null) {
+                            e.push(Value::Null);
+                        }
+                    }
                 }
                 for (_, x) in m.iter_mut() {
                     fix(x);

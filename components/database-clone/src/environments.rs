@@ -1,0 +1,135 @@
+//! The organization (one per tenant), environments in projects, and the
+//! organization's annotation and label groups databases refer to.
+
+use serde_json::{json, Value};
+use spin_adapter::http::{Reply, Req};
+use spin_adapter::store::uuid_v4;
+
+use crate::{bad, error, fail, Ctx};
+
+fn ts(us: i64) -> String {
+    engine::util::rfc3339(us)
+}
+
+pub fn organizations(ctx: &Ctx) -> Result<Reply, Reply> {
+    Ok(Reply::json(200, &json!({"results": [{"id": ctx.organization(), "name": ctx.tenant}]})))
+}
+
+fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
+    if o == ctx.organization() {
+        Ok(())
+    } else {
+        Err(fail(404, &format!("organization {o} not found")))
+    }
+}
+
+/// A project id belongs to the tenant that first uses it.
+pub fn project(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<(), Reply> {
+    e.claim_owned("qovery-project", p, &ctx.tenant).map(|_| ()).map_err(|er| match er.kind {
+        engine::ErrorKind::InvalidInput => bad(&er.message),
+        _ => fail(404, &format!("project {p} not found")),
+    })
+}
+
+fn env_json(ctx: &Ctx, o: &engine::Owned) -> Value {
+    json!({
+        "id": o.name,
+        "created_at": ts(o.created_at),
+        "updated_at": ts(o.created_at),
+        "name": o.spec["name"],
+        "organization": {"id": ctx.organization()},
+        "project": {"id": o.parent},
+        "cloud_provider": {"provider": "aws", "cluster": "us-east-2"},
+        "mode": o.spec["mode"],
+        "cluster_id": o.spec["cluster_id"],
+        "cluster_name": "spinoff",
+    })
+}
+
+/// An environment of this organization, or 404.
+pub fn find(ctx: &Ctx, e: &engine::Engine, id: &str) -> Result<engine::Owned, Reply> {
+    e.owned("qovery-environment", id, &ctx.tenant).map_err(|_| fail(404, &format!("environment {id} not found")))
+}
+
+/// `POST /project/{projectId}/environment` (`CreateEnvironmentRequest`).
+pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
+    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let name = match b["name"].as_str() {
+        Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
+        _ => return Err(bad("name is required")),
+    };
+    let mode = match b.get("mode").and_then(Value::as_str) {
+        None => "DEVELOPMENT",
+        Some(m @ ("DEVELOPMENT" | "PREVIEW" | "PRODUCTION" | "STAGING")) => m,
+        Some(m) => return Err(bad(&format!("mode {m:?} is not DEVELOPMENT, PREVIEW, PRODUCTION or STAGING"))),
+    };
+    let e = ctx.engine()?;
+    project(ctx, &e, p)?;
+    // Names are unique per project, case-insensitively: an owned key makes it race-free.
+    let key = format!("{p}:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(name.to_lowercase().as_bytes())));
+    e.create_owned("qovery-environment-name", &key, &ctx.tenant, Some(p), &json!({}))
+        .map_err(|_| fail(409, &format!("Environment name {name:?} within the project is already taken")))?;
+    let id = uuid_v4();
+    let cluster = b.get("cluster").and_then(Value::as_str).map(String::from).unwrap_or_else(|| spin_adapter::store::uuid_from("spinoff-cluster"));
+    let o = e
+        .create_owned("qovery-environment", &id, &ctx.tenant, Some(p), &json!({"name": name, "mode": mode, "cluster_id": cluster}))
+        .map_err(|er| error(&er))?;
+    Ok(Reply::json(201, &env_json(ctx, &o)))
+}
+
+pub fn list(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    project(ctx, &e, p)?;
+    let list = e.list_owned("qovery-environment", &ctx.tenant, Some(p)).map_err(|er| error(&er))?;
+    Ok(Reply::json(200, &json!({"results": list.iter().map(|o| env_json(ctx, o)).collect::<Vec<_>>()})))
+}
+
+pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    let o = find(ctx, &e, id)?;
+    Ok(Reply::json(200, &env_json(ctx, &o)))
+}
+
+/// `POST /organization/{id}/annotationsGroup` `{name, annotations, scopes}`.
+pub fn annotations_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
+    check_org(ctx, o)?;
+    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let (Some(name), Some(annotations), Some(scopes)) = (b["name"].as_str(), b["annotations"].as_array(), b["scopes"].as_array()) else {
+        return Err(bad("name, annotations and scopes are required"));
+    };
+    for a in annotations {
+        if !(a["key"].is_string() && a["value"].is_string()) {
+            return Err(bad("each annotation is {key, value}"));
+        }
+    }
+    group(ctx, "qovery-annotations-group", json!({"name": name, "annotations": annotations, "scopes": scopes}))
+}
+
+/// `POST /organization/{id}/labelsGroup` `{name, labels}`.
+pub fn labels_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
+    check_org(ctx, o)?;
+    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let (Some(name), Some(labels)) = (b["name"].as_str(), b["labels"].as_array()) else {
+        return Err(bad("name and labels are required"));
+    };
+    for l in labels {
+        if !(l["key"].is_string() && l["value"].is_string() && l["propagate_to_cloud_provider"].is_boolean()) {
+            return Err(bad("each label is {key, value, propagate_to_cloud_provider}"));
+        }
+    }
+    group(ctx, "qovery-labels-group", json!({"name": name, "labels": labels}))
+}
+
+fn group(ctx: &Ctx, kind: &str, spec: Value) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    let o = e.create_owned(kind, &uuid_v4(), &ctx.tenant, None, &spec).map_err(|er| error(&er))?;
+    Ok(Reply::json(201, &group_json(&o)))
+}
+
+pub fn group_json(o: &engine::Owned) -> Value {
+    let mut v = o.spec.clone();
+    v["id"] = o.name.clone().into();
+    v["created_at"] = ts(o.created_at).into();
+    v["updated_at"] = ts(o.created_at).into();
+    v
+}
