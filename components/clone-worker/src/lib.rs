@@ -31,7 +31,9 @@ export!(Worker);
 fn tick() -> Result<Value, engine::Error> {
     let budget_us = variable_i64("worker_budget_ms", 1000).clamp(10, 60_000) * 1000;
     let db = SpinDb::open()?;
-    let e = Engine::open(&db, &SpinEnv)?;
+    let mut e = Engine::open(&db, &SpinEnv)?;
+    // A lease outlives a tick's budget; a crashed worker's expires after it.
+    e.config.lease_us = (variable_i64("worker_lease_ms", 5000) * 1000).max(2 * budget_us);
     let worker = format!("worker-{}", random_hex(8));
     let report = match e.tick(&worker, budget_us) {
         Ok(r) => r,

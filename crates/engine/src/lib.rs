@@ -64,7 +64,7 @@ impl Default for Config {
         Config {
             max_batch: 50_000,
             max_page: 1_000,
-            lease_us: 10_000_000,
+            lease_us: 5_000_000,
             initial_chunk: 500,
             min_chunk: 16,
             max_chunk: 20_000,
