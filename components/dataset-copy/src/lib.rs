@@ -1,13 +1,126 @@
-//! The `dataset-copy` component. Routes are added with the family's issue; until
-//! then every path answers 404 naming this component.
+//! `dataset-copy`: Sanity's datasets, Cloud Clone copy, jobs and their
+//! `listen` stream, over the engine.
+//!
+//! - `datasets.rs`: create, list, delete datasets (documents are records:
+//!   collection = `_type`, key = `_id`, via the data API as
+//!   `sanity:<projectId>:<dataset>`);
+//! - `jobs.rs`: copy, job status, the SSE `listen` stream, the copy list.
+//!
+//! Every route takes `/v1/` or a dated API version (`/v2021-06-07/`).
+//! Auth: `Authorization: Bearer <tenant token>`; a job id (128 random bits)
+//! is its own credential for `GET /jobs/{id}` and `/listen`.
 
-use spin_sdk::http::{IntoResponse, Request};
+mod datasets;
+mod jobs;
+
+use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::store::{SpinDb, SpinEnv};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const COMPONENT: &str = "dataset-copy";
+pub(crate) const FAMILY: &str = "sanity";
 
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.path().to_string();
-    Ok(spin_adapter::reply::no_route(COMPONENT, &format!("{:?}", req.method()), &path))
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(req, out, route).await
+}
+
+pub(crate) struct Ctx {
+    pub tenant: String,
+    pub db: SpinDb,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
+        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
+    }
+}
+
+fn ctx(req: &Req) -> Result<Ctx, Reply> {
+    let tenant = spin_adapter::auth::tenant(req, "Bearer").map_err(|r| fail(r.status, "Unauthorized", &message_of(&r)))?;
+    let db = SpinDb::open().map_err(|e| error(&e))?;
+    Ok(Ctx { tenant, db })
+}
+
+/// `v1` or `vYYYY-MM-DD`.
+fn is_version(s: &str) -> bool {
+    s == "v1" || (s.len() == 11 && s.starts_with('v') && s[1..].bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() }))
+}
+
+fn route(req: Req) -> Reply {
+    let Some(seg) = req.segments("") else { return not_found(&req) };
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let Some((v, rest)) = s.split_first().filter(|(v, _)| is_version(v)) else { return not_found(&req) };
+    let _ = v;
+    let r = (|| -> Result<Reply, Reply> {
+        Ok(match (req.method.as_str(), rest) {
+            ("GET", ["projects", p, "datasets"]) => datasets::list(&ctx(&req)?, p)?,
+            ("GET", ["projects", p, "datasets", "copy"]) => jobs::list(&ctx(&req)?, &req, p)?,
+            ("PUT", ["projects", p, "datasets", name]) => datasets::create(&ctx(&req)?, &req, p, name)?,
+            ("DELETE", ["projects", p, "datasets", name]) => datasets::delete(&ctx(&req)?, p, name)?,
+            ("PUT", ["projects", p, "datasets", name, "copy"]) => jobs::copy(&ctx(&req)?, &req, p, name)?,
+            // Project-less forms (@sanity/client with useProjectHostname).
+            ("GET", ["datasets"]) => {
+                let c = ctx(&req)?;
+                let p = datasets::project_of(&c, &req)?;
+                datasets::list(&c, &p)?
+            }
+            ("PUT", ["datasets", name]) => {
+                let c = ctx(&req)?;
+                let p = datasets::project_of(&c, &req)?;
+                datasets::create(&c, &req, &p, name)?
+            }
+            ("DELETE", ["datasets", name]) => {
+                let c = ctx(&req)?;
+                let p = datasets::project_of(&c, &req)?;
+                datasets::delete(&c, &p, name)?
+            }
+            ("PUT", ["datasets", name, "copy"]) => {
+                let c = ctx(&req)?;
+                let p = datasets::project_of(&c, &req)?;
+                jobs::copy(&c, &req, &p, name)?
+            }
+            ("GET", ["jobs", id]) => jobs::get(&req, id)?,
+            ("GET", ["jobs", id, "listen"]) => jobs::listen(&req, id)?,
+            _ => not_found(&req),
+        })
+    })();
+    r.unwrap_or_else(|e| e)
+}
+
+fn not_found(req: &Req) -> Reply {
+    spin_adapter::reply::no_route_reply("dataset-copy", &req.method, &req.path)
+}
+
+fn message_of(r: &Reply) -> String {
+    match &r.body {
+        spin_adapter::http::Body::Bytes(b) => serde_json::from_slice::<serde_json::Value>(b)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Sanity's error shape: `{"statusCode", "error", "message"}`.
+pub(crate) fn fail(status: u16, error: &str, message: &str) -> Reply {
+    Reply::json(status, &serde_json::json!({"statusCode": status, "error": error, "message": message}))
+}
+
+pub(crate) fn bad(message: &str) -> Reply {
+    fail(400, "Bad Request", message)
+}
+
+pub(crate) fn error(e: &engine::Error) -> Reply {
+    let status = spin_adapter::status_of(e);
+    let status = if status == 422 { 400 } else { status };
+    let err = match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    fail(status, err, &e.message)
 }

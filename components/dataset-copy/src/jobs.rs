@@ -1,0 +1,193 @@
+//! Copy jobs: `PUT …/datasets/{name}/copy`, `GET /jobs/{id}`, the SSE
+//! `listen` stream, and the list of a project's copies.
+
+use engine::{CloneRequest, Engine, Operation, Status, Strategy};
+use serde_json::{json, Value};
+use spin_adapter::http::{Reply, Req};
+use spin_adapter::store::{SpinDb, SpinEnv};
+
+use crate::datasets::{acl, check_dataset_name, container_name, project};
+use crate::{bad, error, fail, Ctx, FAMILY};
+
+fn state(op: &Operation) -> &'static str {
+    match op.status {
+        Status::Pending => "pending",
+        Status::InProgress => "running",
+        Status::Succeeded => "completed",
+        Status::Failed | Status::Canceled => "failed",
+    }
+}
+
+fn ts(us: i64) -> String {
+    engine::util::rfc3339(us)
+}
+
+/// `PUT /projects/{p}/datasets/{name}/copy` `{"targetDataset", "skipHistory"}`.
+pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
+    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let target = match b.get("targetDataset").and_then(Value::as_str) {
+        Some(t) => t.to_string(),
+        None => return Err(bad("targetDataset is required: the name of the new dataset")),
+    };
+    let skip = match b.get("skipHistory") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(v)) => *v,
+        Some(_) => return Err(bad("skipHistory is true or false")),
+    };
+    check_dataset_name(name)?;
+    check_dataset_name(&target)?;
+    let e = ctx.engine()?;
+    project(ctx, &e, p)?;
+    let source = e
+        .container(FAMILY, &ctx.tenant, &container_name(p, name))
+        .map_err(|_| fail(404, "Not Found", &format!("dataset {name:?} not found")))?;
+    let (op, _) = e
+        .create_operation(&CloneRequest {
+            family: FAMILY.into(),
+            kind: "dataset_copy".into(),
+            tenant: ctx.tenant.clone(),
+            source: source.clone(),
+            target_family: FAMILY.into(),
+            target_name: container_name(p, &target),
+            target_spec: json!({"aclMode": acl(&source), "projectId": p}),
+            strategy: Strategy::Now,
+            history: !skip,
+            collections: None,
+            exclusive_key: None,
+            notify: vec![],
+            meta: json!({"projectId": p, "sourceDataset": name, "targetDataset": target, "authors": [ctx.tenant]}),
+            idempotency: None,
+        })
+        .map_err(|er| match er.kind {
+            engine::ErrorKind::AlreadyExists => fail(409, "Conflict", &format!("dataset {target:?} already exists; a copy creates a new dataset")),
+            _ => error(&er),
+        })?;
+    Ok(Reply::json(
+        200,
+        &json!({"datasetName": name, "message": format!("Starting copying dataset {name} to {target}..."), "aclMode": acl(&source), "jobId": op.id}),
+    ))
+}
+
+fn job_json(op: &Operation) -> Value {
+    json!({"id": op.id, "state": state(op), "authors": op.meta["authors"], "created_at": ts(op.created_at), "updated_at": ts(op.updated_at)})
+}
+
+fn find_job(e: &Engine, id: &str) -> Result<Operation, Reply> {
+    match e.operation_by_id(id) {
+        Ok(Some(op)) if op.family == FAMILY && id.len() == 32 => Ok(op),
+        _ => Err(fail(404, "Not Found", &format!("job {id} not found"))),
+    }
+}
+
+/// `GET /jobs/{id}`: the 128-bit job id is the credential. Reading makes
+/// bounded progress when no worker holds the job.
+pub fn get(_req: &Req, id: &str) -> Result<Reply, Reply> {
+    let db = SpinDb::open().map_err(|e| error(&e))?;
+    let e = Engine::open(&db, &SpinEnv).map_err(|er| error(&er))?;
+    let op = find_job(&e, id)?;
+    if op.status.is_active() {
+        let _ = e.nudge(id, 500);
+    }
+    let op = find_job(&e, id)?;
+    Ok(Reply::json(200, &job_json(&op)))
+}
+
+/// `GET /jobs/{id}/listen`: `welcome`, then `job` at each progress step,
+/// then `done`.
+pub fn listen(req: &Req, id: &str) -> Result<Reply, Reply> {
+    let db = SpinDb::open().map_err(|e| error(&e))?;
+    {
+        let e = Engine::open(&db, &SpinEnv).map_err(|er| error(&er))?;
+        find_job(&e, id)?;
+    }
+    let mut after: i64 = req.header("last-event-id").and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let id = id.to_string();
+    let mut welcomed = false;
+    let mut ended = false;
+    let started = std::time::Instant::now();
+    let mut quiet_since = std::time::Instant::now();
+    Ok(Reply::stream(
+        200,
+        "text/event-stream",
+        Box::new(move || loop {
+            if ended || started.elapsed() > std::time::Duration::from_secs(600) {
+                return None;
+            }
+            if !welcomed {
+                welcomed = true;
+                let listener = spin_adapter::store::random_hex(8);
+                return Some(format!("event: welcome\ndata: {}\n\n", json!({"listener_id": listener})).into_bytes());
+            }
+            let e = Engine::open(&db, &SpinEnv).ok()?;
+            let events = e.events(&id, after, 100).ok()?;
+            let op = e.operation_by_id(&id).ok().flatten()?;
+            if !events.is_empty() {
+                let mut out = String::new();
+                for ev in &events {
+                    after = ev.seq;
+                    let progress = ev.data["percent"].as_f64().unwrap_or(0.0).floor() as i64;
+                    let ev_state = match ev.kind.as_str() {
+                        "created" => "pending",
+                        "succeeded" => "completed",
+                        "failed" | "canceled" => "failed",
+                        _ => "running",
+                    };
+                    let mut data = json!({"job_id": id, "state": ev_state, "progress": if ev_state == "completed" { 100 } else { progress }});
+                    if ev_state == "failed" {
+                        data["message"] = ev.data["error"].as_str().unwrap_or("the copy was canceled").into();
+                    }
+                    out.push_str(&format!("id: {}\nevent: job\ndata: {}\n\n", ev.seq, data));
+                    if ev_state == "completed" || ev_state == "failed" {
+                        if !op.status.is_active() {
+                            out.push_str(&format!("event: done\ndata: {}\n\n", json!({"job_id": id, "state": ev_state})));
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                quiet_since = std::time::Instant::now();
+                return Some(out.into_bytes());
+            }
+            if !op.status.is_active() {
+                ended = true;
+                return Some(format!("event: done\ndata: {}\n\n", json!({"job_id": id, "state": state(&op)})).into_bytes());
+            }
+            if !e.nudge(&id, 500).unwrap_or(false) {
+                if quiet_since.elapsed() > std::time::Duration::from_secs(15) {
+                    quiet_since = std::time::Instant::now();
+                    return Some(b": keep-alive\n\n".to_vec());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }),
+    )
+    .with_header("cache-control", "no-cache"))
+}
+
+/// `GET /projects/{p}/datasets/copy?offset=&limit=`.
+pub fn list(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
+    let num = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, Reply> {
+        match req.query(k) {
+            None => Ok(default),
+            Some(s) => s.parse::<i64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
+        }
+    };
+    let offset = num("offset", 0, 0, 1_000_000)?;
+    let limit = num("limit", 10, 1, 1000)?;
+    let e = ctx.engine()?;
+    project(ctx, &e, p)?;
+    let f = engine::OpFilter { family: Some(FAMILY.into()), ..Default::default() };
+    // A project's jobs: filter the tenant's by project (tenants own few projects).
+    let (ops, _) = e.list_operations(&ctx.tenant, &f, 0, 1000).map_err(|er| error(&er))?;
+    let list: Vec<Value> = ops
+        .iter()
+        .filter(|o| o.meta["projectId"] == p)
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|o| {
+            json!({"id": o.id, "state": state(o), "createdAt": ts(o.created_at), "updatedAt": ts(o.updated_at),
+                   "sourceDataset": o.meta["sourceDataset"], "targetDataset": o.meta["targetDataset"], "withHistory": o.history})
+        })
+        .collect();
+    Ok(Reply::json(200, &Value::Array(list)))
+}
