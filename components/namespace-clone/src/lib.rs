@@ -1,13 +1,110 @@
-//! The `namespace-clone` component. Routes are added with the family's issue; until
-//! then every path answers 404 naming this component.
+//! `namespace-clone`: Mixpeek's namespaces, namespace clone, tasks and
+//! namespace templates, over the engine.
+//!
+//! - `namespaces.rs`: create, get (id or name), list, delete;
+//! - `clone.rs`: clone, tasks (get, cancel), templates.
+//!
+//! A namespace is a container of family `mixpeek`. Its resources are
+//! records in reserved collections, loaded and read through the data API as
+//! `mixpeek:<namespace_id>`: `_collections`, `_retrievers`, `_taxonomies`,
+//! `_buckets` (configurations, key = resource id), `_objects` (bucket
+//! objects: `{bucket_id, url, …}` — files are referenced, never copied) and
+//! `points:<collection_id>` (vectors with payloads, key = point id).
+//!
+//! Auth: `Authorization: Bearer <tenant token>`; the tenant is the
+//! organization. Errors are Mixpeek's `ErrorResponse`.
 
-use spin_sdk::http::{IntoResponse, Request};
+mod clone;
+mod namespaces;
+
+use spin_adapter::auth::Principal;
+use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::store::{SpinDb, SpinEnv};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const COMPONENT: &str = "namespace-clone";
+pub(crate) const FAMILY: &str = "mixpeek";
 
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.path().to_string();
-    Ok(spin_adapter::reply::no_route(COMPONENT, &format!("{:?}", req.method()), &path))
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(req, out, route).await
+}
+
+pub(crate) struct Ctx {
+    /// The caller's organization (tenant); `None` for the admin token.
+    pub tenant: Option<String>,
+    pub db: SpinDb,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
+        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
+    }
+    /// The caller's tenant, or 403 for the admin token on tenant routes.
+    pub fn tenant(&self) -> Result<&str, Reply> {
+        self.tenant.as_deref().ok_or_else(|| fail(403, "forbidden", "the admin token only clones across organizations; use an organization's API key"))
+    }
+}
+
+/// An organization id for a tenant: `org_` and 16 hex digits of its hash.
+pub(crate) fn org_of(tenant: &str) -> String {
+    let h = <sha2::Sha256 as sha2::Digest>::digest(format!("mixpeek-org:{tenant}").as_bytes());
+    format!("org_{}", &hex::encode(h)[..16])
+}
+
+fn ctx(req: &Req) -> Result<Ctx, Reply> {
+    let Some(token) = req.credential("Bearer") else {
+        return Err(fail(401, "unauthorized", "send Authorization: Bearer <API key>"));
+    };
+    let tenant = match spin_adapter::auth::resolve(token)? {
+        Some(Principal::Tenant(t)) => Some(t),
+        Some(Principal::Admin) => None,
+        None => return Err(fail(401, "unauthorized", "the API key is not valid")),
+    };
+    let db = SpinDb::open().map_err(|e| error(&e))?;
+    let c = Ctx { tenant, db };
+    if let Some(t) = &c.tenant {
+        // Remember which tenant an organization id stands for.
+        let e = c.engine()?;
+        let _ = e.claim_owned("mixpeek-org", &org_of(t), t);
+    }
+    Ok(c)
+}
+
+fn route(req: Req) -> Reply {
+    let Some(seg) = req.segments("/v1") else {
+        return spin_adapter::reply::no_route_reply("namespace-clone", &req.method, &req.path);
+    };
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let r = (|| -> Result<Reply, Reply> {
+        Ok(match (req.method.as_str(), s.as_slice()) {
+            ("POST", ["namespaces"]) => namespaces::create(&ctx(&req)?, &req)?,
+            ("GET", ["namespaces"]) => namespaces::list(&ctx(&req)?, &req)?,
+            ("POST", ["namespaces", "list"]) => namespaces::list(&ctx(&req)?, &req)?,
+            ("GET", ["namespaces", id]) => namespaces::get(&ctx(&req)?, id)?,
+            ("DELETE", ["namespaces", id]) => namespaces::delete(&ctx(&req)?, id)?,
+            ("POST", ["namespaces", id, "clone"]) => clone::clone(&ctx(&req)?, &req, id)?,
+            ("GET", ["tasks", id]) => clone::task(&ctx(&req)?, id)?,
+            ("DELETE", ["tasks", id]) => clone::cancel(&ctx(&req)?, id)?,
+            ("POST", ["templates", "namespaces", "from-namespace", id]) => clone::template_from(&ctx(&req)?, &req, id)?,
+            ("POST", ["templates", "namespaces", id, "instantiate"]) => clone::instantiate(&ctx(&req)?, &req, id)?,
+            _ => spin_adapter::reply::no_route_reply("namespace-clone", &req.method, &req.path),
+        })
+    })();
+    r.unwrap_or_else(|e| e)
+}
+
+/// Mixpeek's `ErrorResponse`.
+pub(crate) fn fail(status: u16, kind: &str, message: &str) -> Reply {
+    Reply::json(status, &serde_json::json!({"success": false, "status": status, "error": {"message": message, "type": kind}}))
+}
+
+pub(crate) fn bad(message: &str) -> Reply {
+    fail(400, "bad_request", message)
+}
+
+pub(crate) fn error(e: &engine::Error) -> Reply {
+    let status = spin_adapter::status_of(e);
+    let status = if status == 422 { 400 } else { status };
+    fail(status, spin_adapter::errors::code_of(e), &e.message)
 }

@@ -86,6 +86,18 @@ impl Engine<'_> {
         }
     }
 
+    /// Whoever owns `kind/name` (for admin requests that name an owner).
+    pub fn owner_of(&self, kind: &str, name: &str) -> Result<Option<Owned>> {
+        one(self.db, &format!("SELECT {COLUMNS} FROM owners WHERE kind = ?1 AND name = ?2"), &[kind.into(), name.into()])?
+            .map(|r| from_row(&r))
+            .transpose()
+    }
+
+    /// Forget `kind/name` (e.g. a freed unique name).
+    pub fn release_owned(&self, kind: &str, name: &str, tenant: &str) -> Result<()> {
+        exec(self.db, "DELETE FROM owners WHERE kind = ?1 AND name = ?2 AND tenant = ?3", &[kind.into(), name.into(), tenant.into()])
+    }
+
     /// A tenant's names of a kind, oldest first.
     pub fn list_owned(&self, kind: &str, tenant: &str, parent: Option<&str>) -> Result<Vec<Owned>> {
         query(

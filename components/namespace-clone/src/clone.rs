@@ -1,0 +1,227 @@
+//! Namespace clone (configuration always, data by `include_resources`),
+//! its task, and config-only templates.
+
+use engine::{CloneRequest, Engine, Operation, Status, Strategy};
+use serde_json::{json, Value};
+use spin_adapter::http::{Reply, Req};
+
+use crate::namespaces::{check_name, counts, create_namespace, find, name_key, namespace_json, new_id};
+use crate::{bad, error, fail, org_of, Ctx, FAMILY};
+
+/// `POST /v1/namespaces/{namespace_identifier}/clone` (`CloneNamespaceRequest`).
+pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
+    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let Value::Object(m) = &b else { return Err(bad("the body must be a CloneNamespaceRequest object")) };
+    for k in m.keys() {
+        if !["namespace_name", "include_resources", "description", "source_organization_id"].contains(&k.as_str()) {
+            return Err(bad(&format!("unknown field {k:?}")));
+        }
+    }
+    let name = b["namespace_name"].as_str().ok_or_else(|| bad("namespace_name is required"))?.to_string();
+    check_name(&name)?;
+    let flag = |k: &str, d: bool| -> Result<bool, Reply> {
+        match &b["include_resources"] {
+            Value::Null => Ok(d),
+            Value::Object(o) => match o.get(k) {
+                None | Some(Value::Null) => Ok(d),
+                Some(Value::Bool(v)) => Ok(*v),
+                Some(_) => Err(bad(&format!("include_resources.{k} is true or false"))),
+            },
+            _ => Err(bad("include_resources is an object {collections, retrievers, taxonomies}")),
+        }
+    };
+    let (cols, rets, taxs) = (flag("collections", true)?, flag("retrievers", true)?, flag("taxonomies", false)?);
+    if let Value::Object(o) = &b["include_resources"] {
+        if let Some(k) = o.keys().find(|k| !["collections", "retrievers", "taxonomies"].contains(&k.as_str())) {
+            return Err(bad(&format!("unknown include_resources field {k:?}")));
+        }
+    }
+    let e = ctx.engine()?;
+    // Whose namespace: the caller's organization, or — for the admin token
+    // only — the one named by source_organization_id.
+    let tenant = match (b["source_organization_id"].as_str(), &ctx.tenant) {
+        (Some(org), Some(t)) if org != org_of(t) => {
+            return Err(fail(403, "forbidden", "cloning from another organization (source_organization_id) needs the admin token"))
+        }
+        (_, Some(t)) => t.clone(),
+        (Some(org), None) => e
+            .owner_of("mixpeek-org", org)
+            .map_err(|er| error(&er))?
+            .map(|o| o.tenant)
+            .ok_or_else(|| fail(404, "not_found", &format!("organization {org} not found")))?,
+        (None, None) => return Err(bad("with the admin token, name the organization in source_organization_id")),
+    };
+    let source = find(&e, &tenant, ident)?;
+    // The reserved collections this clone copies: buckets and objects
+    // (metadata pointing at the same files) always.
+    let stats = e.collections(&source).map_err(|er| error(&er))?;
+    let mut include: Vec<String> = vec!["_buckets".into(), "_objects".into()];
+    if cols {
+        include.push("_collections".into());
+        include.extend(stats.iter().filter(|s| s.name.starts_with("points:")).map(|s| s.name.clone()));
+    }
+    if rets {
+        include.push("_retrievers".into());
+    }
+    if taxs {
+        include.push("_taxonomies".into());
+    }
+    let mut spec = source.spec.clone();
+    spec["namespace_name"] = name.clone().into();
+    if !b["description"].is_null() {
+        spec["description"] = b["description"].clone();
+    }
+    let id = new_id("ns");
+    spec["namespace_id"] = id.clone().into();
+    spec["cloned_from"] = source.name.clone().into();
+    e.create_owned("mixpeek-namespace-name", &name_key(&tenant, &name), &tenant, None, &json!({"namespace_id": id}))
+        .map_err(|_| fail(409, "conflict", &format!("a namespace named {name:?} already exists in this organization")))?;
+    let started = e.create_operation(&CloneRequest {
+        family: FAMILY.into(),
+        kind: "namespace_clone".into(),
+        tenant: tenant.clone(),
+        source: source.clone(),
+        target_family: FAMILY.into(),
+        target_name: id.clone(),
+        target_spec: spec.clone(),
+        strategy: Strategy::Now,
+        history: false,
+        collections: Some(include),
+        exclusive_key: None,
+        notify: vec![],
+        meta: json!({"source_namespace_id": source.name, "include_resources": {"collections": cols, "retrievers": rets, "taxonomies": taxs}}),
+        idempotency: None,
+    });
+    let op = match started {
+        Ok((op, _)) => op,
+        Err(er) => {
+            let _ = e.release_owned("mixpeek-namespace-name", &name_key(&tenant, &name), &tenant);
+            return Err(error(&er));
+        }
+    };
+    spec["clone_task"] = op.id.clone().into();
+    let target = e.update_spec(FAMILY, &tenant, &id, &spec).map_err(|er| error(&er))?;
+    Ok(Reply::json(
+        200,
+        &json!({"namespace": namespace_json(&e, &target), "source_namespace_id": source.name, "status": "cloning", "task_id": op.id, "cloned_resources": Value::Null}),
+    ))
+}
+
+fn task_json(e: &Engine, op: &Operation) -> Value {
+    let status = match op.status {
+        Status::Pending => "PENDING",
+        Status::InProgress => "IN_PROGRESS",
+        Status::Succeeded => "COMPLETED",
+        Status::Failed => "FAILED",
+        Status::Canceled => "CANCELED",
+    };
+    let ns_status = match op.status {
+        Status::Succeeded => "ready",
+        Status::Failed | Status::Canceled => "failed",
+        _ => "cloning",
+    };
+    let namespace_id = op.target_ref.trim_start_matches("mixpeek:").to_string();
+    let mut additional = json!({
+        "namespace_id": namespace_id,
+        "source_namespace_id": op.meta["source_namespace_id"],
+        "status": ns_status,
+        "progress": {"records_copied": op.records_copied, "records_total": op.records_total, "percent": (op.percent() * 10.0).round() / 10.0},
+    });
+    let mut outputs = Value::Null;
+    if op.status == Status::Succeeded {
+        if let Ok(Some(c)) = e.container_by_id(op.target) {
+            let k = counts(e, &c);
+            additional["cloned_resources"] = k.clone();
+            outputs = json!([{"namespace_id": namespace_id, "cloned_resources": k}]);
+        }
+    }
+    if let Some(err) = &op.error {
+        additional["error"] = err.clone().into();
+    }
+    json!({
+        "task_id": op.id,
+        "task_type": "api_namespaces_create",
+        "status": status,
+        "inputs": [op.meta["source_namespace_id"]],
+        "outputs": outputs,
+        "additional_data": additional,
+        "error": op.error,
+    })
+}
+
+fn load(ctx: &Ctx, e: &Engine, id: &str) -> Result<Operation, Reply> {
+    let tenant = ctx.tenant()?;
+    match e.operation(tenant, id) {
+        Ok(op) if op.family == FAMILY => Ok(op),
+        _ => Err(fail(404, "not_found", &format!("task {id} not found"))),
+    }
+}
+
+/// `GET /v1/tasks/{task_id}` (`TaskResponse`); bounded progress on read.
+pub fn task(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    let op = load(ctx, &e, id)?;
+    if op.status.is_active() {
+        let _ = e.nudge(id, 500);
+    }
+    let op = load(ctx, &e, id)?;
+    Ok(Reply::json(200, &task_json(&e, &op)))
+}
+
+/// `DELETE /v1/tasks/{task_id}`: cancel the clone and remove the partial
+/// namespace. Idempotent, as Mixpeek's kill is.
+pub fn cancel(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    let op = load(ctx, &e, id)?;
+    if op.status.is_active() {
+        let tenant = ctx.tenant()?;
+        let name = e.container_by_id(op.target).ok().flatten().and_then(|c| c.spec["namespace_name"].as_str().map(String::from));
+        e.cancel(tenant, id, engine::CancelPolicy::RemoveTarget).map_err(|er| error(&er))?;
+        // The canceled namespace's name is free again.
+        if let Some(name) = name {
+            let _ = e.release_owned("mixpeek-namespace-name", &name_key(tenant, &name), tenant);
+        }
+    }
+    Ok(Reply::json(200, &json!({"message": "Successfully deleted", "success": true})))
+}
+
+/// `POST /v1/templates/namespaces/from-namespace/{namespace_id}`: save the
+/// namespace's configuration (no data) as a template.
+pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
+    let tenant = ctx.tenant()?;
+    let b: Value = if req.body.is_empty() { json!({}) } else { serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))? };
+    let e = ctx.engine()?;
+    let c = find(&e, tenant, ident)?;
+    let id = new_id("tmpl");
+    let config = json!({
+        "feature_extractors": c.spec["feature_extractors"], "payload_indexes": c.spec["payload_indexes"],
+        "auto_create_indexes": c.spec["auto_create_indexes"], "description": c.spec["description"],
+    });
+    let name = b["name"].as_str().map(String::from).unwrap_or_else(|| format!("{} template", c.spec["namespace_name"].as_str().unwrap_or("")));
+    let o = e
+        .create_owned("mixpeek-template", &id, tenant, Some(&c.name), &json!({"name": name, "config": config, "source_namespace_id": c.name}))
+        .map_err(|er| error(&er))?;
+    Ok(Reply::json(
+        200,
+        &json!({"template_id": id, "name": name, "source_namespace_id": c.name, "config": config, "created_at": engine::util::rfc3339(o.created_at)}),
+    ))
+}
+
+/// `POST /v1/templates/namespaces/{template_id}/instantiate` `{namespace_name}`.
+pub fn instantiate(ctx: &Ctx, req: &Req, template: &str) -> Result<Reply, Reply> {
+    let tenant = ctx.tenant()?;
+    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let name = b["namespace_name"].as_str().ok_or_else(|| bad("namespace_name is required"))?.to_string();
+    check_name(&name)?;
+    let e = ctx.engine()?;
+    let t = e.owned("mixpeek-template", template, tenant).map_err(|_| fail(404, "not_found", &format!("template {template} not found")))?;
+    let cfg = &t.spec["config"];
+    let spec = json!({
+        "namespace_name": name,
+        "description": if b["description"].is_null() { cfg["description"].clone() } else { b["description"].clone() },
+        "feature_extractors": cfg["feature_extractors"], "payload_indexes": cfg["payload_indexes"],
+        "auto_create_indexes": cfg["auto_create_indexes"], "template_id": template,
+    });
+    let c = create_namespace(&e, tenant, spec)?;
+    Ok(Reply::json(200, &namespace_json(&e, &c)))
+}
