@@ -145,7 +145,13 @@ pub fn list(ctx: &Ctx, req: &Req) -> R {
 
 pub fn cancel(ctx: &Ctx, id: &str) -> R {
     let e = ctx.engine()?;
-    let op = e.cancel(&ctx.tenant, id, CancelPolicy::RemoveTarget).map_err(err)?;
+    // The data API removes a partial native target; another family's
+    // operation keeps its family's rule (only pending ones cancel).
+    let policy = match e.operation(&ctx.tenant, id).map_err(err)?.family.as_str() {
+        "native" => CancelPolicy::RemoveTarget,
+        _ => CancelPolicy::Refuse,
+    };
+    let op = e.cancel(&ctx.tenant, id, policy).map_err(err)?;
     Ok(Reply::json(200, &shapes::operation(&op)))
 }
 

@@ -1,0 +1,442 @@
+//! `spinoff`: the command line for Spinoff.
+//!
+//! - `spinoff dataset copy [SOURCE] [TARGET] [--skip-history] [--detach] [--attach JOB] [--list]`:
+//!   Sanity-style dataset copies, followed live on the job's `listen` stream;
+//! - `spinoff clone REF TARGET [--strategy now|last_snapshot|pitr] [--at TIME] [--skip-history]`:
+//!   a data-API clone of any resource, followed live;
+//! - `spinoff op status|cancel ID`: any family's operation, through the data API;
+//! - `spinoff import FILE --into REF`, `spinoff export REF [--as-of X]`: NDJSON in and out.
+//!
+//! Connection: `--url`/`SPINOFF_URL` (default http://127.0.0.1:3000),
+//! `--token`/`SPINOFF_TOKEN`. Ctrl-C stops following; the job goes on.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "spinoff", version, about = "Copy, clone, import and export datasets on a Spinoff server")]
+struct Cli {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Conn {
+    /// The Spinoff server.
+    #[arg(long, global = true, env = "SPINOFF_URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// A tenant token (from POST /data/v1/tokens).
+    #[arg(long, global = true, env = "SPINOFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sanity-style datasets.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+    /// Clone a resource (family:id) into native:<name> through the data API, and follow it.
+    Clone {
+        source: String,
+        target: String,
+        #[arg(long, default_value = "now")]
+        strategy: String,
+        /// The point in time for --strategy pitr (RFC 3339).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        skip_history: bool,
+        /// Only these collections (repeatable).
+        #[arg(long = "collection")]
+        collections: Vec<String>,
+        /// Start it and print the operation id without following.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// An operation of any family, by id.
+    Op {
+        #[command(subcommand)]
+        command: OpCommand,
+    },
+    /// Import an NDJSON file ({"collection","key","body"} per line) into a resource.
+    Import {
+        file: String,
+        #[arg(long)]
+        into: String,
+        /// Lines per request (each request is all or nothing).
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+    },
+    /// Export a resource's live records as NDJSON.
+    Export {
+        resource: String,
+        /// An LSN or an RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Copy a dataset into a new one (Sanity Cloud Clone).
+    Copy {
+        source: Option<String>,
+        target: Option<String>,
+        /// The project (default: the only project of the token's tenant).
+        #[arg(long, env = "SPINOFF_PROJECT")]
+        project: Option<String>,
+        #[arg(long)]
+        skip_history: bool,
+        /// Start the copy and print the job id without following it.
+        #[arg(long, alias = "background")]
+        detach: bool,
+        /// Follow an existing job.
+        #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["source", "target", "detach"])]
+        attach: Option<String>,
+        /// List recent copy jobs.
+        #[arg(long, conflicts_with_all = ["source", "target", "detach", "attach"])]
+        list: bool,
+        /// With --list: print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpCommand {
+    Status { id: String },
+    Cancel { id: String },
+}
+
+struct Client {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(c: &Conn) -> Client {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Client { url: c.url.trim_end_matches('/').to_string(), token: c.token.clone(), agent }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Value)> {
+        let mut b = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url)).header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let mut resp = self.agent.run(b.body(body.unwrap_or_default())?).with_context(|| format!("cannot reach {}", self.url))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    /// A 2xx JSON answer, or the server's message as the error.
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let (s, v) = self.call(method, path, body.map(|b| b.to_string().into_bytes()))?;
+        if (200..300).contains(&s) {
+            Ok(v)
+        } else {
+            Err(anyhow!("{s}: {}", message(&v)))
+        }
+    }
+
+    fn stream(&self, path: &str) -> Result<Box<dyn Read + Send + Sync>> {
+        let mut b = ureq::http::Request::builder().uri(format!("{}{path}", self.url)).header("accept", "text/event-stream");
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self.agent.run(b.body(())?).with_context(|| format!("cannot reach {}", self.url))?;
+        if resp.status().as_u16() != 200 {
+            bail!("{}: the stream could not be opened", resp.status());
+        }
+        Ok(Box::new(resp.into_body().into_reader()))
+    }
+}
+
+/// The human message of any family's error body.
+fn message(v: &Value) -> String {
+    v["message"].as_str().or(v["error"]["message"].as_str()).map(String::from).unwrap_or_else(|| v.to_string())
+}
+
+fn need_token(c: &Client) -> Result<()> {
+    if c.token.is_none() {
+        bail!("no token: pass --token or set SPINOFF_TOKEN (mint one with POST /data/v1/tokens)");
+    }
+    Ok(())
+}
+
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({eta})").unwrap().progress_chars("=> "));
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+/// Server-sent events: (event, data) pairs, blank-line separated.
+fn events(r: Box<dyn Read + Send + Sync>) -> impl Iterator<Item = (String, String)> {
+    let mut lines = BufReader::new(r).lines();
+    std::iter::from_fn(move || {
+        let (mut ev, mut data) = (String::new(), Vec::new());
+        loop {
+            let line = lines.next()?.ok()?;
+            if line.is_empty() {
+                if data.is_empty() {
+                    continue;
+                }
+                return Some((if ev.is_empty() { "message".into() } else { ev }, data.join("\n")));
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                ev = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.trim_start().to_string());
+            }
+        }
+    })
+}
+
+/// Follow a Sanity job until it ends; Err with the server's message on failure.
+fn follow_job(c: &Client, job: &str) -> Result<()> {
+    let tty = std::io::stderr().is_terminal();
+    let pb = if tty { Some(bar(100, &format!("copying (job {job})"))) } else { None };
+    let mut last = -1;
+    let mut outcome: Option<(String, String)> = None;
+    for (ev, data) in events(c.stream(&format!("/v1/jobs/{job}/listen"))?) {
+        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        match ev.as_str() {
+            "job" => {
+                let p = v["progress"].as_i64().unwrap_or(0);
+                if let Some(pb) = &pb {
+                    pb.set_position(p as u64);
+                } else if p != last {
+                    eprintln!("progress: {p}% ({})", v["state"].as_str().unwrap_or(""));
+                }
+                last = p;
+                if v["state"] == "completed" || v["state"] == "failed" {
+                    outcome = Some((v["state"].as_str().unwrap_or("").into(), v["message"].as_str().unwrap_or("").into()));
+                }
+            }
+            "done" => break,
+            _ => {}
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    match outcome {
+        Some((s, _)) if s == "completed" => {
+            eprintln!("done: job {job} completed");
+            Ok(())
+        }
+        Some((_, m)) => bail!("job {job} failed: {m}"),
+        None => bail!("the stream ended before job {job} did; follow it again with --attach {job}"),
+    }
+}
+
+fn pick(prompt: &str, what: &str, options: &[String]) -> Result<String> {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        bail!("{what} is missing (no terminal to ask on): pass it as an argument");
+    }
+    if options.is_empty() {
+        return Ok(dialoguer::Input::<String>::new().with_prompt(prompt).interact_text()?);
+    }
+    let i = dialoguer::Select::new().with_prompt(prompt).items(options).default(0).interact()?;
+    Ok(options[i].clone())
+}
+
+fn dataset_copy(c: &Client, cmd: DatasetCommand) -> Result<()> {
+    let DatasetCommand::Copy { source, target, project, skip_history, detach, attach, list, json } = cmd;
+    need_token(c)?;
+    if let Some(job) = attach {
+        return follow_job(c, &job);
+    }
+    let base = match &project {
+        Some(p) => format!("/v1/projects/{p}"),
+        None => "/v1".to_string(),
+    };
+    if list {
+        let p = project.ok_or_else(|| anyhow!("--list needs --project (or SPINOFF_PROJECT)"))?;
+        let jobs = c.ok("GET", &format!("/v1/projects/{p}/datasets/copy?limit=50"), None)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&jobs)?);
+        } else {
+            println!("{:<34} {:<10} {:<20} {:<20} {:<8} {}", "JOB", "STATE", "SOURCE", "TARGET", "HISTORY", "CREATED");
+            for j in jobs.as_array().into_iter().flatten() {
+                println!(
+                    "{:<34} {:<10} {:<20} {:<20} {:<8} {}",
+                    j["id"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or(""), j["sourceDataset"].as_str().unwrap_or(""),
+                    j["targetDataset"].as_str().unwrap_or(""), j["withHistory"], j["createdAt"].as_str().unwrap_or("")
+                );
+            }
+        }
+        return Ok(());
+    }
+    let source = match source {
+        Some(s) => s,
+        None => {
+            let names: Vec<String> = c
+                .ok("GET", &format!("{base}/datasets"), None)
+                .map(|v| v.as_array().into_iter().flatten().filter_map(|d| d["name"].as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            pick("Source dataset", "SOURCE", &names)?
+        }
+    };
+    let target = match target {
+        Some(t) => t,
+        None => pick("Target dataset name", "TARGET", &[])?,
+    };
+    let started = c.ok("PUT", &format!("{base}/datasets/{source}/copy"), Some(json!({"targetDataset": target, "skipHistory": skip_history})))?;
+    let job = started["jobId"].as_str().ok_or_else(|| anyhow!("no jobId in {started}"))?.to_string();
+    eprintln!("{}", started["message"].as_str().unwrap_or(""));
+    if detach {
+        println!("{job}");
+        eprintln!("follow it with: spinoff dataset copy --attach {job}");
+        return Ok(());
+    }
+    follow_job(c, &job)
+}
+
+fn follow_op(c: &Client, id: &str) -> Result<()> {
+    let tty = std::io::stderr().is_terminal();
+    let mut pb: Option<ProgressBar> = None;
+    for (ev, data) in events(c.stream(&format!("/data/v1/operations/{id}/events"))?) {
+        let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        let (copied, total) = (v["records_copied"].as_u64().unwrap_or(0), v["records_total"].as_u64().unwrap_or(0));
+        if tty {
+            let b = pb.get_or_insert_with(|| bar(total, "cloning"));
+            b.set_length(total.max(copied));
+            b.set_position(copied);
+        } else {
+            eprintln!("{ev}: {copied}/{total} records");
+        }
+        match ev.as_str() {
+            "succeeded" => {
+                if let Some(b) = pb {
+                    b.finish_and_clear();
+                }
+                eprintln!("done: {copied} records copied");
+                return Ok(());
+            }
+            "failed" | "canceled" => bail!("operation {id} {ev}: {}", v["error"].as_str().unwrap_or("")),
+            _ => {}
+        }
+    }
+    bail!("the stream ended before operation {id} did; check it with: spinoff op status {id}")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let c = Client::new(&cli.conn);
+    match cli.command {
+        Command::Dataset { command } => dataset_copy(&c, command),
+        Command::Clone { source, target, strategy, at, skip_history, collections, detach } => {
+            need_token(&c)?;
+            let mut body = json!({"target": target, "strategy": strategy, "history": !skip_history});
+            if let Some(t) = at {
+                body["target_time"] = t.into();
+            }
+            if !collections.is_empty() {
+                body["collections"] = json!(collections);
+            }
+            let op = c.ok("POST", &format!("/data/v1/resources/{source}/clones"), Some(body))?;
+            let id = op["id"].as_str().unwrap_or("").to_string();
+            if detach {
+                println!("{id}");
+                return Ok(());
+            }
+            eprintln!("operation {id}: {} → {} as of LSN {}", op["source"], op["target"], op["snapshot_lsn"]);
+            follow_op(&c, &id)
+        }
+        Command::Op { command } => {
+            need_token(&c)?;
+            let v = match command {
+                OpCommand::Status { id } => c.ok("GET", &format!("/data/v1/operations/{id}"), None)?,
+                OpCommand::Cancel { id } => c.ok("POST", &format!("/data/v1/operations/{id}/cancel"), None)?,
+            };
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Command::Import { file, into, batch } => {
+            need_token(&c)?;
+            let f = std::fs::File::open(&file).with_context(|| format!("opening {file}"))?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let pb = if std::io::stderr().is_terminal() { Some(bar(size, "importing")) } else { None };
+            let (mut done, mut sent, mut buf, mut n) = (0u64, 0u64, String::new(), 0usize);
+            let mut flush = |buf: &mut String, n: &mut usize| -> Result<()> {
+                if *n == 0 {
+                    return Ok(());
+                }
+                let (s, r) = c.call("POST", &format!("/data/v1/resources/{into}/import"), Some(std::mem::take(buf).into_bytes()))?;
+                if s != 200 {
+                    bail!("import stopped after {done} records: {s}: {}", message(&r));
+                }
+                done += r["imported"].as_u64().unwrap_or(0);
+                *n = 0;
+                Ok(())
+            };
+            for line in BufReader::new(f).lines() {
+                let line = line?;
+                sent += line.len() as u64 + 1;
+                buf.push_str(&line);
+                buf.push('\n');
+                n += 1;
+                if n >= batch {
+                    flush(&mut buf, &mut n)?;
+                    if let Some(pb) = &pb {
+                        pb.set_position(sent);
+                    }
+                }
+            }
+            flush(&mut buf, &mut n)?;
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            eprintln!("imported {done} records into {into}");
+            Ok(())
+        }
+        Command::Export { resource, as_of, output } => {
+            need_token(&c)?;
+            let q = as_of.map(|a| format!("?as_of={a}")).unwrap_or_default();
+            let mut b = ureq::http::Request::builder().uri(format!("{}/data/v1/resources/{resource}/export{q}", c.url));
+            if let Some(t) = &c.token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            let mut resp = c.agent.run(b.body(())?)?;
+            if resp.status().as_u16() != 200 {
+                let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null);
+                bail!("{}: {}", resp.status(), message(&v));
+            }
+            let mut out: Box<dyn Write> = match output {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(&p).with_context(|| format!("creating {p}"))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let mut records = 0u64;
+            for line in BufReader::new(resp.into_body().into_reader()).lines() {
+                writeln!(out, "{}", line?)?;
+                records += 1;
+            }
+            out.flush()?;
+            eprintln!("exported {records} records");
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
