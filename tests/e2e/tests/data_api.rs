@@ -353,3 +353,28 @@ fn the_worker_tick_over_http_finishes_copies_and_delivers_webhooks() {
     let idle = app.http_tick();
     assert_eq!((idle["steps"].as_i64(), idle["notifications"].as_i64()), (Some(0), Some(0)));
 }
+
+#[test]
+fn tokens_are_stored_only_as_hashes_and_an_empty_admin_token_is_a_503() {
+    let app = App::start();
+    let token = app.token("acme");
+    let kv = rusqlite_like_dump(&app.state_dir().join("sqlite_key_value.db"));
+    assert!(!kv.contains(&token), "the token itself is stored");
+    assert!(kv.contains("token:"), "{kv}");
+    // An admin_token set to "" counts as unset: a clear 503, never open access.
+    let app = App::start_with(|o| {
+        o.variables.insert("admin_token".into(), String::new());
+    });
+    let r = app.send_json("POST", "/data/v1/tokens", &[("authorization", "Bearer ")], &json!({"tenant": "x"}));
+    assert_eq!(r.status, 401);
+    let r = app.send_json("POST", "/data/v1/tokens", &[("authorization", "Bearer anything")], &json!({"tenant": "x"}));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("admin_token"));
+}
+
+/// Every key and value of the key-value file, as text.
+fn rusqlite_like_dump(path: &std::path::Path) -> String {
+    let db = engine::native::NativeDb::open(path).unwrap();
+    let rows = engine::Db::execute(&db, "SELECT key, CAST(value AS TEXT) FROM spin_key_value", &[]).unwrap();
+    rows.iter().map(|r| format!("{}={}\n", r.text(0).unwrap(), r.text(1).unwrap_or_default())).collect()
+}

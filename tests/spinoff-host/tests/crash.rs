@@ -162,3 +162,73 @@ fn a_clone_survives_sigkill_at_random_points() {
     assert_eq!(src.len(), 60_000);
     assert_eq!(dst, src);
 }
+
+#[test]
+fn four_hosts_on_one_state_directory_copy_each_operation_once() {
+    let state = tempfile::tempdir().unwrap();
+    let a = agent();
+    let admin = format!("Bearer {ADMIN}");
+    let mut procs: Vec<Proc> = (0..4).map(|_| start(state.path())).collect();
+    let base = procs[0].base.clone();
+    let (_, b) = call(&a, "POST", &format!("{base}/data/v1/tokens"), &admin, Some(br#"{"tenant":"acme"}"#));
+    let auth = format!("Bearer {}", serde_json::from_str::<Value>(&b).unwrap()["token"].as_str().unwrap());
+    let mut ops = Vec::new();
+    for s in 0..3 {
+        call(&a, "PUT", &format!("{base}/data/v1/resources/native:src{s}"), &auth, None);
+        let lines: String = (0..8000).map(|i| format!("{}\n", json!({"collection": "c", "key": format!("k{i:05}"), "body": {"s": s, "i": i}}))).collect();
+        let (st, b) = call(&a, "POST", &format!("{base}/data/v1/resources/native:src{s}/import"), &auth, Some(lines.as_bytes()));
+        assert_eq!(st, 200, "{b}");
+        let (st, b) = call(&a, "POST", &format!("{base}/data/v1/resources/native:src{s}/clones"), &auth, Some(format!(r#"{{"target":"native:dst{s}"}}"#).as_bytes()));
+        assert_eq!(st, 202, "{b}");
+        ops.push(serde_json::from_str::<Value>(&b).unwrap()["id"].as_str().unwrap().to_string());
+    }
+    // All four processes tick at once; one is killed part-way.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = procs
+        .iter()
+        .map(|p| {
+            let (base, admin, done) = (p.base.clone(), admin.clone(), done.clone());
+            std::thread::spawn(move || {
+                let a = agent();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    call(&a, "POST", &format!("{base}/internal/worker/tick"), &admin, None);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    procs[3].child.kill().unwrap();
+    procs[3].child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for id in &ops {
+        loop {
+            let (_, b) = call(&a, "GET", &format!("{base}/data/v1/operations/{id}"), &auth, None);
+            let v: Value = serde_json::from_str(&b).unwrap();
+            if v["status"] == "succeeded" {
+                assert_eq!(v["progress"]["records_copied"], 8000, "{v}");
+                break;
+            }
+            assert!(v["status"] != "failed" && Instant::now() < deadline, "{v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    for p in procs.iter_mut().take(3) {
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+    let db = state.path().join("sqlite_db.db");
+    for s in 0..3 {
+        // Every version exactly once: no chunk was copied twice.
+        assert_eq!(versions(&db, &format!("dst{s}")), versions(&db, &format!("src{s}")));
+    }
+    // Each operation ended once.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for id in &ops {
+        let n: i64 = conn.query_row("SELECT count(*) FROM events WHERE op = ?1 AND type = 'succeeded'", [id], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+    }
+}
