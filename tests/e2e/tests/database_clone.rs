@@ -134,3 +134,38 @@ fn errors_and_organizations() {
     assert_eq!(q1.call("DELETE", &format!("/database/{id}"), None).status, 204);
     assert_eq!(q1.call("POST", &format!("/environment/{env1}/database"), Some(json!({"name": "DB", "type": "MYSQL", "version": "8", "mode": "CONTAINER"}))).status, 201);
 }
+
+#[test]
+fn simultaneous_clones_of_one_database_never_both_start() {
+    let app = App::start();
+    let q = q(&app, "acme");
+    let env = q.env("p", "prod");
+    let id = q.call("POST", &format!("/environment/{env}/database"), Some(json!({"name": "db", "type": "REDIS", "version": "7", "mode": "CONTAINER"}))).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for round in 0..5 {
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|i| {
+                    let (q, id, env) = (&q, &id, &env);
+                    s.spawn(move || q.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": format!("c{round}-{i}"), "environment_id": env}))).status)
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 202 || *s == 409), "{statuses:?}");
+        // Let it finish before the next round.
+        for _ in 0..100 {
+            app.tick().unwrap();
+            let busy = q.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": format!("probe{round}"), "environment_id": env})));
+            if busy.status == 202 {
+                for _ in 0..100 {
+                    app.tick().unwrap();
+                }
+                break;
+            }
+        }
+    }
+}
