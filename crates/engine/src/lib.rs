@@ -85,6 +85,9 @@ impl<'a> Engine<'a> {
     /// Migrate the schema if needed and return the engine.
     pub fn open(db: &'a dyn Db, env: &'a dyn Env) -> Result<Engine<'a>> {
         schema::migrate(db)?;
+        // A 32 MiB page cache per connection (SQLite's default is 2 MiB):
+        // copies of large datasets stay in memory instead of re-reading pages.
+        let _ = db.execute("PRAGMA cache_size = -32768", &[]);
         Ok(Engine { db, env, config: Config::default() })
     }
 

@@ -784,8 +784,11 @@ impl Engine<'_> {
         let deadline = self.env.now_us() + budget_us;
         let mut report = TickReport::default();
         let mut held: Vec<String> = Vec::new();
+        let mut last_step = 0i64;
         let result = (|| -> Result<()> {
-            while self.env.now_us() < deadline {
+            // Stop when the next chunk, as long as the last one, would overrun.
+            while self.env.now_us() + last_step < deadline {
+                let step_started = self.env.now_us();
                 let Some(id) = self.next_runnable(worker)? else { break };
                 if !self.claim(&id, worker)? {
                     continue;
@@ -793,7 +796,9 @@ impl Engine<'_> {
                 if !held.contains(&id) {
                     held.push(id.clone());
                 }
-                match self.step(&id, worker, None) {
+                let stepped = self.step(&id, worker, None);
+                last_step = self.env.now_us() - step_started;
+                match stepped {
                     Ok(o) => {
                         report.steps += 1;
                         report.records_copied += o.copied;
