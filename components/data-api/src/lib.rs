@@ -70,10 +70,35 @@ fn route(req: Req) -> Reply {
             ("POST", ["operations", id, "cancel"]) => operations::cancel(&ctx(&req)?, id)?,
             ("POST", ["operations", id, "retry"]) => operations::retry(&ctx(&req)?, id)?,
             ("GET", ["operations", id, "events"]) => operations::events(ctx(&req)?, &req, id)?,
-            _ => spin_adapter::reply::no_route_reply(COMPONENT, m, &req.path),
+            _ => match allowed(s.as_slice()) {
+                Some(methods) => Reply::problem(405, "method_not_allowed", &format!("{m} is not allowed here; use {}", methods.join(", ")))
+                    .with_header("allow", &methods.join(", ")),
+                None => spin_adapter::reply::no_route_reply(COMPONENT, m, &req.path),
+            },
         })
     })();
     r.unwrap_or_else(|e| e)
+}
+
+/// The methods a known path allows (for 405 with `Allow`).
+fn allowed(s: &[&str]) -> Option<&'static [&'static str]> {
+    Some(match s {
+        ["openapi.json"] => &["GET"],
+        ["tokens"] => &["POST"],
+        ["resources", _] => &["PUT", "GET", "DELETE"],
+        ["resources", _, "collections", _, "records"] => &["GET"],
+        ["resources", _, "collections", _, "records", _] => &["PUT", "GET", "DELETE"],
+        ["resources", _, "collections", _, "records", _, "history"] => &["GET"],
+        ["resources", _, "import"] => &["POST"],
+        ["resources", _, "export"] => &["GET"],
+        ["resources", _, "snapshots"] => &["POST", "GET"],
+        ["resources", _, "clones"] => &["POST"],
+        ["operations"] => &["GET"],
+        ["operations", _] => &["GET"],
+        ["operations", _, "cancel" | "retry"] => &["POST"],
+        ["operations", _, "events"] => &["GET"],
+        _ => return None,
+    })
 }
 
 fn openapi() -> Reply {
@@ -88,6 +113,7 @@ fn openapi() -> Reply {
 fn tokens(req: &Req) -> Result<Reply, Reply> {
     spin_adapter::auth::admin(req, "Bearer")?;
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Body {
         tenant: String,
     }

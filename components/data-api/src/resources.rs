@@ -14,6 +14,15 @@ fn err(e: engine::Error) -> Reply {
     Reply::error(&e)
 }
 
+/// A collection name and a record key, checked before any lookup.
+fn names(collection: &str, key: Option<&str>) -> Result<(), Reply> {
+    engine::util::check_collection(collection).map_err(err)?;
+    if let Some(k) = key {
+        engine::util::check_key(k).map_err(err)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn find(e: &Engine, tenant: &str, r: &str) -> Result<Container, Reply> {
     let (family, id) = parse_ref(r)?;
     e.container(family, tenant, id).map_err(err)
@@ -75,6 +84,7 @@ pub fn delete(ctx: &Ctx, r: &str) -> R {
 }
 
 pub fn list(ctx: &Ctx, req: &Req, r: &str, collection: &str) -> R {
+    names(collection, None)?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let limit = limit(req, 100, 1000)?;
@@ -87,6 +97,7 @@ pub fn list(ctx: &Ctx, req: &Req, r: &str, collection: &str) -> R {
 }
 
 pub fn put(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
+    names(collection, Some(key))?;
     let body: Value = req.json()?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
@@ -95,6 +106,7 @@ pub fn put(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
 }
 
 pub fn read(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
+    names(collection, Some(key))?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let v = e.get(&c, collection, key, as_of(req)?).map_err(err)?;
@@ -102,6 +114,7 @@ pub fn read(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
 }
 
 pub fn remove(ctx: &Ctx, r: &str, collection: &str, key: &str) -> R {
+    names(collection, Some(key))?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let done = e.delete(&c, collection, key).map_err(err)?;
@@ -109,11 +122,12 @@ pub fn remove(ctx: &Ctx, r: &str, collection: &str, key: &str) -> R {
 }
 
 pub fn history(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
+    names(collection, Some(key))?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let before = match req.query("before") {
         None => None,
-        Some(s) => Some(s.parse::<i64>().map_err(|_| Reply::problem(422, "invalid_input", "before is an LSN"))?),
+        Some(s) => Some(s.parse::<i64>().ok().filter(|b| *b >= 0).ok_or_else(|| Reply::problem(422, "invalid_input", "before is an LSN (0 or more)"))?),
     };
     let versions = e.history(&c, collection, key, before, limit(req, 100, 1000)?).map_err(err)?;
     if versions.is_empty() && before.is_none() {
@@ -218,6 +232,7 @@ pub fn export(ctx: Ctx, req: &Req, r: &str) -> R {
 
 pub fn snapshot(ctx: &Ctx, req: &Req, r: &str) -> R {
     #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
     struct Body {
         name: Option<String>,
     }
