@@ -92,6 +92,7 @@ fn main() {
     println!("| size | figure | Spinoff | baseline | ratio |");
     println!("|---:|---|---:|---:|---:|");
     let mut per10k = Vec::new();
+    let mut memory: Vec<(usize, usize, usize)> = Vec::new();
     for &n in &opts.sizes {
         let src = format!("src{n}");
         ctx.load(&src, n);
@@ -104,7 +105,9 @@ fn main() {
         let size0 = on_disk();
 
         // 1. Copy throughput vs one native INSERT … SELECT.
+        app.host.take_memory_peak("clone-worker");
         let (took, mut ticks, op) = ctx.clone_with_ticks(&src, &format!("dst{n}"), true);
+        let worker_peak = app.host.take_memory_peak("clone-worker");
         assert_eq!(op["progress"]["records_copied"], n as i64, "wrong count");
         let snap = op["snapshot_lsn"].as_i64().unwrap();
         assert_eq!(checksum(&ctx.export(&format!("dst{n}"), None)), checksum(&ctx.export(&src, Some(snap))), "clone differs from source");
@@ -131,8 +134,10 @@ fn main() {
         per10k.push((n, took.as_secs_f64() * 10_000.0 / n as f64));
 
         // 2. Clone vs export + import through the data API.
+        app.host.take_memory_peak("data-api");
         let t = Instant::now();
         let lines = ctx.export(&src, Some(snap));
+        memory.push((n, worker_peak, app.host.take_memory_peak("data-api")));
         assert_eq!(app.send_json("PUT", &format!("/data/v1/resources/native:manual{n}"), &ctx.h(), &json!({})).status, 201);
         for chunk in lines.chunks(20_000) {
             let body = chunk.join("\n");
@@ -164,6 +169,17 @@ fn main() {
     let base = per10k[0].1;
     for (n, s) in &per10k {
         println!("| {n} | clone time per 10 000 records (s) | {s:.3} | {base:.3} (at {}) | {:.2} |", per10k[0].0, s / base);
+    }
+
+    // 5b. Guest memory: peak linear memory of the worker (clone) and the
+    // data API (streamed export), against the smallest size.
+    let (_, w0, d0) = memory[0];
+    for (n, w, d) in &memory {
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        println!(
+            "| {n} | guest peak memory (MiB): worker during clone / data-api during export | {:.1} / {:.1} | {:.1} / {:.1} (at {}) | {:.2} / {:.2} |",
+            mib(*w), mib(*d), mib(w0), mib(d0), memory[0].0, *w as f64 / w0.max(1) as f64, *d as f64 / d0.max(1) as f64
+        );
     }
 
     // 4. Status latency at N concurrent clients, while a clone runs vs idle.

@@ -103,6 +103,8 @@ pub struct Shared {
     pub kv: KvBackend,
     pub variables: Resolver,
     pub inherit_stdio: bool,
+    /// The largest linear memory any instance of each component has had.
+    pub memory_peaks: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
 }
 
 /// Per-store data: WASI, `wasi:http`, and which component this is.
@@ -113,6 +115,27 @@ pub struct State {
     pub(crate) component: String,
     pub(crate) shared: Arc<Shared>,
     pub(crate) manifest: Arc<crate::manifest::ComponentDecl>,
+    pub(crate) memory: MemoryMeter,
+}
+
+/// Records the largest linear memory an instance asks for, per component
+/// (for benchmarks: guest memory must stay flat in dataset size). It never
+/// refuses growth.
+pub(crate) struct MemoryMeter {
+    peak: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    component: String,
+}
+
+impl wasmtime::ResourceLimiter for MemoryMeter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let mut peak = self.peak.lock().unwrap();
+        let e = peak.entry(self.component.clone()).or_insert(0);
+        *e = (*e).max(desired);
+        Ok(true)
+    }
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for State {
@@ -187,6 +210,7 @@ impl Host {
                 kv,
                 variables,
                 inherit_stdio: opts.inherit_stdio,
+                memory_peaks: Default::default(),
             }),
             manifest,
         })
@@ -217,7 +241,8 @@ impl Host {
         for (k, v) in &decl.environment {
             wasi.env(k, v);
         }
-        Store::new(
+        let memory = MemoryMeter { peak: self.shared.memory_peaks.clone(), component: component.to_string() };
+        let mut store = Store::new(
             &self.engine,
             State {
                 wasi: wasi.build(),
@@ -226,8 +251,17 @@ impl Host {
                 component: component.to_string(),
                 shared: self.shared.clone(),
                 manifest: Arc::new(decl),
+                memory,
             },
-        )
+        );
+        store.limiter(|s| &mut s.memory);
+        store
+    }
+
+    /// The largest linear memory (bytes) an instance of `component` has had,
+    /// and reset it (so a benchmark can measure one phase at a time).
+    pub fn take_memory_peak(&self, component: &str) -> usize {
+        self.shared.memory_peaks.lock().unwrap().remove(component).unwrap_or(0)
     }
 
     pub(crate) fn component(&self, id: &str) -> Result<Arc<Loaded>> {
