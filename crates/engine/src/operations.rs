@@ -829,6 +829,12 @@ impl Engine<'_> {
     /// runnable and no worker holds it: one chunk of at most `limit` records.
     /// Returns whether a chunk ran.
     pub fn nudge(&self, id: &str, limit: i64) -> Result<bool> {
+        // A plain read first (WAL: never waits for a writer): when a worker
+        // holds the operation, a reader does not queue for the write lock.
+        match load(self.db, id)? {
+            Some(op) if op.status.is_active() && (op.lease_owner.is_none() || op.lease_expires < self.env.now_us()) => {}
+            _ => return Ok(false),
+        }
         let worker = format!("reader-{}", new_id(self.env));
         if !self.claim(id, &worker)? {
             return Ok(false);
