@@ -4,7 +4,7 @@
 //! checksums differ).
 //!
 //! ```text
-//! cargo run -p spinoff-bench -- [--sizes 10000,100000] [--clients 50]
+//! cargo run -p spinoff-bench -- [--sizes 10000,100000,1000000] [--latency-size 100000] [--clients 50]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -17,6 +17,10 @@ struct Opts {
     /// Dataset sizes (records of ~1 KB in 4 collections).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     sizes: Vec<usize>,
+    /// The source size whose clone runs during the latency figure (one of
+    /// `--sizes`; the largest of them when absent).
+    #[arg(long, default_value_t = 100_000)]
+    latency_size: usize,
     /// Concurrent clients for the latency figure.
     #[arg(long, default_value_t = 50)]
     clients: usize,
@@ -183,7 +187,7 @@ fn main() {
     }
 
     // 4. Status latency at N concurrent clients, while a clone runs vs idle.
-    let n = *opts.sizes.last().unwrap();
+    let n = if opts.sizes.contains(&opts.latency_size) { opts.latency_size } else { *opts.sizes.iter().max().unwrap() };
     let latency = |busy: bool| -> (Duration, Duration) {
         let op = app.send_json("POST", &format!("/data/v1/resources/native:src{n}/clones"), &ctx.h(), &json!({"target": format!("native:lat{busy}{n}")})).json();
         let id = op["id"].as_str().unwrap().to_string();
