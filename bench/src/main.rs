@@ -36,18 +36,46 @@ impl Ctx<'_> {
         [("authorization", self.auth.as_str())]
     }
     fn load(&self, name: &str, n: usize) {
-        assert_eq!(self.app.send_json("PUT", &format!("/data/v1/resources/native:{name}"), &self.h(), &json!({})).status, 201);
+        assert_eq!(
+            self.app
+                .send_json(
+                    "PUT",
+                    &format!("/data/v1/resources/native:{name}"),
+                    &self.h(),
+                    &json!({})
+                )
+                .status,
+            201
+        );
         let pad = "x".repeat(960);
         for start in (0..n).step_by(20_000) {
             let lines: String = (start..(start + 20_000).min(n))
                 .map(|i| format!("{}\n", json!({"collection": (["c0", "c1", "c2", "c3"][i % 4]), "key": format!("k{i:08}"), "body": {"i": i, "pad": pad}})))
                 .collect();
-            let r = self.app.request("POST", &format!("/data/v1/resources/native:{name}/import"), &self.h(), Some(lines.as_bytes()));
+            let r = self.app.request(
+                "POST",
+                &format!("/data/v1/resources/native:{name}/import"),
+                &self.h(),
+                Some(lines.as_bytes()),
+            );
             assert_eq!(r.status, 200, "{}", r.body);
         }
     }
-    fn clone_with_ticks(&self, src: &str, dst: &str, history: bool) -> (Duration, Vec<Duration>, Value) {
-        let op = self.app.send_json("POST", &format!("/data/v1/resources/native:{src}/clones"), &self.h(), &json!({"target": format!("native:{dst}"), "history": history})).json();
+    fn clone_with_ticks(
+        &self,
+        src: &str,
+        dst: &str,
+        history: bool,
+    ) -> (Duration, Vec<Duration>, Value) {
+        let op = self
+            .app
+            .send_json(
+                "POST",
+                &format!("/data/v1/resources/native:{src}/clones"),
+                &self.h(),
+                &json!({"target": format!("native:{dst}"), "history": history}),
+            )
+            .json();
         let id = op["id"].as_str().unwrap().to_string();
         let start = Instant::now();
         let mut ticks = Vec::new();
@@ -55,7 +83,10 @@ impl Ctx<'_> {
             let t = Instant::now();
             self.app.tick().unwrap();
             ticks.push(t.elapsed());
-            let v = self.app.get(&format!("/data/v1/operations/{id}"), &self.h()).json();
+            let v = self
+                .app
+                .get(&format!("/data/v1/operations/{id}"), &self.h())
+                .json();
             if v["status"] == "succeeded" {
                 return (start.elapsed(), ticks, v);
             }
@@ -64,7 +95,10 @@ impl Ctx<'_> {
     }
     fn export(&self, name: &str, as_of: Option<i64>) -> Vec<String> {
         let q = as_of.map(|l| format!("?as_of={l}")).unwrap_or_default();
-        let r = self.app.get(&format!("/data/v1/resources/native:{name}/export{q}"), &self.h());
+        let r = self.app.get(
+            &format!("/data/v1/resources/native:{name}/export{q}"),
+            &self.h(),
+        );
         assert_eq!(r.status, 200);
         r.body.lines().map(String::from).collect()
     }
@@ -92,7 +126,10 @@ fn main() {
     let app = App::start_with(|o| {
         o.variables.insert("worker_budget_ms".into(), "1000".into());
     });
-    let ctx = Ctx { app: &app, auth: format!("Bearer {}", app.token("bench")) };
+    let ctx = Ctx {
+        app: &app,
+        auth: format!("Bearer {}", app.token("bench")),
+    };
     println!("| size | figure | Spinoff | baseline | ratio |");
     println!("|---:|---|---:|---:|---:|");
     let mut per10k = Vec::new();
@@ -104,7 +141,8 @@ fn main() {
         // The database and its write-ahead log together.
         let on_disk = || -> u64 {
             let wal = db_file.with_file_name("sqlite_db.db-wal");
-            std::fs::metadata(&db_file).map(|m| m.len()).unwrap_or(0) + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+            std::fs::metadata(&db_file).map(|m| m.len()).unwrap_or(0)
+                + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
         };
         let size0 = on_disk();
 
@@ -114,13 +152,23 @@ fn main() {
         let worker_peak = app.host.take_memory_peak("clone-worker");
         assert_eq!(op["progress"]["records_copied"], n as i64, "wrong count");
         let snap = op["snapshot_lsn"].as_i64().unwrap();
-        assert_eq!(checksum(&ctx.export(&format!("dst{n}"), None)), checksum(&ctx.export(&src, Some(snap))), "clone differs from source");
+        assert_eq!(
+            checksum(&ctx.export(&format!("dst{n}"), None)),
+            checksum(&ctx.export(&src, Some(snap))),
+            "clone differs from source"
+        );
         let size1 = on_disk();
         let history_growth = size1.saturating_sub(size0);
         let native = {
             let conn = rusqlite::Connection::open(&db_file).unwrap();
             conn.busy_timeout(Duration::from_secs(5)).unwrap();
-            let src_id: i64 = conn.query_row("SELECT id FROM containers WHERE name = ?1 AND deleting = 0", [&src], |r| r.get(0)).unwrap();
+            let src_id: i64 = conn
+                .query_row(
+                    "SELECT id FROM containers WHERE name = ?1 AND deleting = 0",
+                    [&src],
+                    |r| r.get(0),
+                )
+                .unwrap();
             let t = Instant::now();
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
             let copied = conn
@@ -129,7 +177,8 @@ fn main() {
             conn.execute_batch("COMMIT").unwrap();
             let took = t.elapsed();
             assert_eq!(copied, n, "native copy count");
-            conn.execute("DELETE FROM records WHERE container = -1", []).unwrap();
+            conn.execute("DELETE FROM records WHERE container = -1", [])
+                .unwrap();
             took
         };
         let rate = n as f64 / took.as_secs_f64();
@@ -142,19 +191,46 @@ fn main() {
         let t = Instant::now();
         let lines = ctx.export(&src, Some(snap));
         memory.push((n, worker_peak, app.host.take_memory_peak("data-api")));
-        assert_eq!(app.send_json("PUT", &format!("/data/v1/resources/native:manual{n}"), &ctx.h(), &json!({})).status, 201);
+        assert_eq!(
+            app.send_json(
+                "PUT",
+                &format!("/data/v1/resources/native:manual{n}"),
+                &ctx.h(),
+                &json!({})
+            )
+            .status,
+            201
+        );
         for chunk in lines.chunks(20_000) {
             let body = chunk.join("\n");
-            let r = app.request("POST", &format!("/data/v1/resources/native:manual{n}/import"), &ctx.h(), Some(body.as_bytes()));
+            let r = app.request(
+                "POST",
+                &format!("/data/v1/resources/native:manual{n}/import"),
+                &ctx.h(),
+                Some(body.as_bytes()),
+            );
             assert_eq!(r.status, 200, "{}", r.body);
         }
         let manual = t.elapsed();
-        assert_eq!(checksum(&ctx.export(&format!("manual{n}"), None)), checksum(&lines));
-        println!("| {n} | clone vs export+import (s) | {:.2} | {:.2} | {:.1}× faster |", took.as_secs_f64(), manual.as_secs_f64(), manual.as_secs_f64() / took.as_secs_f64());
+        assert_eq!(
+            checksum(&ctx.export(&format!("manual{n}"), None)),
+            checksum(&lines)
+        );
+        println!(
+            "| {n} | clone vs export+import (s) | {:.2} | {:.2} | {:.1}× faster |",
+            took.as_secs_f64(),
+            manual.as_secs_f64(),
+            manual.as_secs_f64() / took.as_secs_f64()
+        );
 
         // 5. Worker tick wall time vs its 1 s budget.
         let (max, p99) = (*ticks.iter().max().unwrap(), pct(&mut ticks, 0.99));
-        println!("| {n} | worker tick max / p99 (ms) vs 1000 ms budget | {:.0} / {:.0} | 1000 | {:.2} |", max.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3, max.as_secs_f64());
+        println!(
+            "| {n} | worker tick max / p99 (ms) vs 1000 ms budget | {:.0} / {:.0} | 1000 | {:.2} |",
+            max.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            max.as_secs_f64()
+        );
 
         // 6. Write amplification: file growth per record copied.
         let size1 = on_disk();
@@ -172,7 +248,11 @@ fn main() {
     // 3. Cost growth: time per 10 000 records at each size, against the smallest.
     let base = per10k[0].1;
     for (n, s) in &per10k {
-        println!("| {n} | clone time per 10 000 records (s) | {s:.3} | {base:.3} (at {}) | {:.2} |", per10k[0].0, s / base);
+        println!(
+            "| {n} | clone time per 10 000 records (s) | {s:.3} | {base:.3} (at {}) | {:.2} |",
+            per10k[0].0,
+            s / base
+        );
     }
 
     // 5b. Guest memory: peak linear memory of the worker (clone) and the
@@ -187,13 +267,28 @@ fn main() {
     }
 
     // 4. Status latency at N concurrent clients, while a clone runs vs idle.
-    let n = if opts.sizes.contains(&opts.latency_size) { opts.latency_size } else { *opts.sizes.iter().max().unwrap() };
+    let n = if opts.sizes.contains(&opts.latency_size) {
+        opts.latency_size
+    } else {
+        *opts.sizes.iter().max().unwrap()
+    };
     let latency = |busy: bool| -> (Duration, Duration) {
-        let op = app.send_json("POST", &format!("/data/v1/resources/native:src{n}/clones"), &ctx.h(), &json!({"target": format!("native:lat{busy}{n}")})).json();
+        let op = app
+            .send_json(
+                "POST",
+                &format!("/data/v1/resources/native:src{n}/clones"),
+                &ctx.h(),
+                &json!({"target": format!("native:lat{busy}{n}")}),
+            )
+            .json();
         let id = op["id"].as_str().unwrap().to_string();
         if !busy {
             // Finish it first: idle means no copy is running.
-            while app.get(&format!("/data/v1/operations/{id}"), &ctx.h()).json()["status"] != "succeeded" {
+            while app
+                .get(&format!("/data/v1/operations/{id}"), &ctx.h())
+                .json()["status"]
+                != "succeeded"
+            {
                 app.tick().unwrap();
             }
         }
@@ -210,11 +305,18 @@ fn main() {
             let hs: Vec<_> = (0..opts.clients)
                 .map(|_| {
                     s.spawn(|| {
-                        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                        let agent: ureq::Agent = ureq::Agent::config_builder()
+                            .http_status_as_error(false)
+                            .build()
+                            .into();
                         let mut mine = Vec::new();
                         for _ in 0..40 {
                             let t = Instant::now();
-                            let r = agent.get(&format!("{}/data/v1/operations/{id}", app.base)).header("authorization", &ctx.auth).call().unwrap();
+                            let r = agent
+                                .get(&format!("{}/data/v1/operations/{id}", app.base))
+                                .header("authorization", &ctx.auth)
+                                .call()
+                                .unwrap();
                             assert_eq!(r.status().as_u16(), 200);
                             mine.push(t.elapsed());
                         }

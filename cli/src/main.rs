@@ -19,7 +19,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(name = "spinoff", version, about = "Copy, clone, import and export datasets on a Spinoff server")]
+#[command(
+    name = "spinoff",
+    version,
+    about = "Copy, clone, import and export datasets on a Spinoff server"
+)]
 struct Cli {
     #[command(flatten)]
     conn: Conn,
@@ -30,7 +34,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Conn {
     /// The Spinoff server.
-    #[arg(long, global = true, env = "SPINOFF_URL", default_value = "http://127.0.0.1:3000")]
+    #[arg(
+        long,
+        global = true,
+        env = "SPINOFF_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
     url: String,
     /// A tenant token (from POST /data/v1/tokens).
     #[arg(long, global = true, env = "SPINOFF_TOKEN", hide_env_values = true)]
@@ -128,19 +137,35 @@ struct Client {
 
 impl Client {
     fn new(c: &Conn) -> Client {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Client { url: c.url.trim_end_matches('/').to_string(), token: c.token.clone(), agent }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            url: c.url.trim_end_matches('/').to_string(),
+            token: c.token.clone(),
+            agent,
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Value)> {
-        let mut b = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url)).header("content-type", "application/json");
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("content-type", "application/json");
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
-        let mut resp = self.agent.run(b.body(body.unwrap_or_default())?).with_context(|| format!("cannot reach {}", self.url))?;
+        let mut resp = self
+            .agent
+            .run(b.body(body.unwrap_or_default())?)
+            .with_context(|| format!("cannot reach {}", self.url))?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 
     /// A 2xx JSON answer, or the server's message as the error.
@@ -154,11 +179,16 @@ impl Client {
     }
 
     fn stream(&self, path: &str) -> Result<Box<dyn Read + Send + Sync>> {
-        let mut b = ureq::http::Request::builder().uri(format!("{}{path}", self.url)).header("accept", "text/event-stream");
+        let mut b = ureq::http::Request::builder()
+            .uri(format!("{}{path}", self.url))
+            .header("accept", "text/event-stream");
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
-        let resp = self.agent.run(b.body(())?).with_context(|| format!("cannot reach {}", self.url))?;
+        let resp = self
+            .agent
+            .run(b.body(())?)
+            .with_context(|| format!("cannot reach {}", self.url))?;
         if resp.status().as_u16() != 200 {
             bail!("{}: the stream could not be opened", resp.status());
         }
@@ -168,7 +198,11 @@ impl Client {
 
 /// The human message of any family's error body.
 fn message(v: &Value) -> String {
-    v["message"].as_str().or(v["error"]["message"].as_str()).map(String::from).unwrap_or_else(|| v.to_string())
+    v["message"]
+        .as_str()
+        .or(v["error"]["message"].as_str())
+        .map(String::from)
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn need_token(c: &Client) -> Result<()> {
@@ -180,7 +214,11 @@ fn need_token(c: &Client) -> Result<()> {
 
 fn bar(total: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total);
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({eta})").unwrap().progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap()
+            .progress_chars("=> "),
+    );
     pb.set_message(what.to_string());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
@@ -197,7 +235,10 @@ fn events(r: Box<dyn Read + Send + Sync>) -> impl Iterator<Item = (String, Strin
                 if data.is_empty() {
                     continue;
                 }
-                return Some((if ev.is_empty() { "message".into() } else { ev }, data.join("\n")));
+                return Some((
+                    if ev.is_empty() { "message".into() } else { ev },
+                    data.join("\n"),
+                ));
             }
             if let Some(v) = line.strip_prefix("event:") {
                 ev = v.trim().to_string();
@@ -211,7 +252,11 @@ fn events(r: Box<dyn Read + Send + Sync>) -> impl Iterator<Item = (String, Strin
 /// Follow a Sanity job until it ends; Err with the server's message on failure.
 fn follow_job(c: &Client, job: &str) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
-    let pb = if tty { Some(bar(100, &format!("copying (job {job})"))) } else { None };
+    let pb = if tty {
+        Some(bar(100, &format!("copying (job {job})")))
+    } else {
+        None
+    };
     let mut last = -1;
     let mut outcome: Option<(String, String)> = None;
     for (ev, data) in events(c.stream(&format!("/v1/jobs/{job}/listen"))?) {
@@ -226,7 +271,10 @@ fn follow_job(c: &Client, job: &str) -> Result<()> {
                 }
                 last = p;
                 if v["state"] == "completed" || v["state"] == "failed" {
-                    outcome = Some((v["state"].as_str().unwrap_or("").into(), v["message"].as_str().unwrap_or("").into()));
+                    outcome = Some((
+                        v["state"].as_str().unwrap_or("").into(),
+                        v["message"].as_str().unwrap_or("").into(),
+                    ));
                 }
             }
             "done" => break,
@@ -251,14 +299,29 @@ fn pick(prompt: &str, what: &str, options: &[String]) -> Result<String> {
         bail!("{what} is missing (no terminal to ask on): pass it as an argument");
     }
     if options.is_empty() {
-        return Ok(dialoguer::Input::<String>::new().with_prompt(prompt).interact_text()?);
+        return Ok(dialoguer::Input::<String>::new()
+            .with_prompt(prompt)
+            .interact_text()?);
     }
-    let i = dialoguer::Select::new().with_prompt(prompt).items(options).default(0).interact()?;
+    let i = dialoguer::Select::new()
+        .with_prompt(prompt)
+        .items(options)
+        .default(0)
+        .interact()?;
     Ok(options[i].clone())
 }
 
 fn dataset_copy(c: &Client, cmd: DatasetCommand) -> Result<()> {
-    let DatasetCommand::Copy { source, target, project, skip_history, detach, attach, list, json } = cmd;
+    let DatasetCommand::Copy {
+        source,
+        target,
+        project,
+        skip_history,
+        detach,
+        attach,
+        list,
+        json,
+    } = cmd;
     need_token(c)?;
     if let Some(job) = attach {
         return follow_job(c, &job);
@@ -269,16 +332,27 @@ fn dataset_copy(c: &Client, cmd: DatasetCommand) -> Result<()> {
     };
     if list {
         let p = project.ok_or_else(|| anyhow!("--list needs --project (or SPINOFF_PROJECT)"))?;
-        let jobs = c.ok("GET", &format!("/v1/projects/{p}/datasets/copy?limit=50"), None)?;
+        let jobs = c.ok(
+            "GET",
+            &format!("/v1/projects/{p}/datasets/copy?limit=50"),
+            None,
+        )?;
         if json {
             println!("{}", serde_json::to_string_pretty(&jobs)?);
         } else {
-            println!("{:<34} {:<10} {:<20} {:<20} {:<8} {}", "JOB", "STATE", "SOURCE", "TARGET", "HISTORY", "CREATED");
+            println!(
+                "{:<34} {:<10} {:<20} {:<20} {:<8} {}",
+                "JOB", "STATE", "SOURCE", "TARGET", "HISTORY", "CREATED"
+            );
             for j in jobs.as_array().into_iter().flatten() {
                 println!(
                     "{:<34} {:<10} {:<20} {:<20} {:<8} {}",
-                    j["id"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or(""), j["sourceDataset"].as_str().unwrap_or(""),
-                    j["targetDataset"].as_str().unwrap_or(""), j["withHistory"], j["createdAt"].as_str().unwrap_or("")
+                    j["id"].as_str().unwrap_or(""),
+                    j["state"].as_str().unwrap_or(""),
+                    j["sourceDataset"].as_str().unwrap_or(""),
+                    j["targetDataset"].as_str().unwrap_or(""),
+                    j["withHistory"],
+                    j["createdAt"].as_str().unwrap_or("")
                 );
             }
         }
@@ -289,7 +363,13 @@ fn dataset_copy(c: &Client, cmd: DatasetCommand) -> Result<()> {
         None => {
             let names: Vec<String> = c
                 .ok("GET", &format!("{base}/datasets"), None)
-                .map(|v| v.as_array().into_iter().flatten().filter_map(|d| d["name"].as_str().map(String::from)).collect())
+                .map(|v| {
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| d["name"].as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             pick("Source dataset", "SOURCE", &names)?
         }
@@ -298,8 +378,15 @@ fn dataset_copy(c: &Client, cmd: DatasetCommand) -> Result<()> {
         Some(t) => t,
         None => pick("Target dataset name", "TARGET", &[])?,
     };
-    let started = c.ok("PUT", &format!("{base}/datasets/{source}/copy"), Some(json!({"targetDataset": target, "skipHistory": skip_history})))?;
-    let job = started["jobId"].as_str().ok_or_else(|| anyhow!("no jobId in {started}"))?.to_string();
+    let started = c.ok(
+        "PUT",
+        &format!("{base}/datasets/{source}/copy"),
+        Some(json!({"targetDataset": target, "skipHistory": skip_history})),
+    )?;
+    let job = started["jobId"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no jobId in {started}"))?
+        .to_string();
     eprintln!("{}", started["message"].as_str().unwrap_or(""));
     if detach {
         println!("{job}");
@@ -314,7 +401,10 @@ fn follow_op(c: &Client, id: &str) -> Result<()> {
     let mut pb: Option<ProgressBar> = None;
     for (ev, data) in events(c.stream(&format!("/data/v1/operations/{id}/events"))?) {
         let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-        let (copied, total) = (v["records_copied"].as_u64().unwrap_or(0), v["records_total"].as_u64().unwrap_or(0));
+        let (copied, total) = (
+            v["records_copied"].as_u64().unwrap_or(0),
+            v["records_total"].as_u64().unwrap_or(0),
+        );
         if tty {
             let b = pb.get_or_insert_with(|| bar(total, "cloning"));
             b.set_length(total.max(copied));
@@ -330,7 +420,9 @@ fn follow_op(c: &Client, id: &str) -> Result<()> {
                 eprintln!("done: {copied} records copied");
                 return Ok(());
             }
-            "failed" | "canceled" => bail!("operation {id} {ev}: {}", v["error"].as_str().unwrap_or("")),
+            "failed" | "canceled" => {
+                bail!("operation {id} {ev}: {}", v["error"].as_str().unwrap_or(""))
+            }
             _ => {}
         }
     }
@@ -341,29 +433,49 @@ fn run(cli: Cli) -> Result<()> {
     let c = Client::new(&cli.conn);
     match cli.command {
         Command::Dataset { command } => dataset_copy(&c, command),
-        Command::Clone { source, target, strategy, at, skip_history, collections, detach } => {
+        Command::Clone {
+            source,
+            target,
+            strategy,
+            at,
+            skip_history,
+            collections,
+            detach,
+        } => {
             need_token(&c)?;
-            let mut body = json!({"target": target, "strategy": strategy, "history": !skip_history});
+            let mut body =
+                json!({"target": target, "strategy": strategy, "history": !skip_history});
             if let Some(t) = at {
                 body["target_time"] = t.into();
             }
             if !collections.is_empty() {
                 body["collections"] = json!(collections);
             }
-            let op = c.ok("POST", &format!("/data/v1/resources/{source}/clones"), Some(body))?;
+            let op = c.ok(
+                "POST",
+                &format!("/data/v1/resources/{source}/clones"),
+                Some(body),
+            )?;
             let id = op["id"].as_str().unwrap_or("").to_string();
             if detach {
                 println!("{id}");
                 return Ok(());
             }
-            eprintln!("operation {id}: {} → {} as of LSN {}", op["source"], op["target"], op["snapshot_lsn"]);
+            eprintln!(
+                "operation {id}: {} → {} as of LSN {}",
+                op["source"], op["target"], op["snapshot_lsn"]
+            );
             follow_op(&c, &id)
         }
         Command::Op { command } => {
             need_token(&c)?;
             let v = match command {
-                OpCommand::Status { id } => c.ok("GET", &format!("/data/v1/operations/{id}"), None)?,
-                OpCommand::Cancel { id } => c.ok("POST", &format!("/data/v1/operations/{id}/cancel"), None)?,
+                OpCommand::Status { id } => {
+                    c.ok("GET", &format!("/data/v1/operations/{id}"), None)?
+                }
+                OpCommand::Cancel { id } => {
+                    c.ok("POST", &format!("/data/v1/operations/{id}/cancel"), None)?
+                }
             };
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
@@ -372,13 +484,21 @@ fn run(cli: Cli) -> Result<()> {
             need_token(&c)?;
             let f = std::fs::File::open(&file).with_context(|| format!("opening {file}"))?;
             let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-            let pb = if std::io::stderr().is_terminal() { Some(bar(size, "importing")) } else { None };
+            let pb = if std::io::stderr().is_terminal() {
+                Some(bar(size, "importing"))
+            } else {
+                None
+            };
             let (mut done, mut sent, mut buf, mut n) = (0u64, 0u64, String::new(), 0usize);
             let mut flush = |buf: &mut String, n: &mut usize| -> Result<()> {
                 if *n == 0 {
                     return Ok(());
                 }
-                let (s, r) = c.call("POST", &format!("/data/v1/resources/{into}/import"), Some(std::mem::take(buf).into_bytes()))?;
+                let (s, r) = c.call(
+                    "POST",
+                    &format!("/data/v1/resources/{into}/import"),
+                    Some(std::mem::take(buf).into_bytes()),
+                )?;
                 if s != 200 {
                     bail!("import stopped after {done} records: {s}: {}", message(&r));
                 }
@@ -406,20 +526,29 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("imported {done} records into {into}");
             Ok(())
         }
-        Command::Export { resource, as_of, output } => {
+        Command::Export {
+            resource,
+            as_of,
+            output,
+        } => {
             need_token(&c)?;
             let q = as_of.map(|a| format!("?as_of={a}")).unwrap_or_default();
-            let mut b = ureq::http::Request::builder().uri(format!("{}/data/v1/resources/{resource}/export{q}", c.url));
+            let mut b = ureq::http::Request::builder()
+                .uri(format!("{}/data/v1/resources/{resource}/export{q}", c.url));
             if let Some(t) = &c.token {
                 b = b.header("authorization", format!("Bearer {t}"));
             }
             let mut resp = c.agent.run(b.body(())?)?;
             if resp.status().as_u16() != 200 {
-                let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null);
+                let v: Value =
+                    serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
+                        .unwrap_or(Value::Null);
                 bail!("{}: {}", resp.status(), message(&v));
             }
             let mut out: Box<dyn Write> = match output {
-                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(&p).with_context(|| format!("creating {p}"))?)),
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(&p).with_context(|| format!("creating {p}"))?,
+                )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
             let mut records = 0u64;

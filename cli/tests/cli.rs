@@ -13,7 +13,11 @@ fn spinoff(app: &App, token: &str, args: &[&str]) -> (i32, String, String) {
         .env_remove("SPINOFF_PROJECT")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -21,24 +25,67 @@ fn dataset_copy_sync_detach_attach_list_and_errors() {
     let app = App::start();
     let token = app.token("acme");
     let auth = format!("Bearer {token}");
-    app.send_json("PUT", "/v1/projects/proj1/datasets/production", &[("authorization", &auth)], &json!({}));
+    app.send_json(
+        "PUT",
+        "/v1/projects/proj1/datasets/production",
+        &[("authorization", &auth)],
+        &json!({}),
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("docs.ndjson");
     let lines: String = (0..3000).map(|i| format!("{}\n", json!({"collection": "post", "key": format!("p{i}"), "body": {"_id": format!("p{i}"), "n": i}}))).collect();
     std::fs::write(&file, lines).unwrap();
-    let (code, _, err) = spinoff(&app, &token, &["import", file.to_str().unwrap(), "--into", "sanity:proj1:production", "--batch", "1000"]);
+    let (code, _, err) = spinoff(
+        &app,
+        &token,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--into",
+            "sanity:proj1:production",
+            "--batch",
+            "1000",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("imported 3000 records"), "{err}");
 
     // Synchronous copy: progress lines (no TTY), then done.
-    let (code, _, err) = spinoff(&app, &token, &["dataset", "copy", "production", "staging", "--project", "proj1"]);
+    let (code, _, err) = spinoff(
+        &app,
+        &token,
+        &[
+            "dataset",
+            "copy",
+            "production",
+            "staging",
+            "--project",
+            "proj1",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("Starting copying dataset production to staging..."), "{err}");
+    assert!(
+        err.contains("Starting copying dataset production to staging..."),
+        "{err}"
+    );
     assert!(err.contains("progress: 100%"), "{err}");
     assert!(err.contains("completed"), "{err}");
 
     // Detach prints the job id; attach follows it to the end.
-    let (code, out, err) = spinoff(&app, &token, &["dataset", "copy", "production", "flat", "--project", "proj1", "--skip-history", "--detach"]);
+    let (code, out, err) = spinoff(
+        &app,
+        &token,
+        &[
+            "dataset",
+            "copy",
+            "production",
+            "flat",
+            "--project",
+            "proj1",
+            "--skip-history",
+            "--detach",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let job = out.trim().to_string();
     assert_eq!(job.len(), 32);
@@ -47,14 +94,40 @@ fn dataset_copy_sync_detach_attach_list_and_errors() {
     assert!(err.contains(&format!("job {job} completed")), "{err}");
 
     // The list, as a table and as JSON.
-    let (_, out, _) = spinoff(&app, &token, &["dataset", "copy", "--list", "--project", "proj1"]);
+    let (_, out, _) = spinoff(
+        &app,
+        &token,
+        &["dataset", "copy", "--list", "--project", "proj1"],
+    );
     assert!(out.lines().next().unwrap().starts_with("JOB"), "{out}");
     assert_eq!(out.lines().count(), 3);
-    let (_, out, _) = spinoff(&app, &token, &["dataset", "copy", "--list", "--project", "proj1", "--json"]);
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().len(), 2);
+    let (_, out, _) = spinoff(
+        &app,
+        &token,
+        &["dataset", "copy", "--list", "--project", "proj1", "--json"],
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Errors: the server's message, non-zero exit; missing arguments without a terminal.
-    let (code, _, err) = spinoff(&app, &token, &["dataset", "copy", "production", "staging", "--project", "proj1"]);
+    let (code, _, err) = spinoff(
+        &app,
+        &token,
+        &[
+            "dataset",
+            "copy",
+            "production",
+            "staging",
+            "--project",
+            "proj1",
+        ],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
     let (code, _, err) = spinoff(&app, &token, &["dataset", "copy", "--project", "proj1"]);
@@ -65,10 +138,26 @@ fn dataset_copy_sync_detach_attach_list_and_errors() {
 
     // Export and a data-API clone with progress.
     let out_file = dir.path().join("out.ndjson");
-    let (code, _, err) = spinoff(&app, &token, &["export", "sanity:proj1:staging", "-o", out_file.to_str().unwrap()]);
+    let (code, _, err) = spinoff(
+        &app,
+        &token,
+        &[
+            "export",
+            "sanity:proj1:staging",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read_to_string(&out_file).unwrap().lines().count(), 3000);
-    let (code, _, err) = spinoff(&app, &token, &["clone", "sanity:proj1:production", "native:copy"]);
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap().lines().count(),
+        3000
+    );
+    let (code, _, err) = spinoff(
+        &app,
+        &token,
+        &["clone", "sanity:proj1:production", "native:copy"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("done: 3000 records copied"), "{err}");
 }

@@ -43,7 +43,10 @@ fn tick() -> Result<Value, engine::Error> {
         Err(err) => return Err(err),
     };
     let delivered = deliver(&e)?;
-    let snapshots = e.take_scheduled_snapshots(variable_i64("snapshot_interval_seconds", 3600) * 1_000_000, 20)?;
+    let snapshots = e.take_scheduled_snapshots(
+        variable_i64("snapshot_interval_seconds", 3600) * 1_000_000,
+        20,
+    )?;
     let retention_us = variable_i64("retention_seconds", 7 * 86_400).max(0) * 1_000_000;
     let mut pruned = 0;
     for _ in 0..4 {
@@ -81,7 +84,9 @@ fn deliver(e: &Engine) -> Result<usize, engine::Error> {
     let due = e.claim_notifications(20, 30_000_000)?;
     let mut ok = 0;
     for n in due {
-        let (url, body, permanent_if_missing) = if n.destination.starts_with("http://") || n.destination.starts_with("https://") {
+        let (url, body, permanent_if_missing) = if n.destination.starts_with("http://")
+            || n.destination.starts_with("https://")
+        {
             (Some(n.destination.clone()), n.payload.clone(), false)
         } else {
             let body = json!({"to": n.destination, "subject": "Spinoff operation update",
@@ -89,7 +94,11 @@ fn deliver(e: &Engine) -> Result<usize, engine::Error> {
             (variable("mail_webhook_url"), body.to_string(), true)
         };
         let Some(url) = url else {
-            e.notification_failed(n.id, "no mail webhook configured (Spin variable mail_webhook_url)", permanent_if_missing)?;
+            e.notification_failed(
+                n.id,
+                "no mail webhook configured (Spin variable mail_webhook_url)",
+                permanent_if_missing,
+            )?;
             continue;
         };
         let req = spin_sdk::http::Request::builder()
@@ -100,13 +109,16 @@ fn deliver(e: &Engine) -> Result<usize, engine::Error> {
             .header("content-length", body.len().to_string().as_str())
             .body(body.into_bytes())
             .build();
-        let sent: Result<spin_sdk::http::Response, _> = spin_sdk::http::run(spin_sdk::http::send(req));
+        let sent: Result<spin_sdk::http::Response, _> =
+            spin_sdk::http::run(spin_sdk::http::send(req));
         match sent {
             Ok(resp) if (200..300).contains(resp.status()) => {
                 e.notification_delivered(n.id)?;
                 ok += 1;
             }
-            Ok(resp) => e.notification_failed(n.id, &format!("{url} answered {}", resp.status()), false)?,
+            Ok(resp) => {
+                e.notification_failed(n.id, &format!("{url} answered {}", resp.status()), false)?
+            }
             Err(err) => e.notification_failed(n.id, &format!("sending to {url}: {err}"), false)?,
         }
     }

@@ -15,7 +15,9 @@ pub fn paging(req: &Req) -> Result<(i64, i64), Reply> {
             None => Ok(default),
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(bad(&format!("{name} must be an integer from 1 to {max}, got {s:?}"))),
+                _ => Err(bad(&format!(
+                    "{name} must be an integer from 1 to {max}, got {s:?}"
+                ))),
             },
         }
     };
@@ -27,7 +29,14 @@ pub fn uuid(id: &str) -> String {
     if id.len() != 32 {
         return id.to_string();
     }
-    format!("{}-{}-{}-{}-{}", &id[0..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &id[0..8],
+        &id[8..12],
+        &id[12..16],
+        &id[16..20],
+        &id[20..32]
+    )
 }
 
 fn engine_id(uuid: &str) -> String {
@@ -36,7 +45,11 @@ fn engine_id(uuid: &str) -> String {
 
 pub fn op_json(e: &engine::Engine, op: &Operation) -> Value {
     let target_ready = op.status == engine::Status::Succeeded
-        && e.container_by_id(op.target).ok().flatten().map(|c| c.state == ContainerState::Ready).unwrap_or(true);
+        && e.container_by_id(op.target)
+            .ok()
+            .flatten()
+            .map(|c| c.state == ContainerState::Ready)
+            .unwrap_or(true);
     json!({
         "id": uuid(&op.id),
         "status": op.status.as_str(),
@@ -55,7 +68,11 @@ fn load(ctx: &Ctx, e: &engine::Engine, cluster: &str, op: &str) -> Result<Operat
     let c = find(ctx, e, cluster)?;
     match e.operation(&ctx.tenant, &engine_id(op)) {
         Ok(o) if o.family == FAMILY && o.source == c.id => Ok(o),
-        _ => Err(fail(404, "not_found", &format!("cloning operation {op} not found for cluster {cluster}"))),
+        _ => Err(fail(
+            404,
+            "not_found",
+            &format!("cloning operation {op} not found for cluster {cluster}"),
+        )),
     }
 }
 
@@ -76,15 +93,32 @@ pub fn start(ctx: &Ctx, req: &Req, cluster: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let source = find(ctx, &e, cluster)?;
     if source.state != ContainerState::Ready {
-        return Err(fail(409, "invalid_state", &format!("cluster {cluster} is {} and only an in_service cluster can be cloned", crate::clusters::status(&source))));
+        return Err(fail(
+            409,
+            "invalid_state",
+            &format!(
+                "cluster {cluster} is {} and only an in_service cluster can be cloned",
+                crate::clusters::status(&source)
+            ),
+        ));
     }
-    let source_region = source.spec["regions"][0].as_str().unwrap_or("oregon").to_string();
+    let source_region = source.spec["regions"][0]
+        .as_str()
+        .unwrap_or("oregon")
+        .to_string();
     let target_region = b.target_region.unwrap_or_else(|| source_region.clone());
     check_region(&target_region)?;
     let version = match b.typesense_server_version {
-        Some(v) if v.trim().is_empty() || v.len() > 64 => return Err(bad("typesense_server_version must be a version such as 28.0")),
+        Some(v) if v.trim().is_empty() || v.len() > 64 => {
+            return Err(bad(
+                "typesense_server_version must be a version such as 28.0",
+            ))
+        }
         Some(v) => v,
-        None => source.spec["typesense_server_version"].as_str().unwrap_or("").to_string(),
+        None => source.spec["typesense_server_version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
     };
     let emails = b.notification_email_addresses.unwrap_or_default();
     for a in &emails {
@@ -122,7 +156,10 @@ pub fn start(ctx: &Ctx, req: &Req, cluster: &str) -> Result<Reply, Reply> {
             ),
             _ => error(&er),
         })?;
-    Ok(Reply::json(201, &json!({"success": true, "cloning_operation": op_json(&e, &op)})))
+    Ok(Reply::json(
+        201,
+        &json!({"success": true, "cloning_operation": op_json(&e, &op)}),
+    ))
 }
 
 /// `GET …/cloning-operations/{op}`: the bare object. Reading makes bounded
@@ -142,8 +179,14 @@ pub fn list(ctx: &Ctx, req: &Req, cluster: &str) -> Result<Reply, Reply> {
     let (page, per_page) = paging(req)?;
     let e = ctx.engine()?;
     let c = find(ctx, &e, cluster)?;
-    let f = OpFilter { family: Some(FAMILY.into()), source: Some(c.id), ..Default::default() };
-    let (ops, total) = e.list_operations(&ctx.tenant, &f, (page - 1) * per_page, per_page).map_err(|er| error(&er))?;
+    let f = OpFilter {
+        family: Some(FAMILY.into()),
+        source: Some(c.id),
+        ..Default::default()
+    };
+    let (ops, total) = e
+        .list_operations(&ctx.tenant, &f, (page - 1) * per_page, per_page)
+        .map_err(|er| error(&er))?;
     Ok(Reply::json(
         200,
         &json!({"page": page, "per_page": per_page, "total": total,
@@ -154,9 +197,12 @@ pub fn list(ctx: &Ctx, req: &Req, cluster: &str) -> Result<Reply, Reply> {
 /// `PATCH …/cloning-operations/{op}` `{"status": "canceled"}`: only a pending
 /// operation cancels.
 pub fn cancel(ctx: &Ctx, req: &Req, cluster: &str, op: &str) -> Result<Reply, Reply> {
-    let body: Value = serde_json::from_slice(&req.body).map_err(|_| bad("the body must be {\"status\": \"canceled\"}"))?;
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|_| bad("the body must be {\"status\": \"canceled\"}"))?;
     if body != json!({"status": "canceled"}) {
-        return Err(bad("the only accepted update is {\"status\": \"canceled\"}"));
+        return Err(bad(
+            "the only accepted update is {\"status\": \"canceled\"}",
+        ));
     }
     let e = ctx.engine()?;
     let o = load(ctx, &e, cluster, op)?;
@@ -168,5 +214,8 @@ pub fn cancel(ctx: &Ctx, req: &Req, cluster: &str, op: &str) -> Result<Reply, Re
         ),
         _ => error(&er),
     })?;
-    Ok(Reply::json(200, &json!({"success": true, "cloning_operation": op_json(&e, &o)})))
+    Ok(Reply::json(
+        200,
+        &json!({"success": true, "cloning_operation": op_json(&e, &o)}),
+    ))
 }

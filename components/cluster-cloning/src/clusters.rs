@@ -11,16 +11,37 @@ use crate::{bad, error, Ctx, FAMILY};
 
 /// Regions a cluster may be provisioned in.
 pub const REGIONS: &[&str] = &[
-    "oregon", "n_california", "n_virginia", "ohio", "canada", "sao_paulo", "ireland", "london", "frankfurt",
-    "paris", "stockholm", "milan", "mumbai", "singapore", "sydney", "tokyo", "seoul", "hong_kong", "bahrain",
-    "cape_town", "jakarta",
+    "oregon",
+    "n_california",
+    "n_virginia",
+    "ohio",
+    "canada",
+    "sao_paulo",
+    "ireland",
+    "london",
+    "frankfurt",
+    "paris",
+    "stockholm",
+    "milan",
+    "mumbai",
+    "singapore",
+    "sydney",
+    "tokyo",
+    "seoul",
+    "hong_kong",
+    "bahrain",
+    "cape_town",
+    "jakarta",
 ];
 
 pub fn check_region(r: &str) -> Result<(), Reply> {
     if REGIONS.contains(&r) {
         Ok(())
     } else {
-        Err(bad(&format!("region {r:?} is not valid; valid regions are: {}", REGIONS.join(", "))))
+        Err(bad(&format!(
+            "region {r:?} is not valid; valid regions are: {}",
+            REGIONS.join(", ")
+        )))
     }
 }
 
@@ -28,7 +49,11 @@ pub fn check_region(r: &str) -> Result<(), Reply> {
 pub fn new_cluster_id() -> String {
     let hex = spin_adapter::store::random_hex(17);
     let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    hex::decode(hex).unwrap().iter().map(|b| alphabet[(*b as usize) % 36] as char).collect()
+    hex::decode(hex)
+        .unwrap()
+        .iter()
+        .map(|b| alphabet[(*b as usize) % 36] as char)
+        .collect()
 }
 
 /// Cluster status from the container's state.
@@ -53,30 +78,46 @@ pub fn cluster_json(c: &Container) -> Value {
 }
 
 pub fn find(ctx: &Ctx, e: &engine::Engine, id: &str) -> Result<Container, Reply> {
-    e.container(FAMILY, &ctx.tenant, id).map_err(|_| crate::fail(404, "not_found", &format!("cluster {id} not found")))
+    e.container(FAMILY, &ctx.tenant, id)
+        .map_err(|_| crate::fail(404, "not_found", &format!("cluster {id} not found")))
 }
 
 fn string(v: &Map<String, Value>, k: &str, required: bool) -> Result<Option<String>, Reply> {
     match v.get(k) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 64 => Ok(Some(s.clone())),
-        _ => Err(bad(&format!("{k} is required and must be a non-empty string"))),
+        _ => Err(bad(&format!(
+            "{k} is required and must be a non-empty string"
+        ))),
     }
 }
 
 /// `POST /api/v1/clusters`.
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
-    let body: Value = req.json().map_err(|_| bad("the body must be a JSON object"))?;
-    let Value::Object(b) = body else { return Err(bad("the body must be a JSON object")) };
+    let body: Value = req
+        .json()
+        .map_err(|_| bad("the body must be a JSON object"))?;
+    let Value::Object(b) = body else {
+        return Err(bad("the body must be a JSON object"));
+    };
     let memory = string(&b, "memory", true)?.unwrap();
     let vcpu = string(&b, "vcpu", true)?.unwrap();
     let version = string(&b, "typesense_server_version", true)?.unwrap();
     let regions: Vec<String> = match b.get("regions") {
         Some(Value::Array(a)) if !a.is_empty() => a
             .iter()
-            .map(|r| r.as_str().map(String::from).ok_or_else(|| bad("regions must be strings")))
+            .map(|r| {
+                r.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| bad("regions must be strings"))
+            })
             .collect::<Result<_, _>>()?,
-        _ => return Err(bad(&format!("regions is required: a non-empty list of {}", REGIONS.join(", ")))),
+        _ => {
+            return Err(bad(&format!(
+                "regions is required: a non-empty list of {}",
+                REGIONS.join(", ")
+            )))
+        }
     };
     for r in &regions {
         check_region(r)?;
@@ -103,16 +144,25 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
         "auto_upgrade_capacity": b.get("auto_upgrade_capacity").and_then(Value::as_bool).unwrap_or(false),
     });
     let e = ctx.engine()?;
-    let c = e.create_container(FAMILY, &ctx.tenant, &id, &spec).map_err(|er| error(&er))?;
-    Ok(Reply::json(201, &json!({"success": true, "cluster": cluster_json(&c)})))
+    let c = e
+        .create_container(FAMILY, &ctx.tenant, &id, &spec)
+        .map_err(|er| error(&er))?;
+    Ok(Reply::json(
+        201,
+        &json!({"success": true, "cluster": cluster_json(&c)}),
+    ))
 }
 
 /// `GET /api/v1/clusters?page=&per_page=`.
 pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     let (page, per_page) = crate::cloning::paging(req)?;
     let e = ctx.engine()?;
-    let total = e.count_containers(FAMILY, &ctx.tenant).map_err(|er| error(&er))?;
-    let list = e.list_containers(FAMILY, &ctx.tenant, (page - 1) * per_page, per_page).map_err(|er| error(&er))?;
+    let total = e
+        .count_containers(FAMILY, &ctx.tenant)
+        .map_err(|er| error(&er))?;
+    let list = e
+        .list_containers(FAMILY, &ctx.tenant, (page - 1) * per_page, per_page)
+        .map_err(|er| error(&er))?;
     Ok(Reply::json(
         200,
         &json!({"page": page, "per_page": per_page, "total": total, "clusters": list.iter().map(cluster_json).collect::<Vec<_>>()}),
@@ -129,7 +179,8 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
 pub fn terminate(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let c = find(ctx, &e, id)?;
-    e.delete_container(FAMILY, &ctx.tenant, id).map_err(|er| error(&er))?;
+    e.delete_container(FAMILY, &ctx.tenant, id)
+        .map_err(|er| error(&er))?;
     let mut j = cluster_json(&c);
     j["status"] = "terminated".into();
     Ok(Reply::json(200, &json!({"success": true, "cluster": j})))

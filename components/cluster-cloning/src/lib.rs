@@ -35,7 +35,8 @@ impl Ctx {
 }
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
-    let tenant = spin_adapter::auth::tenant_from_header(req, KEY_HEADER).map_err(typesense_shape)?;
+    let tenant =
+        spin_adapter::auth::tenant_from_header(req, KEY_HEADER).map_err(typesense_shape)?;
     let db = SpinDb::open().map_err(|e| error(&e))?;
     Ok(Ctx { tenant, db })
 }
@@ -51,11 +52,21 @@ fn route(req: Req) -> Reply {
             ("POST", ["clusters"]) => clusters::create(&ctx(&req)?, &req)?,
             ("GET", ["clusters"]) => clusters::list(&ctx(&req)?, &req)?,
             ("GET", ["clusters", id]) => clusters::get(&ctx(&req)?, id)?,
-            ("DELETE", ["clusters", id]) | ("POST", ["clusters", id, "terminate"]) => clusters::terminate(&ctx(&req)?, id)?,
-            ("POST", ["clusters", id, "cloning-operations"]) => cloning::start(&ctx(&req)?, &req, id)?,
-            ("GET", ["clusters", id, "cloning-operations"]) => cloning::list(&ctx(&req)?, &req, id)?,
-            ("GET", ["clusters", id, "cloning-operations", op]) => cloning::get(&ctx(&req)?, id, op)?,
-            ("PATCH", ["clusters", id, "cloning-operations", op]) => cloning::cancel(&ctx(&req)?, &req, id, op)?,
+            ("DELETE", ["clusters", id]) | ("POST", ["clusters", id, "terminate"]) => {
+                clusters::terminate(&ctx(&req)?, id)?
+            }
+            ("POST", ["clusters", id, "cloning-operations"]) => {
+                cloning::start(&ctx(&req)?, &req, id)?
+            }
+            ("GET", ["clusters", id, "cloning-operations"]) => {
+                cloning::list(&ctx(&req)?, &req, id)?
+            }
+            ("GET", ["clusters", id, "cloning-operations", op]) => {
+                cloning::get(&ctx(&req)?, id, op)?
+            }
+            ("PATCH", ["clusters", id, "cloning-operations", op]) => {
+                cloning::cancel(&ctx(&req)?, &req, id, op)?
+            }
             _ => spin_adapter::reply::no_route_reply("cluster-cloning", &req.method, &req.path),
         })
     })();
@@ -73,15 +84,21 @@ pub(crate) fn bad(message: &str) -> Reply {
 }
 
 pub(crate) fn fail(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(status, &serde_json::json!({"success": false, "error": code, "message": message}))
+    Reply::json(
+        status,
+        &serde_json::json!({"success": false, "error": code, "message": message}),
+    )
 }
 
 /// Turn the default `{"error", "message"}` body into `{"success": false, …}`.
 fn typesense_shape(mut r: Reply) -> Reply {
     if let spin_adapter::http::Body::Bytes(b) = &r.body {
-        if let Ok(serde_json::Value::Object(mut m)) = serde_json::from_slice::<serde_json::Value>(b) {
+        if let Ok(serde_json::Value::Object(mut m)) = serde_json::from_slice::<serde_json::Value>(b)
+        {
             m.insert("success".into(), false.into());
-            r.body = spin_adapter::http::Body::Bytes(serde_json::Value::Object(m).to_string().into_bytes());
+            r.body = spin_adapter::http::Body::Bytes(
+                serde_json::Value::Object(m).to_string().into_bytes(),
+            );
         }
     }
     r

@@ -55,11 +55,21 @@ fn route(req: Req) -> Reply {
             ("PUT", ["resources", r]) => resources::create(&ctx(&req)?, &req, r)?,
             ("GET", ["resources", r]) => resources::get(&ctx(&req)?, r)?,
             ("DELETE", ["resources", r]) => resources::delete(&ctx(&req)?, r)?,
-            ("GET", ["resources", r, "collections", c, "records"]) => resources::list(&ctx(&req)?, &req, r, c)?,
-            ("PUT", ["resources", r, "collections", c, "records", k]) => resources::put(&ctx(&req)?, &req, r, c, k)?,
-            ("GET", ["resources", r, "collections", c, "records", k]) => resources::read(&ctx(&req)?, &req, r, c, k)?,
-            ("DELETE", ["resources", r, "collections", c, "records", k]) => resources::remove(&ctx(&req)?, r, c, k)?,
-            ("GET", ["resources", r, "collections", c, "records", k, "history"]) => resources::history(&ctx(&req)?, &req, r, c, k)?,
+            ("GET", ["resources", r, "collections", c, "records"]) => {
+                resources::list(&ctx(&req)?, &req, r, c)?
+            }
+            ("PUT", ["resources", r, "collections", c, "records", k]) => {
+                resources::put(&ctx(&req)?, &req, r, c, k)?
+            }
+            ("GET", ["resources", r, "collections", c, "records", k]) => {
+                resources::read(&ctx(&req)?, &req, r, c, k)?
+            }
+            ("DELETE", ["resources", r, "collections", c, "records", k]) => {
+                resources::remove(&ctx(&req)?, r, c, k)?
+            }
+            ("GET", ["resources", r, "collections", c, "records", k, "history"]) => {
+                resources::history(&ctx(&req)?, &req, r, c, k)?
+            }
             ("POST", ["resources", r, "import"]) => resources::import(&ctx(&req)?, &req, r)?,
             ("GET", ["resources", r, "export"]) => resources::export(ctx(&req)?, &req, r)?,
             ("POST", ["resources", r, "snapshots"]) => resources::snapshot(&ctx(&req)?, &req, r)?,
@@ -71,8 +81,12 @@ fn route(req: Req) -> Reply {
             ("POST", ["operations", id, "retry"]) => operations::retry(&ctx(&req)?, id)?,
             ("GET", ["operations", id, "events"]) => operations::events(ctx(&req)?, &req, id)?,
             _ => match allowed(s.as_slice()) {
-                Some(methods) => Reply::problem(405, "method_not_allowed", &format!("{m} is not allowed here; use {}", methods.join(", ")))
-                    .with_header("allow", &methods.join(", ")),
+                Some(methods) => Reply::problem(
+                    405,
+                    "method_not_allowed",
+                    &format!("{m} is not allowed here; use {}", methods.join(", ")),
+                )
+                .with_header("allow", &methods.join(", ")),
                 None => spin_adapter::reply::no_route_reply(COMPONENT, m, &req.path),
             },
         })
@@ -120,5 +134,8 @@ fn tokens(req: &Req) -> Result<Reply, Reply> {
     let b: Body = req.json()?;
     engine::util::check_name("tenant", &b.tenant).map_err(|e| Reply::error(&e))?;
     let token = spin_adapter::auth::mint(&b.tenant, engine::Env::now_us(&SpinEnv))?;
-    Ok(Reply::json(201, &serde_json::json!({"token": token, "tenant": b.tenant})))
+    Ok(Reply::json(
+        201,
+        &serde_json::json!({"token": token, "tenant": b.tenant}),
+    ))
 }

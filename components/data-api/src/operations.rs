@@ -40,18 +40,36 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
     let b: Body = req.json()?;
     let (tf, tname) = parse_ref(&b.target)?;
     if tf != "native" {
-        return Err(Reply::problem(422, "invalid_input", "the data API clones into native:<name> targets"));
+        return Err(Reply::problem(
+            422,
+            "invalid_input",
+            "the data API clones into native:<name> targets",
+        ));
     }
     let strategy = match (b.strategy.as_deref().unwrap_or("now"), &b.target_time) {
         ("now", None) => Strategy::Now,
         ("last_snapshot", None) => Strategy::LastSnapshot,
         ("pitr", Some(t)) => Strategy::Pitr(engine::util::parse_rfc3339(t).map_err(err)?),
-        ("pitr", None) => return Err(Reply::problem(422, "invalid_input", "strategy pitr needs target_time (RFC 3339)")),
+        ("pitr", None) => {
+            return Err(Reply::problem(
+                422,
+                "invalid_input",
+                "strategy pitr needs target_time (RFC 3339)",
+            ))
+        }
         ("now" | "last_snapshot", Some(_)) => {
-            return Err(Reply::problem(422, "invalid_input", "target_time is only for strategy pitr"))
+            return Err(Reply::problem(
+                422,
+                "invalid_input",
+                "target_time is only for strategy pitr",
+            ))
         }
         (s, _) => {
-            return Err(Reply::problem(422, "invalid_input", &format!("strategy {s:?} is not one of now, last_snapshot, pitr")))
+            return Err(Reply::problem(
+                422,
+                "invalid_input",
+                &format!("strategy {s:?} is not one of now, last_snapshot, pitr"),
+            ))
         }
     };
     let e = ctx.engine()?;
@@ -61,11 +79,19 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
         h.update(r.as_bytes());
         h.update([0]);
         h.update(&req.body);
-        (format!("data-api:{}", ctx.tenant), k.to_string(), hex::encode(h.finalize()))
+        (
+            format!("data-api:{}", ctx.tenant),
+            k.to_string(),
+            hex::encode(h.finalize()),
+        )
     });
     if let Some((_, k, _)) = &idempotency {
         if k.is_empty() || k.len() > 255 {
-            return Err(Reply::problem(422, "invalid_input", "Idempotency-Key is 1 to 255 characters"));
+            return Err(Reply::problem(
+                422,
+                "invalid_input",
+                "Idempotency-Key is 1 to 255 characters",
+            ));
         }
     }
     let (op, replayed) = e
@@ -86,7 +112,8 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
             idempotency,
         })
         .map_err(err)?;
-    let mut reply = Reply::json(202, &shapes::operation(&op)).with_header("location", &format!("/data/v1/operations/{}", op.id));
+    let mut reply = Reply::json(202, &shapes::operation(&op))
+        .with_header("location", &format!("/data/v1/operations/{}", op.id));
     if replayed {
         reply = reply.with_header("idempotent-replayed", "true");
     }
@@ -105,7 +132,9 @@ pub fn get(ctx: &Ctx, id: &str) -> R {
     let notes = e.notifications_of(id).map_err(err)?;
     v["notifications"] = notes
         .iter()
-        .map(|(d, s, a, le)| json!({"destination": d, "status": s, "attempts": a, "last_error": le}))
+        .map(
+            |(d, s, a, le)| json!({"destination": d, "status": s, "attempts": a, "last_error": le}),
+        )
         .collect::<Vec<_>>()
         .into();
     Ok(Reply::json(200, &v))
@@ -116,7 +145,11 @@ fn positive(req: &Req, name: &str, default: i64, max: i64) -> Result<i64, Reply>
         None => Ok(default),
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(Reply::problem(422, "invalid_input", &format!("{name} must be 1 to {max}, got {s:?}"))),
+            _ => Err(Reply::problem(
+                422,
+                "invalid_input",
+                &format!("{name} must be 1 to {max}, got {s:?}"),
+            )),
         },
     }
 }
@@ -133,7 +166,9 @@ pub fn list(ctx: &Ctx, req: &Req) -> R {
     if let Some(s) = req.query("status") {
         f.status = Some(Status::parse(s).map_err(err)?);
     }
-    let (ops, total) = e.list_operations(&ctx.tenant, &f, (page - 1) * per_page, per_page).map_err(err)?;
+    let (ops, total) = e
+        .list_operations(&ctx.tenant, &f, (page - 1) * per_page, per_page)
+        .map_err(err)?;
     Ok(Reply::json(
         200,
         &json!({
@@ -173,55 +208,66 @@ pub fn events(ctx: Ctx, req: &Req, id: &str) -> R {
     let after = req
         .header("last-event-id")
         .or(req.query("after"))
-        .map(|s| s.trim().parse::<i64>().map_err(|_| Reply::problem(422, "invalid_input", "Last-Event-ID is an event sequence number")))
+        .map(|s| {
+            s.trim().parse::<i64>().map_err(|_| {
+                Reply::problem(
+                    422,
+                    "invalid_input",
+                    "Last-Event-ID is an event sequence number",
+                )
+            })
+        })
         .transpose()?
         .unwrap_or(0);
-    Ok(Reply::stream(200, "text/event-stream", sse(ctx, id.to_string(), after))
-        .with_header("cache-control", "no-cache"))
+    Ok(
+        Reply::stream(200, "text/event-stream", sse(ctx, id.to_string(), after))
+            .with_header("cache-control", "no-cache"),
+    )
 }
 
 pub(crate) fn sse(ctx: Ctx, id: String, mut after: i64) -> spin_adapter::http::Chunks {
     let started = std::time::Instant::now();
     let mut last_sent = std::time::Instant::now();
     let mut ended = false;
-    Box::new(move || {
-        loop {
-            if ended || started.elapsed() > std::time::Duration::from_secs(600) {
-                return None;
-            }
-            let e = Engine::open(&ctx.db, &SpinEnv).ok()?;
-            let events = e.events(&id, after, 100).ok()?;
-            if !events.is_empty() {
-                let mut out = String::new();
-                for ev in &events {
-                    let mut data = ev.data.clone();
-                    if let Value::Object(m) = &mut data {
-                        m.insert("at".into(), engine::util::rfc3339(ev.at).into());
-                    }
-                    out.push_str(&format!("id: {}\nevent: {}\ndata: {}\n\n", ev.seq, ev.kind, data));
-                    after = ev.seq;
-                    if matches!(ev.kind.as_str(), "succeeded" | "failed" | "canceled") {
-                        let op = e.operation_by_id(&id).ok().flatten();
-                        if op.map(|o| !o.status.is_active()).unwrap_or(true) {
-                            ended = true;
-                        }
+    Box::new(move || loop {
+        if ended || started.elapsed() > std::time::Duration::from_secs(600) {
+            return None;
+        }
+        let e = Engine::open(&ctx.db, &SpinEnv).ok()?;
+        let events = e.events(&id, after, 100).ok()?;
+        if !events.is_empty() {
+            let mut out = String::new();
+            for ev in &events {
+                let mut data = ev.data.clone();
+                if let Value::Object(m) = &mut data {
+                    m.insert("at".into(), engine::util::rfc3339(ev.at).into());
+                }
+                out.push_str(&format!(
+                    "id: {}\nevent: {}\ndata: {}\n\n",
+                    ev.seq, ev.kind, data
+                ));
+                after = ev.seq;
+                if matches!(ev.kind.as_str(), "succeeded" | "failed" | "canceled") {
+                    let op = e.operation_by_id(&id).ok().flatten();
+                    if op.map(|o| !o.status.is_active()).unwrap_or(true) {
+                        ended = true;
                     }
                 }
+            }
+            last_sent = std::time::Instant::now();
+            return Some(out.into_bytes());
+        }
+        let op = e.operation_by_id(&id).ok().flatten()?;
+        if !op.status.is_active() {
+            return None;
+        }
+        let progressed = e.nudge(&id, NUDGE_RECORDS).unwrap_or(false);
+        if !progressed {
+            if last_sent.elapsed() > std::time::Duration::from_secs(15) {
                 last_sent = std::time::Instant::now();
-                return Some(out.into_bytes());
+                return Some(b": keep-alive\n\n".to_vec());
             }
-            let op = e.operation_by_id(&id).ok().flatten()?;
-            if !op.status.is_active() {
-                return None;
-            }
-            let progressed = e.nudge(&id, NUDGE_RECORDS).unwrap_or(false);
-            if !progressed {
-                if last_sent.elapsed() > std::time::Duration::from_secs(15) {
-                    last_sent = std::time::Instant::now();
-                    return Some(b": keep-alive\n\n".to_vec());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
     })
 }

@@ -32,11 +32,16 @@ pub(crate) fn find(e: &Engine, tenant: &str, r: &str) -> Result<Container, Reply
 pub(crate) fn as_of(req: &Req) -> Result<AsOf, Reply> {
     match req.query("as_of") {
         None | Some("") => Ok(AsOf::Head),
-        Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map(AsOf::Lsn).map_err(|_| Reply::problem(422, "invalid_input", "as_of LSN is out of range"))
-        }
+        Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => s
+            .parse()
+            .map(AsOf::Lsn)
+            .map_err(|_| Reply::problem(422, "invalid_input", "as_of LSN is out of range")),
         Some(s) => engine::util::parse_rfc3339(s).map(AsOf::Time).map_err(|e| {
-            Reply::problem(400, "invalid_input", &format!("as_of must be an LSN or an RFC 3339 time: {}", e.message))
+            Reply::problem(
+                400,
+                "invalid_input",
+                &format!("as_of must be an LSN or an RFC 3339 time: {}", e.message),
+            )
         }),
     }
 }
@@ -46,7 +51,11 @@ fn limit(req: &Req, default: i64, max: i64) -> Result<i64, Reply> {
         None => Ok(default),
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(Reply::problem(422, "invalid_input", &format!("limit must be 1 to {max}, got {s:?}"))),
+            _ => Err(Reply::problem(
+                422,
+                "invalid_input",
+                &format!("limit must be 1 to {max}, got {s:?}"),
+            )),
         },
     }
 }
@@ -60,12 +69,22 @@ pub fn create(ctx: &Ctx, req: &Req, r: &str) -> R {
             &format!("{family} resources are created through their own API; the data API creates native:<name> resources"),
         ));
     }
-    let spec: Value = if req.body.is_empty() { json!({}) } else { req.json()? };
+    let spec: Value = if req.body.is_empty() {
+        json!({})
+    } else {
+        req.json()?
+    };
     if !spec.is_object() {
-        return Err(Reply::problem(422, "invalid_input", "the body, when given, is a JSON object (the resource's spec)"));
+        return Err(Reply::problem(
+            422,
+            "invalid_input",
+            "the body, when given, is a JSON object (the resource's spec)",
+        ));
     }
     let e = ctx.engine()?;
-    let c = e.create_container(family, &ctx.tenant, name, &spec).map_err(err)?;
+    let c = e
+        .create_container(family, &ctx.tenant, name, &spec)
+        .map_err(err)?;
     Ok(Reply::json(201, &shapes::resource(&c, &[])))
 }
 
@@ -79,7 +98,8 @@ pub fn get(ctx: &Ctx, r: &str) -> R {
 pub fn delete(ctx: &Ctx, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
-    e.delete_container(&c.family, &c.tenant, &c.name).map_err(err)?;
+    e.delete_container(&c.family, &c.tenant, &c.name)
+        .map_err(err)?;
     Ok(Reply::empty(204))
 }
 
@@ -88,8 +108,14 @@ pub fn list(ctx: &Ctx, req: &Req, r: &str, collection: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let limit = limit(req, 100, 1000)?;
-    let records = e.list(&c, collection, req.query("after"), limit, as_of(req)?).map_err(err)?;
-    let next = if records.len() as i64 == limit { records.last().map(|v| v.key.clone()) } else { None };
+    let records = e
+        .list(&c, collection, req.query("after"), limit, as_of(req)?)
+        .map_err(err)?;
+    let next = if records.len() as i64 == limit {
+        records.last().map(|v| v.key.clone())
+    } else {
+        None
+    };
     Ok(Reply::json(
         200,
         &json!({"records": records.iter().map(shapes::version).collect::<Vec<_>>(), "next_after": next}),
@@ -102,7 +128,10 @@ pub fn put(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let done = e.put(&c, collection, key, &body.to_string()).map_err(err)?;
-    Ok(Reply::json(200, &json!({"lsn": done.lsn, "committed_at": engine::util::rfc3339(done.committed_at)})))
+    Ok(Reply::json(
+        200,
+        &json!({"lsn": done.lsn, "committed_at": engine::util::rfc3339(done.committed_at)}),
+    ))
 }
 
 pub fn read(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
@@ -118,22 +147,37 @@ pub fn remove(ctx: &Ctx, r: &str, collection: &str, key: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let done = e.delete(&c, collection, key).map_err(err)?;
-    Ok(Reply::json(200, &json!({"lsn": done.lsn, "committed_at": engine::util::rfc3339(done.committed_at)})))
+    Ok(Reply::json(
+        200,
+        &json!({"lsn": done.lsn, "committed_at": engine::util::rfc3339(done.committed_at)}),
+    ))
 }
 
 pub fn history(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
     names(collection, Some(key))?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
-    let before = match req.query("before") {
-        None => None,
-        Some(s) => Some(s.parse::<i64>().ok().filter(|b| *b >= 0).ok_or_else(|| Reply::problem(422, "invalid_input", "before is an LSN (0 or more)"))?),
-    };
-    let versions = e.history(&c, collection, key, before, limit(req, 100, 1000)?).map_err(err)?;
+    let before =
+        match req.query("before") {
+            None => None,
+            Some(s) => Some(s.parse::<i64>().ok().filter(|b| *b >= 0).ok_or_else(|| {
+                Reply::problem(422, "invalid_input", "before is an LSN (0 or more)")
+            })?),
+        };
+    let versions = e
+        .history(&c, collection, key, before, limit(req, 100, 1000)?)
+        .map_err(err)?;
     if versions.is_empty() && before.is_none() {
-        return Err(Reply::problem(404, "not_found", &format!("record {collection}/{key} has no history")));
+        return Err(Reply::problem(
+            404,
+            "not_found",
+            &format!("record {collection}/{key} has no history"),
+        ));
     }
-    Ok(Reply::json(200, &json!({"versions": versions.iter().map(shapes::version).collect::<Vec<_>>()})))
+    Ok(Reply::json(
+        200,
+        &json!({"versions": versions.iter().map(shapes::version).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `POST …/import`: NDJSON, one `{"collection", "key", "body"}` or
@@ -149,42 +193,72 @@ pub fn import(ctx: &Ctx, req: &Req, r: &str) -> R {
         #[serde(default)]
         deleted: bool,
     }
-    let text = std::str::from_utf8(&req.body).map_err(|e| Reply::problem(400, "invalid_ndjson", &format!("the body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&req.body).map_err(|e| {
+        Reply::problem(
+            400,
+            "invalid_ndjson",
+            &format!("the body is not UTF-8: {e}"),
+        )
+    })?;
     let mut writes = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |m: String| Reply::problem(400, "invalid_ndjson", &format!("line {}: {m}", i + 1));
+        let bad =
+            |m: String| Reply::problem(400, "invalid_ndjson", &format!("line {}: {m}", i + 1));
         let l: Line = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
         writes.push(match (l.deleted, l.body) {
-            (true, None) => Write::Delete { collection: l.collection, key: l.key },
-            (false, Some(b)) => Write::Put { collection: l.collection, key: l.key, body: b.to_string() },
+            (true, None) => Write::Delete {
+                collection: l.collection,
+                key: l.key,
+            },
+            (false, Some(b)) => Write::Put {
+                collection: l.collection,
+                key: l.key,
+                body: b.to_string(),
+            },
             (true, Some(_)) => return Err(bad("a deleted line has no body".into())),
             (false, None) => return Err(bad("missing body (or \"deleted\": true)".into())),
         });
     }
     if writes.is_empty() {
-        return Err(Reply::problem(400, "invalid_ndjson", "the body has no NDJSON lines"));
+        return Err(Reply::problem(
+            400,
+            "invalid_ndjson",
+            "the body has no NDJSON lines",
+        ));
     }
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
-    let done = e.write(&c.family, &c.tenant, &c.name, &writes).map_err(|er| {
-        let mut reply = err(er.clone());
-        // Name the line of an invalid record.
-        if er.kind == engine::ErrorKind::InvalidInput {
-            if let Some(i) = writes.iter().position(|w| e_check(w).is_err()) {
-                reply = Reply::problem(422, "invalid_input", &format!("line {}: {}", i + 1, er.message));
+    let done = e
+        .write(&c.family, &c.tenant, &c.name, &writes)
+        .map_err(|er| {
+            let mut reply = err(er.clone());
+            // Name the line of an invalid record.
+            if er.kind == engine::ErrorKind::InvalidInput {
+                if let Some(i) = writes.iter().position(|w| e_check(w).is_err()) {
+                    reply = Reply::problem(
+                        422,
+                        "invalid_input",
+                        &format!("line {}: {}", i + 1, er.message),
+                    );
+                }
             }
-        }
-        reply
-    })?;
-    Ok(Reply::json(200, &json!({"imported": writes.len(), "applied": done.applied, "lsn": done.lsn})))
+            reply
+        })?;
+    Ok(Reply::json(
+        200,
+        &json!({"imported": writes.len(), "applied": done.applied, "lsn": done.lsn}),
+    ))
 }
 
 fn e_check(w: &Write) -> engine::Result<()> {
     match w {
-        Write::Put { collection, key, .. } | Write::Delete { collection, key } => {
+        Write::Put {
+            collection, key, ..
+        }
+        | Write::Delete { collection, key } => {
             engine::util::check_collection(collection)?;
             engine::util::check_key(key)
         }
@@ -198,7 +272,11 @@ pub fn export(ctx: Ctx, req: &Req, r: &str) -> R {
         let c = find(&e, &ctx.tenant, r)?;
         (e.resolve(&c, as_of(req)?).map_err(err)?, c)
     };
-    let at = if at == i64::MAX { ctx.engine()?.head_lsn().map_err(err)? } else { at };
+    let at = if at == i64::MAX {
+        ctx.engine()?.head_lsn().map_err(err)?
+    } else {
+        at
+    };
     let db: SpinDb = ctx.db;
     let mut after: Option<(String, String)> = None;
     let mut done = false;
@@ -236,7 +314,11 @@ pub fn snapshot(ctx: &Ctx, req: &Req, r: &str) -> R {
     struct Body {
         name: Option<String>,
     }
-    let b: Body = if req.body.is_empty() { Body::default() } else { req.json()? };
+    let b: Body = if req.body.is_empty() {
+        Body::default()
+    } else {
+        req.json()?
+    };
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let s = e.snapshot(&c, b.name.as_deref()).map_err(err)?;
@@ -251,5 +333,8 @@ pub fn snapshots(ctx: &Ctx, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let list = e.snapshots(&c, 1000).map_err(err)?;
-    Ok(Reply::json(200, &json!({"snapshots": list.iter().map(snapshot_json).collect::<Vec<_>>()})))
+    Ok(Reply::json(
+        200,
+        &json!({"snapshots": list.iter().map(snapshot_json).collect::<Vec<_>>()}),
+    ))
 }

@@ -6,7 +6,14 @@ use serde_json::{json, Value};
 use spin_adapter::http::Reply;
 
 /// Families a resource reference may name.
-pub const FAMILIES: &[&str] = &["native", "typesense", "mixpeek", "timescale", "sanity", "qovery"];
+pub const FAMILIES: &[&str] = &[
+    "native",
+    "typesense",
+    "mixpeek",
+    "timescale",
+    "sanity",
+    "qovery",
+];
 
 /// Split `family:id` (the id may contain `:`, e.g. `sanity:proj:dataset`).
 pub fn parse_ref(r: &str) -> Result<(&str, &str), Reply> {
@@ -15,7 +22,10 @@ pub fn parse_ref(r: &str) -> Result<(&str, &str), Reply> {
         _ => Err(Reply::problem(
             422,
             "invalid_input",
-            &format!("{r:?} is not a resource reference; use family:id with family one of {}", FAMILIES.join(", ")),
+            &format!(
+                "{r:?} is not a resource reference; use family:id with family one of {}",
+                FAMILIES.join(", ")
+            ),
         )),
     }
 }
@@ -37,7 +47,11 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
 
 /// A record version: its body as JSON.
 pub fn version(v: &Version) -> Value {
-    let body: Value = v.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    let body: Value = v
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
     json!({
         "collection": v.collection,
         "key": v.key,

@@ -11,7 +11,8 @@ use crate::environments::find as find_env;
 use crate::{bad, error, fail, Ctx, FAMILY};
 
 pub fn clone(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply, Reply> {
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
     let name = match b.get("name").and_then(Value::as_str) {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
         _ => return Err(bad("name is required")),
@@ -56,6 +57,8 @@ pub fn clone(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply, Reply> {
         }
     };
     spec["clone_operation"] = op.id.clone().into();
-    let target = e.update_spec(FAMILY, &ctx.tenant, &target_id, &spec).map_err(|er| error(&er))?;
+    let target = e
+        .update_spec(FAMILY, &ctx.tenant, &target_id, &spec)
+        .map_err(|er| error(&er))?;
     Ok(Reply::json(202, &database_json(&e, &target)))
 }

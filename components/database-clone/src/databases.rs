@@ -10,7 +10,8 @@ use crate::environments::{find as find_env, group_json};
 use crate::{bad, error, fail, Ctx, FAMILY};
 
 pub fn find(ctx: &Ctx, e: &Engine, id: &str) -> Result<Container, Reply> {
-    e.container(FAMILY, &ctx.tenant, id).map_err(|_| fail(404, &format!("database {id} not found")))
+    e.container(FAMILY, &ctx.tenant, id)
+        .map_err(|_| fail(404, &format!("database {id} not found")))
 }
 
 fn default_memory(ty: &str, mode: &str) -> i64 {
@@ -33,37 +34,89 @@ fn port(ty: &str) -> i64 {
 
 /// Claim `name` in `env`, case-insensitively and race-free.
 pub fn claim_name(ctx: &Ctx, e: &Engine, env: &str, name: &str) -> Result<(), Reply> {
-    let key = format!("{env}:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(name.to_lowercase().as_bytes())));
-    e.create_owned("qovery-database-name", &key, &ctx.tenant, Some(env), &json!({}))
-        .map(|_| ())
-        .map_err(|_| fail(409, &format!("a database named {name:?} already exists in environment {env}")))
+    let key = format!(
+        "{env}:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            name.to_lowercase().as_bytes()
+        ))
+    );
+    e.create_owned(
+        "qovery-database-name",
+        &key,
+        &ctx.tenant,
+        Some(env),
+        &json!({}),
+    )
+    .map(|_| ())
+    .map_err(|_| {
+        fail(
+            409,
+            &format!("a database named {name:?} already exists in environment {env}"),
+        )
+    })
 }
 
 pub fn release_name(e: &Engine, env: &str, name: &str) {
-    let key = format!("{env}:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(name.to_lowercase().as_bytes())));
-    let _ = e.db().execute("DELETE FROM owners WHERE kind = 'qovery-database-name' AND name = ?1", &[key.into()]);
+    let key = format!(
+        "{env}:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            name.to_lowercase().as_bytes()
+        ))
+    );
+    let _ = e.db().execute(
+        "DELETE FROM owners WHERE kind = 'qovery-database-name' AND name = ?1",
+        &[key.into()],
+    );
 }
 
 /// Resolve `[{id}]` references to the organization's groups.
-fn groups(ctx: &Ctx, e: &Engine, v: Option<&Value>, kind: &str, field: &str) -> Result<Vec<String>, Reply> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(vec![]) };
-    let Some(list) = v.as_array() else { return Err(bad(&format!("{field} is a list of {{id}}"))) };
+fn groups(
+    ctx: &Ctx,
+    e: &Engine,
+    v: Option<&Value>,
+    kind: &str,
+    field: &str,
+) -> Result<Vec<String>, Reply> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(vec![]);
+    };
+    let Some(list) = v.as_array() else {
+        return Err(bad(&format!("{field} is a list of {{id}}")));
+    };
     list.iter()
         .map(|g| {
-            let id = g["id"].as_str().ok_or_else(|| bad(&format!("{field} entries are {{id}}")))?;
-            e.owned(kind, id, &ctx.tenant).map(|_| id.to_string()).map_err(|_| fail(404, &format!("{field}: group {id} not found")))
+            let id = g["id"]
+                .as_str()
+                .ok_or_else(|| bad(&format!("{field} entries are {{id}}")))?;
+            e.owned(kind, id, &ctx.tenant)
+                .map(|_| id.to_string())
+                .map_err(|_| fail(404, &format!("{field}: group {id} not found")))
         })
         .collect()
 }
 
 fn render_groups(e: &Engine, c: &Container, field: &str, kind: &str) -> Value {
-    let ids: Vec<String> = c.spec[field].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
-    Value::Array(ids.iter().filter_map(|id| e.owned(kind, id, &c.tenant).ok()).map(|o| group_json(&o)).collect())
+    let ids: Vec<String> = c.spec[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::Array(
+        ids.iter()
+            .filter_map(|id| e.owned(kind, id, &c.tenant).ok())
+            .map(|o| group_json(&o))
+            .collect(),
+    )
 }
 
 /// The copy filling this database, if any.
 pub fn copy(e: &Engine, c: &Container) -> Option<engine::Operation> {
-    c.spec["clone_operation"].as_str().and_then(|id| e.operation_by_id(id).ok().flatten())
+    c.spec["clone_operation"]
+        .as_str()
+        .and_then(|id| e.operation_by_id(id).ok().flatten())
 }
 
 /// The `Database` object.
@@ -107,7 +160,8 @@ pub fn database_json(e: &Engine, c: &Container) -> Value {
 
 /// `POST /environment/{environmentId}/database` (`DatabaseRequest`).
 pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
     let name = match b["name"].as_str() {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
         _ => return Err(bad("name is required")),
@@ -127,12 +181,19 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
     let accessibility = match b.get("accessibility").and_then(Value::as_str) {
         None => "PRIVATE",
         Some(a @ ("PRIVATE" | "PUBLIC")) => a,
-        Some(a) => return Err(bad(&format!("accessibility {a:?} is not PRIVATE or PUBLIC"))),
+        Some(a) => {
+            return Err(bad(&format!(
+                "accessibility {a:?} is not PRIVATE or PUBLIC"
+            )))
+        }
     };
     let int = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, Reply> {
         match b.get(k) {
             None | Some(Value::Null) => Ok(default),
-            Some(v) => v.as_i64().filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
+            Some(v) => v
+                .as_i64()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
         }
     };
     let cpu = int("cpu", 250, 10, 64_000)?;
@@ -140,14 +201,30 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
     let storage = int("storage", 10, 1, 16_000)?;
     let instance_type = match (mode, b.get("instance_type").and_then(Value::as_str)) {
         ("MANAGED", Some(t)) if !t.is_empty() => Some(t.to_string()),
-        ("MANAGED", _) => return Err(bad("instance_type is required for a MANAGED database, e.g. db.t3.medium")),
+        ("MANAGED", _) => {
+            return Err(bad(
+                "instance_type is required for a MANAGED database, e.g. db.t3.medium",
+            ))
+        }
         ("CONTAINER", Some(_)) => return Err(bad("instance_type is only for MANAGED databases")),
         _ => None,
     };
     let e = ctx.engine()?;
     find_env(ctx, &e, env)?;
-    let annotations = groups(ctx, &e, b.get("annotations_groups"), "qovery-annotations-group", "annotations_groups")?;
-    let labels = groups(ctx, &e, b.get("labels_groups"), "qovery-labels-group", "labels_groups")?;
+    let annotations = groups(
+        ctx,
+        &e,
+        b.get("annotations_groups"),
+        "qovery-annotations-group",
+        "annotations_groups",
+    )?;
+    let labels = groups(
+        ctx,
+        &e,
+        b.get("labels_groups"),
+        "qovery-labels-group",
+        "labels_groups",
+    )?;
     claim_name(ctx, &e, env, &name)?;
     let spec = json!({
         "environment_id": env, "name": name, "description": b.get("description").and_then(Value::as_str),
@@ -155,15 +232,23 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
         "cpu": cpu, "memory": memory, "storage": storage, "instance_type": instance_type,
         "annotations_groups": annotations, "labels_groups": labels,
     });
-    let c = e.create_container(FAMILY, &ctx.tenant, &spin_adapter::store::uuid_v4(), &spec).map_err(|er| error(&er))?;
+    let c = e
+        .create_container(FAMILY, &ctx.tenant, &spin_adapter::store::uuid_v4(), &spec)
+        .map_err(|er| error(&er))?;
     Ok(Reply::json(201, &database_json(&e, &c)))
 }
 
 pub fn list(ctx: &Ctx, env: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     find_env(ctx, &e, env)?;
-    let all = e.list_containers(FAMILY, &ctx.tenant, 0, 1000).map_err(|er| error(&er))?;
-    let list: Vec<Value> = all.iter().filter(|c| c.spec["environment_id"] == env).map(|c| database_json(&e, c)).collect();
+    let all = e
+        .list_containers(FAMILY, &ctx.tenant, 0, 1000)
+        .map_err(|er| error(&er))?;
+    let list: Vec<Value> = all
+        .iter()
+        .filter(|c| c.spec["environment_id"] == env)
+        .map(|c| database_json(&e, c))
+        .collect();
     Ok(Reply::json(200, &json!({"results": list})))
 }
 
@@ -179,11 +264,18 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let c = find(ctx, &e, id)?;
     match copy(&e, &c) {
         Some(op) if op.status.is_active() => {
-            e.cancel(&ctx.tenant, &op.id, engine::CancelPolicy::RemoveTarget).map_err(|er| error(&er))?;
+            e.cancel(&ctx.tenant, &op.id, engine::CancelPolicy::RemoveTarget)
+                .map_err(|er| error(&er))?;
         }
-        _ => e.delete_container(FAMILY, &ctx.tenant, id).map_err(|er| error(&er))?,
+        _ => e
+            .delete_container(FAMILY, &ctx.tenant, id)
+            .map_err(|er| error(&er))?,
     }
-    release_name(&e, c.spec["environment_id"].as_str().unwrap_or(""), c.spec["name"].as_str().unwrap_or(""));
+    release_name(
+        &e,
+        c.spec["environment_id"].as_str().unwrap_or(""),
+        c.spec["name"].as_str().unwrap_or(""),
+    );
     Ok(Reply::empty(204))
 }
 

@@ -12,7 +12,10 @@ fn ts(us: i64) -> String {
 }
 
 pub fn organizations(ctx: &Ctx) -> Result<Reply, Reply> {
-    Ok(Reply::json(200, &json!({"results": [{"id": ctx.organization(), "name": ctx.tenant}]})))
+    Ok(Reply::json(
+        200,
+        &json!({"results": [{"id": ctx.organization(), "name": ctx.tenant}]}),
+    ))
 }
 
 fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
@@ -25,10 +28,12 @@ fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
 
 /// A project id belongs to the tenant that first uses it.
 pub fn project(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<(), Reply> {
-    e.claim_owned("qovery-project", p, &ctx.tenant).map(|_| ()).map_err(|er| match er.kind {
-        engine::ErrorKind::InvalidInput => bad(&er.message),
-        _ => fail(404, &format!("project {p} not found")),
-    })
+    e.claim_owned("qovery-project", p, &ctx.tenant)
+        .map(|_| ())
+        .map_err(|er| match er.kind {
+            engine::ErrorKind::InvalidInput => bad(&er.message),
+            _ => fail(404, &format!("project {p} not found")),
+        })
 }
 
 fn env_json(ctx: &Ctx, o: &engine::Owned) -> Value {
@@ -48,12 +53,14 @@ fn env_json(ctx: &Ctx, o: &engine::Owned) -> Value {
 
 /// An environment of this organization, or 404.
 pub fn find(ctx: &Ctx, e: &engine::Engine, id: &str) -> Result<engine::Owned, Reply> {
-    e.owned("qovery-environment", id, &ctx.tenant).map_err(|_| fail(404, &format!("environment {id} not found")))
+    e.owned("qovery-environment", id, &ctx.tenant)
+        .map_err(|_| fail(404, &format!("environment {id} not found")))
 }
 
 /// `POST /project/{projectId}/environment` (`CreateEnvironmentRequest`).
 pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
     let name = match b["name"].as_str() {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
         _ => return Err(bad("name is required")),
@@ -61,18 +68,48 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
     let mode = match b.get("mode").and_then(Value::as_str) {
         None => "DEVELOPMENT",
         Some(m @ ("DEVELOPMENT" | "PREVIEW" | "PRODUCTION" | "STAGING")) => m,
-        Some(m) => return Err(bad(&format!("mode {m:?} is not DEVELOPMENT, PREVIEW, PRODUCTION or STAGING"))),
+        Some(m) => {
+            return Err(bad(&format!(
+                "mode {m:?} is not DEVELOPMENT, PREVIEW, PRODUCTION or STAGING"
+            )))
+        }
     };
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     // Names are unique per project, case-insensitively: an owned key makes it race-free.
-    let key = format!("{p}:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(name.to_lowercase().as_bytes())));
-    e.create_owned("qovery-environment-name", &key, &ctx.tenant, Some(p), &json!({}))
-        .map_err(|_| fail(409, &format!("Environment name {name:?} within the project is already taken")))?;
+    let key = format!(
+        "{p}:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            name.to_lowercase().as_bytes()
+        ))
+    );
+    e.create_owned(
+        "qovery-environment-name",
+        &key,
+        &ctx.tenant,
+        Some(p),
+        &json!({}),
+    )
+    .map_err(|_| {
+        fail(
+            409,
+            &format!("Environment name {name:?} within the project is already taken"),
+        )
+    })?;
     let id = uuid_v4();
-    let cluster = b.get("cluster").and_then(Value::as_str).map(String::from).unwrap_or_else(|| spin_adapter::store::uuid_from("spinoff-cluster"));
+    let cluster = b
+        .get("cluster")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or_else(|| spin_adapter::store::uuid_from("spinoff-cluster"));
     let o = e
-        .create_owned("qovery-environment", &id, &ctx.tenant, Some(p), &json!({"name": name, "mode": mode, "cluster_id": cluster}))
+        .create_owned(
+            "qovery-environment",
+            &id,
+            &ctx.tenant,
+            Some(p),
+            &json!({"name": name, "mode": mode, "cluster_id": cluster}),
+        )
         .map_err(|er| error(&er))?;
     Ok(Reply::json(201, &env_json(ctx, &o)))
 }
@@ -80,8 +117,13 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
 pub fn list(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
-    let list = e.list_owned("qovery-environment", &ctx.tenant, Some(p)).map_err(|er| error(&er))?;
-    Ok(Reply::json(200, &json!({"results": list.iter().map(|o| env_json(ctx, o)).collect::<Vec<_>>()})))
+    let list = e
+        .list_owned("qovery-environment", &ctx.tenant, Some(p))
+        .map_err(|er| error(&er))?;
+    Ok(Reply::json(
+        200,
+        &json!({"results": list.iter().map(|o| env_json(ctx, o)).collect::<Vec<_>>()}),
+    ))
 }
 
 pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
@@ -93,8 +135,13 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
 /// `POST /organization/{id}/annotationsGroup` `{name, annotations, scopes}`.
 pub fn annotations_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
     check_org(ctx, o)?;
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let (Some(name), Some(annotations), Some(scopes)) = (b["name"].as_str(), b["annotations"].as_array(), b["scopes"].as_array()) else {
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let (Some(name), Some(annotations), Some(scopes)) = (
+        b["name"].as_str(),
+        b["annotations"].as_array(),
+        b["scopes"].as_array(),
+    ) else {
         return Err(bad("name, annotations and scopes are required"));
     };
     for a in annotations {
@@ -102,27 +149,43 @@ pub fn annotations_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> 
             return Err(bad("each annotation is {key, value}"));
         }
     }
-    group(ctx, "qovery-annotations-group", json!({"name": name, "annotations": annotations, "scopes": scopes}))
+    group(
+        ctx,
+        "qovery-annotations-group",
+        json!({"name": name, "annotations": annotations, "scopes": scopes}),
+    )
 }
 
 /// `POST /organization/{id}/labelsGroup` `{name, labels}`.
 pub fn labels_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
     check_org(ctx, o)?;
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
     let (Some(name), Some(labels)) = (b["name"].as_str(), b["labels"].as_array()) else {
         return Err(bad("name and labels are required"));
     };
     for l in labels {
-        if !(l["key"].is_string() && l["value"].is_string() && l["propagate_to_cloud_provider"].is_boolean()) {
-            return Err(bad("each label is {key, value, propagate_to_cloud_provider}"));
+        if !(l["key"].is_string()
+            && l["value"].is_string()
+            && l["propagate_to_cloud_provider"].is_boolean())
+        {
+            return Err(bad(
+                "each label is {key, value, propagate_to_cloud_provider}",
+            ));
         }
     }
-    group(ctx, "qovery-labels-group", json!({"name": name, "labels": labels}))
+    group(
+        ctx,
+        "qovery-labels-group",
+        json!({"name": name, "labels": labels}),
+    )
 }
 
 fn group(ctx: &Ctx, kind: &str, spec: Value) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
-    let o = e.create_owned(kind, &uuid_v4(), &ctx.tenant, None, &spec).map_err(|er| error(&er))?;
+    let o = e
+        .create_owned(kind, &uuid_v4(), &ctx.tenant, None, &spec)
+        .map_err(|er| error(&er))?;
     Ok(Reply::json(201, &group_json(&o)))
 }
 

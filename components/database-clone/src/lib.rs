@@ -57,12 +57,18 @@ fn route(req: Req) -> Reply {
     let r = (|| -> Result<Reply, Reply> {
         Ok(match (req.method.as_str(), s.as_slice()) {
             ("GET", ["organization"]) => environments::organizations(&ctx(&req)?)?,
-            ("POST", ["organization", o, "annotationsGroup"]) => environments::annotations_group(&ctx(&req)?, &req, o)?,
-            ("POST", ["organization", o, "labelsGroup"]) => environments::labels_group(&ctx(&req)?, &req, o)?,
+            ("POST", ["organization", o, "annotationsGroup"]) => {
+                environments::annotations_group(&ctx(&req)?, &req, o)?
+            }
+            ("POST", ["organization", o, "labelsGroup"]) => {
+                environments::labels_group(&ctx(&req)?, &req, o)?
+            }
             ("POST", ["project", p, "environment"]) => environments::create(&ctx(&req)?, &req, p)?,
             ("GET", ["project", p, "environment"]) => environments::list(&ctx(&req)?, p)?,
             ("GET", ["environment", id]) => environments::get(&ctx(&req)?, id)?,
-            ("POST", ["environment", env, "database"]) => databases::create(&ctx(&req)?, &req, env)?,
+            ("POST", ["environment", env, "database"]) => {
+                databases::create(&ctx(&req)?, &req, env)?
+            }
             ("GET", ["environment", env, "database"]) => databases::list(&ctx(&req)?, env)?,
             ("GET", ["database", id]) => databases::get(&ctx(&req)?, id)?,
             ("DELETE", ["database", id]) => databases::delete(&ctx(&req)?, id)?,
@@ -84,7 +90,10 @@ pub(crate) fn fail(status: u16, message: &str) -> Reply {
         503 => "Service Unavailable",
         _ => "Error",
     };
-    Reply::json(status, &serde_json::json!({"status": status, "error": error, "message": message}))
+    Reply::json(
+        status,
+        &serde_json::json!({"status": status, "error": error, "message": message}),
+    )
 }
 
 pub(crate) fn bad(message: &str) -> Reply {

@@ -10,7 +10,9 @@ use crate::{bad, error, fail, Ctx, FAMILY};
 pub fn check_dataset_name(name: &str) -> Result<(), Reply> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -22,7 +24,11 @@ pub fn check_dataset_name(name: &str) -> Result<(), Reply> {
 }
 
 pub fn check_project(p: &str) -> Result<(), Reply> {
-    if !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !p.is_empty()
+        && p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         Ok(())
     } else {
         Err(bad(&format!("project id {p:?} is invalid")))
@@ -32,13 +38,23 @@ pub fn check_project(p: &str) -> Result<(), Reply> {
 /// The project a request addresses when its path has none: the first label
 /// of a `{projectId}.` host name, else the tenant's only project.
 pub fn project_of(ctx: &Ctx, req: &Req) -> Result<String, Reply> {
-    let host = req.header("host").unwrap_or("").split(':').next().unwrap_or("");
+    let host = req
+        .header("host")
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("");
     let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() >= 3 && !labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit())) && labels[0] != "api" {
+    if labels.len() >= 3
+        && !labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        && labels[0] != "api"
+    {
         return Ok(labels[0].to_string());
     }
     let e = ctx.engine()?;
-    let owned = e.list_owned("sanity-project", &ctx.tenant, None).map_err(|er| error(&er))?;
+    let owned = e
+        .list_owned("sanity-project", &ctx.tenant, None)
+        .map_err(|er| error(&er))?;
     match owned.as_slice() {
         [one] => Ok(one.name.clone()),
         _ => Err(bad(
@@ -60,26 +76,47 @@ pub fn project(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<(), Reply> {
 }
 
 pub fn acl(c: &engine::Container) -> Value {
-    c.spec.get("aclMode").cloned().unwrap_or_else(|| "public".into())
+    c.spec
+        .get("aclMode")
+        .cloned()
+        .unwrap_or_else(|| "public".into())
 }
 
 /// `PUT /projects/{p}/datasets/{name}` `{"aclMode"}`.
 pub fn create(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
     check_dataset_name(name)?;
-    let b: Value = if req.body.is_empty() { json!({}) } else { serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))? };
+    let b: Value = if req.body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?
+    };
     let acl = match b.get("aclMode").and_then(Value::as_str) {
         None => "public",
         Some(a @ ("public" | "private" | "custom")) => a,
-        Some(a) => return Err(bad(&format!("aclMode {a:?} is not public, private or custom"))),
+        Some(a) => {
+            return Err(bad(&format!(
+                "aclMode {a:?} is not public, private or custom"
+            )))
+        }
     };
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
-    e.create_container(FAMILY, &ctx.tenant, &container_name(p, name), &json!({"aclMode": acl, "projectId": p}))
-        .map_err(|er| match er.kind {
-            engine::ErrorKind::AlreadyExists => fail(409, "Conflict", &format!("dataset {name:?} already exists")),
-            _ => error(&er),
-        })?;
-    Ok(Reply::json(200, &json!({"datasetName": name, "aclMode": acl})))
+    e.create_container(
+        FAMILY,
+        &ctx.tenant,
+        &container_name(p, name),
+        &json!({"aclMode": acl, "projectId": p}),
+    )
+    .map_err(|er| match er.kind {
+        engine::ErrorKind::AlreadyExists => {
+            fail(409, "Conflict", &format!("dataset {name:?} already exists"))
+        }
+        _ => error(&er),
+    })?;
+    Ok(Reply::json(
+        200,
+        &json!({"datasetName": name, "aclMode": acl}),
+    ))
 }
 
 /// `GET /projects/{p}/datasets` → `[{name, aclMode}]`.
@@ -87,10 +124,16 @@ pub fn list(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     let prefix = format!("{p}:");
-    let all = e.list_containers(FAMILY, &ctx.tenant, 0, 1000).map_err(|er| error(&er))?;
+    let all = e
+        .list_containers(FAMILY, &ctx.tenant, 0, 1000)
+        .map_err(|er| error(&er))?;
     let list: Vec<Value> = all
         .iter()
-        .filter_map(|c| c.name.strip_prefix(&prefix).map(|n| json!({"name": n, "aclMode": acl(c)})))
+        .filter_map(|c| {
+            c.name
+                .strip_prefix(&prefix)
+                .map(|n| json!({"name": n, "aclMode": acl(c)}))
+        })
         .collect();
     Ok(Reply::json(200, &Value::Array(list)))
 }
@@ -98,6 +141,10 @@ pub fn list(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
 pub fn delete(ctx: &Ctx, p: &str, name: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
-    e.delete_container(FAMILY, &ctx.tenant, &container_name(p, name)).map_err(|er| error(&er))?;
-    Ok(Reply::json(200, &json!({"deleted": true, "datasetName": name})))
+    e.delete_container(FAMILY, &ctx.tenant, &container_name(p, name))
+        .map_err(|er| error(&er))?;
+    Ok(Reply::json(
+        200,
+        &json!({"deleted": true, "datasetName": name}),
+    ))
 }

@@ -24,10 +24,15 @@ fn ts(us: i64) -> String {
 
 /// `PUT /projects/{p}/datasets/{name}/copy` `{"targetDataset", "skipHistory"}`.
 pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
     let target = match b.get("targetDataset").and_then(Value::as_str) {
         Some(t) => t.to_string(),
-        None => return Err(bad("targetDataset is required: the name of the new dataset")),
+        None => {
+            return Err(bad(
+                "targetDataset is required: the name of the new dataset",
+            ))
+        }
     };
     let skip = match b.get("skipHistory") {
         None | Some(Value::Null) => false,
@@ -100,7 +105,10 @@ pub fn listen(req: &Req, id: &str) -> Result<Reply, Reply> {
         let e = Engine::open(&db, &SpinEnv).map_err(|er| error(&er))?;
         find_job(&e, id)?;
     }
-    let mut after: i64 = req.header("last-event-id").and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let mut after: i64 = req
+        .header("last-event-id")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     let id = id.to_string();
     let mut welcomed = false;
     let mut ended = false;
@@ -169,16 +177,25 @@ pub fn list(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
     let num = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, Reply> {
         match req.query(k) {
             None => Ok(default),
-            Some(s) => s.parse::<i64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
         }
     };
     let offset = num("offset", 0, 0, 1_000_000)?;
     let limit = num("limit", 10, 1, 1000)?;
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
-    let f = engine::OpFilter { family: Some(FAMILY.into()), ..Default::default() };
+    let f = engine::OpFilter {
+        family: Some(FAMILY.into()),
+        ..Default::default()
+    };
     // A project's jobs: filter the tenant's by project (tenants own few projects).
-    let (ops, _) = e.list_operations(&ctx.tenant, &f, 0, 1000).map_err(|er| error(&er))?;
+    let (ops, _) = e
+        .list_operations(&ctx.tenant, &f, 0, 1000)
+        .map_err(|er| error(&er))?;
     let list: Vec<Value> = ops
         .iter()
         .filter(|o| o.meta["projectId"] == p)

@@ -37,28 +37,48 @@ impl Ctx {
 }
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
-    let tenant = spin_adapter::auth::tenant(req, "Bearer").map_err(|r| fail(r.status, "Unauthorized", &message_of(&r)))?;
+    let tenant = spin_adapter::auth::tenant(req, "Bearer")
+        .map_err(|r| fail(r.status, "Unauthorized", &message_of(&r)))?;
     let db = SpinDb::open().map_err(|e| error(&e))?;
     Ok(Ctx { tenant, db })
 }
 
 /// `v1` or `vYYYY-MM-DD`.
 fn is_version(s: &str) -> bool {
-    s == "v1" || (s.len() == 11 && s.starts_with('v') && s[1..].bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() }))
+    s == "v1"
+        || (s.len() == 11
+            && s.starts_with('v')
+            && s[1..].bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            }))
 }
 
 fn route(req: Req) -> Reply {
-    let Some(seg) = req.segments("") else { return not_found(&req) };
+    let Some(seg) = req.segments("") else {
+        return not_found(&req);
+    };
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let Some((v, rest)) = s.split_first().filter(|(v, _)| is_version(v)) else { return not_found(&req) };
+    let Some((v, rest)) = s.split_first().filter(|(v, _)| is_version(v)) else {
+        return not_found(&req);
+    };
     let _ = v;
     let r = (|| -> Result<Reply, Reply> {
         Ok(match (req.method.as_str(), rest) {
             ("GET", ["projects", p, "datasets"]) => datasets::list(&ctx(&req)?, p)?,
             ("GET", ["projects", p, "datasets", "copy"]) => jobs::list(&ctx(&req)?, &req, p)?,
-            ("PUT", ["projects", p, "datasets", name]) => datasets::create(&ctx(&req)?, &req, p, name)?,
-            ("DELETE", ["projects", p, "datasets", name]) => datasets::delete(&ctx(&req)?, p, name)?,
-            ("PUT", ["projects", p, "datasets", name, "copy"]) => jobs::copy(&ctx(&req)?, &req, p, name)?,
+            ("PUT", ["projects", p, "datasets", name]) => {
+                datasets::create(&ctx(&req)?, &req, p, name)?
+            }
+            ("DELETE", ["projects", p, "datasets", name]) => {
+                datasets::delete(&ctx(&req)?, p, name)?
+            }
+            ("PUT", ["projects", p, "datasets", name, "copy"]) => {
+                jobs::copy(&ctx(&req)?, &req, p, name)?
+            }
             // Project-less forms (@sanity/client with useProjectHostname).
             ("GET", ["datasets"]) => {
                 let c = ctx(&req)?;
@@ -104,7 +124,10 @@ fn message_of(r: &Reply) -> String {
 
 /// Sanity's error shape: `{"statusCode", "error", "message"}`.
 pub(crate) fn fail(status: u16, error: &str, message: &str) -> Reply {
-    Reply::json(status, &serde_json::json!({"statusCode": status, "error": error, "message": message}))
+    Reply::json(
+        status,
+        &serde_json::json!({"statusCode": status, "error": error, "message": message}),
+    )
 }
 
 pub(crate) fn bad(message: &str) -> Reply {

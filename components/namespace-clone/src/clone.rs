@@ -5,19 +5,34 @@ use engine::{CloneRequest, Engine, Operation, Status, Strategy};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 
-use crate::namespaces::{check_name, counts, create_namespace, find, name_key, namespace_json, new_id};
+use crate::namespaces::{
+    check_name, counts, create_namespace, find, name_key, namespace_json, new_id,
+};
 use crate::{bad, error, fail, org_of, Ctx, FAMILY};
 
 /// `POST /v1/namespaces/{namespace_identifier}/clone` (`CloneNamespaceRequest`).
 pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let Value::Object(m) = &b else { return Err(bad("the body must be a CloneNamespaceRequest object")) };
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let Value::Object(m) = &b else {
+        return Err(bad("the body must be a CloneNamespaceRequest object"));
+    };
     for k in m.keys() {
-        if !["namespace_name", "include_resources", "description", "source_organization_id"].contains(&k.as_str()) {
+        if ![
+            "namespace_name",
+            "include_resources",
+            "description",
+            "source_organization_id",
+        ]
+        .contains(&k.as_str())
+        {
             return Err(bad(&format!("unknown field {k:?}")));
         }
     }
-    let name = b["namespace_name"].as_str().ok_or_else(|| bad("namespace_name is required"))?.to_string();
+    let name = b["namespace_name"]
+        .as_str()
+        .ok_or_else(|| bad("namespace_name is required"))?
+        .to_string();
     check_name(&name)?;
     let flag = |k: &str, d: bool| -> Result<bool, Reply> {
         match &b["include_resources"] {
@@ -27,30 +42,46 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
                 Some(Value::Bool(v)) => Ok(*v),
                 Some(_) => Err(bad(&format!("include_resources.{k} is true or false"))),
             },
-            _ => Err(bad("include_resources is an object {collections, retrievers, taxonomies}")),
+            _ => Err(bad(
+                "include_resources is an object {collections, retrievers, taxonomies}",
+            )),
         }
     };
-    let (cols, rets, taxs) = (flag("collections", true)?, flag("retrievers", true)?, flag("taxonomies", false)?);
+    let (cols, rets, taxs) = (
+        flag("collections", true)?,
+        flag("retrievers", true)?,
+        flag("taxonomies", false)?,
+    );
     if let Value::Object(o) = &b["include_resources"] {
-        if let Some(k) = o.keys().find(|k| !["collections", "retrievers", "taxonomies"].contains(&k.as_str())) {
+        if let Some(k) = o
+            .keys()
+            .find(|k| !["collections", "retrievers", "taxonomies"].contains(&k.as_str()))
+        {
             return Err(bad(&format!("unknown include_resources field {k:?}")));
         }
     }
     let e = ctx.engine()?;
     // Whose namespace: the caller's organization, or — for the admin token
     // only — the one named by source_organization_id.
-    let tenant = match (b["source_organization_id"].as_str(), &ctx.tenant) {
-        (Some(org), Some(t)) if org != org_of(t) => {
-            return Err(fail(403, "forbidden", "cloning from another organization (source_organization_id) needs the admin token"))
-        }
-        (_, Some(t)) => t.clone(),
-        (Some(org), None) => e
-            .owner_of("mixpeek-org", org)
-            .map_err(|er| error(&er))?
-            .map(|o| o.tenant)
-            .ok_or_else(|| fail(404, "not_found", &format!("organization {org} not found")))?,
-        (None, None) => return Err(bad("with the admin token, name the organization in source_organization_id")),
-    };
+    let tenant =
+        match (b["source_organization_id"].as_str(), &ctx.tenant) {
+            (Some(org), Some(t)) if org != org_of(t) => return Err(fail(
+                403,
+                "forbidden",
+                "cloning from another organization (source_organization_id) needs the admin token",
+            )),
+            (_, Some(t)) => t.clone(),
+            (Some(org), None) => e
+                .owner_of("mixpeek-org", org)
+                .map_err(|er| error(&er))?
+                .map(|o| o.tenant)
+                .ok_or_else(|| fail(404, "not_found", &format!("organization {org} not found")))?,
+            (None, None) => {
+                return Err(bad(
+                    "with the admin token, name the organization in source_organization_id",
+                ))
+            }
+        };
     let source = find(&e, &tenant, ident)?;
     // The reserved collections this clone copies: buckets and objects
     // (metadata pointing at the same files) always.
@@ -58,7 +89,12 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let mut include: Vec<String> = vec!["_buckets".into(), "_objects".into()];
     if cols {
         include.push("_collections".into());
-        include.extend(stats.iter().filter(|s| s.name.starts_with("points:")).map(|s| s.name.clone()));
+        include.extend(
+            stats
+                .iter()
+                .filter(|s| s.name.starts_with("points:"))
+                .map(|s| s.name.clone()),
+        );
     }
     if rets {
         include.push("_retrievers".into());
@@ -74,8 +110,20 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let id = new_id("ns");
     spec["namespace_id"] = id.clone().into();
     spec["cloned_from"] = source.name.clone().into();
-    e.create_owned("mixpeek-namespace-name", &name_key(&tenant, &name), &tenant, None, &json!({"namespace_id": id}))
-        .map_err(|_| fail(409, "conflict", &format!("a namespace named {name:?} already exists in this organization")))?;
+    e.create_owned(
+        "mixpeek-namespace-name",
+        &name_key(&tenant, &name),
+        &tenant,
+        None,
+        &json!({"namespace_id": id}),
+    )
+    .map_err(|_| {
+        fail(
+            409,
+            "conflict",
+            &format!("a namespace named {name:?} already exists in this organization"),
+        )
+    })?;
     let started = e.create_operation(&CloneRequest {
         family: FAMILY.into(),
         kind: "namespace_clone".into(),
@@ -100,7 +148,9 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
         }
     };
     spec["clone_task"] = op.id.clone().into();
-    let target = e.update_spec(FAMILY, &tenant, &id, &spec).map_err(|er| error(&er))?;
+    let target = e
+        .update_spec(FAMILY, &tenant, &id, &spec)
+        .map_err(|er| error(&er))?;
     Ok(Reply::json(
         200,
         &json!({"namespace": namespace_json(&e, &target), "source_namespace_id": source.name, "status": "cloning", "task_id": op.id, "cloned_resources": Value::Null}),
@@ -175,21 +225,33 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let op = load(ctx, &e, id)?;
     if op.status.is_active() {
         let tenant = ctx.tenant()?;
-        let name = e.container_by_id(op.target).ok().flatten().and_then(|c| c.spec["namespace_name"].as_str().map(String::from));
-        e.cancel(tenant, id, engine::CancelPolicy::RemoveTarget).map_err(|er| error(&er))?;
+        let name = e
+            .container_by_id(op.target)
+            .ok()
+            .flatten()
+            .and_then(|c| c.spec["namespace_name"].as_str().map(String::from));
+        e.cancel(tenant, id, engine::CancelPolicy::RemoveTarget)
+            .map_err(|er| error(&er))?;
         // The canceled namespace's name is free again.
         if let Some(name) = name {
             let _ = e.release_owned("mixpeek-namespace-name", &name_key(tenant, &name), tenant);
         }
     }
-    Ok(Reply::json(200, &json!({"message": "Successfully deleted", "success": true})))
+    Ok(Reply::json(
+        200,
+        &json!({"message": "Successfully deleted", "success": true}),
+    ))
 }
 
 /// `POST /v1/templates/namespaces/from-namespace/{namespace_id}`: save the
 /// namespace's configuration (no data) as a template.
 pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let b: Value = if req.body.is_empty() { json!({}) } else { serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))? };
+    let b: Value = if req.body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?
+    };
     let e = ctx.engine()?;
     let c = find(&e, tenant, ident)?;
     let id = new_id("tmpl");
@@ -197,9 +259,20 @@ pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> 
         "feature_extractors": c.spec["feature_extractors"], "payload_indexes": c.spec["payload_indexes"],
         "auto_create_indexes": c.spec["auto_create_indexes"], "description": c.spec["description"],
     });
-    let name = b["name"].as_str().map(String::from).unwrap_or_else(|| format!("{} template", c.spec["namespace_name"].as_str().unwrap_or("")));
+    let name = b["name"].as_str().map(String::from).unwrap_or_else(|| {
+        format!(
+            "{} template",
+            c.spec["namespace_name"].as_str().unwrap_or("")
+        )
+    });
     let o = e
-        .create_owned("mixpeek-template", &id, tenant, Some(&c.name), &json!({"name": name, "config": config, "source_namespace_id": c.name}))
+        .create_owned(
+            "mixpeek-template",
+            &id,
+            tenant,
+            Some(&c.name),
+            &json!({"name": name, "config": config, "source_namespace_id": c.name}),
+        )
         .map_err(|er| error(&er))?;
     Ok(Reply::json(
         200,
@@ -210,11 +283,17 @@ pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> 
 /// `POST /v1/templates/namespaces/{template_id}/instantiate` `{namespace_name}`.
 pub fn instantiate(ctx: &Ctx, req: &Req, template: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let name = b["namespace_name"].as_str().ok_or_else(|| bad("namespace_name is required"))?.to_string();
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let name = b["namespace_name"]
+        .as_str()
+        .ok_or_else(|| bad("namespace_name is required"))?
+        .to_string();
     check_name(&name)?;
     let e = ctx.engine()?;
-    let t = e.owned("mixpeek-template", template, tenant).map_err(|_| fail(404, "not_found", &format!("template {template} not found")))?;
+    let t = e
+        .owned("mixpeek-template", template, tenant)
+        .map_err(|_| fail(404, "not_found", &format!("template {template} not found")))?;
     let cfg = &t.spec["config"];
     let spec = json!({
         "namespace_name": name,

@@ -42,7 +42,13 @@ impl Ctx {
     }
     /// The caller's tenant, or 403 for the admin token on tenant routes.
     pub fn tenant(&self) -> Result<&str, Reply> {
-        self.tenant.as_deref().ok_or_else(|| fail(403, "forbidden", "the admin token only clones across organizations; use an organization's API key"))
+        self.tenant.as_deref().ok_or_else(|| {
+            fail(
+                403,
+                "forbidden",
+                "the admin token only clones across organizations; use an organization's API key",
+            )
+        })
     }
 }
 
@@ -54,7 +60,11 @@ pub(crate) fn org_of(tenant: &str) -> String {
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
     let Some(token) = req.credential("Bearer") else {
-        return Err(fail(401, "unauthorized", "send Authorization: Bearer <API key>"));
+        return Err(fail(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <API key>",
+        ));
     };
     let tenant = match spin_adapter::auth::resolve(token)? {
         Some(Principal::Tenant(t)) => Some(t),
@@ -86,8 +96,12 @@ fn route(req: Req) -> Reply {
             ("POST", ["namespaces", id, "clone"]) => clone::clone(&ctx(&req)?, &req, id)?,
             ("GET", ["tasks", id]) => clone::task(&ctx(&req)?, id)?,
             ("DELETE", ["tasks", id]) => clone::cancel(&ctx(&req)?, id)?,
-            ("POST", ["templates", "namespaces", "from-namespace", id]) => clone::template_from(&ctx(&req)?, &req, id)?,
-            ("POST", ["templates", "namespaces", id, "instantiate"]) => clone::instantiate(&ctx(&req)?, &req, id)?,
+            ("POST", ["templates", "namespaces", "from-namespace", id]) => {
+                clone::template_from(&ctx(&req)?, &req, id)?
+            }
+            ("POST", ["templates", "namespaces", id, "instantiate"]) => {
+                clone::instantiate(&ctx(&req)?, &req, id)?
+            }
             _ => spin_adapter::reply::no_route_reply("namespace-clone", &req.method, &req.path),
         })
     })();
@@ -96,7 +110,10 @@ fn route(req: Req) -> Reply {
 
 /// Mixpeek's `ErrorResponse`.
 pub(crate) fn fail(status: u16, kind: &str, message: &str) -> Reply {
-    Reply::json(status, &serde_json::json!({"success": false, "status": status, "error": {"message": message, "type": kind}}))
+    Reply::json(
+        status,
+        &serde_json::json!({"success": false, "status": status, "error": {"message": message, "type": kind}}),
+    )
 }
 
 pub(crate) fn bad(message: &str) -> Reply {

@@ -8,14 +8,24 @@ use crate::{bad, error, fail, Ctx, FAMILY};
 
 /// The owned key that makes a namespace name unique per organization.
 pub fn name_key(tenant: &str, name: &str) -> String {
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("{tenant}\u{0}{name}").as_bytes()))[..40].to_string()
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        format!("{tenant}\u{0}{name}").as_bytes(),
+    ))[..40]
+        .to_string()
 }
 
 pub fn check_name(name: &str) -> Result<(), Reply> {
-    if !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         Ok(())
     } else {
-        Err(bad(&format!("namespace_name {name:?} must be 1 to 128 letters, digits, '_' or '-'")))
+        Err(bad(&format!(
+            "namespace_name {name:?} must be 1 to 128 letters, digits, '_' or '-'"
+        )))
     }
 }
 
@@ -35,21 +45,37 @@ pub fn find(e: &Engine, tenant: &str, ident: &str) -> Result<Container, Reply> {
             }
         }
     }
-    Err(fail(404, "not_found", &format!("namespace {ident:?} not found")))
+    Err(fail(
+        404,
+        "not_found",
+        &format!("namespace {ident:?} not found"),
+    ))
 }
 
 /// Reserved collections: (field in counts, engine collection prefix).
 pub fn counts(e: &Engine, c: &Container) -> Value {
     let stats = e.collections(c).unwrap_or_default();
-    let n = |name: &str| stats.iter().find(|s| s.name == name).map(|s| s.records).unwrap_or(0);
-    let points: i64 = stats.iter().filter(|s| s.name.starts_with("points:")).map(|s| s.records).sum();
+    let n = |name: &str| {
+        stats
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.records)
+            .unwrap_or(0)
+    };
+    let points: i64 = stats
+        .iter()
+        .filter(|s| s.name.starts_with("points:"))
+        .map(|s| s.records)
+        .sum();
     json!({"collections": n("_collections"), "retrievers": n("_retrievers"), "taxonomies": n("_taxonomies"),
            "buckets": n("_buckets"), "objects": n("_objects"), "points": points})
 }
 
 /// The clone filling this namespace, if any.
 pub fn filling(e: &Engine, c: &Container) -> Option<engine::Operation> {
-    c.spec["clone_task"].as_str().and_then(|id| e.operation_by_id(id).ok().flatten())
+    c.spec["clone_task"]
+        .as_str()
+        .and_then(|id| e.operation_by_id(id).ok().flatten())
 }
 
 /// The `NamespaceModel`, plus `status` and (after a clone) `cloned_resources`.
@@ -96,18 +122,37 @@ pub fn namespace_json(e: &Engine, c: &Container) -> Value {
 /// `POST /v1/namespaces` (`CreateNamespaceRequest`).
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let b: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let name = b["namespace_name"].as_str().ok_or_else(|| bad("namespace_name is required"))?.to_string();
+    let b: Value =
+        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let name = b["namespace_name"]
+        .as_str()
+        .ok_or_else(|| bad("namespace_name is required"))?
+        .to_string();
     check_name(&name)?;
-    let extractors = match b.get("feature_extractors") {
-        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(|x| x["feature_extractor_name"].is_string() && x["version"].is_string()) => a.clone(),
-        _ => return Err(bad("feature_extractors is required: at least one {feature_extractor_name, version}")),
-    };
+    let extractors =
+        match b.get("feature_extractors") {
+            Some(Value::Array(a))
+                if !a.is_empty()
+                    && a.iter().all(|x| {
+                        x["feature_extractor_name"].is_string() && x["version"].is_string()
+                    }) =>
+            {
+                a.clone()
+            }
+            _ => return Err(bad(
+                "feature_extractors is required: at least one {feature_extractor_name, version}",
+            )),
+        };
     let extractors: Vec<Value> = extractors
         .into_iter()
         .map(|mut x| {
             if x.get("feature_extractor_id").is_none() {
-                x["feature_extractor_id"] = format!("{}_{}", x["feature_extractor_name"].as_str().unwrap(), x["version"].as_str().unwrap()).into();
+                x["feature_extractor_id"] = format!(
+                    "{}_{}",
+                    x["feature_extractor_name"].as_str().unwrap(),
+                    x["version"].as_str().unwrap()
+                )
+                .into();
             }
             x
         })
@@ -129,9 +174,22 @@ pub fn create_namespace(e: &Engine, tenant: &str, mut spec: Value) -> Result<Con
     let name = spec["namespace_name"].as_str().unwrap_or("").to_string();
     let id = new_id("ns");
     spec["namespace_id"] = id.clone().into();
-    e.create_owned("mixpeek-namespace-name", &name_key(tenant, &name), tenant, None, &json!({"namespace_id": id}))
-        .map_err(|_| fail(409, "conflict", &format!("a namespace named {name:?} already exists in this organization")))?;
-    e.create_container(FAMILY, tenant, &id, &spec).map_err(|er| error(&er))
+    e.create_owned(
+        "mixpeek-namespace-name",
+        &name_key(tenant, &name),
+        tenant,
+        None,
+        &json!({"namespace_id": id}),
+    )
+    .map_err(|_| {
+        fail(
+            409,
+            "conflict",
+            &format!("a namespace named {name:?} already exists in this organization"),
+        )
+    })?;
+    e.create_container(FAMILY, tenant, &id, &spec)
+        .map_err(|er| error(&er))
 }
 
 pub fn get(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {
@@ -151,14 +209,22 @@ pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     let num = |k: &str, d: i64, max: i64| -> Result<i64, Reply> {
         match req.query(k) {
             None => Ok(d),
-            Some(s) => s.parse::<i64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| bad(&format!("{k} must be 1 to {max}"))),
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| bad(&format!("{k} must be 1 to {max}"))),
         }
     };
     let page = num("page", 1, 1_000_000)?;
     let size = num("page_size", 10, 100)?;
     let e = ctx.engine()?;
-    let total = e.count_containers(FAMILY, tenant).map_err(|er| error(&er))?;
-    let list = e.list_containers(FAMILY, tenant, (page - 1) * size, size).map_err(|er| error(&er))?;
+    let total = e
+        .count_containers(FAMILY, tenant)
+        .map_err(|er| error(&er))?;
+    let list = e
+        .list_containers(FAMILY, tenant, (page - 1) * size, size)
+        .map_err(|er| error(&er))?;
     let pages = (total + size - 1) / size;
     Ok(Reply::json(
         200,
@@ -178,10 +244,20 @@ pub fn delete(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {
     let c = find(&e, tenant, ident)?;
     match filling(&e, &c) {
         Some(op) if op.status.is_active() => {
-            e.cancel(tenant, &op.id, engine::CancelPolicy::RemoveTarget).map_err(|er| error(&er))?;
+            e.cancel(tenant, &op.id, engine::CancelPolicy::RemoveTarget)
+                .map_err(|er| error(&er))?;
         }
-        _ => e.delete_container(FAMILY, tenant, &c.name).map_err(|er| error(&er))?,
+        _ => e
+            .delete_container(FAMILY, tenant, &c.name)
+            .map_err(|er| error(&er))?,
     }
-    let _ = e.release_owned("mixpeek-namespace-name", &name_key(tenant, c.spec["namespace_name"].as_str().unwrap_or("")), tenant);
-    Ok(Reply::json(200, &json!({"message": "Successfully deleted", "success": true})))
+    let _ = e.release_owned(
+        "mixpeek-namespace-name",
+        &name_key(tenant, c.spec["namespace_name"].as_str().unwrap_or("")),
+        tenant,
+    );
+    Ok(Reply::json(
+        200,
+        &json!({"message": "Successfully deleted", "success": true}),
+    ))
 }

@@ -9,28 +9,51 @@ use crate::services::{check_size, env_tag, find, new_id, service_json};
 use crate::{bad, error, Ctx, FAMILY};
 
 pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
-    let body: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(b) = &body else { return Err(bad("the body must be a ForkServiceCreate object")) };
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(b) = &body else {
+        return Err(bad("the body must be a ForkServiceCreate object"));
+    };
     for k in b.keys() {
-        if !["name", "cpu_millis", "memory_gbs", "fork_strategy", "target_time", "environment_tag"].contains(&k.as_str()) {
+        if ![
+            "name",
+            "cpu_millis",
+            "memory_gbs",
+            "fork_strategy",
+            "target_time",
+            "environment_tag",
+        ]
+        .contains(&k.as_str())
+        {
             return Err(bad(&format!("unknown field {k:?} in ForkServiceCreate")));
         }
     }
     let target_time = match b.get("target_time") {
         None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(engine::util::parse_rfc3339(t).map_err(|e| bad(&format!("target_time: {}", e.message)))?),
+        Some(Value::String(t)) => Some(
+            engine::util::parse_rfc3339(t)
+                .map_err(|e| bad(&format!("target_time: {}", e.message)))?,
+        ),
         Some(_) => return Err(bad("target_time must be an RFC 3339 date-time string")),
     };
     let strategy = match (b.get("fork_strategy").and_then(Value::as_str), target_time) {
         (None, _) => return Err(bad("fork_strategy is required: LAST_SNAPSHOT, NOW or PITR")),
         (Some("PITR"), Some(t)) => Strategy::Pitr(t),
-        (Some("PITR"), None) => return Err(bad("target_time is required when fork_strategy is PITR")),
+        (Some("PITR"), None) => {
+            return Err(bad("target_time is required when fork_strategy is PITR"))
+        }
         (Some(s @ ("NOW" | "LAST_SNAPSHOT")), Some(_)) => {
-            return Err(bad(&format!("target_time is only accepted with fork_strategy PITR, not {s}")))
+            return Err(bad(&format!(
+                "target_time is only accepted with fork_strategy PITR, not {s}"
+            )))
         }
         (Some("NOW"), None) => Strategy::Now,
         (Some("LAST_SNAPSHOT"), None) => Strategy::LastSnapshot,
-        (Some(s), _) => return Err(bad(&format!("fork_strategy {s:?} is not one of LAST_SNAPSHOT, NOW, PITR"))),
+        (Some(s), _) => {
+            return Err(bad(&format!(
+                "fork_strategy {s:?} is not one of LAST_SNAPSHOT, NOW, PITR"
+            )))
+        }
     };
     let e = ctx.engine()?;
     let parent = find(ctx, &e, p, id)?;
@@ -87,7 +110,9 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
     // Link the new service to the operation that fills it.
     let mut spec = spec;
     spec["fork_operation"] = op.id.clone().into();
-    let target = e.update_spec(FAMILY, &ctx.tenant, &op_id_hint, &spec).map_err(|er| error(&er))?;
+    let target = e
+        .update_spec(FAMILY, &ctx.tenant, &op_id_hint, &spec)
+        .map_err(|er| error(&er))?;
     let mut v = service_json(&e, &target, Some("QUEUED"));
     v["initial_password"] = password.into();
     Ok(Reply::json(202, &v))

@@ -51,9 +51,15 @@ fn route(req: Req) -> Reply {
             ("GET", ["projects", p, "services"]) => services::list(&ctx(&req)?, p)?,
             ("GET", ["projects", p, "services", id]) => services::get(&ctx(&req)?, p, id)?,
             ("DELETE", ["projects", p, "services", id]) => services::delete(&ctx(&req)?, p, id)?,
-            ("POST", ["projects", p, "services", id, "snapshots"]) => services::snapshot(&ctx(&req)?, p, id)?,
-            ("GET", ["projects", p, "services", id, "snapshots"]) => services::snapshots(&ctx(&req)?, p, id)?,
-            ("POST", ["projects", p, "services", id, "forkService"]) => fork::fork(&ctx(&req)?, &req, p, id)?,
+            ("POST", ["projects", p, "services", id, "snapshots"]) => {
+                services::snapshot(&ctx(&req)?, p, id)?
+            }
+            ("GET", ["projects", p, "services", id, "snapshots"]) => {
+                services::snapshots(&ctx(&req)?, p, id)?
+            }
+            ("POST", ["projects", p, "services", id, "forkService"]) => {
+                fork::fork(&ctx(&req)?, &req, p, id)?
+            }
             _ => spin_adapter::reply::no_route_reply("service-fork", &req.method, &req.path),
         })
     })();
@@ -62,7 +68,10 @@ fn route(req: Req) -> Reply {
 
 /// Tiger's error shape: `{"code": "NOT_FOUND", "message": …}`.
 pub(crate) fn fail(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(status, &serde_json::json!({"code": code, "message": message}))
+    Reply::json(
+        status,
+        &serde_json::json!({"code": code, "message": message}),
+    )
 }
 
 pub(crate) fn bad(message: &str) -> Reply {

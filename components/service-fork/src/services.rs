@@ -9,22 +9,45 @@ use spin_adapter::http::{Reply, Req};
 use crate::{bad, error, fail, Ctx, FAMILY};
 
 pub const REGIONS: &[&str] = &[
-    "us-east-1", "us-east-2", "us-west-2", "ca-central-1", "sa-east-1", "eu-central-1", "eu-west-1", "eu-west-2",
-    "ap-south-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
 ];
 
 /// A Tiger-style id: 10 lowercase letters and digits.
 pub fn new_id() -> String {
     let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    hex::decode(spin_adapter::store::random_hex(10)).unwrap().iter().map(|b| alphabet[(*b as usize) % 36] as char).collect()
+    hex::decode(spin_adapter::store::random_hex(10))
+        .unwrap()
+        .iter()
+        .map(|b| alphabet[(*b as usize) % 36] as char)
+        .collect()
 }
 
 /// `cpu_millis` / `memory_gbs`: a positive integer as a string, or "shared".
 pub fn check_size(field: &str, v: &Value) -> Result<String, Reply> {
     match v.as_str() {
         Some("shared") => Ok("shared".into()),
-        Some(s) if !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit()) && s != "0" => Ok(s.to_string()),
-        _ => Err(bad(&format!("{field} must be a string of a positive integer, or \"shared\"; got {v}"))),
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 7
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && s != "0" =>
+        {
+            Ok(s.to_string())
+        }
+        _ => Err(bad(&format!(
+            "{field} must be a string of a positive integer, or \"shared\"; got {v}"
+        ))),
     }
 }
 
@@ -32,13 +55,19 @@ pub fn env_tag(v: Option<&Value>) -> Result<String, Reply> {
     match v {
         None | Some(Value::Null) => Ok("DEV".into()),
         Some(Value::String(s)) if s == "DEV" || s == "PROD" => Ok(s.clone()),
-        Some(other) => Err(bad(&format!("environment_tag must be DEV or PROD, got {other}"))),
+        Some(other) => Err(bad(&format!(
+            "environment_tag must be DEV or PROD, got {other}"
+        ))),
     }
 }
 
 /// The project, owned by this tenant (claimed on first use).
 pub fn project(ctx: &Ctx, e: &Engine, project: &str, create: bool) -> Result<(), Reply> {
-    let r = if create { e.claim_owned("timescale-project", project, &ctx.tenant) } else { e.owned("timescale-project", project, &ctx.tenant) };
+    let r = if create {
+        e.claim_owned("timescale-project", project, &ctx.tenant)
+    } else {
+        e.owned("timescale-project", project, &ctx.tenant)
+    };
     r.map(|_| ()).map_err(|er| match er.kind {
         engine::ErrorKind::InvalidInput => error(&er),
         _ => fail(404, "NOT_FOUND", &format!("project {project} not found")),
@@ -49,13 +78,20 @@ pub fn find(ctx: &Ctx, e: &Engine, p: &str, id: &str) -> Result<Container, Reply
     project(ctx, e, p, false)?;
     match e.container(FAMILY, &ctx.tenant, id) {
         Ok(c) if c.spec["project_id"] == p => Ok(c),
-        _ => Err(fail(404, "NOT_FOUND", &format!("service {id} not found in project {p}"))),
+        _ => Err(fail(
+            404,
+            "NOT_FOUND",
+            &format!("service {id} not found in project {p}"),
+        )),
     }
 }
 
 /// The service's status: from the fork that fills it, else its state.
 pub fn status(e: &Engine, c: &Container) -> (&'static str, Option<String>) {
-    if let Some(op) = c.spec["fork_operation"].as_str().and_then(|id| e.operation_by_id(id).ok().flatten()) {
+    if let Some(op) = c.spec["fork_operation"]
+        .as_str()
+        .and_then(|id| e.operation_by_id(id).ok().flatten())
+    {
         return match op.status {
             Status::Pending => ("QUEUED", None),
             Status::InProgress => ("CONFIGURING", None),
@@ -108,34 +144,61 @@ pub fn service_json(e: &Engine, c: &Container, status_override: Option<&str>) ->
 
 /// `POST /projects/{project_id}/services` (`ServiceCreate`, plus `service_type`).
 pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let body: Value = serde_json::from_slice(&req.body).map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
     let name = match body.get("name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() && n.chars().count() <= 128 => n.to_string(),
         _ => return Err(bad("name is required: 1 to 128 characters")),
     };
-    let region = body.get("region_code").and_then(Value::as_str).unwrap_or("us-east-1");
+    let region = body
+        .get("region_code")
+        .and_then(Value::as_str)
+        .unwrap_or("us-east-1");
     if !REGIONS.contains(&region) {
-        return Err(bad(&format!("region_code {region:?} is not one of {}", REGIONS.join(", "))));
+        return Err(bad(&format!(
+            "region_code {region:?} is not one of {}",
+            REGIONS.join(", ")
+        )));
     }
     let addons: Vec<String> = match body.get("addons") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a.iter().map(|x| match x.as_str() {
-            Some(s @ ("time-series" | "ai")) => Ok(s.to_string()),
-            _ => Err(bad("addons are \"time-series\" or \"ai\"")),
-        }).collect::<Result<_, _>>()?,
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x.as_str() {
+                Some(s @ ("time-series" | "ai")) => Ok(s.to_string()),
+                _ => Err(bad("addons are \"time-series\" or \"ai\"")),
+            })
+            .collect::<Result<_, _>>()?,
         _ => return Err(bad("addons is a list")),
     };
     let service_type = match body.get("service_type").and_then(Value::as_str) {
         Some(t @ ("TIMESCALEDB" | "POSTGRES" | "VECTOR")) => t.to_string(),
-        Some(t) => return Err(bad(&format!("service_type {t:?} is not TIMESCALEDB, POSTGRES or VECTOR"))),
-        None if addons.iter().any(|a| a == "time-series") || addons.is_empty() => "TIMESCALEDB".into(),
+        Some(t) => {
+            return Err(bad(&format!(
+                "service_type {t:?} is not TIMESCALEDB, POSTGRES or VECTOR"
+            )))
+        }
+        None if addons.iter().any(|a| a == "time-series") || addons.is_empty() => {
+            "TIMESCALEDB".into()
+        }
         None => "POSTGRES".into(),
     };
-    let cpu = body.get("cpu_millis").map(|v| check_size("cpu_millis", v)).transpose()?.unwrap_or_else(|| "500".into());
-    let mem = body.get("memory_gbs").map(|v| check_size("memory_gbs", v)).transpose()?.unwrap_or_else(|| "2".into());
+    let cpu = body
+        .get("cpu_millis")
+        .map(|v| check_size("cpu_millis", v))
+        .transpose()?
+        .unwrap_or_else(|| "500".into());
+    let mem = body
+        .get("memory_gbs")
+        .map(|v| check_size("memory_gbs", v))
+        .transpose()?
+        .unwrap_or_else(|| "2".into());
     let replicas = match body.get("replica_count") {
         None | Some(Value::Null) => 0,
-        Some(v) => v.as_i64().filter(|n| (0..=2).contains(n)).ok_or_else(|| bad("replica_count is 0, 1 or 2"))?,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| (0..=2).contains(n))
+            .ok_or_else(|| bad("replica_count is 0, 1 or 2"))?,
     };
     let env = env_tag(body.get("environment_tag"))?;
     let e = ctx.engine()?;
@@ -147,7 +210,9 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
         "addons": addons, "storage_gbs": 50,
         "password_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(password.as_bytes())),
     });
-    let c = e.create_container(FAMILY, &ctx.tenant, &new_id(), &spec).map_err(|er| error(&er))?;
+    let c = e
+        .create_container(FAMILY, &ctx.tenant, &new_id(), &spec)
+        .map_err(|er| error(&er))?;
     let mut v = service_json(&e, &c, Some("QUEUED"));
     v["initial_password"] = password.into();
     Ok(Reply::json(202, &v))
@@ -156,8 +221,14 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
 pub fn list(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     project(ctx, &e, p, false)?;
-    let all = e.list_containers(FAMILY, &ctx.tenant, 0, 1000).map_err(|er| error(&er))?;
-    let list: Vec<Value> = all.iter().filter(|c| c.spec["project_id"] == p).map(|c| service_json(&e, c, None)).collect();
+    let all = e
+        .list_containers(FAMILY, &ctx.tenant, 0, 1000)
+        .map_err(|er| error(&er))?;
+    let list: Vec<Value> = all
+        .iter()
+        .filter(|c| c.spec["project_id"] == p)
+        .map(|c| service_json(&e, c, None))
+        .collect();
     Ok(Reply::json(200, &Value::Array(list)))
 }
 
@@ -180,13 +251,21 @@ pub fn delete(ctx: &Ctx, p: &str, id: &str) -> Result<Reply, Reply> {
     if let Some(op) = c.spec["fork_operation"].as_str() {
         if let Ok(o) = e.operation(&ctx.tenant, op) {
             if o.status.is_active() {
-                e.cancel(&ctx.tenant, op, engine::CancelPolicy::RemoveTarget).map_err(|er| error(&er))?;
-                return Ok(Reply::json(202, &json!({"service_id": id, "status": "DELETING"})));
+                e.cancel(&ctx.tenant, op, engine::CancelPolicy::RemoveTarget)
+                    .map_err(|er| error(&er))?;
+                return Ok(Reply::json(
+                    202,
+                    &json!({"service_id": id, "status": "DELETING"}),
+                ));
             }
         }
     }
-    e.delete_container(FAMILY, &ctx.tenant, id).map_err(|er| error(&er))?;
-    Ok(Reply::json(202, &json!({"service_id": id, "status": "DELETING"})))
+    e.delete_container(FAMILY, &ctx.tenant, id)
+        .map_err(|er| error(&er))?;
+    Ok(Reply::json(
+        202,
+        &json!({"service_id": id, "status": "DELETING"}),
+    ))
 }
 
 /// `POST …/services/{id}/snapshots` (Spinoff's addition): take a snapshot now.
@@ -194,7 +273,10 @@ pub fn snapshot(ctx: &Ctx, p: &str, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let c = find(ctx, &e, p, id)?;
     let s = e.snapshot(&c, None).map_err(|er| error(&er))?;
-    Ok(Reply::json(201, &json!({"snapshot_id": s.id, "lsn": s.lsn, "created": engine::util::rfc3339(s.created_at)})))
+    Ok(Reply::json(
+        201,
+        &json!({"snapshot_id": s.id, "lsn": s.lsn, "created": engine::util::rfc3339(s.created_at)}),
+    ))
 }
 
 pub fn snapshots(ctx: &Ctx, p: &str, id: &str) -> Result<Reply, Reply> {

@@ -83,7 +83,8 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         family: r.text(1)?,
         tenant: r.text(2)?,
         name: r.text(3)?,
-        spec: serde_json::from_str(&r.text(4)?).map_err(|e| Error::corrupt(format!("container spec: {e}")))?,
+        spec: serde_json::from_str(&r.text(4)?)
+            .map_err(|e| Error::corrupt(format!("container spec: {e}")))?,
         state: ContainerState::parse(&r.text(5)?)?,
         head_lsn: r.i64(6)?,
         floor_lsn: r.i64(7)?,
@@ -105,9 +106,13 @@ pub(crate) fn find(db: &dyn Db, family: &str, tenant: &str, name: &str) -> Resul
 }
 
 pub(crate) fn by_id(db: &dyn Db, id: i64) -> Result<Option<Container>> {
-    one(db, &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 AND deleting = 0"), &[id.into()])?
-        .map(|r| from_row(&r))
-        .transpose()
+    one(
+        db,
+        &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 AND deleting = 0"),
+        &[id.into()],
+    )?
+    .map(|r| from_row(&r))
+    .transpose()
 }
 
 pub(crate) fn insert(
@@ -128,7 +133,10 @@ pub(crate) fn insert(
         &[family.into(), tenant.into(), name.into()],
     )?;
     if exists.is_some() {
-        return Err(Error::new(ErrorKind::AlreadyExists, format!("{family}:{name} already exists")));
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("{family}:{name} already exists"),
+        ));
     }
     let row = one(
         db,
@@ -153,14 +161,26 @@ pub(crate) fn set_state(db: &dyn Db, id: i64, state: ContainerState, now: i64) -
 /// Mark a container deleted: it disappears for readers and its name is free
 /// at once; its rows are purged in chunks by [`Engine::purge_step`].
 pub(crate) fn mark_deleting(db: &dyn Db, id: i64, now: i64) -> Result<()> {
-    exec(db, "UPDATE containers SET deleting = 1, updated_at = ?2 WHERE id = ?1", &[id.into(), now.into()])
+    exec(
+        db,
+        "UPDATE containers SET deleting = 1, updated_at = ?2 WHERE id = ?1",
+        &[id.into(), now.into()],
+    )
 }
 
 impl Engine<'_> {
     /// Create a ready, empty container.
-    pub fn create_container(&self, family: &str, tenant: &str, name: &str, spec: &Json) -> Result<Container> {
+    pub fn create_container(
+        &self,
+        family: &str,
+        tenant: &str,
+        name: &str,
+        spec: &Json,
+    ) -> Result<Container> {
         let now = self.env.now_us();
-        transaction(self.db, |db| insert(db, now, family, tenant, name, spec, ContainerState::Ready))
+        transaction(self.db, |db| {
+            insert(db, now, family, tenant, name, spec, ContainerState::Ready)
+        })
     }
 
     /// A container of this tenant, or `NotFound`.
@@ -174,7 +194,13 @@ impl Engine<'_> {
     }
 
     /// A tenant's containers of a family, oldest first: `offset`, `limit`.
-    pub fn list_containers(&self, family: &str, tenant: &str, offset: i64, limit: i64) -> Result<Vec<Container>> {
+    pub fn list_containers(
+        &self,
+        family: &str,
+        tenant: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<Container>> {
         let limit = limit.clamp(0, self.config.max_page);
         query(
             self.db,
@@ -201,7 +227,13 @@ impl Engine<'_> {
     }
 
     /// Replace a container's vendor spec.
-    pub fn update_spec(&self, family: &str, tenant: &str, name: &str, spec: &Json) -> Result<Container> {
+    pub fn update_spec(
+        &self,
+        family: &str,
+        tenant: &str,
+        name: &str,
+        spec: &Json,
+    ) -> Result<Container> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
             let c = find(db, family, tenant, name)?;
@@ -210,7 +242,11 @@ impl Engine<'_> {
                 "UPDATE containers SET spec = ?2, updated_at = ?3 WHERE id = ?1",
                 &[c.id.into(), spec.to_string().into(), now.into()],
             )?;
-            Ok(Container { spec: spec.clone(), updated_at: now, ..c })
+            Ok(Container {
+                spec: spec.clone(),
+                updated_at: now,
+                ..c
+            })
         })
     }
 
@@ -260,7 +296,12 @@ impl Engine<'_> {
     /// went. A container's last rows, stats and snapshots go with its row.
     pub fn purge_step(&self, limit: i64) -> Result<i64> {
         transaction(self.db, |db| {
-            let Some(r) = one(db, "SELECT id FROM containers WHERE deleting = 1 ORDER BY id LIMIT 1", &[])? else {
+            let Some(r) = one(
+                db,
+                "SELECT id FROM containers WHERE deleting = 1 ORDER BY id LIMIT 1",
+                &[],
+            )?
+            else {
                 return Ok(0);
             };
             let id = r.i64(0)?;
@@ -272,8 +313,16 @@ impl Engine<'_> {
             )?;
             let gone = changes(db)?;
             if gone < limit {
-                exec(db, "DELETE FROM collection_stats WHERE container = ?1", &[id.into()])?;
-                exec(db, "DELETE FROM snapshots WHERE container = ?1", &[id.into()])?;
+                exec(
+                    db,
+                    "DELETE FROM collection_stats WHERE container = ?1",
+                    &[id.into()],
+                )?;
+                exec(
+                    db,
+                    "DELETE FROM snapshots WHERE container = ?1",
+                    &[id.into()],
+                )?;
                 exec(db, "DELETE FROM containers WHERE id = ?1", &[id.into()])?;
             }
             Ok(gone)

@@ -55,13 +55,17 @@ pub struct Row(pub Vec<Value>);
 
 impl Row {
     fn at(&self, i: usize) -> Result<&Value> {
-        self.0.get(i).ok_or_else(|| Error::corrupt(format!("row has no column {i}")))
+        self.0
+            .get(i)
+            .ok_or_else(|| Error::corrupt(format!("row has no column {i}")))
     }
     pub fn i64(&self, i: usize) -> Result<i64> {
         match self.at(i)? {
             Value::Integer(v) => Ok(*v),
             Value::Null => Ok(0),
-            v => Err(Error::corrupt(format!("column {i}: expected integer, got {v:?}"))),
+            v => Err(Error::corrupt(format!(
+                "column {i}: expected integer, got {v:?}"
+            ))),
         }
     }
     pub fn opt_i64(&self, i: usize) -> Result<Option<i64>> {
@@ -73,7 +77,9 @@ impl Row {
     pub fn text(&self, i: usize) -> Result<String> {
         match self.at(i)? {
             Value::Text(s) => Ok(s.clone()),
-            v => Err(Error::corrupt(format!("column {i}: expected text, got {v:?}"))),
+            v => Err(Error::corrupt(format!(
+                "column {i}: expected text, got {v:?}"
+            ))),
         }
     }
     pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
@@ -100,7 +106,9 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Error {
         match e {
             DbError::Busy(m) => Error::new(ErrorKind::Busy, format!("database is busy: {m}")),
-            DbError::Constraint(m) => Error::new(ErrorKind::Storage, format!("constraint failed: {m}")),
+            DbError::Constraint(m) => {
+                Error::new(ErrorKind::Storage, format!("constraint failed: {m}"))
+            }
             DbError::Other(m) => Error::new(ErrorKind::Storage, format!("storage error: {m}")),
         }
     }
@@ -141,7 +149,9 @@ pub(crate) fn one(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Option<Row
 
 /// Rows changed by the connection's last INSERT, UPDATE or DELETE.
 pub(crate) fn changes(db: &dyn Db) -> Result<i64> {
-    one(db, "SELECT changes()", &[])?.map(|r| r.i64(0)).unwrap_or(Ok(0))
+    one(db, "SELECT changes()", &[])?
+        .map(|r| r.i64(0))
+        .unwrap_or(Ok(0))
 }
 
 /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`: the write lock is taken first,

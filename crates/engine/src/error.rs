@@ -59,7 +59,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into() }
+        Error {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidInput, message)
@@ -68,7 +71,12 @@ impl Error {
         Error::new(ErrorKind::NotFound, message)
     }
     pub fn state(state: &str, message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::InvalidState { state: state.to_string() }, message)
+        Error::new(
+            ErrorKind::InvalidState {
+                state: state.to_string(),
+            },
+            message,
+        )
     }
     pub fn corrupt(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, message)

@@ -20,13 +20,23 @@ pub struct Event {
 }
 
 pub(crate) fn append(db: &dyn Db, op: &str, at: i64, kind: &str, data: &Json) -> Result<i64> {
-    let seq = one(db, "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE op = ?1", &[op.into()])?
-        .map(|r| r.i64(0))
-        .unwrap_or(Ok(1))?;
+    let seq = one(
+        db,
+        "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE op = ?1",
+        &[op.into()],
+    )?
+    .map(|r| r.i64(0))
+    .unwrap_or(Ok(1))?;
     exec(
         db,
         "INSERT INTO events (op, seq, at, type, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-        &[op.into(), seq.into(), at.into(), kind.into(), data.to_string().into()],
+        &[
+            op.into(),
+            seq.into(),
+            at.into(),
+            kind.into(),
+            data.to_string().into(),
+        ],
     )?;
     Ok(seq)
 }
@@ -47,7 +57,13 @@ pub struct Notification {
 /// Deliveries are tried this many times before the notification is failed.
 pub const MAX_DELIVERY_ATTEMPTS: i64 = 6;
 
-pub(crate) fn enqueue(db: &dyn Db, op: &str, destinations: &[String], payload: &Json, now: i64) -> Result<()> {
+pub(crate) fn enqueue(
+    db: &dyn Db,
+    op: &str,
+    destinations: &[String],
+    payload: &Json,
+    now: i64,
+) -> Result<()> {
     for d in destinations {
         exec(
             db,
@@ -127,7 +143,12 @@ impl Engine<'_> {
     pub fn notification_failed(&self, id: i64, error: &str, permanent: bool) -> Result<()> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
-            let Some(r) = one(db, "SELECT attempts FROM outbox WHERE id = ?1 AND status = 'pending'", &[id.into()])? else {
+            let Some(r) = one(
+                db,
+                "SELECT attempts FROM outbox WHERE id = ?1 AND status = 'pending'",
+                &[id.into()],
+            )?
+            else {
                 return Ok(());
             };
             let attempts = r.i64(0)? + 1;

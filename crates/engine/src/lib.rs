@@ -23,6 +23,8 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod lsn;
+#[cfg(feature = "native")]
+pub mod native;
 pub mod operations;
 pub mod owners;
 pub mod records;
@@ -30,15 +32,15 @@ pub mod retention;
 pub mod schema;
 pub mod snapshots;
 pub mod util;
-#[cfg(feature = "native")]
-pub mod native;
 
 pub use containers::{CollectionStats, Container, ContainerState};
 pub use db::{Db, DbError, Env, Row, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
+pub use operations::{
+    CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport,
+};
 pub use owners::Owned;
-pub use operations::{CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport};
 pub use records::{AsOf, Committed, Version, Write};
 pub use snapshots::Snapshot;
 
@@ -88,7 +90,11 @@ impl<'a> Engine<'a> {
         // A 32 MiB page cache per connection (SQLite's default is 2 MiB):
         // copies of large datasets stay in memory instead of re-reading pages.
         let _ = db.execute("PRAGMA cache_size = -32768", &[]);
-        Ok(Engine { db, env, config: Config::default() })
+        Ok(Engine {
+            db,
+            env,
+            config: Config::default(),
+        })
     }
 
     pub fn with_config(mut self, config: Config) -> Engine<'a> {

@@ -22,7 +22,10 @@ pub fn next(db: &dyn Db, env: &dyn Env) -> Result<(i64, i64)> {
 
 /// The newest committed LSN (0 before any write).
 pub fn head(db: &dyn Db) -> Result<i64> {
-    Ok(one(db, "SELECT coalesce(max(lsn), 0) FROM lsns", &[])?.map(|r| r.i64(0)).transpose()?.unwrap_or(0))
+    Ok(one(db, "SELECT coalesce(max(lsn), 0) FROM lsns", &[])?
+        .map(|r| r.i64(0))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 /// The greatest LSN committed at or before `at` (µs), or 0.
@@ -37,5 +40,11 @@ pub fn at_time(db: &dyn Db, at: i64) -> Result<i64> {
 
 /// When `lsn` committed, if it is still known.
 pub fn time_of(db: &dyn Db, lsn: i64) -> Result<Option<i64>> {
-    one(db, "SELECT committed_at FROM lsns WHERE lsn = ?1", &[lsn.into()])?.map(|r| r.i64(0)).transpose()
+    one(
+        db,
+        "SELECT committed_at FROM lsns WHERE lsn = ?1",
+        &[lsn.into()],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()
 }

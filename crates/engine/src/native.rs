@@ -21,7 +21,9 @@ impl NativeDb {
     }
 
     pub fn in_memory() -> NativeDb {
-        NativeDb { conn: rusqlite::Connection::open_in_memory().expect("in-memory SQLite") }
+        NativeDb {
+            conn: rusqlite::Connection::open_in_memory().expect("in-memory SQLite"),
+        }
     }
 
     pub fn connection(&self) -> &rusqlite::Connection {
@@ -32,7 +34,9 @@ impl NativeDb {
 fn map_err(e: rusqlite::Error) -> DbError {
     match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => DbError::Busy(e.to_string()),
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                DbError::Busy(e.to_string())
+            }
             rusqlite::ErrorCode::ConstraintViolation => DbError::Constraint(e.to_string()),
             _ => DbError::Other(e.to_string()),
         },
@@ -54,7 +58,9 @@ impl Db for NativeDb {
             })
             .collect();
         let n = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(map_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(map_err)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(map_err)? {
             let mut row = Vec::with_capacity(n);
@@ -100,7 +106,11 @@ pub struct FakeEnv {
 
 impl FakeEnv {
     pub fn new(start_us: i64) -> FakeEnv {
-        FakeEnv { now: start_us.into(), counter: 0.into(), tick: 1 }
+        FakeEnv {
+            now: start_us.into(),
+            counter: 0.into(),
+            tick: 1,
+        }
     }
     pub fn advance(&self, us: i64) {
         self.now.set(self.now.get() + us);

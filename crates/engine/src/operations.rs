@@ -62,7 +62,11 @@ impl Status {
             "succeeded" => Status::Succeeded,
             "failed" => Status::Failed,
             "canceled" => Status::Canceled,
-            _ => return Err(Error::invalid(format!("unknown status {s:?}; use pending, in_progress, succeeded, failed or canceled"))),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown status {s:?}; use pending, in_progress, succeeded, failed or canceled"
+                )))
+            }
         })
     }
     pub fn is_active(self) -> bool {
@@ -188,7 +192,10 @@ const COLUMNS: &str = "id, family, tenant, kind, source, source_ref, target, tar
 fn from_row(r: &Row) -> Result<Operation> {
     let json_list = |i: usize| -> Result<Option<Vec<String>>> {
         r.opt_text(i)?
-            .map(|t| serde_json::from_str(&t).map_err(|e| Error::corrupt(format!("operation list column: {e}"))))
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| Error::corrupt(format!("operation list column: {e}")))
+            })
             .transpose()
     };
     Ok(Operation {
@@ -218,7 +225,8 @@ fn from_row(r: &Row) -> Result<Operation> {
         lease_expires: r.i64(23)?,
         copy_us: r.i64(24)?,
         notify: json_list(25)?.unwrap_or_default(),
-        meta: serde_json::from_str(&r.text(26)?).map_err(|e| Error::corrupt(format!("operation meta: {e}")))?,
+        meta: serde_json::from_str(&r.text(26)?)
+            .map_err(|e| Error::corrupt(format!("operation meta: {e}")))?,
         created_at: r.i64(27)?,
         updated_at: r.i64(28)?,
         started_at: r.opt_i64(29)?,
@@ -228,9 +236,13 @@ fn from_row(r: &Row) -> Result<Operation> {
 }
 
 pub(crate) fn load(db: &dyn Db, id: &str) -> Result<Option<Operation>> {
-    one(db, &format!("SELECT {COLUMNS} FROM operations WHERE id = ?1"), &[id.into()])?
-        .map(|r| from_row(&r))
-        .transpose()
+    one(
+        db,
+        &format!("SELECT {COLUMNS} FROM operations WHERE id = ?1"),
+        &[id.into()],
+    )?
+    .map(|r| from_row(&r))
+    .transpose()
 }
 
 fn load_for(db: &dyn Db, tenant: &str, id: &str) -> Result<Operation> {
@@ -286,7 +298,8 @@ fn chunk_filter(history: bool) -> String {
 }
 
 /// 1 when this row is the newest version of its key at the snapshot and live.
-const FINAL_LIVE: &str = "(r.deleted = 0 AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
+const FINAL_LIVE: &str =
+    "(r.deleted = 0 AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
     AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?2))";
 
 impl Engine<'_> {
@@ -297,7 +310,9 @@ impl Engine<'_> {
     pub fn create_operation(&self, req: &CloneRequest) -> Result<(Operation, bool)> {
         if let Some(cols) = &req.collections {
             if cols.is_empty() {
-                return Err(Error::invalid("collections, when given, names at least one collection"));
+                return Err(Error::invalid(
+                    "collections, when given, names at least one collection",
+                ));
             }
             for c in cols {
                 check_collection(c)?;
@@ -321,7 +336,8 @@ impl Engine<'_> {
                             format!("Idempotency-Key {key:?} was used for a different request"),
                         ));
                     }
-                    let op = load(db, &r.text(1)?)?.ok_or_else(|| Error::corrupt("idempotency row without operation"))?;
+                    let op = load(db, &r.text(1)?)?
+                        .ok_or_else(|| Error::corrupt("idempotency row without operation"))?;
                     return Ok((op, true));
                 }
             }
@@ -329,7 +345,11 @@ impl Engine<'_> {
             if source.state != ContainerState::Ready {
                 return Err(Error::state(
                     source.state.as_str(),
-                    format!("{} is {} and cannot be copied yet", source.reference(), source.state.as_str()),
+                    format!(
+                        "{} is {} and cannot be copied yet",
+                        source.reference(),
+                        source.state.as_str()
+                    ),
                 ));
             }
             if let Some(key) = &req.exclusive_key {
@@ -349,7 +369,10 @@ impl Engine<'_> {
                 Strategy::Now => (lsn::head(db)?, None),
                 Strategy::LastSnapshot => {
                     let s = snapshots::newest(db, source.id)?.ok_or_else(|| {
-                        Error::new(ErrorKind::NoSnapshot, format!("{} has no snapshot yet", source.reference()))
+                        Error::new(
+                            ErrorKind::NoSnapshot,
+                            format!("{} has no snapshot yet", source.reference()),
+                        )
                     })?;
                     (s.lsn, None)
                 }
@@ -391,14 +414,21 @@ impl Engine<'_> {
                 &[target.id.into(), floor_lsn.into(), floor_at.into()],
             )?;
             // Estimated totals from the source's statistics (exact at the end).
-            let cols_json = req.collections.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default());
+            let cols_json = req
+                .collections
+                .as_ref()
+                .map(|c| serde_json::to_string(c).unwrap_or_default());
             let est = one(
                 db,
                 "SELECT coalesce(sum(CASE WHEN ?2 THEN versions ELSE records END), 0), \
                         coalesce(sum(CASE WHEN ?2 THEN version_bytes ELSE bytes END), 0) \
                  FROM collection_stats WHERE container = ?1 \
                  AND (?3 IS NULL OR collection IN (SELECT value FROM json_each(?3)))",
-                &[source.id.into(), req.history.into(), cols_json.clone().into()],
+                &[
+                    source.id.into(),
+                    req.history.into(),
+                    cols_json.clone().into(),
+                ],
             )?
             .ok_or_else(|| Error::corrupt("aggregate gave no row"))?;
             exec(
@@ -455,7 +485,13 @@ impl Engine<'_> {
     }
 
     /// A tenant's operations, newest first, and how many match in all.
-    pub fn list_operations(&self, tenant: &str, f: &OpFilter, offset: i64, limit: i64) -> Result<(Vec<Operation>, i64)> {
+    pub fn list_operations(
+        &self,
+        tenant: &str,
+        f: &OpFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Operation>, i64)> {
         let limit = limit.clamp(0, self.config.max_page);
         let where_ = "tenant = ?1 AND (?2 IS NULL OR family = ?2) AND (?3 IS NULL OR source = ?3 OR target = ?3) \
                       AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR source = ?5)";
@@ -466,9 +502,13 @@ impl Engine<'_> {
             f.status.map(|s| s.as_str()).into(),
             f.source.into(),
         ];
-        let total = one(self.db, &format!("SELECT count(*) FROM operations WHERE {where_}"), &params)?
-            .map(|r| r.i64(0))
-            .unwrap_or(Ok(0))?;
+        let total = one(
+            self.db,
+            &format!("SELECT count(*) FROM operations WHERE {where_}"),
+            &params,
+        )?
+        .map(|r| r.i64(0))
+        .unwrap_or(Ok(0))?;
         let mut p = params.to_vec();
         p.push(limit.into());
         p.push(offset.max(0).into());
@@ -492,9 +532,17 @@ impl Engine<'_> {
             match (op.status, policy) {
                 (Status::Pending, _) | (Status::InProgress, CancelPolicy::RemoveTarget) => {}
                 (Status::InProgress, CancelPolicy::Refuse) => {
-                    return Err(Error::state("in_progress", format!("operation {id} is in progress and cannot be canceled")))
+                    return Err(Error::state(
+                        "in_progress",
+                        format!("operation {id} is in progress and cannot be canceled"),
+                    ))
                 }
-                (s, _) => return Err(Error::state(s.as_str(), format!("operation {id} has already ended ({})", s.as_str()))),
+                (s, _) => {
+                    return Err(Error::state(
+                        s.as_str(),
+                        format!("operation {id} has already ended ({})", s.as_str()),
+                    ))
+                }
             }
             self.finish(db, &op, Status::Canceled, None, now)
         })
@@ -507,18 +555,34 @@ impl Engine<'_> {
         transaction(self.db, |db| {
             let op = load_for(db, tenant, id)?;
             if op.status != Status::Failed {
-                return Err(Error::state(op.status.as_str(), format!("only a failed operation can be retried; {id} is {}", op.status.as_str())));
+                return Err(Error::state(
+                    op.status.as_str(),
+                    format!(
+                        "only a failed operation can be retried; {id} is {}",
+                        op.status.as_str()
+                    ),
+                ));
             }
             if containers::by_id(db, op.source)?.is_none() {
-                return Err(Error::state("failed", format!("the source {} no longer exists", op.source_ref)));
+                return Err(Error::state(
+                    "failed",
+                    format!("the source {} no longer exists", op.source_ref),
+                ));
             }
             if containers::by_id(db, op.target)?.is_none() {
-                return Err(Error::state("failed", format!("the target {} no longer exists", op.target_ref)));
+                return Err(Error::state(
+                    "failed",
+                    format!("the target {} no longer exists", op.target_ref),
+                ));
             }
-            let key = one(db, "SELECT exclusive_key FROM operations WHERE id = ?1", &[id.into()])?
-                .map(|r| r.opt_text(0))
-                .transpose()?
-                .flatten();
+            let key = one(
+                db,
+                "SELECT exclusive_key FROM operations WHERE id = ?1",
+                &[id.into()],
+            )?
+            .map(|r| r.opt_text(0))
+            .transpose()?
+            .flatten();
             if let Some(key) = key {
                 if let Some(r) = one(
                     db,
@@ -547,7 +611,14 @@ impl Engine<'_> {
 
     /// End an operation inside the caller's transaction: set the status,
     /// the target's state, events and notifications.
-    fn finish(&self, db: &dyn Db, op: &Operation, status: Status, error: Option<&str>, now: i64) -> Result<Operation> {
+    fn finish(
+        &self,
+        db: &dyn Db,
+        op: &Operation,
+        status: Status,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<Operation> {
         exec(
             db,
             "UPDATE operations SET status = ?2, error = ?3, completed_at = ?4, updated_at = ?4, lease_owner = NULL, \
@@ -587,7 +658,9 @@ impl Engine<'_> {
     pub fn fail(&self, id: &str, error: &str) -> Result<()> {
         let now = self.env.now_us();
         transaction(self.db, |db| match load(db, id)? {
-            Some(op) if op.status.is_active() => self.finish(db, &op, Status::Failed, Some(error), now).map(|_| ()),
+            Some(op) if op.status.is_active() => self
+                .finish(db, &op, Status::Failed, Some(error), now)
+                .map(|_| ()),
             _ => Ok(()),
         })
     }
@@ -600,9 +673,13 @@ impl Engine<'_> {
         let now = self.env.now_us();
         let until = now + self.config.lease_us;
         transaction(self.db, |db| {
-            let was = one(db, "SELECT status FROM operations WHERE id = ?1", &[id.into()])?
-                .map(|r| r.text(0))
-                .transpose()?;
+            let was = one(
+                db,
+                "SELECT status FROM operations WHERE id = ?1",
+                &[id.into()],
+            )?
+            .map(|r| r.text(0))
+            .transpose()?;
             let claimed = one(
                 db,
                 "UPDATE operations SET lease_owner = ?2, lease_expires = ?3, \
@@ -644,23 +721,47 @@ impl Engine<'_> {
         let started = self.env.now_us();
         transaction(self.db, |db| {
             let now = self.env.now_us();
-            let op = load(db, id)?.ok_or_else(|| Error::not_found(format!("operation {id} not found")))?;
+            let op = load(db, id)?
+                .ok_or_else(|| Error::not_found(format!("operation {id} not found")))?;
             if op.status != Status::InProgress {
-                return Err(Error::state(op.status.as_str(), format!("operation {id} is {}", op.status.as_str())));
+                return Err(Error::state(
+                    op.status.as_str(),
+                    format!("operation {id} is {}", op.status.as_str()),
+                ));
             }
             if op.lease_owner.as_deref() != Some(worker) || op.lease_expires < now {
-                return Err(Error::new(ErrorKind::LeaseLost, format!("worker {worker} does not hold the lease on {id}")));
+                return Err(Error::new(
+                    ErrorKind::LeaseLost,
+                    format!("worker {worker} does not hold the lease on {id}"),
+                ));
             }
             let source = containers::by_id(db, op.source)?;
             let target = containers::by_id(db, op.target)?;
             let (Some(_), Some(_)) = (&source, &target) else {
-                let what = if source.is_none() { format!("source {}", op.source_ref) } else { format!("target {}", op.target_ref) };
-                let done = self.finish(db, &op, Status::Failed, Some(&format!("the {what} was deleted")), now)?;
-                return Ok(StepOutcome { copied: 0, bytes: 0, status: done.status });
+                let what = if source.is_none() {
+                    format!("source {}", op.source_ref)
+                } else {
+                    format!("target {}", op.target_ref)
+                };
+                let done = self.finish(
+                    db,
+                    &op,
+                    Status::Failed,
+                    Some(&format!("the {what} was deleted")),
+                    now,
+                )?;
+                return Ok(StepOutcome {
+                    copied: 0,
+                    bytes: 0,
+                    status: done.status,
+                });
             };
             let n = limit.unwrap_or(op.chunk_size).max(1);
             let filter = chunk_filter(op.history);
-            let cols = op.collections.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default());
+            let cols = op
+                .collections
+                .as_ref()
+                .map(|c| serde_json::to_string(c).unwrap_or_default());
             let (cc, ck, cl) = op.cursor.clone();
             let base: Vec<Value> = vec![
                 op.source.into(),
@@ -729,8 +830,13 @@ impl Engine<'_> {
             // Adapt the chunk size toward the target chunk time.
             let elapsed = (self.env.now_us() - started).max(1);
             let target_us = self.config.target_chunk_us;
-            let scaled = (n as f64 * target_us as f64 / elapsed as f64).clamp(n as f64 / 2.0, n as f64 * 2.0) as i64;
-            let next_chunk = if limit.is_some() { op.chunk_size } else { scaled.clamp(self.config.min_chunk, self.config.max_chunk) };
+            let scaled = (n as f64 * target_us as f64 / elapsed as f64)
+                .clamp(n as f64 / 2.0, n as f64 * 2.0) as i64;
+            let next_chunk = if limit.is_some() {
+                op.chunk_size
+            } else {
+                scaled.clamp(self.config.min_chunk, self.config.max_chunk)
+            };
             exec(
                 db,
                 "UPDATE operations SET cur_collection = ?2, cur_key = ?3, cur_lsn = ?4, \
@@ -754,10 +860,18 @@ impl Engine<'_> {
             let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             if finished_copy {
                 let done = self.finish(db, &op, Status::Succeeded, None, now)?;
-                return Ok(StepOutcome { copied, bytes, status: done.status });
+                return Ok(StepOutcome {
+                    copied,
+                    bytes,
+                    status: done.status,
+                });
             }
             append(db, id, now, "progress", &op.progress_json())?;
-            Ok(StepOutcome { copied, bytes, status: op.status })
+            Ok(StepOutcome {
+                copied,
+                bytes,
+                status: op.status,
+            })
         })
     }
 
@@ -789,7 +903,9 @@ impl Engine<'_> {
             // Stop when the next chunk, as long as the last one, would overrun.
             while self.env.now_us() + last_step < deadline {
                 let step_started = self.env.now_us();
-                let Some(id) = self.next_runnable(worker)? else { break };
+                let Some(id) = self.next_runnable(worker)? else {
+                    break;
+                };
                 if !self.claim(&id, worker)? {
                     continue;
                 }
@@ -832,7 +948,9 @@ impl Engine<'_> {
         // A plain read first (WAL: never waits for a writer): when a worker
         // holds the operation, a reader does not queue for the write lock.
         match load(self.db, id)? {
-            Some(op) if op.status.is_active() && (op.lease_owner.is_none() || op.lease_expires < self.env.now_us()) => {}
+            Some(op)
+                if op.status.is_active()
+                    && (op.lease_owner.is_none() || op.lease_expires < self.env.now_us()) => {}
             _ => return Ok(false),
         }
         let worker = format!("reader-{}", new_id(self.env));
@@ -843,7 +961,14 @@ impl Engine<'_> {
         let _ = self.release(id, &worker);
         match r {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.kind, ErrorKind::Busy | ErrorKind::LeaseLost | ErrorKind::InvalidState { .. }) => Ok(false),
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Busy | ErrorKind::LeaseLost | ErrorKind::InvalidState { .. }
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => {
                 self.fail(id, &e.message)?;
                 Ok(true)
@@ -870,6 +995,8 @@ pub fn check_destination(d: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(format!("{d:?} is neither an http(s) URL nor an e-mail address")))
+        Err(Error::invalid(format!(
+            "{d:?} is neither an http(s) URL nor an e-mail address"
+        )))
     }
 }

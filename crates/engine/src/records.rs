@@ -39,8 +39,15 @@ pub struct Version {
 /// One change in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    Put { collection: String, key: String, body: String },
-    Delete { collection: String, key: String },
+    Put {
+        collection: String,
+        key: String,
+        body: String,
+    },
+    Delete {
+        collection: String,
+        key: String,
+    },
 }
 
 impl Write {
@@ -90,7 +97,11 @@ const VERSION_COLUMNS: &str =
     "r.collection, r.key, r.lsn, r.deleted, r.body, (SELECT committed_at FROM lsns WHERE lsns.lsn = r.lsn)";
 
 /// Add per-collection deltas to `collection_stats`.
-pub(crate) fn apply_stats(db: &dyn Db, container: i64, deltas: &BTreeMap<String, (i64, i64, i64, i64)>) -> Result<()> {
+pub(crate) fn apply_stats(
+    db: &dyn Db,
+    container: i64,
+    deltas: &BTreeMap<String, (i64, i64, i64, i64)>,
+) -> Result<()> {
     for (collection, (records, bytes, versions, version_bytes)) in deltas {
         exec(
             db,
@@ -113,7 +124,12 @@ pub(crate) fn apply_stats(db: &dyn Db, container: i64, deltas: &BTreeMap<String,
 }
 
 /// Apply `writes` at one new LSN inside the caller's transaction.
-pub(crate) fn write_in(db: &dyn Db, env: &dyn crate::Env, c: &Container, writes: &[Write]) -> Result<Committed> {
+pub(crate) fn write_in(
+    db: &dyn Db,
+    env: &dyn crate::Env,
+    c: &Container,
+    writes: &[Write],
+) -> Result<Committed> {
     for w in writes {
         check_collection(w.collection())?;
         check_key(w.key())?;
@@ -163,21 +179,32 @@ pub(crate) fn write_in(db: &dyn Db, env: &dyn crate::Env, c: &Container, writes:
             &[c.id.into(), collection.into(), key.into(), lsn.into(), deleted.into(), body.into(), size.into()],
         )?;
     }
-    let deltas = deltas.into_iter().map(|(k, d)| (k, (d.records, d.bytes, d.versions, d.version_bytes))).collect();
+    let deltas = deltas
+        .into_iter()
+        .map(|(k, d)| (k, (d.records, d.bytes, d.versions, d.version_bytes)))
+        .collect();
     apply_stats(db, c.id, &deltas)?;
     exec(
         db,
         "UPDATE containers SET head_lsn = ?2, updated_at = ?3 WHERE id = ?1",
         &[c.id.into(), lsn.into(), committed_at.into()],
     )?;
-    Ok(Committed { lsn, committed_at, applied })
+    Ok(Committed {
+        lsn,
+        committed_at,
+        applied,
+    })
 }
 
 pub(crate) fn check_writable(c: &Container) -> Result<()> {
     if c.state != ContainerState::Ready {
         return Err(Error::state(
             c.state.as_str(),
-            format!("{} is {} and cannot be written until its copy finishes", c.reference(), c.state.as_str()),
+            format!(
+                "{} is {} and cannot be written until its copy finishes",
+                c.reference(),
+                c.state.as_str()
+            ),
         ));
     }
     Ok(())
@@ -186,11 +213,21 @@ pub(crate) fn check_writable(c: &Container) -> Result<()> {
 impl Engine<'_> {
     /// Apply a batch of writes atomically at one new LSN. All or nothing: a
     /// bad write fails the whole batch with nothing committed.
-    pub fn write(&self, family: &str, tenant: &str, name: &str, writes: &[Write]) -> Result<Committed> {
+    pub fn write(
+        &self,
+        family: &str,
+        tenant: &str,
+        name: &str,
+        writes: &[Write],
+    ) -> Result<Committed> {
         if writes.len() > self.config.max_batch {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!("a batch holds at most {} writes, got {}", self.config.max_batch, writes.len()),
+                format!(
+                    "a batch holds at most {} writes, got {}",
+                    self.config.max_batch,
+                    writes.len()
+                ),
             ));
         }
         transaction(self.db, |db| {
@@ -206,7 +243,11 @@ impl Engine<'_> {
             &c.family,
             &c.tenant,
             &c.name,
-            &[Write::Put { collection: collection.into(), key: key.into(), body: body.into() }],
+            &[Write::Put {
+                collection: collection.into(),
+                key: key.into(),
+                body: body.into(),
+            }],
         )
     }
 
@@ -216,10 +257,15 @@ impl Engine<'_> {
             &c.family,
             &c.tenant,
             &c.name,
-            &[Write::Delete { collection: collection.into(), key: key.into() }],
+            &[Write::Delete {
+                collection: collection.into(),
+                key: key.into(),
+            }],
         );
         match done {
-            Ok(d) if d.applied == 0 => Err(Error::not_found(format!("record {collection}/{key} not found"))),
+            Ok(d) if d.applied == 0 => Err(Error::not_found(format!(
+                "record {collection}/{key} not found"
+            ))),
             other => other,
         }
     }
@@ -235,7 +281,9 @@ impl Engine<'_> {
                 }
                 let head = lsn::head(self.db)?;
                 if l > head {
-                    return Err(Error::invalid(format!("LSN {l} is beyond the newest committed LSN {head}")));
+                    return Err(Error::invalid(format!(
+                        "LSN {l} is beyond the newest committed LSN {head}"
+                    )));
                 }
                 if l < c.floor_lsn {
                     return Err(outside(c, now));
@@ -273,13 +321,22 @@ impl Engine<'_> {
         .transpose()?;
         match v {
             Some(v) if !v.deleted => Ok(v),
-            _ => Err(Error::not_found(format!("record {collection}/{key} not found"))),
+            _ => Err(Error::not_found(format!(
+                "record {collection}/{key} not found"
+            ))),
         }
     }
 
     /// A record's versions, newest first, including deletions: at most
     /// `limit` with an LSN below `before` (for paging).
-    pub fn history(&self, c: &Container, collection: &str, key: &str, before: Option<i64>, limit: i64) -> Result<Vec<Version>> {
+    pub fn history(
+        &self,
+        c: &Container,
+        collection: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Version>> {
         let limit = limit.clamp(1, self.config.max_page);
         query(
             self.db,
@@ -295,7 +352,14 @@ impl Engine<'_> {
     }
 
     /// Live records of one collection as of a point, by key, after `after`.
-    pub fn list(&self, c: &Container, collection: &str, after: Option<&str>, limit: i64, as_of: AsOf) -> Result<Vec<Version>> {
+    pub fn list(
+        &self,
+        c: &Container,
+        collection: &str,
+        after: Option<&str>,
+        limit: i64,
+        as_of: AsOf,
+    ) -> Result<Vec<Version>> {
         let at = self.resolve(c, as_of)?;
         let limit = limit.clamp(1, self.config.max_page);
         query(
@@ -317,7 +381,13 @@ impl Engine<'_> {
     /// One page of a whole container's live records as of an LSN (from
     /// [`Engine::resolve`]), ordered by collection then key, after the
     /// `(collection, key)` cursor. For streaming exports: call until empty.
-    pub fn export_page(&self, c: &Container, at: i64, after: Option<(&str, &str)>, limit: i64) -> Result<Vec<Version>> {
+    pub fn export_page(
+        &self,
+        c: &Container,
+        at: i64,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Version>> {
         let (ac, ak) = after.unwrap_or(("", ""));
         let limit = limit.clamp(1, self.config.max_page);
         read(self.db, |db| {
@@ -341,7 +411,10 @@ impl Engine<'_> {
 
 fn outside(c: &Container, now: i64) -> Error {
     Error::new(
-        ErrorKind::OutsideRetention { from: c.floor_at, to: now },
+        ErrorKind::OutsideRetention {
+            from: c.floor_at,
+            to: now,
+        },
         format!(
             "{} keeps history from {} to now ({}); the requested point is outside it",
             c.reference(),

@@ -24,7 +24,11 @@ impl Engine<'_> {
         let cutoff_time = now - retention_us;
         transaction(self.db, |db| {
             // Scheduled snapshots expire with the window.
-            exec(db, "DELETE FROM snapshots WHERE scheduled = 1 AND created_at < ?1", &[cutoff_time.into()])?;
+            exec(
+                db,
+                "DELETE FROM snapshots WHERE scheduled = 1 AND created_at < ?1",
+                &[cutoff_time.into()],
+            )?;
             // An open pass, or a container whose floor can rise.
             let open = one(
                 db,
@@ -52,9 +56,13 @@ impl Engine<'_> {
                         return Ok(0);
                     };
                     let (container, pin) = (r.i64(0)?, r.i64(1)?);
-                    let floor = one(db, "SELECT floor_lsn FROM containers WHERE id = ?1", &[container.into()])?
-                        .map(|r| r.i64(0))
-                        .unwrap_or(Ok(0))?;
+                    let floor = one(
+                        db,
+                        "SELECT floor_lsn FROM containers WHERE id = ?1",
+                        &[container.into()],
+                    )?
+                    .map(|r| r.i64(0))
+                    .unwrap_or(Ok(0))?;
                     if pin <= floor {
                         return Ok(0);
                     }
@@ -82,15 +90,31 @@ impl Engine<'_> {
             let (range, p) = match &end {
                 Some(e) => (
                     "(r.collection, r.key) > (?2, ?3) AND (r.collection, r.key) <= (?5, ?6)",
-                    vec![container.into(), cc.as_str().into(), ck.as_str().into(), pin.into(), e.text(0)?.into(), e.text(1)?.into()],
+                    vec![
+                        container.into(),
+                        cc.as_str().into(),
+                        ck.as_str().into(),
+                        pin.into(),
+                        e.text(0)?.into(),
+                        e.text(1)?.into(),
+                    ],
                 ),
-                None => ("(r.collection, r.key) > (?2, ?3)", vec![container.into(), cc.as_str().into(), ck.as_str().into(), pin.into()]),
+                None => (
+                    "(r.collection, r.key) > (?2, ?3)",
+                    vec![
+                        container.into(),
+                        cc.as_str().into(),
+                        ck.as_str().into(),
+                        pin.into(),
+                    ],
+                ),
             };
             // Superseded versions first, then deletions left as a key's
             // only version (after the first statement removed what they hid).
             let superseded = "EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 AND x.collection = r.collection \
                  AND x.key = r.key AND x.lsn > r.lsn AND x.lsn <= ?4)";
-            let lone_tombstone = "r.deleted = 1 AND NOT EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 \
+            let lone_tombstone =
+                "r.deleted = 1 AND NOT EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 \
                  AND x.collection = r.collection AND x.key = r.key AND x.lsn < r.lsn)";
             let mut gone = 0;
             for rule in [superseded, lone_tombstone] {
@@ -125,7 +149,11 @@ impl Engine<'_> {
                     )?;
                 }
                 None => {
-                    exec(db, "DELETE FROM prune_passes WHERE container = ?1", &[container.into()])?;
+                    exec(
+                        db,
+                        "DELETE FROM prune_passes WHERE container = ?1",
+                        &[container.into()],
+                    )?;
                     // LSN → time rows no container can ask for any more.
                     exec(
                         db,

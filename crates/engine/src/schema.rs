@@ -183,7 +183,9 @@ const MIGRATIONS: &[&str] = &[
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 fn user_version(db: &dyn Db) -> Result<i64> {
-    one(db, "PRAGMA user_version", &[])?.map(|r| r.i64(0)).unwrap_or(Ok(0))
+    one(db, "PRAGMA user_version", &[])?
+        .map(|r| r.i64(0))
+        .unwrap_or(Ok(0))
 }
 
 /// Bring the schema up to date. Idempotent, safe to run concurrently.

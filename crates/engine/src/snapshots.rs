@@ -30,7 +30,13 @@ fn from_row(r: &Row) -> Result<Snapshot> {
     })
 }
 
-pub(crate) fn insert(db: &dyn Db, container: i64, name: Option<&str>, scheduled: bool, now: i64) -> Result<Snapshot> {
+pub(crate) fn insert(
+    db: &dyn Db,
+    container: i64,
+    name: Option<&str>,
+    scheduled: bool,
+    now: i64,
+) -> Result<Snapshot> {
     let head = lsn::head(db)?;
     let row = one(
         db,
@@ -81,8 +87,12 @@ impl Engine<'_> {
 
     /// The newest snapshot, or `NoSnapshot`.
     pub fn last_snapshot(&self, c: &Container) -> Result<Snapshot> {
-        newest(self.db, c.id)?
-            .ok_or_else(|| Error::new(ErrorKind::NoSnapshot, format!("{} has no snapshot yet", c.reference())))
+        newest(self.db, c.id)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NoSnapshot,
+                format!("{} has no snapshot yet", c.reference()),
+            )
+        })
     }
 
     /// Take scheduled snapshots of up to `limit` containers whose newest

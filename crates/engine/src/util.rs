@@ -10,10 +10,18 @@ pub const MAX_KEY: usize = 512;
 /// A resource name: 1–128 bytes of `A-Z a-z 0-9 . _ - : ~`.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(Error::invalid(format!("{what} must be 1 to {MAX_NAME} characters, got {}", name.len())));
+        return Err(Error::invalid(format!(
+            "{what} must be 1 to {MAX_NAME} characters, got {}",
+            name.len()
+        )));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-:~".contains(*c))) {
-        return Err(Error::invalid(format!("{what} {name:?} contains {c:?}; use letters, digits, '.', '_', '-', ':' or '~'")));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-:~".contains(*c)))
+    {
+        return Err(Error::invalid(format!(
+            "{what} {name:?} contains {c:?}; use letters, digits, '.', '_', '-', ':' or '~'"
+        )));
     }
     Ok(())
 }
@@ -21,10 +29,15 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 /// A collection name: 1–128 bytes, no control characters.
 pub fn check_collection(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(Error::invalid(format!("collection name must be 1 to {MAX_NAME} bytes, got {}", name.len())));
+        return Err(Error::invalid(format!(
+            "collection name must be 1 to {MAX_NAME} bytes, got {}",
+            name.len()
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("collection name {name:?} contains a control character")));
+        return Err(Error::invalid(format!(
+            "collection name {name:?} contains a control character"
+        )));
     }
     Ok(())
 }
@@ -32,10 +45,15 @@ pub fn check_collection(name: &str) -> Result<()> {
 /// A record key: 1–512 bytes, no control characters.
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(Error::invalid(format!("record key must be 1 to {MAX_KEY} bytes, got {}", key.len())));
+        return Err(Error::invalid(format!(
+            "record key must be 1 to {MAX_KEY} bytes, got {}",
+            key.len()
+        )));
     }
     if key.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("record key {key:?} contains a control character")));
+        return Err(Error::invalid(format!(
+            "record key {key:?} contains a control character"
+        )));
     }
     Ok(())
 }
@@ -78,7 +96,10 @@ mod tests {
     fn times_round_trip() {
         let us = parse_rfc3339("2026-11-22T10:00:00.123Z").unwrap();
         assert_eq!(rfc3339(us), "2026-11-22T10:00:00.123Z");
-        assert_eq!(parse_rfc3339("2026-11-22T11:00:00+01:00").unwrap(), parse_rfc3339("2026-11-22T10:00:00Z").unwrap());
+        assert_eq!(
+            parse_rfc3339("2026-11-22T11:00:00+01:00").unwrap(),
+            parse_rfc3339("2026-11-22T10:00:00Z").unwrap()
+        );
         assert!(parse_rfc3339("yesterday").is_err());
     }
 

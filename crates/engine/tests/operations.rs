@@ -7,8 +7,18 @@ use engine::*;
 use serde_json::json;
 
 fn seeded(e: &Engine, n: usize) -> Container {
-    let c = e.create_container("native", "acme", "src", &json!({})).unwrap();
-    let writes: Vec<Write> = (0..n).map(|i| put(["a", "b", "c"][i % 3], &format!("k{i:05}"), &format!("{{\"i\":{i}}}"))).collect();
+    let c = e
+        .create_container("native", "acme", "src", &json!({}))
+        .unwrap();
+    let writes: Vec<Write> = (0..n)
+        .map(|i| {
+            put(
+                ["a", "b", "c"][i % 3],
+                &format!("k{i:05}"),
+                &format!("{{\"i\":{i}}}"),
+            )
+        })
+        .collect();
     e.write("native", "acme", "src", &writes).unwrap();
     e.container("native", "acme", "src").unwrap()
 }
@@ -18,7 +28,9 @@ fn a_clone_goes_pending_in_progress_succeeded_and_equals_the_source_at_its_lsn()
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 100);
-    let (op, replayed) = e.create_operation(&clone_req(&src, "dst", Strategy::Now, false)).unwrap();
+    let (op, replayed) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::Now, false))
+        .unwrap();
     assert!(!replayed);
     assert_eq!(op.status, Status::Pending);
     assert_eq!(op.records_total, 100);
@@ -26,7 +38,10 @@ fn a_clone_goes_pending_in_progress_succeeded_and_equals_the_source_at_its_lsn()
     // The target exists at once, cloning, not writable.
     let dst = e.container("native", "acme", "dst").unwrap();
     assert_eq!(dst.state, ContainerState::Cloning);
-    assert!(matches!(e.put(&dst, "a", "x", "1").unwrap_err().kind, ErrorKind::InvalidState { .. }));
+    assert!(matches!(
+        e.put(&dst, "a", "x", "1").unwrap_err().kind,
+        ErrorKind::InvalidState { .. }
+    ));
     // Writes to the source after the snapshot never reach the clone.
     e.put(&src, "a", "late", "1").unwrap();
     e.delete(&src, "a", "k00000").unwrap();
@@ -35,7 +50,10 @@ fn a_clone_goes_pending_in_progress_succeeded_and_equals_the_source_at_its_lsn()
     let o = e.step(&op.id, "w1", Some(30)).unwrap();
     assert_eq!((o.copied, o.status), (30, Status::InProgress));
     let mid = e.operation("acme", &op.id).unwrap();
-    assert_eq!((mid.status, mid.records_copied, mid.attempts), (Status::InProgress, 30, 1));
+    assert_eq!(
+        (mid.status, mid.records_copied, mid.attempts),
+        (Status::InProgress, 30, 1)
+    );
     assert!(mid.percent() > 29.0 && mid.percent() < 31.0);
     assert!(mid.eta_seconds().is_some());
     e.release(&op.id, "w1").unwrap();
@@ -46,8 +64,14 @@ fn a_clone_goes_pending_in_progress_succeeded_and_equals_the_source_at_its_lsn()
     assert!(done.completed_at.is_some());
     let dst = e.container("native", "acme", "dst").unwrap();
     assert_eq!(dst.state, ContainerState::Ready);
-    assert_eq!(export(&e, &dst, i64::MAX), export(&e, &src, op.snapshot_lsn));
-    assert_ne!(export(&e, &src, i64::MAX), export(&e, &src, op.snapshot_lsn));
+    assert_eq!(
+        export(&e, &dst, i64::MAX),
+        export(&e, &src, op.snapshot_lsn)
+    );
+    assert_ne!(
+        export(&e, &src, i64::MAX),
+        export(&e, &src, op.snapshot_lsn)
+    );
     let stats = e.collections(&dst).unwrap();
     assert_eq!(stats.iter().map(|s| s.records).sum::<i64>(), 100);
     // Events: created, started, progress…, succeeded.
@@ -57,35 +81,75 @@ fn a_clone_goes_pending_in_progress_succeeded_and_equals_the_source_at_its_lsn()
     assert_eq!(ev.last().unwrap().kind, "succeeded");
     assert!(ev.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     // Steps after the end are refused.
-    assert!(matches!(e.step(&op.id, "w", None).unwrap_err().kind, ErrorKind::InvalidState { .. }));
+    assert!(matches!(
+        e.step(&op.id, "w", None).unwrap_err().kind,
+        ErrorKind::InvalidState { .. }
+    ));
 }
 
 #[test]
 fn history_copies_every_version_and_skip_history_only_live_ones() {
     let fx = Fx::new();
     let e = fx.engine();
-    let src = e.create_container("native", "acme", "src", &json!({})).unwrap();
+    let src = e
+        .create_container("native", "acme", "src", &json!({}))
+        .unwrap();
     for v in 0..5 {
-        e.write("native", "acme", "src", &[put("a", "k", &v.to_string()), put("b", &format!("k{v}"), "1")]).unwrap();
+        e.write(
+            "native",
+            "acme",
+            "src",
+            &[
+                put("a", "k", &v.to_string()),
+                put("b", &format!("k{v}"), "1"),
+            ],
+        )
+        .unwrap();
     }
     e.delete(&src, "b", "k0").unwrap();
     let src = e.container("native", "acme", "src").unwrap();
-    let (h, _) = e.create_operation(&clone_req(&src, "with-history", Strategy::Now, true)).unwrap();
-    let (s, _) = e.create_operation(&clone_req(&src, "skip-history", Strategy::Now, false)).unwrap();
+    let (h, _) = e
+        .create_operation(&clone_req(&src, "with-history", Strategy::Now, true))
+        .unwrap();
+    let (s, _) = e
+        .create_operation(&clone_req(&src, "skip-history", Strategy::Now, false))
+        .unwrap();
     let h = run_to_end(&e, &h.id, Some(2));
     let s = run_to_end(&e, &s.id, Some(2));
     let hc = e.container("native", "acme", "with-history").unwrap();
     let sc = e.container("native", "acme", "skip-history").unwrap();
-    assert_eq!(all_versions(&e, &hc).into_iter().map(|v| (v.0, v.1, v.2, v.3, v.4)).collect::<Vec<_>>(), all_versions(&e, &src));
+    assert_eq!(
+        all_versions(&e, &hc)
+            .into_iter()
+            .map(|v| (v.0, v.1, v.2, v.3, v.4))
+            .collect::<Vec<_>>(),
+        all_versions(&e, &src)
+    );
     assert_eq!(h.records_copied, 11);
     assert_eq!(s.records_copied, 5); // a/k and b/k1..k4
     assert_eq!(e.history(&sc, "a", "k", None, 10).unwrap().len(), 1);
     assert_eq!(e.history(&hc, "a", "k", None, 10).unwrap().len(), 5);
     assert_eq!(export(&e, &hc, i64::MAX), export(&e, &sc, i64::MAX));
     // The clone with history answers as-of reads into the source's past.
-    let first = e.history(&src, "a", "k", None, 10).unwrap().last().unwrap().lsn;
-    assert_eq!(e.get(&hc, "a", "k", AsOf::Lsn(first)).unwrap().body.unwrap(), "0");
-    let stats: Vec<_> = e.collections(&hc).unwrap().iter().map(|s| (s.name.clone(), s.records, s.versions)).collect();
+    let first = e
+        .history(&src, "a", "k", None, 10)
+        .unwrap()
+        .last()
+        .unwrap()
+        .lsn;
+    assert_eq!(
+        e.get(&hc, "a", "k", AsOf::Lsn(first))
+            .unwrap()
+            .body
+            .unwrap(),
+        "0"
+    );
+    let stats: Vec<_> = e
+        .collections(&hc)
+        .unwrap()
+        .iter()
+        .map(|s| (s.name.clone(), s.records, s.versions))
+        .collect();
     assert_eq!(stats, vec![("a".into(), 1, 5), ("b".into(), 4, 6)]);
 }
 
@@ -101,37 +165,72 @@ fn a_collection_filter_copies_only_those_collections() {
     run_to_end(&e, &op.id, Some(4));
     let dst = e.container("native", "acme", "dst").unwrap();
     let got = export(&e, &dst, i64::MAX);
-    let want: Vec<_> = export(&e, &src, i64::MAX).into_iter().filter(|r| r.0 != "a").collect();
+    let want: Vec<_> = export(&e, &src, i64::MAX)
+        .into_iter()
+        .filter(|r| r.0 != "a")
+        .collect();
     assert_eq!(got, want);
     req.collections = Some(vec![]);
     req.target_name = "dst2".into();
-    assert_eq!(e.create_operation(&req).unwrap_err().kind, ErrorKind::InvalidInput);
+    assert_eq!(
+        e.create_operation(&req).unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
 }
 
 #[test]
 fn pitr_copies_the_state_at_that_time_and_refuses_outside_the_window() {
     let fx = Fx::new();
     let e = fx.engine();
-    let src = e.create_container("native", "acme", "src", &json!({})).unwrap();
+    let src = e
+        .create_container("native", "acme", "src", &json!({}))
+        .unwrap();
     e.put(&src, "a", "k", "\"morning\"").unwrap();
     fx.env.advance(3_600_000_000);
     let noon = fx.env.now.get();
     fx.env.advance(3_600_000_000);
     e.put(&src, "a", "k", "\"evening\"").unwrap();
     e.put(&src, "a", "k2", "\"evening\"").unwrap();
-    let (op, _) = e.create_operation(&clone_req(&src, "dst", Strategy::Pitr(noon), true)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::Pitr(noon), true))
+        .unwrap();
     assert_eq!(op.target_time, Some(noon));
     run_to_end(&e, &op.id, None);
     let dst = e.container("native", "acme", "dst").unwrap();
-    assert_eq!(export(&e, &dst, i64::MAX), vec![("a".into(), "k".into(), "\"morning\"".into())]);
+    assert_eq!(
+        export(&e, &dst, i64::MAX),
+        vec![("a".into(), "k".into(), "\"morning\"".into())]
+    );
 
-    let err = e.create_operation(&clone_req(&src, "x", Strategy::Pitr(src.created_at - 1), true)).unwrap_err();
-    assert!(matches!(err.kind, ErrorKind::OutsideRetention { from, .. } if from == src.created_at), "{err:?}");
+    let err = e
+        .create_operation(&clone_req(
+            &src,
+            "x",
+            Strategy::Pitr(src.created_at - 1),
+            true,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err.kind, ErrorKind::OutsideRetention { from, .. } if from == src.created_at),
+        "{err:?}"
+    );
     assert!(err.message.contains("outside that window"));
     let future = fx.env.now.get() + 60_000_000;
-    assert!(matches!(e.create_operation(&clone_req(&src, "x", Strategy::Pitr(future), true)).unwrap_err().kind, ErrorKind::OutsideRetention { .. }));
+    assert!(matches!(
+        e.create_operation(&clone_req(&src, "x", Strategy::Pitr(future), true))
+            .unwrap_err()
+            .kind,
+        ErrorKind::OutsideRetention { .. }
+    ));
     // At exactly the creation time: allowed (the empty state).
-    let (empty, _) = e.create_operation(&clone_req(&src, "at-creation", Strategy::Pitr(src.created_at), true)).unwrap();
+    let (empty, _) = e
+        .create_operation(&clone_req(
+            &src,
+            "at-creation",
+            Strategy::Pitr(src.created_at),
+            true,
+        ))
+        .unwrap();
     assert_eq!(run_to_end(&e, &empty.id, None).records_copied, 0);
 }
 
@@ -139,17 +238,26 @@ fn pitr_copies_the_state_at_that_time_and_refuses_outside_the_window() {
 fn last_snapshot_uses_the_newest_snapshot_or_says_there_is_none() {
     let fx = Fx::new();
     let e = fx.engine();
-    let src = e.create_container("native", "acme", "src", &json!({})).unwrap();
+    let src = e
+        .create_container("native", "acme", "src", &json!({}))
+        .unwrap();
     e.put(&src, "a", "k", "1").unwrap();
-    let err = e.create_operation(&clone_req(&src, "dst", Strategy::LastSnapshot, false)).unwrap_err();
+    let err = e
+        .create_operation(&clone_req(&src, "dst", Strategy::LastSnapshot, false))
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NoSnapshot);
     let s1 = e.snapshot(&src, Some("before")).unwrap();
     e.put(&src, "a", "k", "2").unwrap();
-    let (op, _) = e.create_operation(&clone_req(&src, "dst", Strategy::LastSnapshot, false)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::LastSnapshot, false))
+        .unwrap();
     assert_eq!(op.snapshot_lsn, s1.lsn);
     run_to_end(&e, &op.id, None);
     let dst = e.container("native", "acme", "dst").unwrap();
-    assert_eq!(e.get(&dst, "a", "k", AsOf::Head).unwrap().body.unwrap(), "1");
+    assert_eq!(
+        e.get(&dst, "a", "k", AsOf::Head).unwrap().body.unwrap(),
+        "1"
+    );
     let list = e.snapshots(&src, 10).unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name.as_deref(), Some("before"));
@@ -164,16 +272,24 @@ fn leases_exclude_a_second_worker_until_they_expire() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 50);
-    let (op, _) = e.create_operation(&clone_req(&src, "dst", Strategy::Now, false)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::Now, false))
+        .unwrap();
     assert!(e.claim(&op.id, "w1").unwrap());
     assert!(!e.claim(&op.id, "w2").unwrap());
-    assert_eq!(e.step(&op.id, "w2", Some(10)).unwrap_err().kind, ErrorKind::LeaseLost);
+    assert_eq!(
+        e.step(&op.id, "w2", Some(10)).unwrap_err().kind,
+        ErrorKind::LeaseLost
+    );
     e.step(&op.id, "w1", Some(10)).unwrap();
     // w1 stalls past its lease; w2 takes over; w1 can no longer commit.
     fx.env.advance(e.config.lease_us + 1);
     assert!(e.claim(&op.id, "w2").unwrap());
     let before = e.operation("acme", &op.id).unwrap().records_copied;
-    assert_eq!(e.step(&op.id, "w1", Some(10)).unwrap_err().kind, ErrorKind::LeaseLost);
+    assert_eq!(
+        e.step(&op.id, "w1", Some(10)).unwrap_err().kind,
+        ErrorKind::LeaseLost
+    );
     assert_eq!(e.operation("acme", &op.id).unwrap().records_copied, before);
     e.step(&op.id, "w2", Some(10)).unwrap();
     // A takeover is not a new attempt.
@@ -187,14 +303,26 @@ fn cancel_pending_and_both_in_progress_policies() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 20);
-    let (a, _) = e.create_operation(&clone_req(&src, "a", Strategy::Now, false)).unwrap();
+    let (a, _) = e
+        .create_operation(&clone_req(&src, "a", Strategy::Now, false))
+        .unwrap();
     let c = e.cancel("acme", &a.id, CancelPolicy::Refuse).unwrap();
     assert_eq!(c.status, Status::Canceled);
-    assert_eq!(e.container("native", "acme", "a").unwrap_err().kind, ErrorKind::NotFound);
-    assert!(matches!(e.cancel("acme", &a.id, CancelPolicy::RemoveTarget).unwrap_err().kind, ErrorKind::InvalidState { ref state } if state == "canceled"));
-    assert_eq!(e.events(&a.id, 0, 10).unwrap().last().unwrap().kind, "canceled");
+    assert_eq!(
+        e.container("native", "acme", "a").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert!(
+        matches!(e.cancel("acme", &a.id, CancelPolicy::RemoveTarget).unwrap_err().kind, ErrorKind::InvalidState { ref state } if state == "canceled")
+    );
+    assert_eq!(
+        e.events(&a.id, 0, 10).unwrap().last().unwrap().kind,
+        "canceled"
+    );
     // The purge removes the partial target's rows in chunks.
-    let (b, _) = e.create_operation(&clone_req(&src, "b", Strategy::Now, false)).unwrap();
+    let (b, _) = e
+        .create_operation(&clone_req(&src, "b", Strategy::Now, false))
+        .unwrap();
     e.claim(&b.id, "w").unwrap();
     e.step(&b.id, "w", Some(5)).unwrap();
     let err = e.cancel("acme", &b.id, CancelPolicy::Refuse).unwrap_err();
@@ -203,13 +331,28 @@ fn cancel_pending_and_both_in_progress_policies() {
     assert_eq!(c.status, Status::Canceled);
     assert!(e.step(&b.id, "w", Some(5)).is_err());
     while e.purge_step(2).unwrap() > 0 {}
-    let left = fx.db.execute("SELECT count(*) FROM records WHERE container NOT IN (SELECT id FROM containers)", &[]).unwrap();
+    let left = fx
+        .db
+        .execute(
+            "SELECT count(*) FROM records WHERE container NOT IN (SELECT id FROM containers)",
+            &[],
+        )
+        .unwrap();
     assert_eq!(left[0].i64(0).unwrap(), 0);
     // The name is free again.
-    e.create_container("native", "acme", "b", &json!({})).unwrap();
+    e.create_container("native", "acme", "b", &json!({}))
+        .unwrap();
     // Another tenant cannot cancel or even see it.
-    assert_eq!(e.cancel("globex", &b.id, CancelPolicy::RemoveTarget).unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(e.operation("globex", &b.id).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        e.cancel("globex", &b.id, CancelPolicy::RemoveTarget)
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e.operation("globex", &b.id).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
@@ -217,22 +360,43 @@ fn a_failed_operation_retries_from_its_cursor() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 40);
-    let (op, _) = e.create_operation(&clone_req(&src, "dst", Strategy::Now, true)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::Now, true))
+        .unwrap();
     e.claim(&op.id, "w").unwrap();
     e.step(&op.id, "w", Some(15)).unwrap();
-    assert!(matches!(e.retry("acme", &op.id).unwrap_err().kind, ErrorKind::InvalidState { ref state } if state == "in_progress"));
+    assert!(
+        matches!(e.retry("acme", &op.id).unwrap_err().kind, ErrorKind::InvalidState { ref state } if state == "in_progress")
+    );
     e.fail(&op.id, "disk on fire").unwrap();
     let failed = e.operation("acme", &op.id).unwrap();
-    assert_eq!((failed.status, failed.error.as_deref()), (Status::Failed, Some("disk on fire")));
-    assert_eq!(e.container("native", "acme", "dst").unwrap().state, ContainerState::Failed);
+    assert_eq!(
+        (failed.status, failed.error.as_deref()),
+        (Status::Failed, Some("disk on fire"))
+    );
+    assert_eq!(
+        e.container("native", "acme", "dst").unwrap().state,
+        ContainerState::Failed
+    );
     assert!(!e.claim(&op.id, "w").unwrap());
     let r = e.retry("acme", &op.id).unwrap();
-    assert_eq!((r.status, r.records_copied, r.error), (Status::Pending, 15, None));
+    assert_eq!(
+        (r.status, r.records_copied, r.error),
+        (Status::Pending, 15, None)
+    );
     let done = run_to_end(&e, &op.id, Some(7));
-    assert_eq!((done.status, done.records_copied, done.attempts), (Status::Succeeded, 40, 2));
+    assert_eq!(
+        (done.status, done.records_copied, done.attempts),
+        (Status::Succeeded, 40, 2)
+    );
     let dst = e.container("native", "acme", "dst").unwrap();
     assert_eq!(all_versions(&e, &dst), all_versions(&e, &src));
-    let kinds: Vec<String> = e.events(&op.id, 0, 100).unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = e
+        .events(&op.id, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert!(kinds.contains(&"failed".to_string()) && kinds.contains(&"retried".to_string()));
     assert_eq!(kinds.iter().filter(|k| *k == "started").count(), 2);
 }
@@ -242,16 +406,33 @@ fn a_deleted_source_fails_the_operation_with_a_reason() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 10);
-    let (op, _) = e.create_operation(&clone_req(&src, "dst", Strategy::Now, false)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::Now, false))
+        .unwrap();
     // Deleting a resource with an active operation is refused…
     let err = e.delete_container("native", "acme", "src").unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Conflict { active: Some(op.id.clone()) });
+    assert_eq!(
+        err.kind,
+        ErrorKind::Conflict {
+            active: Some(op.id.clone())
+        }
+    );
     // …so simulate a foreign delete.
-    fx.db.execute("UPDATE containers SET deleting = 1 WHERE id = ?1", &[src.id.into()]).unwrap();
+    fx.db
+        .execute(
+            "UPDATE containers SET deleting = 1 WHERE id = ?1",
+            &[src.id.into()],
+        )
+        .unwrap();
     e.claim(&op.id, "w").unwrap();
     let o = e.step(&op.id, "w", None).unwrap();
     assert_eq!(o.status, Status::Failed);
-    assert!(e.operation("acme", &op.id).unwrap().error.unwrap().contains("source native:src was deleted"));
+    assert!(e
+        .operation("acme", &op.id)
+        .unwrap()
+        .error
+        .unwrap()
+        .contains("source native:src was deleted"));
 }
 
 #[test]
@@ -264,7 +445,12 @@ fn one_active_operation_per_key_is_enforced_by_the_database() {
     let (first, _) = e.create_operation(&req).unwrap();
     req.target_name = "b".into();
     let err = e.create_operation(&req).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Conflict { active: Some(first.id.clone()) });
+    assert_eq!(
+        err.kind,
+        ErrorKind::Conflict {
+            active: Some(first.id.clone())
+        }
+    );
     // The unique index itself refuses a second active row, whatever the code does.
     let raw = fx.db.execute(
         "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, snapshot_lsn, \
@@ -296,8 +482,13 @@ fn idempotency_keys_replay_and_refuse_other_requests() {
     let (b, replayed_b) = e.create_operation(&req).unwrap();
     assert_eq!((a.id.clone(), replayed_a, replayed_b), (b.id, false, true));
     req.idempotency = Some(("acme:clones".into(), "key-1".into(), "fp-2".into()));
-    assert_eq!(e.create_operation(&req).unwrap_err().kind, ErrorKind::IdempotencyMismatch);
-    let (ops, total) = e.list_operations("acme", &OpFilter::default(), 0, 10).unwrap();
+    assert_eq!(
+        e.create_operation(&req).unwrap_err().kind,
+        ErrorKind::IdempotencyMismatch
+    );
+    let (ops, total) = e
+        .list_operations("acme", &OpFilter::default(), 0, 10)
+        .unwrap();
     assert_eq!((ops.len(), total), (1, 1));
 }
 
@@ -306,18 +497,36 @@ fn listing_filters_by_resource_status_and_family() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 5);
-    let (a, _) = e.create_operation(&clone_req(&src, "a", Strategy::Now, false)).unwrap();
-    let (b, _) = e.create_operation(&clone_req(&src, "b", Strategy::Now, false)).unwrap();
+    let (a, _) = e
+        .create_operation(&clone_req(&src, "a", Strategy::Now, false))
+        .unwrap();
+    let (b, _) = e
+        .create_operation(&clone_req(&src, "b", Strategy::Now, false))
+        .unwrap();
     run_to_end(&e, &b.id, None);
-    let f = OpFilter { status: Some(Status::Pending), ..Default::default() };
+    let f = OpFilter {
+        status: Some(Status::Pending),
+        ..Default::default()
+    };
     let (ops, total) = e.list_operations("acme", &f, 0, 10).unwrap();
     assert_eq!((ops[0].id.clone(), total), (a.id.clone(), 1));
-    let f = OpFilter { container: Some(src.id), ..Default::default() };
+    let f = OpFilter {
+        container: Some(src.id),
+        ..Default::default()
+    };
     assert_eq!(e.list_operations("acme", &f, 0, 1).unwrap().1, 2);
     assert_eq!(e.list_operations("acme", &f, 0, 1).unwrap().0.len(), 1);
-    let f = OpFilter { family: Some("typesense".into()), ..Default::default() };
+    let f = OpFilter {
+        family: Some("typesense".into()),
+        ..Default::default()
+    };
     assert_eq!(e.list_operations("acme", &f, 0, 10).unwrap().1, 0);
-    assert_eq!(e.list_operations("globex", &OpFilter::default(), 0, 10).unwrap().1, 0);
+    assert_eq!(
+        e.list_operations("globex", &OpFilter::default(), 0, 10)
+            .unwrap()
+            .1,
+        0
+    );
 }
 
 #[test]
@@ -328,10 +537,16 @@ fn ticks_round_robin_so_a_large_copy_never_starves_a_small_one() {
     cfg.max_chunk = 100;
     let e = fx.engine().with_config(cfg);
     let big = seeded(&e, 3000);
-    let small = e.create_container("native", "acme", "small", &json!({})).unwrap();
+    let small = e
+        .create_container("native", "acme", "small", &json!({}))
+        .unwrap();
     e.put(&small, "a", "k", "1").unwrap();
-    let (b, _) = e.create_operation(&clone_req(&big, "big-copy", Strategy::Now, false)).unwrap();
-    let (s, _) = e.create_operation(&clone_req(&small, "small-copy", Strategy::Now, false)).unwrap();
+    let (b, _) = e
+        .create_operation(&clone_req(&big, "big-copy", Strategy::Now, false))
+        .unwrap();
+    let (s, _) = e
+        .create_operation(&clone_req(&small, "small-copy", Strategy::Now, false))
+        .unwrap();
     // The fake clock moves 1 µs per reading: a 40 µs budget is a few steps.
     let r = e.tick("w", 40).unwrap();
     assert!(r.steps >= 2 && r.steps < 30, "{r:?}");
@@ -356,10 +571,15 @@ fn a_status_read_nudge_makes_bounded_progress_unless_a_worker_holds_the_lease() 
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 50);
-    let (op, _) = e.create_operation(&clone_req(&src, "dst", Strategy::Now, false)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&src, "dst", Strategy::Now, false))
+        .unwrap();
     assert!(e.nudge(&op.id, 20).unwrap());
     let after = e.operation("acme", &op.id).unwrap();
-    assert_eq!((after.records_copied, after.lease_owner.clone()), (20, None));
+    assert_eq!(
+        (after.records_copied, after.lease_owner.clone()),
+        (20, None)
+    );
     e.claim(&op.id, "worker").unwrap();
     assert!(!e.nudge(&op.id, 20).unwrap());
     assert_eq!(e.operation("acme", &op.id).unwrap().records_copied, 20);
@@ -381,13 +601,20 @@ fn notifications_are_delivered_retried_and_failed() {
     let payload: serde_json::Value = serde_json::from_str(&due[0].payload).unwrap();
     assert_eq!(payload["status"], "succeeded");
     e.notification_delivered(due[0].id).unwrap();
-    e.notification_failed(due[1].id, "no mail webhook configured", true).unwrap();
+    e.notification_failed(due[1].id, "no mail webhook configured", true)
+        .unwrap();
     let n = e.notifications_of(&op.id).unwrap();
     assert_eq!(n[0].1, "delivered");
-    assert_eq!((n[1].1.as_str(), n[1].3.as_deref()), ("failed", Some("no mail webhook configured")));
+    assert_eq!(
+        (n[1].1.as_str(), n[1].3.as_deref()),
+        ("failed", Some("no mail webhook configured"))
+    );
     req.notify = vec!["not a destination".into()];
     req.target_name = "dst2".into();
-    assert_eq!(e.create_operation(&req).unwrap_err().kind, ErrorKind::InvalidInput);
+    assert_eq!(
+        e.create_operation(&req).unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
 }
 
 #[test]
@@ -402,7 +629,8 @@ fn transient_delivery_failures_back_off_then_give_up() {
     for attempt in 1..=engine::events::MAX_DELIVERY_ATTEMPTS {
         let due = e.claim_notifications(10, 1_000).unwrap();
         assert_eq!(due.len(), 1, "attempt {attempt}");
-        e.notification_failed(due[0].id, "connection refused", false).unwrap();
+        e.notification_failed(due[0].id, "connection refused", false)
+            .unwrap();
         fx.env.advance(10_000_000_000);
     }
     assert!(e.claim_notifications(10, 1_000).unwrap().is_empty());

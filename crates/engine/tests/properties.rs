@@ -67,19 +67,30 @@ fn writes(batch: &[(u8, u8, Option<u16>)]) -> Vec<Write> {
     batch
         .iter()
         .map(|(c, k, v)| match v {
-            Some(v) => put(COLLECTIONS[*c as usize], &format!("key-{k:02}"), &format!("{{\"v\":{v}}}")),
+            Some(v) => put(
+                COLLECTIONS[*c as usize],
+                &format!("key-{k:02}"),
+                &format!("{{\"v\":{v}}}"),
+            ),
             None => del(COLLECTIONS[*c as usize], &format!("key-{k:02}")),
         })
         .collect()
 }
 
-fn run(pre: Vec<Vec<(u8, u8, Option<u16>)>>, actions: Vec<Action>, history: bool, filter: bool) -> Result<(), TestCaseError> {
+fn run(
+    pre: Vec<Vec<(u8, u8, Option<u16>)>>,
+    actions: Vec<Action>,
+    history: bool,
+    filter: bool,
+) -> Result<(), TestCaseError> {
     let fx = Fx::new();
     let path = fx.dir.path().join("db.sqlite");
     let mut cfg = Config::default();
     cfg.lease_us = 1_000_000;
     let e = fx.engine().with_config(cfg.clone());
-    let src = e.create_container("native", "t", "src", &serde_json::json!({})).unwrap();
+    let src = e
+        .create_container("native", "t", "src", &serde_json::json!({}))
+        .unwrap();
     for b in &pre {
         let _ = e.write("native", "t", "src", &writes(b));
         fx.env.advance(1_000);
@@ -91,7 +102,10 @@ fn run(pre: Vec<Vec<(u8, u8, Option<u16>)>>, actions: Vec<Action>, history: bool
     let (op, _) = e.create_operation(&req).unwrap();
     // The source's versions up to the snapshot, as they stand when the copy
     // is accepted (pruning may shorten the source's history once it ends).
-    let source_at_snapshot: Vec<_> = all_versions(&e, &src).into_iter().filter(|v| v.2 <= op.snapshot_lsn).collect();
+    let source_at_snapshot: Vec<_> = all_versions(&e, &src)
+        .into_iter()
+        .filter(|v| v.2 <= op.snapshot_lsn)
+        .collect();
     let workers = ["w0", "w1"];
     for a in actions {
         match a {
@@ -103,22 +117,37 @@ fn run(pre: Vec<Vec<(u8, u8, Option<u16>)>>, actions: Vec<Action>, history: bool
                 if e.claim(&op.id, w).unwrap() {
                     match e.step(&op.id, w, Some(n)) {
                         Ok(_) => {}
-                        Err(err) => prop_assert!(matches!(err.kind, ErrorKind::InvalidState { .. }), "{err:?}"),
+                        Err(err) => prop_assert!(
+                            matches!(err.kind, ErrorKind::InvalidState { .. }),
+                            "{err:?}"
+                        ),
                     }
                 } else {
                     // Without the lease a step commits nothing.
                     let before = e.operation("t", &op.id).unwrap();
                     if before.status == Status::InProgress {
-                        prop_assert_eq!(e.step(&op.id, w, Some(n)).unwrap_err().kind, ErrorKind::LeaseLost);
-                        prop_assert_eq!(e.operation("t", &op.id).unwrap().records_copied, before.records_copied);
+                        prop_assert_eq!(
+                            e.step(&op.id, w, Some(n)).unwrap_err().kind,
+                            ErrorKind::LeaseLost
+                        );
+                        prop_assert_eq!(
+                            e.operation("t", &op.id).unwrap().records_copied,
+                            before.records_copied
+                        );
                     }
                 }
             }
             Action::ExpireLease => fx.env.advance(cfg.lease_us + 1),
             Action::Abort(k) => {
                 let before = e.operation("t", &op.id).unwrap();
-                let faulty = Faulty { inner: &fx.db, countdown: Cell::new(i64::MAX), panic: false };
-                let fe = Engine::open(&faulty, &fx.env).unwrap().with_config(cfg.clone());
+                let faulty = Faulty {
+                    inner: &fx.db,
+                    countdown: Cell::new(i64::MAX),
+                    panic: false,
+                };
+                let fe = Engine::open(&faulty, &fx.env)
+                    .unwrap()
+                    .with_config(cfg.clone());
                 faulty.countdown.set(k);
                 if fe.claim(&op.id, "w0").unwrap_or(false) {
                     let r = fe.step(&op.id, "w0", Some(3));
@@ -130,9 +159,15 @@ fn run(pre: Vec<Vec<(u8, u8, Option<u16>)>>, actions: Vec<Action>, history: bool
             }
             Action::Crash(k) => {
                 let conn = NativeDb::open(&path).unwrap();
-                let faulty = Faulty { inner: &conn, countdown: Cell::new(i64::MAX), panic: true };
+                let faulty = Faulty {
+                    inner: &conn,
+                    countdown: Cell::new(i64::MAX),
+                    panic: true,
+                };
                 let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let fe = Engine::open(&faulty, &fx.env).unwrap().with_config(cfg.clone());
+                    let fe = Engine::open(&faulty, &fx.env)
+                        .unwrap()
+                        .with_config(cfg.clone());
                     faulty.countdown.set(k);
                     if fe.claim(&op.id, "crasher").unwrap() {
                         faulty.countdown.set(k);
@@ -173,8 +208,14 @@ fn run(pre: Vec<Vec<(u8, u8, Option<u16>)>>, actions: Vec<Action>, history: bool
     if history {
         // Every retained version up to the snapshot, record for record.
         let floor = dst.floor_lsn;
-        let want: Vec<_> = source_at_snapshot.into_iter().filter(|v| keep(&v.0) && v.2 >= floor).collect();
-        let got: Vec<_> = all_versions(&e, &dst).into_iter().filter(|v| v.2 >= floor).collect();
+        let want: Vec<_> = source_at_snapshot
+            .into_iter()
+            .filter(|v| keep(&v.0) && v.2 >= floor)
+            .collect();
+        let got: Vec<_> = all_versions(&e, &dst)
+            .into_iter()
+            .filter(|v| v.2 >= floor)
+            .collect();
         prop_assert_eq!(got, want);
     } else {
         prop_assert!(all_versions(&e, &dst).iter().all(|v| !v.3));

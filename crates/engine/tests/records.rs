@@ -13,7 +13,9 @@ fn migrations_are_idempotent_and_concurrent_first_use_is_safe() {
         let hs: Vec<_> = (0..4)
             .map(|_| {
                 let path = path.clone();
-                s.spawn(move || engine::schema::migrate(&engine::native::NativeDb::open(&path).unwrap()))
+                s.spawn(move || {
+                    engine::schema::migrate(&engine::native::NativeDb::open(&path).unwrap())
+                })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
@@ -22,9 +24,13 @@ fn migrations_are_idempotent_and_concurrent_first_use_is_safe() {
         r.unwrap();
     }
     engine::schema::migrate(&fx.db).unwrap();
-    let v = fx.db.execute("PRAGMA user_version", &[]).unwrap()[0].i64(0).unwrap();
+    let v = fx.db.execute("PRAGMA user_version", &[]).unwrap()[0]
+        .i64(0)
+        .unwrap();
     assert_eq!(v, engine::schema::VERSION);
-    let mode = fx.db.execute("PRAGMA journal_mode", &[]).unwrap()[0].text(0).unwrap();
+    let mode = fx.db.execute("PRAGMA journal_mode", &[]).unwrap()[0]
+        .text(0)
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -32,7 +38,9 @@ fn migrations_are_idempotent_and_concurrent_first_use_is_safe() {
 fn writes_append_versions_with_increasing_lsns_and_reads_see_as_of() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db1", &serde_json::json!({"x": 1})).unwrap();
+    let c = e
+        .create_container("native", "acme", "db1", &serde_json::json!({"x": 1}))
+        .unwrap();
     let w1 = e.put(&c, "users", "u1", r#"{"v":1}"#).unwrap();
     fx.env.advance(1_000_000);
     let w2 = e.put(&c, "users", "u1", r#"{"v":2}"#).unwrap();
@@ -41,20 +49,53 @@ fn writes_append_versions_with_increasing_lsns_and_reads_see_as_of() {
     assert!(w1.lsn < w2.lsn && w2.lsn < w3.lsn);
     assert!(w1.committed_at < w2.committed_at);
 
-    assert_eq!(e.get(&c, "users", "u1", AsOf::Head).unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(e.get(&c, "users", "u1", AsOf::Lsn(w1.lsn)).unwrap().body.unwrap(), r#"{"v":1}"#);
-    assert_eq!(e.get(&c, "users", "u1", AsOf::Lsn(w2.lsn)).unwrap().body.unwrap(), r#"{"v":2}"#);
-    assert_eq!(e.get(&c, "users", "u1", AsOf::Time(w1.committed_at + 10)).unwrap().body.unwrap(), r#"{"v":1}"#);
-    assert_eq!(e.get(&c, "users", "u1", AsOf::Time(w2.committed_at)).unwrap().body.unwrap(), r#"{"v":2}"#);
+    assert_eq!(
+        e.get(&c, "users", "u1", AsOf::Head).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e.get(&c, "users", "u1", AsOf::Lsn(w1.lsn))
+            .unwrap()
+            .body
+            .unwrap(),
+        r#"{"v":1}"#
+    );
+    assert_eq!(
+        e.get(&c, "users", "u1", AsOf::Lsn(w2.lsn))
+            .unwrap()
+            .body
+            .unwrap(),
+        r#"{"v":2}"#
+    );
+    assert_eq!(
+        e.get(&c, "users", "u1", AsOf::Time(w1.committed_at + 10))
+            .unwrap()
+            .body
+            .unwrap(),
+        r#"{"v":1}"#
+    );
+    assert_eq!(
+        e.get(&c, "users", "u1", AsOf::Time(w2.committed_at))
+            .unwrap()
+            .body
+            .unwrap(),
+        r#"{"v":2}"#
+    );
 
     let h = e.history(&c, "users", "u1", None, 10).unwrap();
-    assert_eq!(h.iter().map(|v| (v.lsn, v.deleted)).collect::<Vec<_>>(), vec![(w3.lsn, true), (w2.lsn, false), (w1.lsn, false)]);
+    assert_eq!(
+        h.iter().map(|v| (v.lsn, v.deleted)).collect::<Vec<_>>(),
+        vec![(w3.lsn, true), (w2.lsn, false), (w1.lsn, false)]
+    );
     assert_eq!(h[0].committed_at, Some(w3.committed_at));
     let page = e.history(&c, "users", "u1", Some(w2.lsn), 10).unwrap();
     assert_eq!(page.len(), 1);
 
     // Delete of a missing key is NotFound and writes nothing.
-    assert_eq!(e.delete(&c, "users", "u1").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        e.delete(&c, "users", "u1").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     let c = e.container("native", "acme", "db1").unwrap();
     assert!(c.head_lsn >= w3.lsn);
     let stats = e.collections(&c).unwrap();
@@ -66,19 +107,47 @@ fn writes_append_versions_with_increasing_lsns_and_reads_see_as_of() {
 fn batches_are_all_or_nothing_and_last_write_of_a_key_wins() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db", &serde_json::json!({})).unwrap();
-    let bad = e.write("native", "acme", "db", &[put("a", "1", "{}"), put("a", "2", "not json")]).unwrap_err();
+    let c = e
+        .create_container("native", "acme", "db", &serde_json::json!({}))
+        .unwrap();
+    let bad = e
+        .write(
+            "native",
+            "acme",
+            "db",
+            &[put("a", "1", "{}"), put("a", "2", "not json")],
+        )
+        .unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidInput);
     assert!(bad.message.contains("not valid JSON"), "{}", bad.message);
     assert!(e.list(&c, "a", None, 10, AsOf::Head).unwrap().is_empty());
 
-    let done = e.write("native", "acme", "db", &[put("a", "1", "{\"n\":1}"), put("a", "1", "{\"n\":2}"), put("b", "x", "[]")]).unwrap();
+    let done = e
+        .write(
+            "native",
+            "acme",
+            "db",
+            &[
+                put("a", "1", "{\"n\":1}"),
+                put("a", "1", "{\"n\":2}"),
+                put("b", "x", "[]"),
+            ],
+        )
+        .unwrap();
     assert_eq!(done.applied, 3);
     let v = e.get(&c, "a", "1", AsOf::Head).unwrap();
     assert_eq!(v.body.unwrap(), "{\"n\":2}");
     assert_eq!(e.history(&c, "a", "1", None, 10).unwrap().len(), 1);
     let stats = e.collections(&c).unwrap();
-    assert_eq!((stats[0].name.as_str(), stats[0].records, stats[0].versions, stats[0].bytes), ("a", 1, 1, 7));
+    assert_eq!(
+        (
+            stats[0].name.as_str(),
+            stats[0].records,
+            stats[0].versions,
+            stats[0].bytes
+        ),
+        ("a", 1, 1, 7)
+    );
     assert_eq!((stats[1].name.as_str(), stats[1].records), ("b", 1));
 }
 
@@ -86,12 +155,25 @@ fn batches_are_all_or_nothing_and_last_write_of_a_key_wins() {
 fn listing_pages_by_key_and_hides_deleted() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db", &serde_json::json!({})).unwrap();
-    let writes: Vec<Write> = (0..20).map(|i| put("c", &format!("k{i:02}"), &format!("{i}"))).collect();
+    let c = e
+        .create_container("native", "acme", "db", &serde_json::json!({}))
+        .unwrap();
+    let writes: Vec<Write> = (0..20)
+        .map(|i| put("c", &format!("k{i:02}"), &format!("{i}")))
+        .collect();
     let first = e.write("native", "acme", "db", &writes).unwrap();
-    e.write("native", "acme", "db", &[del("c", "k03"), put("c", "k04", "\"new\"")]).unwrap();
+    e.write(
+        "native",
+        "acme",
+        "db",
+        &[del("c", "k03"), put("c", "k04", "\"new\"")],
+    )
+    .unwrap();
     let page = e.list(&c, "c", None, 5, AsOf::Head).unwrap();
-    assert_eq!(page.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(), ["k00", "k01", "k02", "k04", "k05"]);
+    assert_eq!(
+        page.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
+        ["k00", "k01", "k02", "k04", "k05"]
+    );
     assert_eq!(page[3].body.as_deref(), Some("\"new\""));
     let next = e.list(&c, "c", Some("k05"), 100, AsOf::Head).unwrap();
     assert_eq!(next.len(), 14);
@@ -104,15 +186,28 @@ fn listing_pages_by_key_and_hides_deleted() {
 fn tenants_never_see_each_other() {
     let fx = Fx::new();
     let e = fx.engine();
-    e.create_container("native", "acme", "shared-name", &serde_json::json!({})).unwrap();
+    e.create_container("native", "acme", "shared-name", &serde_json::json!({}))
+        .unwrap();
     // The same name in another tenant is another resource.
-    e.create_container("native", "globex", "shared-name", &serde_json::json!({})).unwrap();
-    e.create_container("native", "acme", "only-acme", &serde_json::json!({})).unwrap();
-    assert_eq!(e.container("native", "globex", "only-acme").unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(e.list_containers("native", "globex", 0, 10).unwrap().len(), 1);
+    e.create_container("native", "globex", "shared-name", &serde_json::json!({}))
+        .unwrap();
+    e.create_container("native", "acme", "only-acme", &serde_json::json!({}))
+        .unwrap();
+    assert_eq!(
+        e.container("native", "globex", "only-acme")
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e.list_containers("native", "globex", 0, 10).unwrap().len(),
+        1
+    );
     assert_eq!(e.count_containers("native", "acme").unwrap(), 2);
     assert_eq!(
-        e.create_container("native", "acme", "only-acme", &serde_json::json!({})).unwrap_err().kind,
+        e.create_container("native", "acme", "only-acme", &serde_json::json!({}))
+            .unwrap_err()
+            .kind,
         ErrorKind::AlreadyExists
     );
 }
@@ -121,20 +216,41 @@ fn tenants_never_see_each_other() {
 fn names_keys_and_bodies_are_validated() {
     let fx = Fx::new();
     let e = fx.engine();
-    assert_eq!(e.create_container("native", "acme", "bad name", &serde_json::json!({})).unwrap_err().kind, ErrorKind::InvalidInput);
-    let c = e.create_container("native", "acme", "db", &serde_json::json!({})).unwrap();
-    assert_eq!(e.put(&c, "", "k", "{}").unwrap_err().kind, ErrorKind::InvalidInput);
-    assert_eq!(e.put(&c, "c", &"k".repeat(600), "{}").unwrap_err().kind, ErrorKind::InvalidInput);
-    assert_eq!(e.put(&c, "c", "k", "{").unwrap_err().kind, ErrorKind::InvalidInput);
+    assert_eq!(
+        e.create_container("native", "acme", "bad name", &serde_json::json!({}))
+            .unwrap_err()
+            .kind,
+        ErrorKind::InvalidInput
+    );
+    let c = e
+        .create_container("native", "acme", "db", &serde_json::json!({}))
+        .unwrap();
+    assert_eq!(
+        e.put(&c, "", "k", "{}").unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        e.put(&c, "c", &"k".repeat(600), "{}").unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        e.put(&c, "c", "k", "{").unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
     let many: Vec<Write> = (0..50_001).map(|i| put("c", &i.to_string(), "1")).collect();
-    assert_eq!(e.write("native", "acme", "db", &many).unwrap_err().kind, ErrorKind::TooLarge);
+    assert_eq!(
+        e.write("native", "acme", "db", &many).unwrap_err().kind,
+        ErrorKind::TooLarge
+    );
 }
 
 #[test]
 fn as_of_outside_the_window_names_it() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db", &serde_json::json!({})).unwrap();
+    let c = e
+        .create_container("native", "acme", "db", &serde_json::json!({}))
+        .unwrap();
     e.put(&c, "c", "k", "1").unwrap();
     let before = c.created_at - 1_000_000;
     let err = e.get(&c, "c", "k", AsOf::Time(before)).unwrap_err();
@@ -145,18 +261,29 @@ fn as_of_outside_the_window_names_it() {
         }
         k => panic!("{k:?}"),
     }
-    assert!(err.message.contains("keeps history from"), "{}", err.message);
-    let future = e.get(&c, "c", "k", AsOf::Time(fx.env.now.get() + 10_000_000)).unwrap_err();
+    assert!(
+        err.message.contains("keeps history from"),
+        "{}",
+        err.message
+    );
+    let future = e
+        .get(&c, "c", "k", AsOf::Time(fx.env.now.get() + 10_000_000))
+        .unwrap_err();
     assert_eq!(future.kind, ErrorKind::InvalidInput);
     assert!(future.message.contains("future"));
-    assert_eq!(e.get(&c, "c", "k", AsOf::Lsn(1_000_000)).unwrap_err().kind, ErrorKind::InvalidInput);
+    assert_eq!(
+        e.get(&c, "c", "k", AsOf::Lsn(1_000_000)).unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
 }
 
 #[test]
 fn reads_and_chunks_use_the_primary_key() {
     let fx = Fx::new();
     let e = fx.engine();
-    let _ = e.create_container("native", "acme", "db", &serde_json::json!({})).unwrap();
+    let _ = e
+        .create_container("native", "acme", "db", &serde_json::json!({}))
+        .unwrap();
     let plan = |sql: &str| -> String {
         fx.db
             .execute(&format!("EXPLAIN QUERY PLAN {sql}"), &[])
@@ -170,9 +297,15 @@ fn reads_and_chunks_use_the_primary_key() {
         "SELECT r.collection, r.key, r.lsn FROM records r WHERE r.container = 1 AND r.lsn <= 100 \
          AND (r.collection, r.key, r.lsn) > ('a', 'b', 3) ORDER BY r.collection, r.key, r.lsn LIMIT 1 OFFSET 10",
     );
-    assert!(p.contains("SEARCH r USING PRIMARY KEY (container=? AND") && !p.contains("TEMP B-TREE"), "{p}");
+    assert!(
+        p.contains("SEARCH r USING PRIMARY KEY (container=? AND") && !p.contains("TEMP B-TREE"),
+        "{p}"
+    );
     let p = plan("SELECT * FROM records r WHERE r.container = 1 AND r.collection = 'a' AND r.key = 'b' AND r.lsn <= 5 ORDER BY r.lsn DESC LIMIT 1");
-    assert!(p.contains("SEARCH r USING PRIMARY KEY (container=? AND collection=? AND key=? AND lsn<?)"), "{p}");
+    assert!(
+        p.contains("SEARCH r USING PRIMARY KEY (container=? AND collection=? AND key=? AND lsn<?)"),
+        "{p}"
+    );
 }
 
 #[test]
@@ -180,11 +313,40 @@ fn owned_names_belong_to_one_tenant() {
     let fx = Fx::new();
     let e = fx.engine();
     e.claim_owned("project", "p1", "acme").unwrap();
-    assert_eq!(e.claim_owned("project", "p1", "acme").unwrap().tenant, "acme");
-    assert_eq!(e.claim_owned("project", "p1", "globex").unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(e.owned("project", "p1", "globex").unwrap_err().kind, ErrorKind::NotFound);
-    e.create_owned("environment", "e1", "acme", Some("p1"), &serde_json::json!({"name": "prod"})).unwrap();
-    assert_eq!(e.list_owned("environment", "acme", Some("p1")).unwrap().len(), 1);
-    assert!(e.list_owned("environment", "globex", None).unwrap().is_empty());
-    assert!(matches!(e.create_owned("environment", "e1", "globex", None, &serde_json::json!({})).unwrap_err().kind, ErrorKind::Conflict { .. }));
+    assert_eq!(
+        e.claim_owned("project", "p1", "acme").unwrap().tenant,
+        "acme"
+    );
+    assert_eq!(
+        e.claim_owned("project", "p1", "globex").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e.owned("project", "p1", "globex").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    e.create_owned(
+        "environment",
+        "e1",
+        "acme",
+        Some("p1"),
+        &serde_json::json!({"name": "prod"}),
+    )
+    .unwrap();
+    assert_eq!(
+        e.list_owned("environment", "acme", Some("p1"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(e
+        .list_owned("environment", "globex", None)
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        e.create_owned("environment", "e1", "globex", None, &serde_json::json!({}))
+            .unwrap_err()
+            .kind,
+        ErrorKind::Conflict { .. }
+    ));
 }

@@ -12,7 +12,9 @@ const HOUR: i64 = 3_600_000_000;
 fn pruning_removes_superseded_versions_outside_the_window_only() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db", &json!({})).unwrap();
+    let c = e
+        .create_container("native", "acme", "db", &json!({}))
+        .unwrap();
     let mut keys = Vec::new();
     for i in 0..30 {
         keys.push(format!("k{i:02}"));
@@ -35,21 +37,43 @@ fn pruning_removes_superseded_versions_outside_the_window_only() {
     loop {
         let n = e.prune_step(HOUR, 7).unwrap();
         gone += n;
-        if n == 0 && fx.db.execute("SELECT count(*) FROM prune_passes", &[]).unwrap()[0].i64(0).unwrap() == 0 {
+        if n == 0
+            && fx
+                .db
+                .execute("SELECT count(*) FROM prune_passes", &[])
+                .unwrap()[0]
+                .i64(0)
+                .unwrap()
+                == 0
+        {
             break;
         }
     }
     // 30 keys × 2 superseded versions, and k00's deletion chain (3 versions + tombstone − …).
     assert!(gone >= 60, "{gone}");
     let c = e.container("native", "acme", "db").unwrap();
-    assert!(c.floor_lsn >= old_lsn && c.floor_lsn < recent, "{} {} {}", c.floor_lsn, old_lsn, recent);
+    assert!(
+        c.floor_lsn >= old_lsn && c.floor_lsn < recent,
+        "{} {} {}",
+        c.floor_lsn,
+        old_lsn,
+        recent
+    );
     // Reads inside the window are unchanged.
     assert_eq!(export(&e, &c, old_lsn.max(c.floor_lsn)), expected_now);
-    assert_eq!(e.get(&c, "a", "k01", AsOf::Head).unwrap().body.unwrap(), "\"recent\"");
+    assert_eq!(
+        e.get(&c, "a", "k01", AsOf::Head).unwrap().body.unwrap(),
+        "\"recent\""
+    );
     assert_eq!(e.history(&c, "a", "k01", None, 10).unwrap().len(), 2);
     assert_eq!(e.history(&c, "a", "k00", None, 10).unwrap().len(), 0);
     // Reads before the floor are refused with the window.
-    assert!(matches!(e.get(&c, "a", "k02", AsOf::Lsn(c.floor_lsn - 1)).unwrap_err().kind, ErrorKind::OutsideRetention { .. }));
+    assert!(matches!(
+        e.get(&c, "a", "k02", AsOf::Lsn(c.floor_lsn - 1))
+            .unwrap_err()
+            .kind,
+        ErrorKind::OutsideRetention { .. }
+    ));
     let stats = e.collections(&c).unwrap();
     assert_eq!((stats[0].records, stats[0].versions), (29, 30));
 }
@@ -58,7 +82,9 @@ fn pruning_removes_superseded_versions_outside_the_window_only() {
 fn snapshots_and_active_operations_pin_history() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db", &json!({})).unwrap();
+    let c = e
+        .create_container("native", "acme", "db", &json!({}))
+        .unwrap();
     e.put(&c, "a", "k", "1").unwrap();
     fx.env.advance(HOUR);
     let snap = e.snapshot(&c, Some("keep")).unwrap();
@@ -69,10 +95,18 @@ fn snapshots_and_active_operations_pin_history() {
     while e.prune_step(HOUR, 100).unwrap() > 0 {}
     let c = e.container("native", "acme", "db").unwrap();
     assert!(c.floor_lsn <= snap.lsn);
-    assert_eq!(e.get(&c, "a", "k", AsOf::Lsn(snap.lsn)).unwrap().body.unwrap(), "1");
+    assert_eq!(
+        e.get(&c, "a", "k", AsOf::Lsn(snap.lsn))
+            .unwrap()
+            .body
+            .unwrap(),
+        "1"
+    );
 
     // An active history copy pins everything it will copy.
-    let (op, _) = e.create_operation(&clone_req(&c, "copy", Strategy::Now, true)).unwrap();
+    let (op, _) = e
+        .create_operation(&clone_req(&c, "copy", Strategy::Now, true))
+        .unwrap();
     fx.env.advance(10 * HOUR);
     while e.prune_step(HOUR, 100).unwrap() > 0 {}
     let done = run_to_end(&e, &op.id, Some(1));
@@ -83,7 +117,9 @@ fn snapshots_and_active_operations_pin_history() {
 fn scheduled_snapshots_expire_with_the_window() {
     let fx = Fx::new();
     let e = fx.engine();
-    let c = e.create_container("native", "acme", "db", &json!({})).unwrap();
+    let c = e
+        .create_container("native", "acme", "db", &json!({}))
+        .unwrap();
     e.put(&c, "a", "k", "1").unwrap();
     assert_eq!(e.take_scheduled_snapshots(HOUR, 10).unwrap(), 1);
     fx.env.advance(5 * HOUR);

@@ -39,13 +39,22 @@ pub fn mint(tenant: &str, now_us: i64) -> Result<String, Reply> {
     let store = open()?;
     let record = serde_json::json!({"tenant": tenant, "created_at": engine::util::rfc3339(now_us)});
     store
-        .set(&format!("token:{}", hex::encode(hash(&token))), record.to_string().as_bytes())
+        .set(
+            &format!("token:{}", hex::encode(hash(&token))),
+            record.to_string().as_bytes(),
+        )
         .map_err(|e| Reply::problem(500, "storage_error", &format!("storing the token: {e:?}")))?;
     Ok(token)
 }
 
 fn open() -> Result<Store, Reply> {
-    Store::open_default().map_err(|e| Reply::problem(500, "storage_error", &format!("opening key-value store default: {e:?}")))
+    Store::open_default().map_err(|e| {
+        Reply::problem(
+            500,
+            "storage_error",
+            &format!("opening key-value store default: {e:?}"),
+        )
+    })
 }
 
 /// Resolve a presented token: the admin, a tenant, or `None`.
@@ -62,21 +71,30 @@ pub fn resolve(presented: &str) -> Result<Option<Principal>, Reply> {
     }
     let digest = hash(presented);
     let key = format!("token:{}", hex::encode(digest));
-    let Some(bytes) = open()?.get(&key).map_err(|e| Reply::problem(500, "storage_error", &format!("{e:?}")))? else {
+    let Some(bytes) = open()?
+        .get(&key)
+        .map_err(|e| Reply::problem(500, "storage_error", &format!("{e:?}")))?
+    else {
         return Ok(None);
     };
     // The secret itself is never compared: the lookup is by its SHA-256, so
     // timing reveals nothing about the token.
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    Ok(v["tenant"].as_str().map(|t| Principal::Tenant(t.to_string())))
+    Ok(v["tenant"]
+        .as_str()
+        .map(|t| Principal::Tenant(t.to_string())))
 }
 
 /// The tenant of a request carrying `Authorization: <scheme> <token>`, or the
 /// 401/403 reply to send.
 pub fn tenant(req: &crate::http::Req, scheme: &str) -> Result<String, Reply> {
     let Some(token) = req.credential(scheme) else {
-        return Err(Reply::problem(401, "unauthorized", &format!("send Authorization: {scheme} <token>"))
-            .with_header("www-authenticate", scheme));
+        return Err(Reply::problem(
+            401,
+            "unauthorized",
+            &format!("send Authorization: {scheme} <token>"),
+        )
+        .with_header("www-authenticate", scheme));
     };
     match resolve(token)? {
         Some(Principal::Tenant(t)) => Ok(t),
@@ -94,12 +112,24 @@ pub fn tenant(req: &crate::http::Req, scheme: &str) -> Result<String, Reply> {
 pub fn tenant_from_header(req: &crate::http::Req, header: &str) -> Result<String, Reply> {
     let token = req.header(header).map(str::trim).filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Err(Reply::problem(401, "unauthorized", &format!("send the API key in the {header} header")));
+        return Err(Reply::problem(
+            401,
+            "unauthorized",
+            &format!("send the API key in the {header} header"),
+        ));
     };
     match resolve(token)? {
         Some(Principal::Tenant(t)) => Ok(t),
-        Some(Principal::Admin) => Err(Reply::problem(403, "forbidden", "the admin token only mints tenant tokens; use a tenant token")),
-        None => Err(Reply::problem(401, "unauthorized", &format!("the key in {header} is not valid"))),
+        Some(Principal::Admin) => Err(Reply::problem(
+            403,
+            "forbidden",
+            "the admin token only mints tenant tokens; use a tenant token",
+        )),
+        None => Err(Reply::problem(
+            401,
+            "unauthorized",
+            &format!("the key in {header} is not valid"),
+        )),
     }
 }
 
@@ -107,6 +137,10 @@ pub fn tenant_from_header(req: &crate::http::Req, header: &str) -> Result<String
 pub fn admin(req: &crate::http::Req, scheme: &str) -> Result<(), Reply> {
     match req.credential(scheme) {
         Some(t) if is_admin(t)? => Ok(()),
-        _ => Err(Reply::problem(401, "unauthorized", &format!("this route needs the admin token: Authorization: {scheme} <admin_token>"))),
+        _ => Err(Reply::problem(
+            401,
+            "unauthorized",
+            &format!("this route needs the admin token: Authorization: {scheme} <admin_token>"),
+        )),
     }
 }

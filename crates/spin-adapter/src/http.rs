@@ -22,11 +22,17 @@ pub struct Req {
 
 impl Req {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Path segments after `prefix`, percent-decoded. `None` if the path is
@@ -38,7 +44,12 @@ impl Req {
         }
         rest.split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned()))
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+            })
             .collect()
     }
 
@@ -46,16 +57,27 @@ impl Req {
     pub fn credential(&self, scheme: &str) -> Option<&str> {
         let v = self.header("authorization")?.trim();
         let (s, t) = v.split_once(' ')?;
-        s.eq_ignore_ascii_case(scheme).then(|| t.trim()).filter(|t| !t.is_empty())
+        s.eq_ignore_ascii_case(scheme)
+            .then(|| t.trim())
+            .filter(|t| !t.is_empty())
     }
 
     /// The body as JSON, or a 400 naming the problem.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Reply> {
         if self.body.is_empty() {
-            return Err(Reply::problem(400, "invalid_json", "the request body is empty; send a JSON document"));
+            return Err(Reply::problem(
+                400,
+                "invalid_json",
+                "the request body is empty; send a JSON document",
+            ));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Reply::problem(400, "invalid_json", &format!("the request body is not valid JSON for this request: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Reply::problem(
+                400,
+                "invalid_json",
+                &format!("the request body is not valid JSON for this request: {e}"),
+            )
+        })
     }
 }
 
@@ -83,12 +105,19 @@ impl Reply {
     }
 
     pub fn empty(status: u16) -> Reply {
-        Reply { status, headers: vec![], body: Body::Bytes(vec![]) }
+        Reply {
+            status,
+            headers: vec![],
+            body: Body::Bytes(vec![]),
+        }
     }
 
     /// `{"error": code, "message": message}`.
     pub fn problem(status: u16, code: &str, message: &str) -> Reply {
-        Reply::json(status, &serde_json::json!({"error": code, "message": message}))
+        Reply::json(
+            status,
+            &serde_json::json!({"error": code, "message": message}),
+        )
     }
 
     /// An engine error in the default shape, with its status.
@@ -101,7 +130,11 @@ impl Reply {
     }
 
     pub fn stream(status: u16, content_type: &str, chunks: Chunks) -> Reply {
-        Reply { status, headers: vec![("content-type".into(), content_type.into())], body: Body::Stream(chunks) }
+        Reply {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: Body::Stream(chunks),
+        }
     }
 
     pub fn with_header(mut self, k: &str, v: &str) -> Reply {
@@ -111,7 +144,11 @@ impl Reply {
 }
 
 /// Read the request (bounded), run `handler`, send its reply.
-pub async fn serve(req: IncomingRequest, out: ResponseOutparam, handler: impl FnOnce(Req) -> Reply) {
+pub async fn serve(
+    req: IncomingRequest,
+    out: ResponseOutparam,
+    handler: impl FnOnce(Req) -> Reply,
+) {
     let reply = match read(req).await {
         Ok(r) => handler(r),
         Err(reply) => reply,
@@ -129,32 +166,60 @@ async fn read(req: IncomingRequest) -> Result<Req, Reply> {
         .headers()
         .entries()
         .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
         .collect();
-    let too_large = || Reply::problem(413, "too_large", &format!("the request body is larger than {} MiB", MAX_BODY >> 20));
+    let too_large = || {
+        Reply::problem(
+            413,
+            "too_large",
+            &format!("the request body is larger than {} MiB", MAX_BODY >> 20),
+        )
+    };
     if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
-        if len.trim().parse::<usize>().map(|n| n > MAX_BODY).unwrap_or(false) {
+        if len
+            .trim()
+            .parse::<usize>()
+            .map(|n| n > MAX_BODY)
+            .unwrap_or(false)
+        {
             return Err(too_large());
         }
     }
     let (path, method) = (path.to_string(), method);
     let mut body = Vec::new();
     let mut stream = req.into_body_stream();
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .map_err(|e| Reply::problem(400, "bad_request", &format!("reading the request body: {e:?}")))?
-    {
+    while let Some(chunk) = stream.try_next().await.map_err(|e| {
+        Reply::problem(
+            400,
+            "bad_request",
+            &format!("reading the request body: {e:?}"),
+        )
+    })? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(too_large());
         }
         body.extend(chunk);
     }
-    Ok(Req { method, path, query, headers, body })
+    Ok(Req {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    })
 }
 
 async fn send(out: ResponseOutparam, reply: Reply) {
-    let headers: Vec<(String, Vec<u8>)> = reply.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    let headers: Vec<(String, Vec<u8>)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(reply.status);

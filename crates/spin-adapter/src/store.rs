@@ -14,7 +14,12 @@ impl SpinDb {
     pub fn open() -> Result<SpinDb, engine::Error> {
         Connection::open_default()
             .map(|conn| SpinDb { conn })
-            .map_err(|e| engine::Error::new(engine::ErrorKind::Storage, format!("opening SQLite database default: {e:?}")))
+            .map_err(|e| {
+                engine::Error::new(
+                    engine::ErrorKind::Storage,
+                    format!("opening SQLite database default: {e:?}"),
+                )
+            })
     }
 }
 
@@ -58,7 +63,11 @@ impl Db for SpinDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
         let result = self.conn.execute(sql, &params).map_err(map_err)?;
-        Ok(result.rows.iter().map(|r| Row(r.values.iter().map(from_sql).collect())).collect())
+        Ok(result
+            .rows
+            .iter()
+            .map(|r| Row(r.values.iter().map(from_sql).collect()))
+            .collect())
     }
 }
 
@@ -88,12 +97,16 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// A Spin variable; empty counts as unset.
 pub fn variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name).ok().filter(|v| !v.is_empty())
+    spin_sdk::variables::get(name)
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 /// A numeric Spin variable with a default.
 pub fn variable_i64(name: &str, default: i64) -> i64 {
-    variable(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    variable(name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// A random (version 4) UUID.
@@ -103,7 +116,14 @@ pub fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A UUID derived from a name (stable: the same name, the same UUID).
@@ -113,5 +133,12 @@ pub fn uuid_from(name: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(&b[..16]);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

@@ -14,7 +14,10 @@ use spinoff_host::{Host, HostOptions};
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A running app.
@@ -39,7 +42,10 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -59,21 +65,41 @@ impl App {
     pub fn start_in(state: tempfile::TempDir, mutate: impl FnOnce(&mut HostOptions)) -> App {
         let mut opts = options(state.path());
         mutate(&mut opts);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let host = Arc::new(Host::new(opts).expect("host starts (did you run scripts/build-wasm?)"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let host =
+            Arc::new(Host::new(opts).expect("host starts (did you run scripts/build-wasm?)"));
         let (addr, _task) = rt
-            .block_on(spinoff_host::server::bind(host.clone(), "127.0.0.1:0".parse().unwrap()))
+            .block_on(spinoff_host::server::bind(
+                host.clone(),
+                "127.0.0.1:0".parse().unwrap(),
+            ))
             .unwrap();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .build()
             .into();
-        App { base: format!("http://{addr}"), host, rt, state, agent }
+        App {
+            base: format!("http://{addr}"),
+            host,
+            rt,
+            state,
+            agent,
+        }
     }
 
     /// Send one request. `headers` are added as given.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         let url = format!("{}{}", self.base, path);
         let req = http_request(method, &url, headers);
         let resp = match body {
@@ -87,8 +113,17 @@ impl App {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let body = resp.body_mut().with_config().limit(1 << 30).read_to_string().unwrap_or_default();
-        Reply { status, headers, body }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -96,7 +131,13 @@ impl App {
     }
 
     /// Send a JSON body.
-    pub fn send_json(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+    pub fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
         let mut h: Vec<(&str, &str)> = headers.to_vec();
         h.push(("content-type", "application/json"));
         self.request(method, path, &h, Some(body.to_string().as_bytes()))
@@ -125,21 +166,32 @@ pub fn options(state: &Path) -> HostOptions {
     let root = repo_root();
     let mut opts = HostOptions::new(root.join("spin.toml"), state);
     opts.cache_dir = Some(root.join("target/spinoff-host-cache"));
-    opts.variables.insert("admin_token".into(), ADMIN_TOKEN.into());
+    opts.variables
+        .insert("admin_token".into(), ADMIN_TOKEN.into());
     opts
 }
 
 impl App {
     /// Mint a tenant token with the admin token.
     pub fn token(&self, tenant: &str) -> String {
-        let r = self.send_json("POST", "/data/v1/tokens", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], &json!({"tenant": tenant}));
+        let r = self.send_json(
+            "POST",
+            "/data/v1/tokens",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            &json!({"tenant": tenant}),
+        );
         assert_eq!(r.status, 201, "{}", r.body);
         r.json()["token"].as_str().unwrap().to_string()
     }
 
     /// Fire the worker over HTTP (`POST /internal/worker/tick`).
     pub fn http_tick(&self) -> Value {
-        let r = self.request("POST", "/internal/worker/tick", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], None);
+        let r = self.request(
+            "POST",
+            "/internal/worker/tick",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            None,
+        );
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()
     }
@@ -157,7 +209,10 @@ pub fn bearer(token: &str) -> Vec<(&'static str, String)> {
 
 /// Parse NDJSON lines.
 pub fn ndjson(body: &str) -> Vec<Value> {
-    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// One server-sent event.
@@ -181,23 +236,36 @@ impl SseReader {
     pub fn open(app: &App, path: &str, headers: &[(&str, &str)]) -> SseReader {
         use std::io::BufRead;
         let url = format!("{}{}", app.base, path);
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let mut req = agent.get(&url).header("accept", "text/event-stream");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let resp = req.call().expect("SSE request");
         let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let reader: Box<dyn std::io::Read + Send + Sync> = Box::new(resp.into_body().into_reader());
-        SseReader { lines: std::io::BufReader::new(reader).lines(), status, content_type }
+        SseReader {
+            lines: std::io::BufReader::new(reader).lines(),
+            status,
+            content_type,
+        }
     }
 }
 
 impl Iterator for SseReader {
     type Item = SseEvent;
     fn next(&mut self) -> Option<SseEvent> {
-        let (mut id, mut event, mut data): (Option<String>, String, Vec<String>) = (None, String::new(), vec![]);
+        let (mut id, mut event, mut data): (Option<String>, String, Vec<String>) =
+            (None, String::new(), vec![]);
         loop {
             let line = match self.lines.next() {
                 Some(Ok(l)) => l,
@@ -207,8 +275,16 @@ impl Iterator for SseReader {
                 if data.is_empty() {
                     continue;
                 }
-                let event = if event.is_empty() { "message".to_string() } else { event };
-                return Some(SseEvent { id, event, data: data.join("\n") });
+                let event = if event.is_empty() {
+                    "message".to_string()
+                } else {
+                    event
+                };
+                return Some(SseEvent {
+                    id,
+                    event,
+                    data: data.join("\n"),
+                });
             }
             if line.starts_with(':') {
                 continue;
@@ -235,7 +311,11 @@ pub fn vendor_openapi(file: &str) -> Option<Value> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("tests/e2e/vendor-openapi"));
     let text = std::fs::read_to_string(dir.join(file)).ok()?;
-    let mut v: Value = if file.ends_with(".json") { serde_json::from_str(&text).ok()? } else { serde_norway::from_str(&text).ok()? };
+    let mut v: Value = if file.ends_with(".json") {
+        serde_json::from_str(&text).ok()?
+    } else {
+        serde_norway::from_str(&text).ok()?
+    };
     fn fix(v: &mut Value) {
         match v {
             Value::Object(m) => {
@@ -264,13 +344,17 @@ pub fn vendor_openapi(file: &str) -> Option<Value> {
 
 /// Validate `instance` against `#/components/schemas/{schema}` of an OpenAPI document.
 pub fn validate(doc: &Value, schema: &str, instance: &Value) -> Result<(), String> {
-    let root = json!({"$ref": format!("#/components/schemas/{schema}"), "components": doc["components"]});
+    let root =
+        json!({"$ref": format!("#/components/schemas/{schema}"), "components": doc["components"]});
     let v = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft7)
         .should_validate_formats(true)
         .build(&root)
         .map_err(|e| format!("schema {schema}: {e}"))?;
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {

@@ -30,7 +30,12 @@ fn clone_a_cluster_to_another_region_and_version() {
         .map(|i| format!("{}\n", json!({"collection": if i % 2 == 0 { "products" } else { "brands" }, "key": format!("doc-{i}"), "body": {"id": format!("doc-{i}"), "n": i}})))
         .collect();
     let auth = format!("Bearer {token}");
-    let r = app.request("POST", &format!("/data/v1/resources/typesense:{id}/import"), &[("authorization", &auth)], Some(lines.as_bytes()));
+    let r = app.request(
+        "POST",
+        &format!("/data/v1/resources/typesense:{id}/import"),
+        &[("authorization", &auth)],
+        Some(lines.as_bytes()),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
 
     let start = app.send_json(
@@ -50,32 +55,66 @@ fn clone_a_cluster_to_another_region_and_version() {
     let op_id = op["id"].as_str().unwrap().to_string();
     assert_eq!(op_id.len(), 36);
     // Writes after the start never reach the clone.
-    app.send_json("PUT", &format!("/data/v1/resources/typesense:{id}/collections/products/records/late"), &[("authorization", &auth)], &json!({}));
+    app.send_json(
+        "PUT",
+        &format!("/data/v1/resources/typesense:{id}/collections/products/records/late"),
+        &[("authorization", &auth)],
+        &json!({}),
+    );
 
     // A second start while one is active is refused.
-    let again = app.send_json("POST", &format!("/api/v1/clusters/{id}/cloning-operations"), &[(KEY, &token)], &json!({}));
+    let again = app.send_json(
+        "POST",
+        &format!("/api/v1/clusters/{id}/cloning-operations"),
+        &[(KEY, &token)],
+        &json!({}),
+    );
     assert_eq!(again.status, 409, "{}", again.body);
-    assert!(again.json()["message"].as_str().unwrap().contains("only one"));
+    assert!(again.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("only one"));
 
     let mut done = Value::Null;
     for _ in 0..500 {
         app.tick().unwrap();
-        done = app.get(&format!("/api/v1/clusters/{id}/cloning-operations/{op_id}"), &[(KEY, &token)]).json();
+        done = app
+            .get(
+                &format!("/api/v1/clusters/{id}/cloning-operations/{op_id}"),
+                &[(KEY, &token)],
+            )
+            .json();
         if done["status"] == "succeeded" {
             break;
         }
     }
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(done["completed_at"].as_i64().unwrap() >= done["created_at"].as_i64().unwrap());
-    let new_id = done["target_cluster_reference_id"].as_str().unwrap().to_string();
-    let new_cluster = app.get(&format!("/api/v1/clusters/{new_id}"), &[(KEY, &token)]).json();
+    let new_id = done["target_cluster_reference_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_cluster = app
+        .get(&format!("/api/v1/clusters/{new_id}"), &[(KEY, &token)])
+        .json();
     assert_eq!(new_cluster["status"], "in_service");
     assert_eq!(new_cluster["typesense_server_version"], "28.0");
     assert_eq!(new_cluster["regions"], json!(["frankfurt"]));
-    assert_eq!((new_cluster["memory"].as_str(), new_cluster["vcpu"].as_str()), (cluster["memory"].as_str(), cluster["vcpu"].as_str()));
+    assert_eq!(
+        (new_cluster["memory"].as_str(), new_cluster["vcpu"].as_str()),
+        (cluster["memory"].as_str(), cluster["vcpu"].as_str())
+    );
     // The new cluster holds the source's documents as of the start.
     let export = |r: &str| -> Vec<String> {
-        let mut v: Vec<String> = app.get(&format!("/data/v1/resources/{r}/export"), &[("authorization", &auth)]).body.lines().map(String::from).collect();
+        let mut v: Vec<String> = app
+            .get(
+                &format!("/data/v1/resources/{r}/export"),
+                &[("authorization", &auth)],
+            )
+            .body
+            .lines()
+            .map(String::from)
+            .collect();
         v.sort();
         v
     };
@@ -83,56 +122,160 @@ fn clone_a_cluster_to_another_region_and_version() {
     assert_eq!(clone.len(), 20_000);
     let src_now = export(&format!("typesense:{id}"));
     assert_eq!(src_now.len(), 20_001);
-    assert_eq!(clone, src_now.into_iter().filter(|l| !l.contains("\"key\":\"late\"")).collect::<Vec<_>>());
+    assert_eq!(
+        clone,
+        src_now
+            .into_iter()
+            .filter(|l| !l.contains("\"key\":\"late\""))
+            .collect::<Vec<_>>()
+    );
 
     // The e-mail notification went through the outbox: with no mail webhook
     // configured it is recorded as failed with the reason.
     app.tick().unwrap();
-    let seen = app.get(&format!("/data/v1/operations/{}", op_id.replace('-', "")), &[("authorization", &auth)]).json();
+    let seen = app
+        .get(
+            &format!("/data/v1/operations/{}", op_id.replace('-', "")),
+            &[("authorization", &auth)],
+        )
+        .json();
     assert_eq!(seen["notifications"][0]["destination"], "ops@example.com");
     assert_eq!(seen["notifications"][0]["status"], "failed");
-    assert!(seen["notifications"][0]["last_error"].as_str().unwrap().contains("mail_webhook_url"));
+    assert!(seen["notifications"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("mail_webhook_url"));
 
     // Cancel only while pending.
-    let late = app.send_json("PATCH", &format!("/api/v1/clusters/{id}/cloning-operations/{op_id}"), &[(KEY, &token)], &json!({"status": "canceled"}));
+    let late = app.send_json(
+        "PATCH",
+        &format!("/api/v1/clusters/{id}/cloning-operations/{op_id}"),
+        &[(KEY, &token)],
+        &json!({"status": "canceled"}),
+    );
     assert_eq!(late.status, 409, "{}", late.body);
-    let second = app.send_json("POST", &format!("/api/v1/clusters/{id}/cloning-operations"), &[(KEY, &token)], &json!({})).json();
-    let second_id = second["cloning_operation"]["id"].as_str().unwrap().to_string();
-    let bad = app.send_json("PATCH", &format!("/api/v1/clusters/{id}/cloning-operations/{second_id}"), &[(KEY, &token)], &json!({"status": "succeeded"}));
+    let second = app
+        .send_json(
+            "POST",
+            &format!("/api/v1/clusters/{id}/cloning-operations"),
+            &[(KEY, &token)],
+            &json!({}),
+        )
+        .json();
+    let second_id = second["cloning_operation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bad = app.send_json(
+        "PATCH",
+        &format!("/api/v1/clusters/{id}/cloning-operations/{second_id}"),
+        &[(KEY, &token)],
+        &json!({"status": "succeeded"}),
+    );
     assert_eq!(bad.status, 400);
-    let canceled = app.send_json("PATCH", &format!("/api/v1/clusters/{id}/cloning-operations/{second_id}"), &[(KEY, &token)], &json!({"status": "canceled"}));
+    let canceled = app.send_json(
+        "PATCH",
+        &format!("/api/v1/clusters/{id}/cloning-operations/{second_id}"),
+        &[(KEY, &token)],
+        &json!({"status": "canceled"}),
+    );
     assert_eq!(canceled.status, 200, "{}", canceled.body);
     assert_eq!(canceled.json()["cloning_operation"]["status"], "canceled");
 
     // The list pages, newest first.
-    let page1 = app.get(&format!("/api/v1/clusters/{id}/cloning-operations?per_page=1"), &[(KEY, &token)]).json();
-    assert_eq!((page1["page"].as_i64(), page1["per_page"].as_i64(), page1["total"].as_i64()), (Some(1), Some(1), Some(2)));
+    let page1 = app
+        .get(
+            &format!("/api/v1/clusters/{id}/cloning-operations?per_page=1"),
+            &[(KEY, &token)],
+        )
+        .json();
+    assert_eq!(
+        (
+            page1["page"].as_i64(),
+            page1["per_page"].as_i64(),
+            page1["total"].as_i64()
+        ),
+        (Some(1), Some(1), Some(2))
+    );
     assert_eq!(page1["cloning_operations"][0]["id"], second_id.as_str());
-    let page2 = app.get(&format!("/api/v1/clusters/{id}/cloning-operations?per_page=1&page=2"), &[(KEY, &token)]).json();
+    let page2 = app
+        .get(
+            &format!("/api/v1/clusters/{id}/cloning-operations?per_page=1&page=2"),
+            &[(KEY, &token)],
+        )
+        .json();
     assert_eq!(page2["cloning_operations"][0]["id"], op_id.as_str());
-    let defaults = app.get(&format!("/api/v1/clusters/{id}/cloning-operations"), &[(KEY, &token)]).json();
-    assert_eq!((defaults["page"].as_i64(), defaults["per_page"].as_i64()), (Some(1), Some(10)));
-    assert_eq!(app.get(&format!("/api/v1/clusters/{id}/cloning-operations?per_page=0"), &[(KEY, &token)]).status, 400);
+    let defaults = app
+        .get(
+            &format!("/api/v1/clusters/{id}/cloning-operations"),
+            &[(KEY, &token)],
+        )
+        .json();
+    assert_eq!(
+        (defaults["page"].as_i64(), defaults["per_page"].as_i64()),
+        (Some(1), Some(10))
+    );
+    assert_eq!(
+        app.get(
+            &format!("/api/v1/clusters/{id}/cloning-operations?per_page=0"),
+            &[(KEY, &token)]
+        )
+        .status,
+        400
+    );
 }
 
 #[test]
 fn two_simultaneous_starts_never_both_succeed() {
     let app = App::start();
     let token = app.token("acme");
-    let id = create_cluster(&app, &token)["id"].as_str().unwrap().to_string();
+    let id = create_cluster(&app, &token)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for round in 0..5 {
         let statuses: Vec<u16> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| app.send_json("POST", &format!("/api/v1/clusters/{id}/cloning-operations"), &[(KEY, &token)], &json!({})).status))
+                .map(|_| {
+                    s.spawn(|| {
+                        app.send_json(
+                            "POST",
+                            &format!("/api/v1/clusters/{id}/cloning-operations"),
+                            &[(KEY, &token)],
+                            &json!({}),
+                        )
+                        .status
+                    })
+                })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "round {round}: {statuses:?}");
-        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 409),
+            "{statuses:?}"
+        );
         // Cancel it so the next round may start one.
-        let list = app.get(&format!("/api/v1/clusters/{id}/cloning-operations?per_page=1"), &[(KEY, &token)]).json();
-        let op = list["cloning_operations"][0]["id"].as_str().unwrap().to_string();
-        let r = app.send_json("PATCH", &format!("/api/v1/clusters/{id}/cloning-operations/{op}"), &[(KEY, &token)], &json!({"status": "canceled"}));
+        let list = app
+            .get(
+                &format!("/api/v1/clusters/{id}/cloning-operations?per_page=1"),
+                &[(KEY, &token)],
+            )
+            .json();
+        let op = list["cloning_operations"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = app.send_json(
+            "PATCH",
+            &format!("/api/v1/clusters/{id}/cloning-operations/{op}"),
+            &[(KEY, &token)],
+            &json!({"status": "canceled"}),
+        );
         assert_eq!(r.status, 200, "{}", r.body);
     }
 }
@@ -144,16 +287,65 @@ fn auth_regions_and_tenancy() {
     let other = app.token("globex");
     assert_eq!(app.get("/api/v1/clusters", &[]).status, 401);
     assert_eq!(app.get("/api/v1/clusters", &[(KEY, "wrong")]).status, 401);
-    let id = create_cluster(&app, &token)["id"].as_str().unwrap().to_string();
-    assert_eq!(app.get(&format!("/api/v1/clusters/{id}"), &[(KEY, &other)]).status, 404);
-    assert_eq!(app.send_json("POST", &format!("/api/v1/clusters/{id}/cloning-operations"), &[(KEY, &other)], &json!({})).status, 404);
-    let r = app.send_json("POST", &format!("/api/v1/clusters/{id}/cloning-operations"), &[(KEY, &token)], &json!({"target_region": "atlantis"}));
+    let id = create_cluster(&app, &token)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.get(&format!("/api/v1/clusters/{id}"), &[(KEY, &other)])
+            .status,
+        404
+    );
+    assert_eq!(
+        app.send_json(
+            "POST",
+            &format!("/api/v1/clusters/{id}/cloning-operations"),
+            &[(KEY, &other)],
+            &json!({})
+        )
+        .status,
+        404
+    );
+    let r = app.send_json(
+        "POST",
+        &format!("/api/v1/clusters/{id}/cloning-operations"),
+        &[(KEY, &token)],
+        &json!({"target_region": "atlantis"}),
+    );
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("oregon"), "{}", r.body);
-    let r = app.send_json("POST", "/api/v1/clusters", &[(KEY, &token)], &json!({"memory": "1_gb"}));
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("oregon"),
+        "{}",
+        r.body
+    );
+    let r = app.send_json(
+        "POST",
+        "/api/v1/clusters",
+        &[(KEY, &token)],
+        &json!({"memory": "1_gb"}),
+    );
     assert_eq!(r.status, 400);
-    assert_eq!(app.get("/api/v1/clusters", &[(KEY, &token)]).json()["total"], 1);
-    assert_eq!(app.get("/api/v1/clusters", &[(KEY, &other)]).json()["total"], 0);
-    assert_eq!(app.request("DELETE", &format!("/api/v1/clusters/{id}"), &[(KEY, &token)], None).status, 200);
-    assert_eq!(app.get(&format!("/api/v1/clusters/{id}"), &[(KEY, &token)]).status, 404);
+    assert_eq!(
+        app.get("/api/v1/clusters", &[(KEY, &token)]).json()["total"],
+        1
+    );
+    assert_eq!(
+        app.get("/api/v1/clusters", &[(KEY, &other)]).json()["total"],
+        0
+    );
+    assert_eq!(
+        app.request(
+            "DELETE",
+            &format!("/api/v1/clusters/{id}"),
+            &[(KEY, &token)],
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/clusters/{id}"), &[(KEY, &token)])
+            .status,
+        404
+    );
 }

@@ -10,7 +10,10 @@ struct Client<'a> {
 
 impl<'a> Client<'a> {
     fn new(app: &'a App, tenant: &str) -> Client<'a> {
-        Client { app, auth: format!("Bearer {}", app.token(tenant)) }
+        Client {
+            app,
+            auth: format!("Bearer {}", app.token(tenant)),
+        }
     }
     fn h(&self) -> Vec<(&str, &str)> {
         vec![("authorization", self.auth.as_str())]
@@ -19,10 +22,12 @@ impl<'a> Client<'a> {
         self.app.get(&format!("/data/v1{path}"), &self.h())
     }
     fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
-        self.app.send_json(method, &format!("/data/v1{path}"), &self.h(), body)
+        self.app
+            .send_json(method, &format!("/data/v1{path}"), &self.h(), body)
     }
     fn raw(&self, method: &str, path: &str, body: &[u8]) -> Reply {
-        self.app.request(method, &format!("/data/v1{path}"), &self.h(), Some(body))
+        self.app
+            .request(method, &format!("/data/v1{path}"), &self.h(), Some(body))
     }
     fn import(&self, r: &str, lines: &[Value]) -> Value {
         let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -62,15 +67,28 @@ fn records(n: usize) -> Vec<Value> {
 fn clone_now_while_another_client_writes_equals_the_source_as_of_its_snapshot() {
     let app = App::start();
     let c = Client::new(&app, "acme");
-    assert_eq!(c.send("PUT", "/resources/native:src", &json!({"owner": "team-a"})).status, 201);
+    assert_eq!(
+        c.send("PUT", "/resources/native:src", &json!({"owner": "team-a"}))
+            .status,
+        201
+    );
     let imported = c.import("native:src", &records(10_000));
     assert_eq!(imported["imported"], 10_000);
     let res = c.get("/resources/native:src").json();
-    let counts: Vec<i64> = res["collections"].as_array().unwrap().iter().map(|c| c["records"].as_i64().unwrap()).collect();
+    let counts: Vec<i64> = res["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["records"].as_i64().unwrap())
+        .collect();
     assert_eq!(counts, vec![3333, 3333, 3334]); // events, orders, users by name
     assert_eq!(res["head_lsn"], imported["lsn"]);
 
-    let start = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:copy", "strategy": "now", "history": true}));
+    let start = c.send(
+        "POST",
+        "/resources/native:src/clones",
+        &json!({"target": "native:copy", "strategy": "now", "history": true}),
+    );
     assert_eq!(start.status, 202, "{}", start.body);
     let op = start.json();
     let id = op["id"].as_str().unwrap().to_string();
@@ -80,12 +98,30 @@ fn clone_now_while_another_client_writes_equals_the_source_as_of_its_snapshot() 
     // Another client keeps writing to the source while workers copy.
     let writer = std::thread::scope(|s| {
         let w = s.spawn(|| {
-            let c2 = Client { app: &app, auth: c.auth.clone() };
+            let c2 = Client {
+                app: &app,
+                auth: c.auth.clone(),
+            };
             for i in 0..40 {
-                let r = c2.send("PUT", &format!("/resources/native:src/collections/users/records/k{:06}", i * 3), &json!({"changed": i}));
+                let r = c2.send(
+                    "PUT",
+                    &format!(
+                        "/resources/native:src/collections/users/records/k{:06}",
+                        i * 3
+                    ),
+                    &json!({"changed": i}),
+                );
                 assert_eq!(r.status, 200, "{}", r.body);
                 if i % 10 == 0 {
-                    let d = c2.app.request("DELETE", &format!("/data/v1/resources/native:src/collections/orders/records/k{:06}", i * 3 + 1), &c2.h(), None);
+                    let d = c2.app.request(
+                        "DELETE",
+                        &format!(
+                            "/data/v1/resources/native:src/collections/orders/records/k{:06}",
+                            i * 3 + 1
+                        ),
+                        &c2.h(),
+                        None,
+                    );
                     assert_eq!(d.status, 200, "{}", d.body);
                 }
             }
@@ -113,7 +149,15 @@ fn clone_now_while_another_client_writes_equals_the_source_as_of_its_snapshot() 
     assert_eq!(clone, c.export("native:src", Some(&snap)));
     assert_ne!(clone, c.export("native:src", None));
     // The clone is writable once done.
-    assert_eq!(c.send("PUT", "/resources/native:copy/collections/users/records/new", &json!({})).status, 200);
+    assert_eq!(
+        c.send(
+            "PUT",
+            "/resources/native:copy/collections/users/records/new",
+            &json!({})
+        )
+        .status,
+        200
+    );
 }
 
 trait Pipe: Sized {
@@ -132,34 +176,83 @@ fn skip_history_collection_filters_and_pitr() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let between = engine::util::rfc3339(engine::Env::now_us(&engine::native::SystemEnv));
     std::thread::sleep(std::time::Duration::from_millis(20));
-    c.import("native:src", &[json!({"collection": "users", "key": "k000000", "body": {"v": 2}}), json!({"collection": "orders", "key": "k000001", "deleted": true})]);
+    c.import(
+        "native:src",
+        &[
+            json!({"collection": "users", "key": "k000000", "body": {"v": 2}}),
+            json!({"collection": "orders", "key": "k000001", "deleted": true}),
+        ],
+    );
 
     // skip-history: one version per live key.
-    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:flat", "history": false})).json();
+    let op = c
+        .send(
+            "POST",
+            "/resources/native:src/clones",
+            &json!({"target": "native:flat", "history": false}),
+        )
+        .json();
     let done = c.wait(op["id"].as_str().unwrap());
-    assert_eq!((done["status"].as_str(), done["progress"]["records_copied"].as_i64()), (Some("succeeded"), Some(299)));
-    let h = c.get("/resources/native:flat/collections/users/records/k000000/history").json();
+    assert_eq!(
+        (
+            done["status"].as_str(),
+            done["progress"]["records_copied"].as_i64()
+        ),
+        (Some("succeeded"), Some(299))
+    );
+    let h = c
+        .get("/resources/native:flat/collections/users/records/k000000/history")
+        .json();
     assert_eq!(h["versions"].as_array().unwrap().len(), 1);
-    let h = c.get("/resources/native:src/collections/users/records/k000000/history").json();
+    let h = c
+        .get("/resources/native:src/collections/users/records/k000000/history")
+        .json();
     assert_eq!(h["versions"].as_array().unwrap().len(), 2);
     assert_eq!(c.export("native:flat", None), c.export("native:src", None));
 
     // collections filter.
-    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:users-only", "collections": ["users"]})).json();
+    let op = c
+        .send(
+            "POST",
+            "/resources/native:src/clones",
+            &json!({"target": "native:users-only", "collections": ["users"]}),
+        )
+        .json();
     c.wait(op["id"].as_str().unwrap());
-    let users: Vec<String> = c.export("native:src", None).into_iter().filter(|l| l.contains("\"collection\":\"users\"")).collect();
+    let users: Vec<String> = c
+        .export("native:src", None)
+        .into_iter()
+        .filter(|l| l.contains("\"collection\":\"users\""))
+        .collect();
     assert_eq!(c.export("native:users-only", None), users);
 
     // PITR at a time between the two imports gives that time's state.
-    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:past", "strategy": "pitr", "target_time": between})).json();
+    let op = c
+        .send(
+            "POST",
+            "/resources/native:src/clones",
+            &json!({"target": "native:past", "strategy": "pitr", "target_time": between}),
+        )
+        .json();
     assert_eq!(op["snapshot_lsn"], first["lsn"], "{op}");
     c.wait(op["id"].as_str().unwrap());
-    assert_eq!(c.export("native:past", None), c.export("native:src", Some(&first["lsn"].to_string())));
-    let old = c.get(&format!("/resources/native:src/collections/users/records/k000000?as_of={between}")).json();
+    assert_eq!(
+        c.export("native:past", None),
+        c.export("native:src", Some(&first["lsn"].to_string()))
+    );
+    let old = c
+        .get(&format!(
+            "/resources/native:src/collections/users/records/k000000?as_of={between}"
+        ))
+        .json();
     assert_eq!(old["body"]["i"], 0);
 
     // PITR outside the window names the window.
-    let r = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:x", "strategy": "pitr", "target_time": "2001-01-01T00:00:00Z"}));
+    let r = c.send(
+        "POST",
+        "/resources/native:src/clones",
+        &json!({"target": "native:x", "strategy": "pitr", "target_time": "2001-01-01T00:00:00Z"}),
+    );
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(r.json()["error"], "outside_retention");
     assert!(r.json()["retained_from"].is_string());
@@ -175,13 +268,21 @@ fn cancel_retry_idempotency_and_tenancy() {
 
     // Idempotent start: the same key replays the same operation.
     let body = json!({"target": "native:a"});
-    let h1 = [("authorization", c.auth.as_str()), ("idempotency-key", "k-1")];
+    let h1 = [
+        ("authorization", c.auth.as_str()),
+        ("idempotency-key", "k-1"),
+    ];
     let r1 = app.send_json("POST", "/data/v1/resources/native:src/clones", &h1, &body);
     let r2 = app.send_json("POST", "/data/v1/resources/native:src/clones", &h1, &body);
     assert_eq!((r1.status, r2.status), (202, 202));
     assert_eq!(r1.json()["id"], r2.json()["id"]);
     assert_eq!(r2.header("idempotent-replayed"), Some("true"));
-    let r3 = app.send_json("POST", "/data/v1/resources/native:src/clones", &h1, &json!({"target": "native:b"}));
+    let r3 = app.send_json(
+        "POST",
+        "/data/v1/resources/native:src/clones",
+        &h1,
+        &json!({"target": "native:b"}),
+    );
     assert_eq!(r3.status, 422);
     assert_eq!(r3.json()["error"], "idempotency_key_reused");
     let id = r1.json()["id"].as_str().unwrap().to_string();
@@ -189,7 +290,12 @@ fn cancel_retry_idempotency_and_tenancy() {
     // Other tenants see nothing.
     assert_eq!(other.get(&format!("/operations/{id}")).status, 404);
     assert_eq!(other.get("/resources/native:src").status, 404);
-    assert_eq!(other.send("POST", &format!("/operations/{id}/cancel"), &json!({})).status, 404);
+    assert_eq!(
+        other
+            .send("POST", &format!("/operations/{id}/cancel"), &json!({}))
+            .status,
+        404
+    );
     assert_eq!(other.get("/operations").json()["total"], 0);
 
     // Cancel a pending operation: its target goes.
@@ -198,12 +304,25 @@ fn cancel_retry_idempotency_and_tenancy() {
     assert_eq!(canceled.json()["status"], "canceled");
     assert_eq!(c.get("/resources/native:a").status, 404);
     let again = c.send("POST", &format!("/operations/{id}/cancel"), &json!({}));
-    assert_eq!((again.status, again.json()["error"].as_str()), (409, Some("invalid_state")));
+    assert_eq!(
+        (again.status, again.json()["error"].as_str()),
+        (409, Some("invalid_state"))
+    );
 
     // Retry a failed operation: it resumes and finishes.
-    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:b"})).json();
+    let op = c
+        .send(
+            "POST",
+            "/resources/native:src/clones",
+            &json!({"target": "native:b"}),
+        )
+        .json();
     let id = op["id"].as_str().unwrap().to_string();
-    assert_eq!(c.send("POST", &format!("/operations/{id}/retry"), &json!({})).status, 409);
+    assert_eq!(
+        c.send("POST", &format!("/operations/{id}/retry"), &json!({}))
+            .status,
+        409
+    );
     {
         // A worker hits a storage error on this operation (same engine code, same file).
         let db = engine::native::NativeDb::open(&app.db_path()).unwrap();
@@ -211,12 +330,20 @@ fn cancel_retry_idempotency_and_tenancy() {
         e.fail(&id, "disk I/O error").unwrap();
     }
     let failed = c.get(&format!("/operations/{id}")).json();
-    assert_eq!((failed["status"].as_str(), failed["error"].as_str()), (Some("failed"), Some("disk I/O error")));
+    assert_eq!(
+        (failed["status"].as_str(), failed["error"].as_str()),
+        (Some("failed"), Some("disk I/O error"))
+    );
     let retried = c.send("POST", &format!("/operations/{id}/retry"), &json!({}));
     assert_eq!(retried.status, 202, "{}", retried.body);
     let done = c.wait(&id);
-    assert_eq!((done["status"].as_str(), done["attempts"].as_i64()), (Some("succeeded"), Some(1)));
-    let list = c.get("/operations?resource=native:src&status=succeeded&per_page=5").json();
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_i64()),
+        (Some("succeeded"), Some(1))
+    );
+    let list = c
+        .get("/operations?resource=native:src&status=succeeded&per_page=5")
+        .json();
     assert_eq!(list["total"], 1);
     assert_eq!(list["operations"][0]["id"], id.as_str());
 }
@@ -227,23 +354,46 @@ fn events_stream_over_sse_and_resume_from_last_event_id() {
     let c = Client::new(&app, "acme");
     c.send("PUT", "/resources/native:src", &json!({}));
     c.import("native:src", &records(2_000));
-    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:copy"})).json();
+    let op = c
+        .send(
+            "POST",
+            "/resources/native:src/clones",
+            &json!({"target": "native:copy"}),
+        )
+        .json();
     let id = op["id"].as_str().unwrap().to_string();
     // The stream itself moves the copy forward (no cron, no ticks here).
-    let sse = SseReader::open(&app, &format!("/data/v1/operations/{id}/events"), &[("authorization", c.auth.as_str())]);
-    assert_eq!((sse.status, sse.content_type.as_str()), (200, "text/event-stream"));
+    let sse = SseReader::open(
+        &app,
+        &format!("/data/v1/operations/{id}/events"),
+        &[("authorization", c.auth.as_str())],
+    );
+    assert_eq!(
+        (sse.status, sse.content_type.as_str()),
+        (200, "text/event-stream")
+    );
     let events: Vec<SseEvent> = sse.collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(kinds.first(), Some(&"created"));
     assert_eq!(kinds.last(), Some(&"succeeded"));
-    assert!(kinds.iter().filter(|k| **k == "progress").count() >= 3, "{kinds:?}");
-    let ids: Vec<i64> = events.iter().map(|e| e.id.as_ref().unwrap().parse().unwrap()).collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "progress").count() >= 3,
+        "{kinds:?}"
+    );
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e.id.as_ref().unwrap().parse().unwrap())
+        .collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
     let last: Value = serde_json::from_str(&events.last().unwrap().data).unwrap();
     assert_eq!(last["records_copied"], 2000);
     // Resume after event 2.
-    let resumed: Vec<SseEvent> =
-        SseReader::open(&app, &format!("/data/v1/operations/{id}/events"), &[("authorization", c.auth.as_str()), ("last-event-id", "2")]).collect();
+    let resumed: Vec<SseEvent> = SseReader::open(
+        &app,
+        &format!("/data/v1/operations/{id}/events"),
+        &[("authorization", c.auth.as_str()), ("last-event-id", "2")],
+    )
+    .collect();
     assert_eq!(resumed.first().unwrap().id.as_deref(), Some("3"));
     assert_eq!(resumed.len(), events.len() - 2);
 }
@@ -253,24 +403,106 @@ fn errors_are_clear_and_never_500() {
     let app = App::start();
     // 401 without or with a bad token; the admin token cannot read data.
     assert_eq!(app.get("/data/v1/resources/native:x", &[]).status, 401);
-    assert_eq!(app.get("/data/v1/resources/native:x", &[("authorization", "Bearer nope")]).status, 401);
+    assert_eq!(
+        app.get(
+            "/data/v1/resources/native:x",
+            &[("authorization", "Bearer nope")]
+        )
+        .status,
+        401
+    );
     let admin = format!("Bearer {ADMIN_TOKEN}");
-    assert_eq!(app.get("/data/v1/resources/native:x", &[("authorization", &admin)]).status, 403);
-    assert_eq!(app.send_json("POST", "/data/v1/tokens", &[("authorization", "Bearer nope")], &json!({"tenant": "x"})).status, 401);
-    assert_eq!(app.request("POST", "/internal/worker/tick", &[], None).status, 401);
+    assert_eq!(
+        app.get("/data/v1/resources/native:x", &[("authorization", &admin)])
+            .status,
+        403
+    );
+    assert_eq!(
+        app.send_json(
+            "POST",
+            "/data/v1/tokens",
+            &[("authorization", "Bearer nope")],
+            &json!({"tenant": "x"})
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        app.request("POST", "/internal/worker/tick", &[], None)
+            .status,
+        401
+    );
     let c = Client::new(&app, "acme");
-    assert_eq!(c.send("PUT", "/resources/native:db", &json!({})).status, 201);
-    assert_eq!(c.send("PUT", "/resources/native:db", &json!({})).status, 409);
+    assert_eq!(
+        c.send("PUT", "/resources/native:db", &json!({})).status,
+        201
+    );
+    assert_eq!(
+        c.send("PUT", "/resources/native:db", &json!({})).status,
+        409
+    );
     let cases: Vec<(Reply, u16, &str)> = vec![
-        (c.raw("PUT", "/resources/native:db/collections/c/records/k", b"{not json"), 400, "invalid_json"),
-        (c.raw("PUT", "/resources/native:bad%20name", b""), 422, "invalid_input"),
-        (c.raw("PUT", "/resources/nosuch:x", b""), 422, "invalid_input"),
-        (c.raw("POST", "/resources/native:db/import", b"{\"collection\":\"c\",\"key\":\"1\",\"body\":1}\n{\"collection\":\"c\"}\n"), 400, "invalid_ndjson"),
-        (c.send("POST", "/resources/native:db/clones", &json!({"target": "native:x", "strategy": "sometime"})), 422, "invalid_input"),
-        (c.send("POST", "/resources/native:db/clones", &json!({"target": "native:x", "strategy": "last_snapshot"})), 422, "no_snapshot"),
-        (c.get("/resources/native:db/collections/c/records/k?as_of=yesterday"), 400, "invalid_input"),
-        (c.get("/resources/native:db/collections/c/records?limit=0"), 422, "invalid_input"),
-        (c.get("/resources/native:db/collections/c/records/missing"), 404, "not_found"),
+        (
+            c.raw(
+                "PUT",
+                "/resources/native:db/collections/c/records/k",
+                b"{not json",
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            c.raw("PUT", "/resources/native:bad%20name", b""),
+            422,
+            "invalid_input",
+        ),
+        (
+            c.raw("PUT", "/resources/nosuch:x", b""),
+            422,
+            "invalid_input",
+        ),
+        (
+            c.raw(
+                "POST",
+                "/resources/native:db/import",
+                b"{\"collection\":\"c\",\"key\":\"1\",\"body\":1}\n{\"collection\":\"c\"}\n",
+            ),
+            400,
+            "invalid_ndjson",
+        ),
+        (
+            c.send(
+                "POST",
+                "/resources/native:db/clones",
+                &json!({"target": "native:x", "strategy": "sometime"}),
+            ),
+            422,
+            "invalid_input",
+        ),
+        (
+            c.send(
+                "POST",
+                "/resources/native:db/clones",
+                &json!({"target": "native:x", "strategy": "last_snapshot"}),
+            ),
+            422,
+            "no_snapshot",
+        ),
+        (
+            c.get("/resources/native:db/collections/c/records/k?as_of=yesterday"),
+            400,
+            "invalid_input",
+        ),
+        (
+            c.get("/resources/native:db/collections/c/records?limit=0"),
+            422,
+            "invalid_input",
+        ),
+        (
+            c.get("/resources/native:db/collections/c/records/missing"),
+            404,
+            "not_found",
+        ),
         (c.get("/operations/nope"), 404, "not_found"),
     ];
     for (i, (r, status, code)) in cases.iter().enumerate() {
@@ -278,10 +510,24 @@ fn errors_are_clear_and_never_500() {
         assert_eq!(r.json()["error"], *code, "case {i}: {}", r.body);
         assert!(!r.json()["message"].as_str().unwrap().is_empty());
     }
-    let bad_line = c.raw("POST", "/resources/native:db/import", b"{\"collection\":\"c\",\"key\":\"1\",\"body\":1}\n{\"collection\":\"c\"}\n");
-    assert!(bad_line.json()["message"].as_str().unwrap().starts_with("line 2:"), "{}", bad_line.body);
+    let bad_line = c.raw(
+        "POST",
+        "/resources/native:db/import",
+        b"{\"collection\":\"c\",\"key\":\"1\",\"body\":1}\n{\"collection\":\"c\"}\n",
+    );
+    assert!(
+        bad_line.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2:"),
+        "{}",
+        bad_line.body
+    );
     // Nothing of a failed import was written.
-    assert_eq!(c.get("/resources/native:db/collections/c/records/1").status, 404);
+    assert_eq!(
+        c.get("/resources/native:db/collections/c/records/1").status,
+        404
+    );
     // 413 for a body over the limit, answered before the body is read.
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(app.base.trim_start_matches("http://")).unwrap();
@@ -298,7 +544,13 @@ fn the_openapi_document_is_served() {
     assert_eq!(r.status, 200);
     let doc = r.json();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/tokens", "/resources/{ref}", "/resources/{ref}/clones", "/operations/{id}", "/operations/{id}/events"] {
+    for path in [
+        "/tokens",
+        "/resources/{ref}",
+        "/resources/{ref}/clones",
+        "/operations/{id}",
+        "/operations/{id}/events",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
 }
@@ -325,7 +577,8 @@ fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
             }
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
         }
     });
@@ -339,19 +592,36 @@ fn the_worker_tick_over_http_finishes_copies_and_delivers_webhooks() {
     c.send("PUT", "/resources/native:src", &json!({}));
     c.import("native:src", &records(100));
     let (url, bodies) = webhook_receiver();
-    let op = c.send("POST", "/resources/native:src/clones", &json!({"target": "native:copy", "notify": [url]})).json();
+    let op = c
+        .send(
+            "POST",
+            "/resources/native:src/clones",
+            &json!({"target": "native:copy", "notify": [url]}),
+        )
+        .json();
     let id = op["id"].as_str().unwrap();
     let report = app.http_tick();
     assert_eq!(report["finished"], json!([id]), "{report}");
     assert_eq!(report["records_copied"], 100);
     assert_eq!(report["notifications"], 1, "{report}");
-    let body: Value = serde_json::from_str(&bodies.recv_timeout(std::time::Duration::from_secs(10)).unwrap()).unwrap();
-    assert_eq!((body["operation"].as_str(), body["status"].as_str()), (Some(id), Some("succeeded")));
+    let body: Value = serde_json::from_str(
+        &bodies
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (body["operation"].as_str(), body["status"].as_str()),
+        (Some(id), Some("succeeded"))
+    );
     let seen = c.get(&format!("/operations/{id}")).json();
     assert_eq!(seen["notifications"][0]["status"], "delivered");
     // A second tick has nothing left to do.
     let idle = app.http_tick();
-    assert_eq!((idle["steps"].as_i64(), idle["notifications"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (idle["steps"].as_i64(), idle["notifications"].as_i64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -365,16 +635,36 @@ fn tokens_are_stored_only_as_hashes_and_an_empty_admin_token_is_a_503() {
     let app = App::start_with(|o| {
         o.variables.insert("admin_token".into(), String::new());
     });
-    let r = app.send_json("POST", "/data/v1/tokens", &[("authorization", "Bearer ")], &json!({"tenant": "x"}));
+    let r = app.send_json(
+        "POST",
+        "/data/v1/tokens",
+        &[("authorization", "Bearer ")],
+        &json!({"tenant": "x"}),
+    );
     assert_eq!(r.status, 401);
-    let r = app.send_json("POST", "/data/v1/tokens", &[("authorization", "Bearer anything")], &json!({"tenant": "x"}));
+    let r = app.send_json(
+        "POST",
+        "/data/v1/tokens",
+        &[("authorization", "Bearer anything")],
+        &json!({"tenant": "x"}),
+    );
     assert_eq!(r.status, 503, "{}", r.body);
-    assert!(r.json()["message"].as_str().unwrap().contains("admin_token"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("admin_token"));
 }
 
 /// Every key and value of the key-value file, as text.
 fn rusqlite_like_dump(path: &std::path::Path) -> String {
     let db = engine::native::NativeDb::open(path).unwrap();
-    let rows = engine::Db::execute(&db, "SELECT key, CAST(value AS TEXT) FROM spin_key_value", &[]).unwrap();
-    rows.iter().map(|r| format!("{}={}\n", r.text(0).unwrap(), r.text(1).unwrap_or_default())).collect()
+    let rows = engine::Db::execute(
+        &db,
+        "SELECT key, CAST(value AS TEXT) FROM spin_key_value",
+        &[],
+    )
+    .unwrap();
+    rows.iter()
+        .map(|r| format!("{}={}\n", r.text(0).unwrap(), r.text(1).unwrap_or_default()))
+        .collect()
 }

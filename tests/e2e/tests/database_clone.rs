@@ -25,20 +25,35 @@ impl Q<'_> {
     fn env(&self, project: &str, name: &str) -> String {
         let body = json!({"name": name, "mode": "STAGING"});
         validate(&self.doc, "CreateEnvironmentRequest", &body).unwrap();
-        let v = self.ok(self.call("POST", &format!("/project/{project}/environment"), Some(body)), 201, "Environment");
+        let v = self.ok(
+            self.call(
+                "POST",
+                &format!("/project/{project}/environment"),
+                Some(body),
+            ),
+            201,
+            "Environment",
+        );
         v["id"].as_str().unwrap().to_string()
     }
 }
 
 fn q<'a>(app: &'a App, tenant: &str) -> Q<'a> {
-    Q { app, auth: format!("Token {}", app.token(tenant)), doc: vendor_openapi("qovery-openapi.yaml").expect("vendor OpenAPI") }
+    Q {
+        app,
+        auth: format!("Token {}", app.token(tenant)),
+        doc: vendor_openapi("qovery-openapi.yaml").expect("vendor OpenAPI"),
+    }
 }
 
 #[test]
 fn clone_a_postgres_database_into_another_environment() {
     let app = App::start();
     let q = q(&app, "acme");
-    let org = q.call("GET", "/organization", None).json()["results"][0]["id"].as_str().unwrap().to_string();
+    let org = q.call("GET", "/organization", None).json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let labels = q.ok(
         q.call("POST", &format!("/organization/{org}/labelsGroup"), Some(json!({"name": "team", "labels": [{"key": "team", "value": "data", "propagate_to_cloud_provider": true}]}))),
         201,
@@ -54,16 +69,55 @@ fn clone_a_postgres_database_into_another_environment() {
     let create = json!({"name": "Orders", "type": "POSTGRESQL", "version": "16", "mode": "CONTAINER", "accessibility": "PUBLIC",
         "cpu": 500, "storage": 20, "labels_groups": [{"id": labels["id"]}], "annotations_groups": [{"id": annotations["id"]}]});
     validate(&q.doc, "DatabaseRequest", &create).unwrap();
-    let db = q.ok(q.call("POST", &format!("/environment/{prod}/database"), Some(create)), 201, "Database");
-    assert_eq!((db["memory"].as_i64(), db["accessibility"].as_str(), db["disk_type"].clone()), (Some(100), Some("PUBLIC"), Value::Null));
+    let db = q.ok(
+        q.call(
+            "POST",
+            &format!("/environment/{prod}/database"),
+            Some(create),
+        ),
+        201,
+        "Database",
+    );
+    assert_eq!(
+        (
+            db["memory"].as_i64(),
+            db["accessibility"].as_str(),
+            db["disk_type"].clone()
+        ),
+        (Some(100), Some("PUBLIC"), Value::Null)
+    );
     let id = db["id"].as_str().unwrap().to_string();
-    assert_eq!(q.ok(q.call("GET", &format!("/database/{id}/status"), None), 200, "Status")["state"], "DEPLOYED");
+    assert_eq!(
+        q.ok(
+            q.call("GET", &format!("/database/{id}/status"), None),
+            200,
+            "Status"
+        )["state"],
+        "DEPLOYED"
+    );
 
     let lines: String = (0..10_000).map(|i| format!("{}\n", json!({"collection": "public.orders", "key": format!("{i}"), "body": {"id": i, "total": i * 3}}))).collect();
     let bearer = q.auth.replace("Token ", "Bearer ");
-    assert_eq!(app.request("POST", &format!("/data/v1/resources/qovery:{id}/import"), &[("authorization", &bearer)], Some(lines.as_bytes())).status, 200);
+    assert_eq!(
+        app.request(
+            "POST",
+            &format!("/data/v1/resources/qovery:{id}/import"),
+            &[("authorization", &bearer)],
+            Some(lines.as_bytes())
+        )
+        .status,
+        200
+    );
     let source_rows = |r: &str| -> Vec<String> {
-        let mut v: Vec<String> = app.get(&format!("/data/v1/resources/{r}/export"), &[("authorization", &bearer)]).body.lines().map(String::from).collect();
+        let mut v: Vec<String> = app
+            .get(
+                &format!("/data/v1/resources/{r}/export"),
+                &[("authorization", &bearer)],
+            )
+            .body
+            .lines()
+            .map(String::from)
+            .collect();
         v.sort();
         v
     };
@@ -71,22 +125,60 @@ fn clone_a_postgres_database_into_another_environment() {
 
     let body = json!({"name": "orders-staging", "environment_id": staging});
     validate(&q.doc, "CloneServiceRequest", &body).unwrap();
-    let clone = q.ok(q.call("POST", &format!("/database/{id}/clone"), Some(body)), 202, "Database");
+    let clone = q.ok(
+        q.call("POST", &format!("/database/{id}/clone"), Some(body)),
+        202,
+        "Database",
+    );
     let cid = clone["id"].as_str().unwrap().to_string();
     assert_eq!(clone["environment"]["id"], staging.as_str());
-    for k in ["type", "version", "mode", "accessibility", "cpu", "memory", "storage", "annotations_groups", "labels_groups"] {
+    for k in [
+        "type",
+        "version",
+        "mode",
+        "accessibility",
+        "cpu",
+        "memory",
+        "storage",
+        "annotations_groups",
+        "labels_groups",
+    ] {
         assert_eq!(clone[k], db[k], "{k}");
     }
     // Writes after the start do not reach the clone.
-    app.send_json("PUT", &format!("/data/v1/resources/qovery:{id}/collections/public.orders/records/late"), &[("authorization", &bearer)], &json!({}));
+    app.send_json(
+        "PUT",
+        &format!("/data/v1/resources/qovery:{id}/collections/public.orders/records/late"),
+        &[("authorization", &bearer)],
+        &json!({}),
+    );
     // The 409 cases.
-    let again = q.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": "another", "environment_id": staging})));
-    assert_eq!((again.status, again.json()["message"].as_str()), (409, Some("Operation is in progress")));
-    let dup = q.call("POST", &format!("/environment/{staging}/database"), Some(json!({"name": "ORDERS-STAGING", "type": "REDIS", "version": "7", "mode": "CONTAINER"})));
+    let again = q.call(
+        "POST",
+        &format!("/database/{id}/clone"),
+        Some(json!({"name": "another", "environment_id": staging})),
+    );
+    assert_eq!(
+        (again.status, again.json()["message"].as_str()),
+        (409, Some("Operation is in progress"))
+    );
+    let dup = q.call(
+        "POST",
+        &format!("/environment/{staging}/database"),
+        Some(
+            json!({"name": "ORDERS-STAGING", "type": "REDIS", "version": "7", "mode": "CONTAINER"}),
+        ),
+    );
     assert_eq!(dup.status, 409, "{}", dup.body);
 
-    let first = q.ok(q.call("GET", &format!("/database/{cid}/status"), None), 200, "Status");
-    assert!(["DEPLOYMENT_QUEUED", "DEPLOYING", "DEPLOYED"].contains(&first["state"].as_str().unwrap()));
+    let first = q.ok(
+        q.call("GET", &format!("/database/{cid}/status"), None),
+        200,
+        "Status",
+    );
+    assert!(
+        ["DEPLOYMENT_QUEUED", "DEPLOYING", "DEPLOYED"].contains(&first["state"].as_str().unwrap())
+    );
     assert!(first["data_copy"]["records_total"].as_i64().unwrap() >= 10_000);
     let mut last = first;
     for _ in 0..500 {
@@ -94,14 +186,30 @@ fn clone_a_postgres_database_into_another_environment() {
             break;
         }
         app.tick().unwrap();
-        last = q.ok(q.call("GET", &format!("/database/{cid}/status"), None), 200, "Status");
+        last = q.ok(
+            q.call("GET", &format!("/database/{cid}/status"), None),
+            200,
+            "Status",
+        );
     }
     assert_eq!(last["state"], "DEPLOYED", "{last}");
     assert_eq!(last["data_copy"]["percent"], 100.0);
     assert_eq!(source_rows(&format!("qovery:{cid}")), at_start);
     // Done: another clone may start; the list shows both databases per environment.
-    assert_eq!(q.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": "again", "environment_id": prod}))).status, 202);
-    let list = q.ok(q.call("GET", &format!("/environment/{staging}/database"), None), 200, "DatabaseResponseList");
+    assert_eq!(
+        q.call(
+            "POST",
+            &format!("/database/{id}/clone"),
+            Some(json!({"name": "again", "environment_id": prod}))
+        )
+        .status,
+        202
+    );
+    let list = q.ok(
+        q.call("GET", &format!("/environment/{staging}/database"), None),
+        200,
+        "DatabaseResponseList",
+    );
     assert_eq!(list["results"].as_array().unwrap().len(), 1);
 }
 
@@ -111,28 +219,97 @@ fn errors_and_organizations() {
     let q1 = q(&app, "acme");
     let q2 = q(&app, "globex");
     let env1 = q1.env("p1", "prod");
-    let db = q1.ok(q1.call("POST", &format!("/environment/{env1}/database"), Some(json!({"name": "db", "type": "MYSQL", "version": "8", "mode": "CONTAINER"}))), 201, "Database");
+    let db = q1.ok(
+        q1.call(
+            "POST",
+            &format!("/environment/{env1}/database"),
+            Some(json!({"name": "db", "type": "MYSQL", "version": "8", "mode": "CONTAINER"})),
+        ),
+        201,
+        "Database",
+    );
     assert_eq!(db["memory"], 512);
     let id = db["id"].as_str().unwrap();
     // Another organization sees nothing, and cannot use its environment.
     assert_eq!(q2.call("GET", &format!("/database/{id}"), None).status, 404);
     let env2 = q2.env("p2", "prod");
-    assert_eq!(q2.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": "x", "environment_id": env2}))).status, 404);
-    assert_eq!(q1.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": "x", "environment_id": env2}))).status, 404);
-    assert_eq!(q2.call("GET", &format!("/environment/{env1}"), None).status, 404);
-    assert_eq!(q2.call("POST", "/project/p1/environment", Some(json!({"name": "mine"}))).status, 404);
+    assert_eq!(
+        q2.call(
+            "POST",
+            &format!("/database/{id}/clone"),
+            Some(json!({"name": "x", "environment_id": env2}))
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        q1.call(
+            "POST",
+            &format!("/database/{id}/clone"),
+            Some(json!({"name": "x", "environment_id": env2}))
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        q2.call("GET", &format!("/environment/{env1}"), None).status,
+        404
+    );
+    assert_eq!(
+        q2.call(
+            "POST",
+            "/project/p1/environment",
+            Some(json!({"name": "mine"}))
+        )
+        .status,
+        404
+    );
     // Missing fields.
-    for body in [json!({"name": "x"}), json!({"environment_id": env1}), json!({})] {
-        assert_eq!(q1.call("POST", &format!("/database/{id}/clone"), Some(body)).status, 400);
+    for body in [
+        json!({"name": "x"}),
+        json!({"environment_id": env1}),
+        json!({}),
+    ] {
+        assert_eq!(
+            q1.call("POST", &format!("/database/{id}/clone"), Some(body))
+                .status,
+            400
+        );
     }
-    let r = q1.call("POST", &format!("/environment/{env1}/database"), Some(json!({"name": "m", "type": "POSTGRESQL", "version": "16", "mode": "MANAGED"})));
+    let r = q1.call(
+        "POST",
+        &format!("/environment/{env1}/database"),
+        Some(json!({"name": "m", "type": "POSTGRESQL", "version": "16", "mode": "MANAGED"})),
+    );
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("instance_type"));
-    assert_eq!(q1.call("POST", "/project/p1/environment", Some(json!({"name": "PROD"}))).status, 409);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("instance_type"));
+    assert_eq!(
+        q1.call(
+            "POST",
+            "/project/p1/environment",
+            Some(json!({"name": "PROD"}))
+        )
+        .status,
+        409
+    );
     assert_eq!(app.get(&format!("/database/{id}"), &[]).status, 401);
     // Delete frees the name.
-    assert_eq!(q1.call("DELETE", &format!("/database/{id}"), None).status, 204);
-    assert_eq!(q1.call("POST", &format!("/environment/{env1}/database"), Some(json!({"name": "DB", "type": "MYSQL", "version": "8", "mode": "CONTAINER"}))).status, 201);
+    assert_eq!(
+        q1.call("DELETE", &format!("/database/{id}"), None).status,
+        204
+    );
+    assert_eq!(
+        q1.call(
+            "POST",
+            &format!("/environment/{env1}/database"),
+            Some(json!({"name": "DB", "type": "MYSQL", "version": "8", "mode": "CONTAINER"}))
+        )
+        .status,
+        201
+    );
 }
 
 #[test]
@@ -140,7 +317,13 @@ fn simultaneous_clones_of_one_database_never_both_start() {
     let app = App::start();
     let q = q(&app, "acme");
     let env = q.env("p", "prod");
-    let id = q.call("POST", &format!("/environment/{env}/database"), Some(json!({"name": "db", "type": "REDIS", "version": "7", "mode": "CONTAINER"}))).json()["id"]
+    let id = q
+        .call(
+            "POST",
+            &format!("/environment/{env}/database"),
+            Some(json!({"name": "db", "type": "REDIS", "version": "7", "mode": "CONTAINER"})),
+        )
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -149,17 +332,35 @@ fn simultaneous_clones_of_one_database_never_both_start() {
             let hs: Vec<_> = (0..4)
                 .map(|i| {
                     let (q, id, env) = (&q, &id, &env);
-                    s.spawn(move || q.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": format!("c{round}-{i}"), "environment_id": env}))).status)
+                    s.spawn(move || {
+                        q.call(
+                            "POST",
+                            &format!("/database/{id}/clone"),
+                            Some(json!({"name": format!("c{round}-{i}"), "environment_id": env})),
+                        )
+                        .status
+                    })
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "round {round}: {statuses:?}");
-        assert!(statuses.iter().all(|s| *s == 202 || *s == 409), "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 202).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 202 || *s == 409),
+            "{statuses:?}"
+        );
         // Let it finish before the next round.
         for _ in 0..100 {
             app.tick().unwrap();
-            let busy = q.call("POST", &format!("/database/{id}/clone"), Some(json!({"name": format!("probe{round}"), "environment_id": env})));
+            let busy = q.call(
+                "POST",
+                &format!("/database/{id}/clone"),
+                Some(json!({"name": format!("probe{round}"), "environment_id": env})),
+            );
             if busy.status == 202 {
                 for _ in 0..100 {
                     app.tick().unwrap();

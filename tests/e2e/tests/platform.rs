@@ -9,12 +9,26 @@ fn allowed_import(name: &str) -> bool {
     let unversioned = name.split('@').next().unwrap();
     let version = name.split('@').nth(1).unwrap_or("");
     match unversioned {
-        "fermyon:spin/key-value" | "fermyon:spin/sqlite" | "fermyon:spin/variables" => version == "2.0.0",
+        "fermyon:spin/key-value" | "fermyon:spin/sqlite" | "fermyon:spin/variables" => {
+            version == "2.0.0"
+        }
         "fermyon:spin-cron/cron-types" => version == "2.0.0",
-        "wasi:io/poll" | "wasi:io/error" | "wasi:io/streams" | "wasi:http/types" | "wasi:http/outgoing-handler"
-        | "wasi:cli/environment" | "wasi:cli/exit" | "wasi:cli/stdin" | "wasi:cli/stdout" | "wasi:cli/stderr"
-        | "wasi:clocks/wall-clock" | "wasi:clocks/monotonic-clock" | "wasi:random/random"
-        | "wasi:random/insecure" | "wasi:random/insecure-seed" | "wasi:filesystem/types"
+        "wasi:io/poll"
+        | "wasi:io/error"
+        | "wasi:io/streams"
+        | "wasi:http/types"
+        | "wasi:http/outgoing-handler"
+        | "wasi:cli/environment"
+        | "wasi:cli/exit"
+        | "wasi:cli/stdin"
+        | "wasi:cli/stdout"
+        | "wasi:cli/stderr"
+        | "wasi:clocks/wall-clock"
+        | "wasi:clocks/monotonic-clock"
+        | "wasi:random/random"
+        | "wasi:random/insecure"
+        | "wasi:random/insecure-seed"
+        | "wasi:filesystem/types"
         | "wasi:filesystem/preopens" => version.starts_with("0.2."),
         _ => false,
     }
@@ -26,14 +40,25 @@ fn every_component_imports_only_what_spin_provides() {
     let ids: Vec<String> = app.host.manifest().components.keys().cloned().collect();
     assert_eq!(
         ids,
-        ["clone-worker", "cluster-cloning", "data-api", "database-clone", "dataset-copy", "namespace-clone", "service-fork"]
+        [
+            "clone-worker",
+            "cluster-cloning",
+            "data-api",
+            "database-clone",
+            "dataset-copy",
+            "namespace-clone",
+            "service-fork"
+        ]
     );
     for id in &ids {
         let (imports, exports) = app.host.interfaces(id).unwrap();
         let surprises: Vec<&String> = imports.iter().filter(|i| !allowed_import(i)).collect();
         assert!(surprises.is_empty(), "{id} imports {surprises:?}");
         if id != "clone-worker" {
-            assert!(!imports.iter().any(|i| i.starts_with("fermyon:spin-cron")), "{id} imports the cron types");
+            assert!(
+                !imports.iter().any(|i| i.starts_with("fermyon:spin-cron")),
+                "{id} imports the cron types"
+            );
             assert_eq!(exports, ["wasi:http/incoming-handler@0.2.0"], "{id}");
         } else {
             let mut e = exports.clone();
@@ -53,7 +78,10 @@ fn every_family_route_reaches_its_component() {
         ("/v1/namespaces/__probe/__probe", "namespace-clone"),
         ("/v1/tasks/__probe/__probe", "namespace-clone"),
         ("/public/api/v1/__probe", "service-fork"),
-        ("/v1/projects/__probe/__probe/__probe/__probe", "dataset-copy"),
+        (
+            "/v1/projects/__probe/__probe/__probe/__probe",
+            "dataset-copy",
+        ),
         ("/v1/jobs/__probe/__probe/__probe", "dataset-copy"),
         ("/database/__probe/__probe/__probe", "database-clone"),
         ("/environment/__probe/__probe/__probe", "database-clone"),

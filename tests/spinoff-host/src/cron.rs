@@ -15,7 +15,9 @@ use crate::runtime::Host;
 pub fn parse_schedule(expr: &str) -> Result<cron::Schedule> {
     let fields = expr.split_whitespace().count();
     if !(6..=7).contains(&fields) {
-        anyhow::bail!("cron_expression {expr:?} must have 6 or 7 fields (seconds first), it has {fields}");
+        anyhow::bail!(
+            "cron_expression {expr:?} must have 6 or 7 fields (seconds first), it has {fields}"
+        );
     }
     cron::Schedule::from_str(expr).map_err(|e| anyhow!("cron_expression {expr:?}: {e}"))
 }
@@ -49,7 +51,9 @@ impl Host {
             let component = t.component.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Some(next) = schedule.upcoming(chrono::Utc).next() else { return };
+                    let Some(next) = schedule.upcoming(chrono::Utc).next() else {
+                        return;
+                    };
                     let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
                     if let Err(e) = host.fire_cron(&component).await {

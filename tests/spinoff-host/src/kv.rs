@@ -37,7 +37,9 @@ impl KvBackend {
                 PRIMARY KEY (store, key)
             )",
         )?;
-        Ok(KvBackend { conn: Mutex::new(conn) })
+        Ok(KvBackend {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, Error> {
@@ -71,8 +73,11 @@ impl KvBackend {
 
     pub fn delete(&self, store: &str, key: &str) -> Result<(), Error> {
         self.with(|c| {
-            c.execute("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2", params![store, key])
-                .map(|_| ())
+            c.execute(
+                "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                params![store, key],
+            )
+            .map(|_| ())
         })
     }
 
@@ -82,7 +87,8 @@ impl KvBackend {
 
     pub fn keys(&self, store: &str) -> Result<Vec<String>, Error> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+            let mut st =
+                c.prepare("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
             let rows = st.query_map(params![store], |r| r.get(0))?;
             rows.collect()
         })
@@ -94,7 +100,10 @@ impl State {
         Ok(self.table.get(store)?.label.clone())
     }
 
-    fn kv_open_impl(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+    fn kv_open_impl(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
         if !self.manifest.key_value_stores.iter().any(|s| s == &label) {
             return Ok(Err(Error::AccessDenied));
         }
@@ -112,22 +121,39 @@ impl key_value::HostStore for State {
         self.kv_open_impl(label)
     }
 
-    fn get(&mut self, s: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+    fn get(
+        &mut self,
+        s: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let label = self.kv_label(&s)?;
         Ok(self.shared.kv.get(&label, &key))
     }
 
-    fn set(&mut self, s: Resource<OpenStore>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+    fn set(
+        &mut self,
+        s: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.kv_label(&s)?;
         Ok(self.shared.kv.set(&label, &key, &value))
     }
 
-    fn delete(&mut self, s: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<(), Error>> {
+    fn delete(
+        &mut self,
+        s: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.kv_label(&s)?;
         Ok(self.shared.kv.delete(&label, &key))
     }
 
-    fn exists(&mut self, s: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<bool, Error>> {
+    fn exists(
+        &mut self,
+        s: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
         let label = self.kv_label(&s)?;
         Ok(self.shared.kv.exists(&label, &key))
     }

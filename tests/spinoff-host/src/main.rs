@@ -15,7 +15,11 @@ use clap::{Args, Parser, Subcommand};
 use spinoff_host::{Host, HostOptions};
 
 #[derive(Parser)]
-#[command(name = "spinoff-host", version, about = "Run a Spin app's components on wasmtime, as `spin up` would")]
+#[command(
+    name = "spinoff-host",
+    version,
+    about = "Run a Spin app's components on wasmtime, as `spin up` would"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,7 +69,9 @@ fn options(c: &Common) -> Result<HostOptions> {
     }
     let mut vars = BTreeMap::new();
     for kv in &c.variables {
-        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("--variable {kv:?}: expected NAME=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--variable {kv:?}: expected NAME=VALUE"))?;
         vars.insert(k.to_string(), v.to_string());
     }
     opts.variables = vars;
@@ -75,7 +81,11 @@ fn options(c: &Common) -> Result<HostOptions> {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Up { common, listen, no_cron } => {
+        Command::Up {
+            common,
+            listen,
+            no_cron,
+        } => {
             let opts = options(&common)?;
             let host = Arc::new(tokio::task::block_in_place(|| Host::new(opts))?);
             let (addr, server) = spinoff_host::server::bind(host.clone(), listen).await?;
@@ -83,7 +93,11 @@ async fn main() -> Result<()> {
             for t in &host.manifest().http_triggers {
                 println!("    {}: http://{addr}{}", t.component, t.route);
             }
-            let _cron = if no_cron { Vec::new() } else { host.start_cron()? };
+            let _cron = if no_cron {
+                Vec::new()
+            } else {
+                host.start_cron()?
+            };
             tokio::select! {
                 r = server => r??,
                 _ = tokio::signal::ctrl_c() => {}

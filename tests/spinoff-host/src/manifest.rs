@@ -96,7 +96,13 @@ impl Manifest {
             .with_context(|| format!("reading manifest {}", path.display()))?;
         let base_dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         Self::parse(&text, base_dir).with_context(|| format!("in manifest {}", path.display()))
@@ -116,7 +122,11 @@ impl Manifest {
         }
         for t in &raw.trigger.http {
             if !raw.component.contains_key(&t.component) {
-                bail!("http trigger {:?} names unknown component {:?}", t.route, t.component);
+                bail!(
+                    "http trigger {:?} names unknown component {:?}",
+                    t.route,
+                    t.component
+                );
             }
             crate::router::Route::parse(&t.route)?;
         }
@@ -143,14 +153,18 @@ impl Manifest {
 
     /// The absolute path of a component's Wasm file.
     pub fn source_path(&self, component: &str) -> Option<PathBuf> {
-        self.components.get(component).map(|c| self.base_dir.join(&c.source))
+        self.components
+            .get(component)
+            .map(|c| self.base_dir.join(&c.source))
     }
 }
 
 /// Spin's variable names: lowercase ASCII letters, digits and `_`, starting with a letter.
 pub fn check_variable_name(name: &str) -> Result<()> {
     let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !ok {
         bail!("invalid variable name {name:?}: use lowercase letters, digits and '_', starting with a letter");
     }

@@ -60,7 +60,11 @@ impl Route {
                 None => segments.push(Segment::Literal(s.to_string())),
             }
         }
-        Ok(Route { raw: raw.to_string(), segments, wildcard })
+        Ok(Route {
+            raw: raw.to_string(),
+            segments,
+            wildcard,
+        })
     }
 
     fn component_route(&self) -> String {
@@ -111,7 +115,12 @@ pub struct Router {
 
 impl Router {
     pub fn new(routes: &[String]) -> Result<Router> {
-        Ok(Router { routes: routes.iter().map(|r| Route::parse(r)).collect::<Result<_>>()? })
+        Ok(Router {
+            routes: routes
+                .iter()
+                .map(|r| Route::parse(r))
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// Match a request path (without query string).
@@ -185,7 +194,9 @@ mod tests {
 
     #[test]
     fn wildcard_path_info_and_component_route() {
-        let m = router().route("/api/v1/clusters/abc/cloning-operations").unwrap();
+        let m = router()
+            .route("/api/v1/clusters/abc/cloning-operations")
+            .unwrap();
         assert_eq!(m.index, 0);
         assert_eq!(m.path_info, "/abc/cloning-operations");
         assert_eq!(m.component_route, "/api/v1/clusters");
@@ -214,7 +225,10 @@ mod tests {
         let m = router().route("/api/v1/clusters").unwrap();
         assert_eq!((m.index, m.path_info.as_str()), (0, ""));
         let m = router().route("/nothing/here").unwrap();
-        assert_eq!((m.index, m.path_info.as_str(), m.component_route.as_str()), (4, "/nothing/here", ""));
+        assert_eq!(
+            (m.index, m.path_info.as_str(), m.component_route.as_str()),
+            (4, "/nothing/here", "")
+        );
         assert_eq!(router().route("/exact").unwrap().index, 5);
         assert_eq!(router().route("/exact/more").unwrap().index, 4);
     }

@@ -127,26 +127,43 @@ pub(crate) struct MemoryMeter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryMeter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let mut peak = self.peak.lock().unwrap();
         let e = peak.entry(self.component.clone()).or_insert(0);
         *e = (*e).max(desired);
         Ok(true)
     }
-    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(true)
     }
 }
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
     }
 }
 
@@ -180,13 +197,17 @@ impl Host {
             .chain(manifest.cron_triggers.iter().map(|t| t.component.as_str()))
             .collect();
         for id in used {
-            let path = manifest.source_path(id).expect("validated by Manifest::parse");
+            let path = manifest
+                .source_path(id)
+                .expect("validated by Manifest::parse");
             let component = load_component(&engine, &path, opts.cache_dir.as_deref())
                 .with_context(|| format!("loading component {id:?} from {}", path.display()))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component {id:?} imports something the host does not provide"))?;
+                .with_context(|| {
+                    format!("component {id:?} imports something the host does not provide")
+                })?;
             let is_http = manifest.http_triggers.iter().any(|t| t.component == id);
             let proxy = if is_http {
                 Some(ProxyPre::new(pre.clone()).map_err(anyhow::Error::from).with_context(|| {
@@ -197,9 +218,17 @@ impl Host {
             };
             components.insert(id.to_string(), Arc::new(Loaded { pre, proxy }));
         }
-        let routes: Vec<String> = manifest.http_triggers.iter().map(|t| t.route.clone()).collect();
+        let routes: Vec<String> = manifest
+            .http_triggers
+            .iter()
+            .map(|t| t.route.clone())
+            .collect();
         let router = Router::new(&routes)?;
-        let route_components = manifest.http_triggers.iter().map(|t| t.component.clone()).collect();
+        let route_components = manifest
+            .http_triggers
+            .iter()
+            .map(|t| t.component.clone())
+            .collect();
         Ok(Host {
             engine,
             router,
@@ -226,8 +255,14 @@ impl Host {
     pub fn interfaces(&self, component: &str) -> Option<(Vec<String>, Vec<String>)> {
         let loaded = self.components.get(component)?;
         let ty = loaded.pre.component().component_type();
-        let imports = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        let exports = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         Some((imports, exports))
     }
 
@@ -237,11 +272,19 @@ impl Host {
         if self.shared.inherit_stdio {
             wasi.inherit_stdout().inherit_stderr();
         }
-        let decl = self.manifest.components.get(component).cloned().expect("known component");
+        let decl = self
+            .manifest
+            .components
+            .get(component)
+            .cloned()
+            .expect("known component");
         for (k, v) in &decl.environment {
             wasi.env(k, v);
         }
-        let memory = MemoryMeter { peak: self.shared.memory_peaks.clone(), component: component.to_string() };
+        let memory = MemoryMeter {
+            peak: self.shared.memory_peaks.clone(),
+            component: component.to_string(),
+        };
         let mut store = Store::new(
             &self.engine,
             State {
@@ -261,18 +304,29 @@ impl Host {
     /// The largest linear memory (bytes) an instance of `component` has had,
     /// and reset it (so a benchmark can measure one phase at a time).
     pub fn take_memory_peak(&self, component: &str) -> usize {
-        self.shared.memory_peaks.lock().unwrap().remove(component).unwrap_or(0)
+        self.shared
+            .memory_peaks
+            .lock()
+            .unwrap()
+            .remove(component)
+            .unwrap_or(0)
     }
 
     pub(crate) fn component(&self, id: &str) -> Result<Arc<Loaded>> {
-        self.components.get(id).cloned().ok_or_else(|| anyhow!("no component {id:?} in the manifest's triggers"))
+        self.components
+            .get(id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no component {id:?} in the manifest's triggers"))
     }
 }
 
 /// Compile a component, or load its compiled form from `cache_dir`.
 fn load_component(engine: &Engine, path: &Path, cache_dir: Option<&Path>) -> Result<Component> {
     let bytes = std::fs::read(path).with_context(|| {
-        format!("reading {} (build the components first: scripts/build-wasm)", path.display())
+        format!(
+            "reading {} (build the components first: scripts/build-wasm)",
+            path.display()
+        )
     })?;
     let Some(cache_dir) = cache_dir else {
         return Ok(Component::new(engine, &bytes)?);

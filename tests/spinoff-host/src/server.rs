@@ -29,20 +29,30 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) -> Result<()> {
                 let host = host.clone();
                 async move { Ok::<_, std::convert::Infallible>(host.handle(req, client_addr).await) }
             });
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(client), service).await;
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(client), service)
+                .await;
         });
     }
 }
 
 /// Bind `addr` and serve; returns the bound address (useful with port 0).
-pub async fn bind(host: Arc<Host>, addr: SocketAddr) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<()>>)> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+pub async fn bind(
+    host: Arc<Host>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<()>>)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     Ok((local, tokio::spawn(serve(host, listener))))
 }
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from(text.into())).map_err(|never| match never {}).boxed_unsync();
+    let body = Full::new(Bytes::from(text.into()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
     Response::builder()
         .status(status)
         .header("content-type", "text/plain; charset=utf-8")
@@ -52,7 +62,11 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response<HyperOutgoingB
 
 impl Host {
     /// Handle one request: 404 when no route matches, 500 when the guest traps.
-    pub async fn handle(&self, req: Request<Incoming>, client_addr: SocketAddr) -> Response<HyperOutgoingBody> {
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client_addr: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
         match self.handle_impl(req, client_addr).await {
             Ok(r) => r,
             Err(e) => {
@@ -62,14 +76,21 @@ impl Host {
         }
     }
 
-    async fn handle_impl(&self, req: Request<Incoming>, client_addr: SocketAddr) -> Result<Response<HyperOutgoingBody>> {
+    async fn handle_impl(
+        &self,
+        req: Request<Incoming>,
+        client_addr: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>> {
         let path = req.uri().path().to_string();
         let Some(m) = self.router.route(&path) else {
             return Ok(plain(StatusCode::NOT_FOUND, "Not Found\n"));
         };
         let component_id = self.route_components[m.index].clone();
         let loaded = self.component(&component_id)?;
-        let proxy = loaded.proxy.clone().context("component has no HTTP handler")?;
+        let proxy = loaded
+            .proxy
+            .clone()
+            .context("component has no HTTP handler")?;
 
         let (mut parts, body) = req.into_parts();
         let authority = parts
@@ -78,12 +99,19 @@ impl Host {
             .and_then(|h| h.to_str().ok())
             .map(String::from)
             .unwrap_or_else(|| "localhost".to_string());
-        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
         let full_url = format!("http://{authority}{path_and_query}");
         parts.uri = full_url.parse().context("building the full URL")?;
         let h = &mut parts.headers;
         let mut set = |name: &str, value: &str| -> Result<()> {
-            h.insert(http::HeaderName::from_bytes(name.as_bytes())?, http::HeaderValue::from_str(value)?);
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes())?,
+                http::HeaderValue::from_str(value)?,
+            );
             Ok(())
         };
         set("spin-full-url", &full_url)?;
@@ -94,26 +122,41 @@ impl Host {
         set("spin-base-path", "/")?;
         set("spin-client-addr", &client_addr.to_string())?;
         for (name, value) in &m.params {
-            set(&format!("spin-path-match-{}", name.to_ascii_lowercase()), value)?;
+            set(
+                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                value,
+            )?;
         }
         let body = body.map_err(wasmtime_wasi_http::p2::hyper_request_error);
         let req = Request::from_parts(parts, body);
 
         let mut store = self.new_store(&component_id);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let wasi_req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let wasi_req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let task = tokio::spawn(async move {
             let instance = proxy.instantiate_async(&mut store).await?;
-            instance.wasi_http_incoming_handler().call_handle(&mut store, wasi_req, out).await
+            instance
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, wasi_req, out)
+                .await
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(code)) => Err(anyhow::anyhow!("component {component_id} answered with error {code:?}")),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "component {component_id} answered with error {code:?}"
+            )),
             Err(_) => {
                 let why = match task.await {
-                    Ok(Ok(())) => anyhow::anyhow!("component {component_id} returned without setting a response"),
-                    Ok(Err(e)) => anyhow::Error::from(e).context(format!("component {component_id} trapped")),
+                    Ok(Ok(())) => anyhow::anyhow!(
+                        "component {component_id} returned without setting a response"
+                    ),
+                    Ok(Err(e)) => {
+                        anyhow::Error::from(e).context(format!("component {component_id} trapped"))
+                    }
                     Err(e) => anyhow::Error::from(e),
                 };
                 Err(why)

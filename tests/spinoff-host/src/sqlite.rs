@@ -22,8 +22,16 @@ pub struct OpenConnection {
 }
 
 impl State {
-    fn sqlite_open_impl(&mut self, database: String) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
-        if !self.manifest.sqlite_databases.iter().any(|d| d == &database) {
+    fn sqlite_open_impl(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
+        if !self
+            .manifest
+            .sqlite_databases
+            .iter()
+            .any(|d| d == &database)
+        {
             return Ok(Err(Error::AccessDenied));
         }
         if database != "default" {
@@ -52,7 +60,11 @@ impl State {
     }
 }
 
-fn execute(conn: &Connection, statement: &str, parameters: Vec<Value>) -> rusqlite::Result<QueryResult> {
+fn execute(
+    conn: &Connection,
+    statement: &str,
+    parameters: Vec<Value>,
+) -> rusqlite::Result<QueryResult> {
     let mut st = conn.prepare_cached(statement)?;
     let columns: Vec<String> = st.column_names().into_iter().map(String::from).collect();
     let params: Vec<SqlValue> = parameters.into_iter().map(to_sql).collect();
@@ -98,7 +110,10 @@ fn map_error(e: rusqlite::Error) -> Error {
 impl sqlite::Host for State {}
 
 impl sqlite::HostConnection for State {
-    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
+    fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
         self.sqlite_open_impl(database)
     }
 

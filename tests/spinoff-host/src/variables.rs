@@ -38,7 +38,10 @@ impl Resolver {
             app.insert(name.clone(), value);
         }
         if !missing.is_empty() {
-            bail!("no provider resolved required variable(s): {}", missing.join(", "));
+            bail!(
+                "no provider resolved required variable(s): {}",
+                missing.join(", ")
+            );
         }
         for name in given.keys() {
             if !manifest.variables.contains_key(name) {
@@ -56,10 +59,14 @@ impl Resolver {
     /// The value of `name` for `component`, as Spin resolves it.
     pub fn get(&self, component: &str, name: &str) -> Result<String, Error> {
         if check_variable_name(name).is_err() {
-            return Err(Error::InvalidName(format!("invalid variable name {name:?}")));
+            return Err(Error::InvalidName(format!(
+                "invalid variable name {name:?}"
+            )));
         }
         let Some(template) = self.components.get(component).and_then(|m| m.get(name)) else {
-            return Err(Error::Undefined(format!("no variable for {component:?}.{name:?}")));
+            return Err(Error::Undefined(format!(
+                "no variable for {component:?}.{name:?}"
+            )));
         };
         self.render(template).map_err(Error::Provider)
     }
@@ -70,7 +77,9 @@ impl Resolver {
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("unclosed '{{{{' in {template:?}"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed '{{{{' in {template:?}"))?;
             let var = after[..end].trim();
             match self.app.get(var) {
                 Some(Some(v)) => out.push_str(v),

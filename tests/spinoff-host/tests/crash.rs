@@ -17,7 +17,10 @@ use serde_json::{json, Value};
 const ADMIN: &str = "crash-test-admin-token";
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 struct Proc {
@@ -48,17 +51,37 @@ fn start(state: &Path) -> Proc {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
 }
 
-fn call(a: &ureq::Agent, method: &str, url: &str, auth: &str, body: Option<&[u8]>) -> (u16, String) {
-    let mut req = ureq::http::Request::builder().method(method).uri(url).header("authorization", auth);
+fn call(
+    a: &ureq::Agent,
+    method: &str,
+    url: &str,
+    auth: &str,
+    body: Option<&[u8]>,
+) -> (u16, String) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", auth);
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
     let r = a.run(req.body(body.unwrap_or_default().to_vec()).unwrap());
     match r {
-        Ok(mut r) => (r.status().as_u16(), r.body_mut().with_config().limit(1 << 30).read_to_string().unwrap_or_default()),
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut()
+                .with_config()
+                .limit(1 << 30)
+                .read_to_string()
+                .unwrap_or_default(),
+        ),
         Err(e) => (0, e.to_string()),
     }
 }
@@ -71,31 +94,82 @@ fn versions(db: &Path, container_name: &str) -> Vec<(String, String, i64, i64, O
              WHERE c.family = 'native' AND c.name = ?1 AND c.deleting = 0 ORDER BY 1, 2, 3",
         )
         .unwrap();
-    st.query_map([container_name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).unwrap().map(Result::unwrap).collect()
+    st.query_map([container_name], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 #[test]
 fn a_clone_survives_sigkill_at_random_points() {
-    let kills = if std::env::var("SPINOFF_LONG_TESTS").is_ok() { 100 } else { 20 };
+    let kills = if std::env::var("SPINOFF_LONG_TESTS").is_ok() {
+        100
+    } else {
+        20
+    };
     let state = tempfile::tempdir().unwrap();
     let a = agent();
     let admin = format!("Bearer {ADMIN}");
     let mut p = start(state.path());
-    let (s, b) = call(&a, "POST", &format!("{}/data/v1/tokens", p.base), &admin, Some(br#"{"tenant":"acme"}"#));
+    let (s, b) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/tokens", p.base),
+        &admin,
+        Some(br#"{"tenant":"acme"}"#),
+    );
     assert_eq!(s, 201, "{b}");
-    let auth = format!("Bearer {}", serde_json::from_str::<Value>(&b).unwrap()["token"].as_str().unwrap());
-    call(&a, "PUT", &format!("{}/data/v1/resources/native:src", p.base), &auth, None);
+    let auth = format!(
+        "Bearer {}",
+        serde_json::from_str::<Value>(&b).unwrap()["token"]
+            .as_str()
+            .unwrap()
+    );
+    call(
+        &a,
+        "PUT",
+        &format!("{}/data/v1/resources/native:src", p.base),
+        &auth,
+        None,
+    );
     // 50 000 records, two versions for a fifth of them.
     for batch in 0..5 {
         let lines: String = (batch * 10_000..(batch + 1) * 10_000)
             .map(|i| format!("{}\n", json!({"collection": (["a", "b", "c", "d"][i % 4]), "key": format!("k{i:06}"), "body": {"i": i, "pad": "x".repeat(200)}})))
             .collect();
-        let (s, b) = call(&a, "POST", &format!("{}/data/v1/resources/native:src/import", p.base), &auth, Some(lines.as_bytes()));
+        let (s, b) = call(
+            &a,
+            "POST",
+            &format!("{}/data/v1/resources/native:src/import", p.base),
+            &auth,
+            Some(lines.as_bytes()),
+        );
         assert_eq!(s, 200, "{b}");
     }
-    let lines: String = (0..10_000).map(|i| format!("{}\n", json!({"collection": "a", "key": format!("k{:06}", i * 4), "body": {"v": 2}}))).collect();
-    call(&a, "POST", &format!("{}/data/v1/resources/native:src/import", p.base), &auth, Some(lines.as_bytes()));
-    let (s, b) = call(&a, "POST", &format!("{}/data/v1/resources/native:src/clones", p.base), &auth, Some(br#"{"target":"native:dst","history":true}"#));
+    let lines: String = (0..10_000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"collection": "a", "key": format!("k{:06}", i * 4), "body": {"v": 2}})
+            )
+        })
+        .collect();
+    call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:src/import", p.base),
+        &auth,
+        Some(lines.as_bytes()),
+    );
+    let (s, b) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:src/clones", p.base),
+        &auth,
+        Some(br#"{"target":"native:dst","history":true}"#),
+    );
     assert_eq!(s, 202, "{b}");
     let op: Value = serde_json::from_str(&b).unwrap();
     let id = op["id"].as_str().unwrap().to_string();
@@ -119,8 +193,20 @@ fn a_clone_survives_sigkill_at_random_points() {
             let a = agent();
             let mut i = 0;
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                call(&a, "POST", &format!("{base}/internal/worker/tick"), &admin2, None);
-                call(&a, "PUT", &format!("{base}/data/v1/resources/native:src/collections/b/records/late-{i}"), &auth2, Some(b"{}"));
+                call(
+                    &a,
+                    "POST",
+                    &format!("{base}/internal/worker/tick"),
+                    &admin2,
+                    None,
+                );
+                call(
+                    &a,
+                    "PUT",
+                    &format!("{base}/data/v1/resources/native:src/collections/b/records/late-{i}"),
+                    &auth2,
+                    Some(b"{}"),
+                );
                 i += 1;
             }
         });
@@ -130,7 +216,13 @@ fn a_clone_survives_sigkill_at_random_points() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         load.join().unwrap();
         p = start(state.path());
-        let (s, b) = call(&a, "GET", &format!("{}/data/v1/operations/{id}", p.base), &auth, None);
+        let (s, b) = call(
+            &a,
+            "GET",
+            &format!("{}/data/v1/operations/{id}", p.base),
+            &auth,
+            None,
+        );
         assert_eq!(s, 200, "after kill {k}: {b}");
         let v: Value = serde_json::from_str(&b).unwrap();
         assert!(v["status"] != "failed", "after kill {k}: {v}");
@@ -138,14 +230,32 @@ fn a_clone_survives_sigkill_at_random_points() {
             break;
         }
         killed_mid_copy += 1;
-        eprintln!("kill {k}: {} of {} copied", v["progress"]["records_copied"], v["progress"]["records_total"]);
+        eprintln!(
+            "kill {k}: {} of {} copied",
+            v["progress"]["records_copied"], v["progress"]["records_total"]
+        );
     }
-    assert!(killed_mid_copy >= 15, "only {killed_mid_copy} kills landed before the copy ended");
+    assert!(
+        killed_mid_copy >= 15,
+        "only {killed_mid_copy} kills landed before the copy ended"
+    );
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let (s, b) = call(&a, "POST", &format!("{}/internal/worker/tick", p.base), &admin, None);
+        let (s, b) = call(
+            &a,
+            "POST",
+            &format!("{}/internal/worker/tick", p.base),
+            &admin,
+            None,
+        );
         assert_eq!(s, 200, "{b}");
-        let (_, b) = call(&a, "GET", &format!("{}/data/v1/operations/{id}", p.base), &auth, None);
+        let (_, b) = call(
+            &a,
+            "GET",
+            &format!("{}/data/v1/operations/{id}", p.base),
+            &auth,
+            None,
+        );
         let v: Value = serde_json::from_str(&b).unwrap();
         if v["status"] == "succeeded" {
             assert_eq!(v["progress"]["records_copied"], 60_000, "{v}");
@@ -157,7 +267,10 @@ fn a_clone_survives_sigkill_at_random_points() {
     p.child.wait().unwrap();
     // Record for record: every version of the source up to the snapshot, once.
     let db = state.path().join("sqlite_db.db");
-    let src: Vec<_> = versions(&db, "src").into_iter().filter(|v| v.2 <= snapshot).collect();
+    let src: Vec<_> = versions(&db, "src")
+        .into_iter()
+        .filter(|v| v.2 <= snapshot)
+        .collect();
     let dst = versions(&db, "dst");
     assert_eq!(src.len(), 60_000);
     assert_eq!(dst, src);
@@ -170,17 +283,58 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
     let admin = format!("Bearer {ADMIN}");
     let mut procs: Vec<Proc> = (0..4).map(|_| start(state.path())).collect();
     let base = procs[0].base.clone();
-    let (_, b) = call(&a, "POST", &format!("{base}/data/v1/tokens"), &admin, Some(br#"{"tenant":"acme"}"#));
-    let auth = format!("Bearer {}", serde_json::from_str::<Value>(&b).unwrap()["token"].as_str().unwrap());
+    let (_, b) = call(
+        &a,
+        "POST",
+        &format!("{base}/data/v1/tokens"),
+        &admin,
+        Some(br#"{"tenant":"acme"}"#),
+    );
+    let auth = format!(
+        "Bearer {}",
+        serde_json::from_str::<Value>(&b).unwrap()["token"]
+            .as_str()
+            .unwrap()
+    );
     let mut ops = Vec::new();
     for s in 0..3 {
-        call(&a, "PUT", &format!("{base}/data/v1/resources/native:src{s}"), &auth, None);
-        let lines: String = (0..8000).map(|i| format!("{}\n", json!({"collection": "c", "key": format!("k{i:05}"), "body": {"s": s, "i": i}}))).collect();
-        let (st, b) = call(&a, "POST", &format!("{base}/data/v1/resources/native:src{s}/import"), &auth, Some(lines.as_bytes()));
+        call(
+            &a,
+            "PUT",
+            &format!("{base}/data/v1/resources/native:src{s}"),
+            &auth,
+            None,
+        );
+        let lines: String = (0..8000)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    json!({"collection": "c", "key": format!("k{i:05}"), "body": {"s": s, "i": i}})
+                )
+            })
+            .collect();
+        let (st, b) = call(
+            &a,
+            "POST",
+            &format!("{base}/data/v1/resources/native:src{s}/import"),
+            &auth,
+            Some(lines.as_bytes()),
+        );
         assert_eq!(st, 200, "{b}");
-        let (st, b) = call(&a, "POST", &format!("{base}/data/v1/resources/native:src{s}/clones"), &auth, Some(format!(r#"{{"target":"native:dst{s}"}}"#).as_bytes()));
+        let (st, b) = call(
+            &a,
+            "POST",
+            &format!("{base}/data/v1/resources/native:src{s}/clones"),
+            &auth,
+            Some(format!(r#"{{"target":"native:dst{s}"}}"#).as_bytes()),
+        );
         assert_eq!(st, 202, "{b}");
-        ops.push(serde_json::from_str::<Value>(&b).unwrap()["id"].as_str().unwrap().to_string());
+        ops.push(
+            serde_json::from_str::<Value>(&b).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     // All four processes tick at once; one is killed part-way.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -191,7 +345,13 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
             std::thread::spawn(move || {
                 let a = agent();
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    call(&a, "POST", &format!("{base}/internal/worker/tick"), &admin, None);
+                    call(
+                        &a,
+                        "POST",
+                        &format!("{base}/internal/worker/tick"),
+                        &admin,
+                        None,
+                    );
                 }
             })
         })
@@ -202,7 +362,13 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
     let deadline = Instant::now() + Duration::from_secs(120);
     for id in &ops {
         loop {
-            let (_, b) = call(&a, "GET", &format!("{base}/data/v1/operations/{id}"), &auth, None);
+            let (_, b) = call(
+                &a,
+                "GET",
+                &format!("{base}/data/v1/operations/{id}"),
+                &auth,
+                None,
+            );
             let v: Value = serde_json::from_str(&b).unwrap();
             if v["status"] == "succeeded" {
                 assert_eq!(v["progress"]["records_copied"], 8000, "{v}");
@@ -223,12 +389,21 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
     let db = state.path().join("sqlite_db.db");
     for s in 0..3 {
         // Every version exactly once: no chunk was copied twice.
-        assert_eq!(versions(&db, &format!("dst{s}")), versions(&db, &format!("src{s}")));
+        assert_eq!(
+            versions(&db, &format!("dst{s}")),
+            versions(&db, &format!("src{s}"))
+        );
     }
     // Each operation ended once.
     let conn = rusqlite::Connection::open(&db).unwrap();
     for id in &ops {
-        let n: i64 = conn.query_row("SELECT count(*) FROM events WHERE op = ?1 AND type = 'succeeded'", [id], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE op = ?1 AND type = 'succeeded'",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(n, 1);
     }
 }

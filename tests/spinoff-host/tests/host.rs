@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use spinoff_host::{Host, HostOptions};
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 struct App {
@@ -24,7 +27,8 @@ fn options(state: &std::path::Path) -> HostOptions {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spin.toml");
     let mut opts = HostOptions::new(manifest, state);
     opts.cache_dir = Some(repo_root().join("target/spinoff-host-cache"));
-    opts.variables.insert("secret_thing".into(), "s3cret".into());
+    opts.variables
+        .insert("secret_thing".into(), "s3cret".into());
     opts
 }
 
@@ -32,13 +36,29 @@ fn start_with(mutate: impl FnOnce(&mut HostOptions)) -> App {
     let state = tempfile::tempdir().unwrap();
     let mut opts = options(state.path());
     mutate(&mut opts);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let host = Arc::new(Host::new(opts).expect("host starts (did you run scripts/build-wasm?)"));
     let (addr, _task) = rt
-        .block_on(spinoff_host::server::bind(host.clone(), "127.0.0.1:0".parse().unwrap()))
+        .block_on(spinoff_host::server::bind(
+            host.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
         .unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    App { base: format!("http://{addr}"), host, rt, state, agent }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    App {
+        base: format!("http://{addr}"),
+        host,
+        rt,
+        state,
+        agent,
+    }
 }
 
 fn start() -> App {
@@ -58,7 +78,11 @@ impl App {
         };
         let mut resp = resp.expect("request reaches the host");
         let status = resp.status().as_u16();
-        let text = if method == "HEAD" { String::new() } else { resp.body_mut().read_to_string().unwrap() };
+        let text = if method == "HEAD" {
+            String::new()
+        } else {
+            resp.body_mut().read_to_string().unwrap()
+        };
         (status, text)
     }
 
@@ -69,7 +93,11 @@ impl App {
     }
 
     fn sql(&self, statements: Value) -> (u16, Value) {
-        let (s, b) = self.call("POST", "/probe/sql/default", Some(statements.to_string().as_bytes()));
+        let (s, b) = self.call(
+            "POST",
+            "/probe/sql/default",
+            Some(statements.to_string().as_bytes()),
+        );
         (s, serde_json::from_str(&b).unwrap_or(Value::String(b)))
     }
 }
@@ -82,15 +110,22 @@ fn key_value_set_get_exists_delete_keys() {
     assert_eq!(app.call("PUT", "/probe/kv/default/a", Some(b"one")).0, 204);
     assert_eq!(app.call("PUT", "/probe/kv/default/b", Some(b"two")).0, 204);
     assert_eq!(app.call("PUT", "/probe/kv/default/a", Some(b"uno")).0, 204);
-    assert_eq!(app.call("GET", "/probe/kv/default/a", None), (200, "uno".to_string()));
+    assert_eq!(
+        app.call("GET", "/probe/kv/default/a", None),
+        (200, "uno".to_string())
+    );
     assert_eq!(app.call("HEAD", "/probe/kv/default/a", None).0, 200);
     assert_eq!(app.json("/probe/kv/default"), json!(["a", "b"]));
     assert_eq!(app.call("DELETE", "/probe/kv/default/a", None).0, 204);
-    assert_eq!(app.call("DELETE", "/probe/kv/default/never-there", None).0, 204);
+    assert_eq!(
+        app.call("DELETE", "/probe/kv/default/never-there", None).0,
+        204
+    );
     assert_eq!(app.json("/probe/kv/default"), json!(["b"]));
 
     // Stored in Spin's layout (store "default"), so the same state dir works under `spin up`.
-    let kv = spinoff_host::kv::KvBackend::open(&app.state.path().join("sqlite_key_value.db")).unwrap();
+    let kv =
+        spinoff_host::kv::KvBackend::open(&app.state.path().join("sqlite_key_value.db")).unwrap();
     assert_eq!(kv.get("default", "b").unwrap(), Some(b"two".to_vec()));
 }
 
@@ -205,7 +240,10 @@ fn missing_required_variable_stops_the_host() {
     let mut opts = options(state.path());
     opts.variables.clear();
     let err = Host::new(opts).err().expect("must not start").to_string();
-    assert!(err.contains("no provider resolved required variable(s): secret_thing"), "{err}");
+    assert!(
+        err.contains("no provider resolved required variable(s): secret_thing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -217,9 +255,15 @@ fn routing_precedence_and_spin_headers() {
     assert_eq!(v["spin-raw-component-route"], "/probe/...");
     assert_eq!(v["spin-component-route"], "/probe");
     assert_eq!(v["spin-base-path"], "/");
-    assert_eq!(v["spin-full-url"], format!("{}/probe/abc/def?x=1", app.base));
+    assert_eq!(
+        v["spin-full-url"],
+        format!("{}/probe/abc/def?x=1", app.base)
+    );
     assert_eq!(v["uri"], format!("{}/probe/abc/def?x=1", app.base));
-    assert!(v["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(v["spin-client-addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
 
     // The exact route beats the wildcard and goes to its own component (which has no stores).
     let v = app.json("/probe/special");
@@ -241,16 +285,32 @@ fn cron_tick_on_demand_and_errors() {
     let app = start();
     app.rt.block_on(app.host.fire_cron("cron-probe")).unwrap();
     app.rt.block_on(app.host.fire_cron("cron-probe")).unwrap();
-    assert_eq!(app.call("GET", "/probe/kv/default/ticks", None), (200, "2".to_string()));
+    assert_eq!(
+        app.call("GET", "/probe/kv/default/ticks", None),
+        (200, "2".to_string())
+    );
     let (_, last) = app.call("GET", "/probe/kv/default/last", None);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let last: u64 = last.parse().unwrap();
-    assert!(now.abs_diff(last) < 60, "timestamp is Unix seconds: {last} vs {now}");
+    assert!(
+        now.abs_diff(last) < 60,
+        "timestamp is Unix seconds: {last} vs {now}"
+    );
 
     app.call("PUT", "/probe/kv/default/fail", Some(b"1"));
-    let err = app.rt.block_on(app.host.fire_cron("cron-probe")).unwrap_err().to_string();
+    let err = app
+        .rt
+        .block_on(app.host.fire_cron("cron-probe"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("asked to fail"), "{err}");
-    assert!(app.rt.block_on(app.host.fire_cron("probe")).is_err(), "an HTTP component has no cron export");
+    assert!(
+        app.rt.block_on(app.host.fire_cron("probe")).is_err(),
+        "an HTTP component has no cron export"
+    );
 }
 
 #[test]
@@ -263,7 +323,10 @@ fn cron_schedule_fires_by_itself() {
         if s == 200 && b.parse::<u64>().unwrap() >= 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "cron did not fire twice in 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cron did not fire twice in 10 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
@@ -275,10 +338,24 @@ fn state_persists_across_host_restarts() {
     app.sql(json!([{"sql": "CREATE TABLE p (v TEXT)"}, {"sql": "INSERT INTO p VALUES ('kept')"}]));
     let state = app.state;
     drop(app.rt);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let host = Arc::new(Host::new(options(state.path())).unwrap());
-    let (addr, _t) = rt.block_on(spinoff_host::server::bind(host, "127.0.0.1:0".parse().unwrap())).unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut r = agent.get(&format!("http://{addr}/probe/kv/default/keep")).call().unwrap();
+    let (addr, _t) = rt
+        .block_on(spinoff_host::server::bind(
+            host,
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(&format!("http://{addr}/probe/kv/default/keep"))
+        .call()
+        .unwrap();
     assert_eq!(r.body_mut().read_to_string().unwrap(), "me");
 }

@@ -16,7 +16,11 @@ impl Fx {
     pub fn new() -> Fx {
         let dir = tempfile::tempdir().unwrap();
         let db = NativeDb::open(&dir.path().join("db.sqlite")).unwrap();
-        Fx { dir, db, env: FakeEnv::new(T0) }
+        Fx {
+            dir,
+            db,
+            env: FakeEnv::new(T0),
+        }
     }
     pub fn engine(&self) -> Engine<'_> {
         Engine::open(&self.db, &self.env).unwrap()
@@ -28,14 +32,26 @@ impl Fx {
 }
 
 pub fn put(c: &str, k: &str, body: &str) -> Write {
-    Write::Put { collection: c.into(), key: k.into(), body: body.into() }
+    Write::Put {
+        collection: c.into(),
+        key: k.into(),
+        body: body.into(),
+    }
 }
 
 pub fn del(c: &str, k: &str) -> Write {
-    Write::Delete { collection: c.into(), key: k.into() }
+    Write::Delete {
+        collection: c.into(),
+        key: k.into(),
+    }
 }
 
-pub fn clone_req(source: &Container, target: &str, strategy: Strategy, history: bool) -> CloneRequest {
+pub fn clone_req(
+    source: &Container,
+    target: &str,
+    strategy: Strategy,
+    history: bool,
+) -> CloneRequest {
     CloneRequest {
         family: "native".into(),
         kind: "clone".into(),
@@ -72,7 +88,14 @@ pub fn export(e: &Engine, c: &Container, at: i64) -> Vec<(String, String, String
     let mut out = Vec::new();
     let mut after: Option<(String, String)> = None;
     loop {
-        let page = e.export_page(c, at, after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), 7).unwrap();
+        let page = e
+            .export_page(
+                c,
+                at,
+                after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                7,
+            )
+            .unwrap();
         if page.is_empty() {
             return out;
         }

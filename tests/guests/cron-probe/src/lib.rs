@@ -9,13 +9,15 @@ wit_bindgen::generate!({
     world: "fermyon:spin-cron/spin-cron",
 });
 
-
 struct CronProbe;
 
 impl Guest for CronProbe {
     fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
         let store = Store::open_default().map_err(|e| Error::Other(format!("{e:?}")))?;
-        if store.exists("fail").map_err(|e| Error::Other(format!("{e:?}")))? {
+        if store
+            .exists("fail")
+            .map_err(|e| Error::Other(format!("{e:?}")))?
+        {
             return Err(Error::Other("asked to fail".into()));
         }
         let ticks: u64 = store
@@ -25,7 +27,11 @@ impl Guest for CronProbe {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let set = |k: &str, v: String| store.set(k, v.as_bytes()).map_err(|e| Error::Other(format!("{e:?}")));
+        let set = |k: &str, v: String| {
+            store
+                .set(k, v.as_bytes())
+                .map_err(|e| Error::Other(format!("{e:?}")))
+        };
         set("ticks", (ticks + 1).to_string())?;
         set("last", metadata.timestamp.to_string())?;
         Ok(())

@@ -11,13 +11,17 @@
 //!
 //! Errors answer 409 with the WIT error's debug text, so tests can match them.
 
+use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use serde_json::{json, Value};
 use spin_sdk::{key_value, sqlite, variables};
 
 fn reply(status: u16, body: impl Into<Vec<u8>>) -> Response {
-    Response::builder().status(status).header("content-type", "application/json").body(body.into()).build()
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .build()
 }
 
 fn err(e: impl std::fmt::Debug) -> Response {
@@ -30,7 +34,11 @@ fn json_escape(s: &str) -> String {
 
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let info = req.header("spin-path-info").and_then(|h| h.as_str()).unwrap_or("").to_string();
+    let info = req
+        .header("spin-path-info")
+        .and_then(|h| h.as_str())
+        .unwrap_or("")
+        .to_string();
     let parts: Vec<&str> = info.split('/').filter(|s| !s.is_empty()).collect();
     Ok(match parts.as_slice() {
         ["kv", store, key] => kv(&req, store, key),
@@ -54,7 +62,11 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             ];
             for (name, value) in req.headers() {
                 if name.starts_with("spin-") {
-                    fields.push(format!("{}:{}", json_escape(name), json_escape(value.as_str().unwrap_or(""))));
+                    fields.push(format!(
+                        "{}:{}",
+                        json_escape(name),
+                        json_escape(value.as_str().unwrap_or(""))
+                    ));
                 }
             }
             reply(200, format!("{{{}}}", fields.join(",")))
@@ -101,12 +113,17 @@ fn sql(db: &str, body: &[u8]) -> Response {
     let mut results = Vec::new();
     for st in stmts {
         let sql = st["sql"].as_str().unwrap_or("");
-        let params: Vec<sqlite::Value> =
-            st["params"].as_array().map(|ps| ps.iter().map(to_value).collect()).unwrap_or_default();
+        let params: Vec<sqlite::Value> = st["params"]
+            .as_array()
+            .map(|ps| ps.iter().map(to_value).collect())
+            .unwrap_or_default();
         match conn.execute(sql, &params) {
             Ok(r) => {
-                let rows: Vec<Value> =
-                    r.rows.iter().map(|row| Value::Array(row.values.iter().map(from_value).collect())).collect();
+                let rows: Vec<Value> = r
+                    .rows
+                    .iter()
+                    .map(|row| Value::Array(row.values.iter().map(from_value).collect()))
+                    .collect();
                 results.push(json!({"columns": r.columns, "rows": rows}));
             }
             Err(e) => return err(e),
