@@ -70,10 +70,7 @@ pub fn cluster_json(c: &Container) -> Value {
     m.insert("id".into(), c.name.clone().into());
     m.insert("status".into(), status(c).into());
     m.insert("created_at".into(), (c.created_at / 1_000_000).into());
-    m.insert(
-        "hostnames".into(),
-        json!({"load_balanced": format!("{}.a1.typesense.net", c.name), "nodes": [format!("{}-1.a1.typesense.net", c.name)]}),
-    );
+    m.insert("hostnames".into(), json!({"load_balanced": format!("{}.a1.typesense.net", c.name), "nodes": [format!("{}-1.a1.typesense.net", c.name)]}));
     Value::Object(m)
 }
 
@@ -86,20 +83,29 @@ fn string(v: &Map<String, Value>, k: &str, required: bool) -> Result<Option<Stri
     match v.get(k) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 64 => Ok(Some(s.clone())),
-        _ => Err(bad(&format!(
-            "{k} is required and must be a non-empty string"
+        _ if required => Err(bad(&format!(
+            "{k} is required and must be a non-empty string of at most 64 bytes"
         ))),
+        _ => Err(bad(&format!(
+            "{k} must be a non-empty string of at most 64 bytes"
+        ))),
+    }
+}
+
+/// An optional "yes"/"no" field (a boolean is accepted too), with its default.
+fn yes_no(b: &Map<String, Value>, k: &str, default: &str) -> Result<String, Reply> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(default.into()),
+        Some(Value::Bool(true)) => Ok("yes".into()),
+        Some(Value::Bool(false)) => Ok("no".into()),
+        Some(Value::String(s)) if ["yes", "no"].contains(&s.as_str()) => Ok(s.clone()),
+        Some(v) => Err(bad(&format!("{k} is \"yes\" or \"no\", not {v}"))),
     }
 }
 
 /// `POST /api/v1/clusters`.
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
-    let body: Value = req
-        .json()
-        .map_err(|_| bad("the body must be a JSON object"))?;
-    let Value::Object(b) = body else {
-        return Err(bad("the body must be a JSON object"));
-    };
+    let b = spin_adapter::body::object(&req.body, false).map_err(|m| bad(&m))?;
     let memory = string(&b, "memory", true)?.unwrap();
     let vcpu = string(&b, "vcpu", true)?.unwrap();
     let version = string(&b, "typesense_server_version", true)?.unwrap();
@@ -122,26 +128,34 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     for r in &regions {
         check_region(r)?;
     }
-    let ha = match b.get("high_availability") {
-        None | Some(Value::Null) => "no".to_string(),
-        Some(Value::Bool(true)) => "yes".into(),
-        Some(Value::Bool(false)) => "no".into(),
-        Some(Value::String(s)) if ["yes", "no"].contains(&s.as_str()) => s.clone(),
-        _ => return Err(bad("high_availability is yes or no")),
+    let ha = yes_no(&b, "high_availability", "no")?;
+    let disk = yes_no(&b, "high_performance_disk", "no")?;
+    let balancing = yes_no(&b, "load_balancing", "no")?;
+    let sdn = match b.get("search_delivery_network") {
+        None | Some(Value::Null) => "off".to_string(),
+        Some(Value::String(s)) if ["off", "yes"].contains(&s.as_str()) => s.clone(),
+        Some(v) => {
+            return Err(bad(&format!(
+                "search_delivery_network is \"off\" or \"yes\", not {v}"
+            )))
+        }
     };
+    let auto = spin_adapter::body::opt_bool(&b, "auto_upgrade_capacity")
+        .map_err(|m| bad(&m))?
+        .unwrap_or(false);
     let id = new_cluster_id();
     let name = string(&b, "name", false)?.unwrap_or_else(|| format!("cluster-{id}"));
     let spec = json!({
         "name": name,
         "memory": memory,
         "vcpu": vcpu,
-        "high_performance_disk": b.get("high_performance_disk").and_then(Value::as_str).unwrap_or("no"),
+        "high_performance_disk": disk,
         "typesense_server_version": version,
         "high_availability": ha,
-        "search_delivery_network": b.get("search_delivery_network").and_then(Value::as_str).unwrap_or("off"),
-        "load_balancing": b.get("load_balancing").and_then(Value::as_str).unwrap_or("no"),
+        "search_delivery_network": sdn,
+        "load_balancing": balancing,
         "regions": regions,
-        "auto_upgrade_capacity": b.get("auto_upgrade_capacity").and_then(Value::as_bool).unwrap_or(false),
+        "auto_upgrade_capacity": auto,
     });
     let e = ctx.engine()?;
     let c = e

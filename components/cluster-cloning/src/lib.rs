@@ -41,6 +41,19 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ok(Ctx { tenant, db })
 }
 
+/// Every route's method and path pattern (`*`: one segment), for 405s.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "clusters"),
+    ("GET", "clusters"),
+    ("GET", "clusters/*"),
+    ("DELETE", "clusters/*"),
+    ("POST", "clusters/*/terminate"),
+    ("POST", "clusters/*/cloning-operations"),
+    ("GET", "clusters/*/cloning-operations"),
+    ("GET", "clusters/*/cloning-operations/*"),
+    ("PATCH", "clusters/*/cloning-operations/*"),
+];
+
 /// The router table.
 fn route(req: Req) -> Reply {
     let Some(seg) = req.segments("/api/v1") else {
@@ -67,7 +80,14 @@ fn route(req: Req) -> Reply {
             ("PATCH", ["clusters", id, "cloning-operations", op]) => {
                 cloning::cancel(&ctx(&req)?, &req, id, op)?
             }
-            _ => spin_adapter::reply::no_route_reply("cluster-cloning", &req.method, &req.path),
+            _ => spin_adapter::reply::unmatched(
+                "cluster-cloning",
+                ROUTES,
+                &req.method,
+                &req.path,
+                &s,
+                |st, m| fail(st, "method_not_allowed", m),
+            ),
         })
     })();
     r.unwrap_or_else(|e| e)

@@ -51,7 +51,10 @@ fn route(req: Req) -> Reply {
     let r = (|| -> Result<Reply, Reply> {
         Ok(match (m, s.as_slice()) {
             ("GET", ["openapi.json"]) => openapi(),
+            ("GET", ["openapi", family]) => family_openapi(family),
             ("POST", ["tokens"]) => tokens(&req)?,
+            ("GET", ["tokens", "current"]) => current_token(&req)?,
+            ("DELETE", ["tokens", id]) => revoke_token(&req, id)?,
             ("PUT", ["resources", r]) => resources::create(&ctx(&req)?, &req, r)?,
             ("GET", ["resources", r]) => resources::get(&ctx(&req)?, r)?,
             ("DELETE", ["resources", r]) => resources::delete(&ctx(&req)?, r)?,
@@ -97,8 +100,10 @@ fn route(req: Req) -> Reply {
 /// The methods a known path allows (for 405 with `Allow`).
 fn allowed(s: &[&str]) -> Option<&'static [&'static str]> {
     Some(match s {
-        ["openapi.json"] => &["GET"],
+        ["openapi.json"] | ["openapi", _] => &["GET"],
         ["tokens"] => &["POST"],
+        ["tokens", "current"] => &["GET", "DELETE"],
+        ["tokens", _] => &["DELETE"],
         ["resources", _] => &["PUT", "GET", "DELETE"],
         ["resources", _, "collections", _, "records"] => &["GET"],
         ["resources", _, "collections", _, "records", _] => &["PUT", "GET", "DELETE"],
@@ -123,6 +128,45 @@ fn openapi() -> Reply {
     }
 }
 
+/// The OpenAPI documents of the five vendor families (YAML), each next to
+/// the component that serves the family. `GET /data/v1/openapi/{family}`.
+const FAMILY_DOCS: &[(&str, &str)] = &[
+    (
+        "typesense",
+        include_str!("../../cluster-cloning/openapi.yaml"),
+    ),
+    (
+        "mixpeek",
+        include_str!("../../namespace-clone/openapi.yaml"),
+    ),
+    ("timescale", include_str!("../../service-fork/openapi.yaml")),
+    ("sanity", include_str!("../../dataset-copy/openapi.yaml")),
+    ("qovery", include_str!("../../database-clone/openapi.yaml")),
+];
+
+fn family_openapi(family: &str) -> Reply {
+    let family = family.trim_end_matches(".yaml");
+    match FAMILY_DOCS.iter().find(|(f, _)| *f == family) {
+        Some((_, doc)) => Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/yaml".into())],
+            body: spin_adapter::http::Body::Bytes(doc.as_bytes().to_vec()),
+        },
+        None => Reply::problem(
+            404,
+            "not_found",
+            &format!(
+                "no OpenAPI document for {family:?}; the families are {}",
+                FAMILY_DOCS
+                    .iter()
+                    .map(|(f, _)| *f)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+}
+
 /// `POST /tokens` with the admin token: mint a tenant token.
 fn tokens(req: &Req) -> Result<Reply, Reply> {
     spin_adapter::auth::admin(req, "Bearer")?;
@@ -133,9 +177,60 @@ fn tokens(req: &Req) -> Result<Reply, Reply> {
     }
     let b: Body = req.json()?;
     engine::util::check_name("tenant", &b.tenant).map_err(|e| Reply::error(&e))?;
-    let token = spin_adapter::auth::mint(&b.tenant, engine::Env::now_us(&SpinEnv))?;
+    let minted = spin_adapter::auth::mint(&b.tenant, engine::Env::now_us(&SpinEnv))?;
     Ok(Reply::json(
         201,
-        &serde_json::json!({"token": token, "tenant": b.tenant}),
+        &serde_json::json!({"token": minted.token, "tenant": b.tenant, "id": minted.id}),
     ))
+}
+
+/// `GET /tokens/current`: the presented tenant token's id, tenant and
+/// creation time (never the secret).
+fn current_token(req: &Req) -> Result<Reply, Reply> {
+    spin_adapter::auth::tenant(req, "Bearer")?;
+    let token = req.credential("Bearer").unwrap_or_default();
+    let record = spin_adapter::auth::describe(token)?
+        .ok_or_else(|| Reply::problem(401, "unauthorized", "the token is not valid"))?;
+    Ok(Reply::json(200, &record))
+}
+
+/// `DELETE /tokens/{id}`: revoke a token. The admin token revokes any; a
+/// tenant token its own tenant's (`current` is the presented token). Every
+/// request with a revoked token answers 401 from then on.
+fn revoke_token(req: &Req, id: &str) -> Result<Reply, Reply> {
+    use spin_adapter::auth::{resolve, revoke, Principal};
+    let Some(presented) = req.credential("Bearer") else {
+        return Err(
+            Reply::problem(401, "unauthorized", "send Authorization: Bearer <token>")
+                .with_header("www-authenticate", "Bearer"),
+        );
+    };
+    let by = match resolve(presented)? {
+        Some(p) => p,
+        None => {
+            // 503 naming the variable when admin_token is unset, else 401.
+            spin_adapter::auth::is_admin(presented)?;
+            return Err(
+                Reply::problem(401, "unauthorized", "the token is not valid")
+                    .with_header("www-authenticate", "Bearer"),
+            );
+        }
+    };
+    let id = if id == "current" {
+        match (&by, spin_adapter::auth::describe(presented)?) {
+            (Principal::Tenant(_), Some(r)) => r["id"].as_str().unwrap_or_default().to_string(),
+            _ => return Err(Reply::problem(400, "invalid_input", "tokens/current names a tenant token; the admin token is the Spin variable admin_token")),
+        }
+    } else {
+        id.to_string()
+    };
+    if revoke(&id, &by)? {
+        Ok(Reply::empty(204))
+    } else {
+        Err(Reply::problem(
+            404,
+            "not_found",
+            &format!("no token {id} for this caller"),
+        ))
+    }
 }

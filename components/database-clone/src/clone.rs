@@ -11,8 +11,8 @@ use crate::environments::find as find_env;
 use crate::{bad, error, fail, Ctx, FAMILY};
 
 pub fn clone(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply, Reply> {
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    let b = Value::Object(m);
     let name = match b.get("name").and_then(Value::as_str) {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
         _ => return Err(bad("name is required")),

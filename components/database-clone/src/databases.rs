@@ -160,8 +160,18 @@ pub fn database_json(e: &Engine, c: &Container) -> Value {
 
 /// `POST /environment/{environmentId}/database` (`DatabaseRequest`).
 pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    for k in [
+        "name",
+        "type",
+        "version",
+        "mode",
+        "description",
+        "instance_type",
+    ] {
+        spin_adapter::body::opt_str(&m, k).map_err(|e| bad(&e))?;
+    }
+    let b = Value::Object(m);
     let name = match b["name"].as_str() {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
         _ => return Err(bad("name is required")),
@@ -178,7 +188,15 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
         Some(m @ ("CONTAINER" | "MANAGED")) => m,
         _ => return Err(bad("mode is required: CONTAINER or MANAGED")),
     };
-    let accessibility = match b.get("accessibility").and_then(Value::as_str) {
+    let accessibility = match b
+        .get("accessibility")
+        .filter(|v| !v.is_null())
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| bad("accessibility must be a string"))
+        })
+        .transpose()?
+    {
         None => "PRIVATE",
         Some(a @ ("PRIVATE" | "PUBLIC")) => a,
         Some(a) => {

@@ -59,21 +59,19 @@ pub fn find(ctx: &Ctx, e: &engine::Engine, id: &str) -> Result<engine::Owned, Re
 
 /// `POST /project/{projectId}/environment` (`CreateEnvironmentRequest`).
 pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let name = match b["name"].as_str() {
+    let b = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    let name = match spin_adapter::body::opt_str(&b, "name").map_err(|e| bad(&e))? {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
-        _ => return Err(bad("name is required")),
+        _ => return Err(bad("name is required: 1 to 255 characters")),
     };
-    let mode = match b.get("mode").and_then(Value::as_str) {
-        None => "DEVELOPMENT",
-        Some(m @ ("DEVELOPMENT" | "PREVIEW" | "PRODUCTION" | "STAGING")) => m,
-        Some(m) => {
-            return Err(bad(&format!(
-                "mode {m:?} is not DEVELOPMENT, PREVIEW, PRODUCTION or STAGING"
-            )))
-        }
-    };
+    let mode = spin_adapter::body::opt_enum(
+        &b,
+        "mode",
+        &["DEVELOPMENT", "PREVIEW", "PRODUCTION", "STAGING"],
+    )
+    .map_err(|e| bad(&e))?
+    .unwrap_or("DEVELOPMENT");
+    let cluster = spin_adapter::body::opt_str(&b, "cluster").map_err(|e| bad(&e))?;
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     // Names are unique per project, case-insensitively: an owned key makes it race-free.
@@ -97,9 +95,7 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
         )
     })?;
     let id = uuid_v4();
-    let cluster = b
-        .get("cluster")
-        .and_then(Value::as_str)
+    let cluster = cluster
         .map(String::from)
         .unwrap_or_else(|| spin_adapter::store::uuid_from("spinoff-cluster"));
     let o = e
@@ -135,8 +131,7 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
 /// `POST /organization/{id}/annotationsGroup` `{name, annotations, scopes}`.
 pub fn annotations_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
     check_org(ctx, o)?;
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b = Value::Object(spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?);
     let (Some(name), Some(annotations), Some(scopes)) = (
         b["name"].as_str(),
         b["annotations"].as_array(),
@@ -149,6 +144,9 @@ pub fn annotations_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> 
             return Err(bad("each annotation is {key, value}"));
         }
     }
+    if !scopes.iter().all(Value::is_string) {
+        return Err(bad("scopes is a list of strings, e.g. [\"DATABASES\"]"));
+    }
     group(
         ctx,
         "qovery-annotations-group",
@@ -159,8 +157,7 @@ pub fn annotations_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> 
 /// `POST /organization/{id}/labelsGroup` `{name, labels}`.
 pub fn labels_group(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
     check_org(ctx, o)?;
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let b = Value::Object(spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?);
     let (Some(name), Some(labels)) = (b["name"].as_str(), b["labels"].as_array()) else {
         return Err(bad("name and labels are required"));
     };

@@ -49,6 +49,22 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ok(Ctx { tenant, db })
 }
 
+/// Every route's method and path pattern (`*`: one segment), for 405s.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "organization"),
+    ("POST", "organization/*/annotationsGroup"),
+    ("POST", "organization/*/labelsGroup"),
+    ("POST", "project/*/environment"),
+    ("GET", "project/*/environment"),
+    ("GET", "environment/*"),
+    ("POST", "environment/*/database"),
+    ("GET", "environment/*/database"),
+    ("GET", "database/*"),
+    ("DELETE", "database/*"),
+    ("GET", "database/*/status"),
+    ("POST", "database/*/clone"),
+];
+
 fn route(req: Req) -> Reply {
     let Some(seg) = req.segments("") else {
         return spin_adapter::reply::no_route_reply("database-clone", &req.method, &req.path);
@@ -74,7 +90,14 @@ fn route(req: Req) -> Reply {
             ("DELETE", ["database", id]) => databases::delete(&ctx(&req)?, id)?,
             ("GET", ["database", id, "status"]) => databases::status(&ctx(&req)?, id)?,
             ("POST", ["database", id, "clone"]) => clone::clone(&ctx(&req)?, &req, id)?,
-            _ => spin_adapter::reply::no_route_reply("database-clone", &req.method, &req.path),
+            _ => spin_adapter::reply::unmatched(
+                "database-clone",
+                ROUTES,
+                &req.method,
+                &req.path,
+                &s,
+                fail,
+            ),
         })
     })();
     r.unwrap_or_else(|e| e)
@@ -86,6 +109,7 @@ pub(crate) fn fail(status: u16, message: &str) -> Reply {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         409 => "Conflict",
         503 => "Service Unavailable",
         _ => "Error",

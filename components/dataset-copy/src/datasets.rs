@@ -17,9 +17,7 @@ pub fn check_dataset_name(name: &str) -> Result<(), Reply> {
     if ok {
         Ok(())
     } else {
-        Err(bad(&format!(
-            "dataset name {name:?} is invalid: use 1 to 64 lowercase letters, digits, '_' and '-', starting with a letter or a digit"
-        )))
+        Err(bad(&format!("dataset name {name:?} is invalid: use 1 to 64 lowercase letters, digits, '_' and '-', starting with a letter or a digit")))
     }
 }
 
@@ -57,10 +55,8 @@ pub fn project_of(ctx: &Ctx, req: &Req) -> Result<String, Reply> {
         .map_err(|er| error(&er))?;
     match owned.as_slice() {
         [one] => Ok(one.name.clone()),
-        _ => Err(bad(
-            "this request names no project: use /projects/{projectId}/… in the path or a {projectId}.<host> host name \
-             (the token's project is only implied when its tenant owns exactly one project)",
-        )),
+        _ => Err(bad("this request names no project: use /projects/{projectId}/… in the path or a {projectId}.<host> host name \
+             (the token's project is only implied when its tenant owns exactly one project)")),
     }
 }
 
@@ -85,20 +81,10 @@ pub fn acl(c: &engine::Container) -> Value {
 /// `PUT /projects/{p}/datasets/{name}` `{"aclMode"}`.
 pub fn create(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
     check_dataset_name(name)?;
-    let b: Value = if req.body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?
-    };
-    let acl = match b.get("aclMode").and_then(Value::as_str) {
-        None => "public",
-        Some(a @ ("public" | "private" | "custom")) => a,
-        Some(a) => {
-            return Err(bad(&format!(
-                "aclMode {a:?} is not public, private or custom"
-            )))
-        }
-    };
+    let b = spin_adapter::body::object(&req.body, true).map_err(|e| bad(&e))?;
+    let acl = spin_adapter::body::opt_enum(&b, "aclMode", &["public", "private", "custom"])
+        .map_err(|e| bad(&e))?
+        .unwrap_or("public");
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     e.create_container(

@@ -24,9 +24,8 @@ fn ts(us: i64) -> String {
 
 /// `PUT /projects/{p}/datasets/{name}/copy` `{"targetDataset", "skipHistory"}`.
 pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let target = match b.get("targetDataset").and_then(Value::as_str) {
+    let b = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    let target = match spin_adapter::body::opt_str(&b, "targetDataset").map_err(|e| bad(&e))? {
         Some(t) => t.to_string(),
         None => {
             return Err(bad(

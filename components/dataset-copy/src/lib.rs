@@ -57,6 +57,22 @@ fn is_version(s: &str) -> bool {
             }))
 }
 
+/// Every route's method and path pattern (`*`: one segment) after the API
+/// version, for 405s.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "projects/*/datasets"),
+    ("GET", "projects/*/datasets/copy"),
+    ("PUT", "projects/*/datasets/*"),
+    ("DELETE", "projects/*/datasets/*"),
+    ("PUT", "projects/*/datasets/*/copy"),
+    ("GET", "datasets"),
+    ("PUT", "datasets/*"),
+    ("DELETE", "datasets/*"),
+    ("PUT", "datasets/*/copy"),
+    ("GET", "jobs/*"),
+    ("GET", "jobs/*/listen"),
+];
+
 fn route(req: Req) -> Reply {
     let Some(seg) = req.segments("") else {
         return not_found(&req);
@@ -102,7 +118,14 @@ fn route(req: Req) -> Reply {
             }
             ("GET", ["jobs", id]) => jobs::get(&req, id)?,
             ("GET", ["jobs", id, "listen"]) => jobs::listen(&req, id)?,
-            _ => not_found(&req),
+            _ => spin_adapter::reply::unmatched(
+                "dataset-copy",
+                ROUTES,
+                &req.method,
+                &req.path,
+                rest,
+                |st, m| fail(st, "Method Not Allowed", m),
+            ),
         })
     })();
     r.unwrap_or_else(|e| e)

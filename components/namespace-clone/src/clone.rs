@@ -29,11 +29,13 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
             return Err(bad(&format!("unknown field {k:?}")));
         }
     }
-    let name = b["namespace_name"]
-        .as_str()
+    let name = spin_adapter::body::opt_str(m, "namespace_name")
+        .map_err(|e| bad(&e))?
         .ok_or_else(|| bad("namespace_name is required"))?
         .to_string();
     check_name(&name)?;
+    spin_adapter::body::opt_str(m, "description").map_err(|e| bad(&e))?;
+    spin_adapter::body::opt_str(m, "source_organization_id").map_err(|e| bad(&e))?;
     let flag = |k: &str, d: bool| -> Result<bool, Reply> {
         match &b["include_resources"] {
             Value::Null => Ok(d),
@@ -247,10 +249,10 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
 /// namespace's configuration (no data) as a template.
 pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let b: Value = if req.body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?
+    let m = spin_adapter::body::object(&req.body, true).map_err(|e| bad(&e))?;
+    let template_name = match spin_adapter::body::opt_str(&m, "name").map_err(|e| bad(&e))? {
+        Some(n) if n.is_empty() || n.len() > 256 => return Err(bad("name must be 1 to 256 bytes")),
+        n => n.map(String::from),
     };
     let e = ctx.engine()?;
     let c = find(&e, tenant, ident)?;
@@ -259,7 +261,7 @@ pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> 
         "feature_extractors": c.spec["feature_extractors"], "payload_indexes": c.spec["payload_indexes"],
         "auto_create_indexes": c.spec["auto_create_indexes"], "description": c.spec["description"],
     });
-    let name = b["name"].as_str().map(String::from).unwrap_or_else(|| {
+    let name = template_name.unwrap_or_else(|| {
         format!(
             "{} template",
             c.spec["namespace_name"].as_str().unwrap_or("")
@@ -283,13 +285,14 @@ pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> 
 /// `POST /v1/templates/namespaces/{template_id}/instantiate` `{namespace_name}`.
 pub fn instantiate(ctx: &Ctx, req: &Req, template: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let name = b["namespace_name"]
-        .as_str()
+    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    let name = spin_adapter::body::opt_str(&m, "namespace_name")
+        .map_err(|e| bad(&e))?
         .ok_or_else(|| bad("namespace_name is required"))?
         .to_string();
     check_name(&name)?;
+    spin_adapter::body::opt_str(&m, "description").map_err(|e| bad(&e))?;
+    let b = Value::Object(m);
     let e = ctx.engine()?;
     let t = e
         .owned("mixpeek-template", template, tenant)

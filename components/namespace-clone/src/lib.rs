@@ -81,6 +81,20 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ok(c)
 }
 
+/// Every route's method and path pattern (`*`: one segment), for 405s.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "namespaces"),
+    ("GET", "namespaces"),
+    ("POST", "namespaces/list"),
+    ("GET", "namespaces/*"),
+    ("DELETE", "namespaces/*"),
+    ("POST", "namespaces/*/clone"),
+    ("GET", "tasks/*"),
+    ("DELETE", "tasks/*"),
+    ("POST", "templates/namespaces/from-namespace/*"),
+    ("POST", "templates/namespaces/*/instantiate"),
+];
+
 fn route(req: Req) -> Reply {
     let Some(seg) = req.segments("/v1") else {
         return spin_adapter::reply::no_route_reply("namespace-clone", &req.method, &req.path);
@@ -102,7 +116,14 @@ fn route(req: Req) -> Reply {
             ("POST", ["templates", "namespaces", id, "instantiate"]) => {
                 clone::instantiate(&ctx(&req)?, &req, id)?
             }
-            _ => spin_adapter::reply::no_route_reply("namespace-clone", &req.method, &req.path),
+            _ => spin_adapter::reply::unmatched(
+                "namespace-clone",
+                ROUTES,
+                &req.method,
+                &req.path,
+                &s,
+                |st, m| fail(st, "method_not_allowed", m),
+            ),
         })
     })();
     r.unwrap_or_else(|e| e)

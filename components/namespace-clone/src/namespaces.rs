@@ -122,13 +122,22 @@ pub fn namespace_json(e: &Engine, c: &Container) -> Value {
 /// `POST /v1/namespaces` (`CreateNamespaceRequest`).
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let name = b["namespace_name"]
-        .as_str()
+    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    let name = spin_adapter::body::opt_str(&m, "namespace_name")
+        .map_err(|e| bad(&e))?
         .ok_or_else(|| bad("namespace_name is required"))?
         .to_string();
     check_name(&name)?;
+    let description = spin_adapter::body::opt_str(&m, "description").map_err(|e| bad(&e))?;
+    let payload_indexes =
+        spin_adapter::body::opt_array(&m, "payload_indexes").map_err(|e| bad(&e))?;
+    if payload_indexes.is_some_and(|a| a.iter().any(|x| !x.is_object())) {
+        return Err(bad("payload_indexes must be a list of objects"));
+    }
+    let auto = spin_adapter::body::opt_bool(&m, "auto_create_indexes")
+        .map_err(|e| bad(&e))?
+        .unwrap_or(false);
+    let b = Value::Object(m.clone());
     let extractors =
         match b.get("feature_extractors") {
             Some(Value::Array(a))
@@ -159,10 +168,10 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
         .collect();
     let spec = json!({
         "namespace_name": name,
-        "description": b.get("description").cloned().unwrap_or(Value::Null),
+        "description": description,
         "feature_extractors": extractors,
-        "payload_indexes": b.get("payload_indexes").cloned().unwrap_or(Value::Null),
-        "auto_create_indexes": b.get("auto_create_indexes").and_then(Value::as_bool).unwrap_or(false),
+        "payload_indexes": payload_indexes,
+        "auto_create_indexes": auto,
     });
     let e = ctx.engine()?;
     let c = create_namespace(&e, tenant, spec)?;

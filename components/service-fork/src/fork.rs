@@ -9,11 +9,7 @@ use crate::services::{check_size, env_tag, find, new_id, service_json};
 use crate::{bad, error, Ctx, FAMILY};
 
 pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
-    let body: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(b) = &body else {
-        return Err(bad("the body must be a ForkServiceCreate object"));
-    };
+    let b = &spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
     for k in b.keys() {
         if ![
             "name",
@@ -36,7 +32,10 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
         ),
         Some(_) => return Err(bad("target_time must be an RFC 3339 date-time string")),
     };
-    let strategy = match (b.get("fork_strategy").and_then(Value::as_str), target_time) {
+    let strategy = match (
+        spin_adapter::body::opt_str(b, "fork_strategy").map_err(|e| bad(&e))?,
+        target_time,
+    ) {
         (None, _) => return Err(bad("fork_strategy is required: LAST_SNAPSHOT, NOW or PITR")),
         (Some("PITR"), Some(t)) => Strategy::Pitr(t),
         (Some("PITR"), None) => {
@@ -95,7 +94,7 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
             collections: None,
             exclusive_key: None,
             notify: vec![],
-            meta: json!({"fork_strategy": b["fork_strategy"]}),
+            meta: json!({"fork_strategy": b.get("fork_strategy")}),
             idempotency: None,
         })
         .map_err(|er| match &er.kind {

@@ -40,6 +40,17 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ok(Ctx { tenant, db })
 }
 
+/// Every route's method and path pattern (`*`: one segment), for 405s.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "projects/*/services"),
+    ("GET", "projects/*/services"),
+    ("GET", "projects/*/services/*"),
+    ("DELETE", "projects/*/services/*"),
+    ("POST", "projects/*/services/*/snapshots"),
+    ("GET", "projects/*/services/*/snapshots"),
+    ("POST", "projects/*/services/*/forkService"),
+];
+
 fn route(req: Req) -> Reply {
     let Some(seg) = req.segments("/public/api/v1") else {
         return spin_adapter::reply::no_route_reply("service-fork", &req.method, &req.path);
@@ -60,7 +71,14 @@ fn route(req: Req) -> Reply {
             ("POST", ["projects", p, "services", id, "forkService"]) => {
                 fork::fork(&ctx(&req)?, &req, p, id)?
             }
-            _ => spin_adapter::reply::no_route_reply("service-fork", &req.method, &req.path),
+            _ => spin_adapter::reply::unmatched(
+                "service-fork",
+                ROUTES,
+                &req.method,
+                &req.path,
+                &s,
+                |st, m| fail(st, "METHOD_NOT_ALLOWED", m),
+            ),
         })
     })();
     r.unwrap_or_else(|e| e)

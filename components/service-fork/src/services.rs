@@ -144,52 +144,49 @@ pub fn service_json(e: &Engine, c: &Container, status_override: Option<&str>) ->
 
 /// `POST /projects/{project_id}/services` (`ServiceCreate`, plus `service_type`).
 pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let body: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
-    let name = match body.get("name").and_then(Value::as_str) {
+    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
+    let name = match spin_adapter::body::opt_str(&m, "name").map_err(|e| bad(&e))? {
         Some(n) if !n.is_empty() && n.chars().count() <= 128 => n.to_string(),
         _ => return Err(bad("name is required: 1 to 128 characters")),
     };
-    let region = body
-        .get("region_code")
-        .and_then(Value::as_str)
-        .unwrap_or("us-east-1");
-    if !REGIONS.contains(&region) {
-        return Err(bad(&format!(
-            "region_code {region:?} is not one of {}",
-            REGIONS.join(", ")
-        )));
-    }
-    let addons: Vec<String> = match body.get("addons") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| match x.as_str() {
-                Some(s @ ("time-series" | "ai")) => Ok(s.to_string()),
-                _ => Err(bad("addons are \"time-series\" or \"ai\"")),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(bad("addons is a list")),
-    };
-    let service_type = match body.get("service_type").and_then(Value::as_str) {
-        Some(t @ ("TIMESCALEDB" | "POSTGRES" | "VECTOR")) => t.to_string(),
-        Some(t) => {
-            return Err(bad(&format!(
-                "service_type {t:?} is not TIMESCALEDB, POSTGRES or VECTOR"
-            )))
-        }
+    let region = spin_adapter::body::opt_enum(&m, "region_code", REGIONS)
+        .map_err(|e| bad(&e))?
+        .unwrap_or("us-east-1")
+        .to_string();
+    let addons: Vec<String> =
+        match spin_adapter::body::opt_array(&m, "addons").map_err(|e| bad(&e))? {
+            None => vec![],
+            Some(a) => a
+                .iter()
+                .map(|x| match x.as_str() {
+                    Some(s @ ("time-series" | "ai")) => Ok(s.to_string()),
+                    _ => Err(bad("addons are \"time-series\" or \"ai\"")),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+    let service_type = match spin_adapter::body::opt_enum(
+        &m,
+        "service_type",
+        &["TIMESCALEDB", "POSTGRES", "VECTOR"],
+    )
+    .map_err(|e| bad(&e))?
+    {
+        Some(t) => t.to_string(),
         None if addons.iter().any(|a| a == "time-series") || addons.is_empty() => {
             "TIMESCALEDB".into()
         }
         None => "POSTGRES".into(),
     };
+    let body = Value::Object(m);
     let cpu = body
         .get("cpu_millis")
+        .filter(|v| !v.is_null())
         .map(|v| check_size("cpu_millis", v))
         .transpose()?
         .unwrap_or_else(|| "500".into());
     let mem = body
         .get("memory_gbs")
+        .filter(|v| !v.is_null())
         .map(|v| check_size("memory_gbs", v))
         .transpose()?
         .unwrap_or_else(|| "2".into());
@@ -285,6 +282,8 @@ pub fn snapshots(ctx: &Ctx, p: &str, id: &str) -> Result<Reply, Reply> {
     let list = e.snapshots(&c, 100).map_err(|er| error(&er))?;
     Ok(Reply::json(
         200,
-        &Value::Array(list.iter().map(|s| json!({"snapshot_id": s.id, "lsn": s.lsn, "scheduled": s.scheduled, "created": engine::util::rfc3339(s.created_at)})).collect()),
+        &Value::Array(
+            list.iter().map(|s| json!({"snapshot_id": s.id, "lsn": s.lsn, "scheduled": s.scheduled, "created": engine::util::rfc3339(s.created_at)})).collect(),
+        ),
     ))
 }

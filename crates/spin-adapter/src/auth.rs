@@ -1,5 +1,6 @@
 //! Tokens. A tenant token is shown once at creation and stored only as its
-//! SHA-256 in key-value (`token:<hex hash>` → `{"tenant", "created_at"}`).
+//! SHA-256 in key-value (`token:<hex hash>` → `{"tenant", "created_at",
+//! "id"}`), with `token-id:<id>` → `<hex hash>` so it can be revoked by id.
 //! The admin token is the Spin variable `admin_token`. Comparisons of secrets
 //! are constant-time.
 
@@ -33,18 +34,83 @@ pub fn is_admin(presented: &str) -> Result<bool, Reply> {
     Ok(bool::from(hash(presented).ct_eq(&hash(&admin))))
 }
 
-/// Mint a token for `tenant`; returns the token (never stored).
-pub fn mint(tenant: &str, now_us: i64) -> Result<String, Reply> {
+/// A minted token: the secret (never stored) and its public id.
+pub struct Minted {
+    pub token: String,
+    pub id: String,
+}
+
+/// Mint a token for `tenant`.
+pub fn mint(tenant: &str, now_us: i64) -> Result<Minted, Reply> {
     let token = format!("spk_{}", crate::store::random_hex(32));
+    let id = format!("tok_{}", crate::store::random_hex(8));
     let store = open()?;
-    let record = serde_json::json!({"tenant": tenant, "created_at": engine::util::rfc3339(now_us)});
+    let digest = hex::encode(hash(&token));
+    let record = serde_json::json!({"tenant": tenant, "created_at": engine::util::rfc3339(now_us), "id": id});
+    // The id first: a crash between the two writes leaves an id that
+    // points at nothing, never a token that cannot be revoked.
+    set(&store, &format!("token-id:{id}"), digest.as_bytes())?;
+    set(
+        &store,
+        &format!("token:{digest}"),
+        record.to_string().as_bytes(),
+    )?;
+    Ok(Minted { token, id })
+}
+
+fn set(store: &Store, key: &str, value: &[u8]) -> Result<(), Reply> {
     store
-        .set(
-            &format!("token:{}", hex::encode(hash(&token))),
-            record.to_string().as_bytes(),
-        )
-        .map_err(|e| Reply::problem(500, "storage_error", &format!("storing the token: {e:?}")))?;
-    Ok(token)
+        .set(key, value)
+        .map_err(|e| Reply::problem(500, "storage_error", &format!("storing the token: {e:?}")))
+}
+
+/// What is known of a token by its id: its record, or `None`.
+fn record_of_id(store: &Store, id: &str) -> Result<Option<(String, serde_json::Value)>, Reply> {
+    if id.len() > 64 {
+        return Ok(None);
+    }
+    let err = |e| Reply::problem(500, "storage_error", &format!("{e:?}"));
+    let Some(digest) = store.get(&format!("token-id:{id}")).map_err(err)? else {
+        return Ok(None);
+    };
+    let digest = String::from_utf8_lossy(&digest).into_owned();
+    let record = store.get(&format!("token:{digest}")).map_err(err)?;
+    let v = record
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Some((digest, v)))
+}
+
+/// Revoke the token `id`. A tenant may revoke only its own tokens; the
+/// admin any. `Ok(false)` when there is no such token for the caller (the
+/// same answer for another tenant's, so ids reveal nothing). Safe to
+/// retry: the record goes first, then the id.
+pub fn revoke(id: &str, by: &Principal) -> Result<bool, Reply> {
+    let store = open()?;
+    let Some((digest, record)) = record_of_id(&store, id)? else {
+        return Ok(false);
+    };
+    if let Principal::Tenant(t) = by {
+        if record["tenant"].as_str() != Some(t.as_str()) {
+            return Ok(false);
+        }
+    }
+    let err = |e| Reply::problem(500, "storage_error", &format!("revoking the token: {e:?}"));
+    store.delete(&format!("token:{digest}")).map_err(err)?;
+    store.delete(&format!("token-id:{id}")).map_err(err)?;
+    Ok(true)
+}
+
+/// The record of a presented tenant token (`{"tenant", "created_at", "id"}`).
+pub fn describe(presented: &str) -> Result<Option<serde_json::Value>, Reply> {
+    if presented.len() > 512 {
+        return Ok(None);
+    }
+    let key = format!("token:{}", hex::encode(hash(presented)));
+    let bytes = open()?
+        .get(&key)
+        .map_err(|e| Reply::problem(500, "storage_error", &format!("{e:?}")))?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 fn open() -> Result<Store, Reply> {
@@ -98,11 +164,9 @@ pub fn tenant(req: &crate::http::Req, scheme: &str) -> Result<String, Reply> {
     };
     match resolve(token)? {
         Some(Principal::Tenant(t)) => Ok(t),
-        Some(Principal::Admin) => Err(Reply::problem(
-            403,
-            "forbidden",
-            "the admin token only mints tenant tokens (POST /data/v1/tokens); use a tenant token here",
-        )),
+        Some(Principal::Admin) => {
+            Err(Reply::problem(403, "forbidden", "the admin token only mints tenant tokens (POST /data/v1/tokens); use a tenant token here"))
+        }
         None => Err(Reply::problem(401, "unauthorized", "the token is not valid").with_header("www-authenticate", scheme)),
     }
 }

@@ -2,12 +2,14 @@
 //! for storage, auth and error mapping:
 //!
 //! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
+//! - [`body`]: typed reads of JSON bodies, errors naming the field;
 //! - [`http`]: requests in, replies out (bounded bodies, streamed replies);
 //! - [`auth`]: tokens hashed in key-value, constant-time comparison;
 //! - [`errors`]: the one engine-error → HTTP-status function;
 //! - [`reply`]: JSON responses and the fallback for unknown routes.
 
 pub mod auth;
+pub mod body;
 pub mod errors;
 pub mod http;
 pub mod reply;
