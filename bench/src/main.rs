@@ -272,6 +272,7 @@ fn main() {
     } else {
         *opts.sizes.iter().max().unwrap()
     };
+    let wrk = wrk_available();
     let latency = |busy: bool| -> (Duration, Duration) {
         let op = app
             .send_json(
@@ -292,9 +293,9 @@ fn main() {
                 app.tick().unwrap();
             }
         }
+        let url = format!("{}/data/v1/operations/{id}", app.base);
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let samples = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
+        let result = std::thread::scope(|s| {
             if busy {
                 s.spawn(|| {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -302,36 +303,31 @@ fn main() {
                     }
                 });
             }
-            let hs: Vec<_> = (0..opts.clients)
-                .map(|_| {
-                    s.spawn(|| {
-                        let agent: ureq::Agent = ureq::Agent::config_builder()
-                            .http_status_as_error(false)
-                            .build()
-                            .into();
-                        let mut mine = Vec::new();
-                        for _ in 0..40 {
-                            let t = Instant::now();
-                            let r = agent
-                                .get(&format!("{}/data/v1/operations/{id}", app.base))
-                                .header("authorization", &ctx.auth)
-                                .call()
-                                .unwrap();
-                            assert_eq!(r.status().as_u16(), 200);
-                            mine.push(t.elapsed());
-                        }
-                        samples.lock().unwrap().extend(mine);
-                    })
-                })
-                .collect();
-            for h in hs {
-                h.join().unwrap();
-            }
+            let r = if wrk {
+                wrk_run(&url, &ctx.auth, opts.clients)
+            } else {
+                threads_run(&url, &ctx.auth, opts.clients)
+            };
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
         });
-        let mut v = samples.into_inner().unwrap();
-        (pct(&mut v, 0.5), pct(&mut v, 0.99))
+        if busy {
+            let status = app
+                .get(&format!("/data/v1/operations/{id}"), &ctx.h())
+                .json()["status"]
+                .clone();
+            eprintln!("bench: the clone was {status} when the load ended");
+        }
+        result
     };
+    println!(
+        "| | load generator | {} | | |",
+        if wrk {
+            "Debian's wrk (2 threads, 10 s per run)"
+        } else {
+            "the harness's threads (wrk not installed)"
+        }
+    );
     let (idle50, idle99) = latency(false);
     let (busy50, busy99) = latency(true);
     println!(
@@ -343,4 +339,93 @@ fn main() {
         idle99.as_secs_f64() * 1e3,
         busy99.as_secs_f64() / idle99.as_secs_f64()
     );
+}
+
+/// Whether `wrk` is on PATH; when it is not and we are root, install
+/// Debian's package first.
+fn wrk_available() -> bool {
+    let found = || {
+        std::process::Command::new("wrk")
+            .arg("--version")
+            .output()
+            .is_ok()
+    };
+    if !found()
+        && std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false)
+    {
+        eprintln!("bench: installing wrk (apt-get install wrk)");
+        let _ = std::process::Command::new("apt-get")
+            .args(["install", "-y", "-qq", "wrk"])
+            .status();
+    }
+    found()
+}
+
+/// p50 and p99 of `GET url` from `clients` connections for 10 s, by wrk.
+/// Panics when any answer is not 2xx: a figure over failed requests would
+/// be wrong.
+fn wrk_run(url: &str, auth: &str, clients: usize) -> (Duration, Duration) {
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{clients}"),
+            "-d10s",
+            "--latency",
+            "-H",
+            &format!("authorization: {auth}"),
+            url,
+        ])
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {text}");
+    assert!(!text.contains("Non-2xx"), "wrk saw failed requests: {text}");
+    let pct = |p: &str| -> Duration {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} in wrk's output: {text}"));
+        let v = line.split_whitespace().nth(1).unwrap();
+        let (num, scale) = if let Some(x) = v.strip_suffix("us") {
+            (x, 1e-6)
+        } else if let Some(x) = v.strip_suffix("ms") {
+            (x, 1e-3)
+        } else if let Some(x) = v.strip_suffix('s') {
+            (x, 1.0)
+        } else {
+            panic!("unknown unit in {line}")
+        };
+        Duration::from_secs_f64(num.parse::<f64>().unwrap() * scale)
+    };
+    (pct("50%"), pct("99%"))
+}
+
+/// The same measurement without wrk: `clients` threads, 40 requests each.
+fn threads_run(url: &str, auth: &str, clients: usize) -> (Duration, Duration) {
+    let samples = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut mine = Vec::new();
+                for _ in 0..40 {
+                    let t = Instant::now();
+                    let r = agent.get(url).header("authorization", auth).call().unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                    mine.push(t.elapsed());
+                }
+                samples.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let mut v = samples.into_inner().unwrap();
+    (pct(&mut v, 0.5), pct(&mut v, 0.99))
 }
