@@ -105,6 +105,8 @@ pub struct Shared {
     pub inherit_stdio: bool,
     /// The largest linear memory any instance of each component has had.
     pub memory_peaks: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    /// Idle connections to the `default` database, reused by later opens.
+    pub sqlite_idle: crate::sqlite::Idle,
 }
 
 /// Per-store data: WASI, `wasi:http`, and which component this is.
@@ -240,6 +242,7 @@ impl Host {
                 variables,
                 inherit_stdio: opts.inherit_stdio,
                 memory_peaks: Default::default(),
+                sqlite_idle: Default::default(),
             }),
             manifest,
         })

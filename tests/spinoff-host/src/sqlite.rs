@@ -4,6 +4,11 @@
 //! Each `connection.open` gets its own rusqlite connection (journal mode as the
 //! file has it, 5 s busy timeout), so statements on one connection share a
 //! transaction and are isolated from other connections, as in Spin. A
+//! connection the guest drops goes back to a small idle list — after a
+//! `ROLLBACK` if the guest left a transaction open, so nothing crosses from
+//! one open to the next but warm caches — and the next open reuses it
+//! instead of opening the file and parsing the schema again. A connection
+//! of an instance that traps is closed, never reused. A
 //! component may open only the databases its manifest lists in
 //! `sqlite_databases` (`access-denied` otherwise); names other than `default`
 //! would need Spin's runtime configuration, which this host does not read
@@ -21,6 +26,30 @@ pub struct OpenConnection {
     conn: Connection,
 }
 
+/// At most this many idle connections are kept.
+const MAX_IDLE: usize = 16;
+
+/// Idle connections to the `default` database.
+#[derive(Default)]
+pub struct Idle(std::sync::Mutex<Vec<Connection>>);
+
+impl Idle {
+    fn take(&self) -> Option<Connection> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keep `conn` for a later open, once no transaction is open on it.
+    fn give_back(&self, conn: Connection) {
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
 impl State {
     fn sqlite_open_impl(
         &mut self,
@@ -36,6 +65,9 @@ impl State {
         }
         if database != "default" {
             return Ok(Err(Error::NoSuchDatabase));
+        }
+        if let Some(conn) = self.shared.sqlite_idle.take() {
+            return Ok(Ok(self.table.push(OpenConnection { conn })?));
         }
         let path = self.shared.state_dir.join("sqlite_db.db");
         let opened = blocking(|| -> rusqlite::Result<Connection> {
@@ -127,9 +159,10 @@ impl sqlite::HostConnection for State {
     }
 
     fn drop(&mut self, c: Resource<OpenConnection>) -> wasmtime::Result<()> {
-        let conn = self.table.delete(c)?;
-        // Closing may roll back an open transaction: keep it off the async threads too.
-        blocking(move || drop(conn));
+        let open = self.table.delete(c)?;
+        // A rollback may touch the file: keep it off the async threads too.
+        let idle = &self.shared.sqlite_idle;
+        blocking(move || idle.give_back(open.conn));
         Ok(())
     }
 }

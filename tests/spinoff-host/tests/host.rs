@@ -200,6 +200,15 @@ fn sqlite_transaction_spans_statements_on_one_connection() {
     assert_eq!(s, 200);
     let (_, r) = app.sql(json!([{"sql": "SELECT k FROM c ORDER BY k"}]));
     assert_eq!(r[0]["rows"], json!([[{"integer": 1}], [{"integer": 2}]]));
+    // The host reuses idle connections: one left mid-transaction comes back
+    // clean, so the next request can start its own transaction on it.
+    for k in 5..8 {
+        let (s, _) = app.sql(json!([{"sql": "BEGIN IMMEDIATE"}, {"sql": "INSERT INTO c VALUES (?)", "params": [{"integer": k}]}]));
+        assert_eq!(s, 200);
+        let (s, r) = app.sql(json!([{"sql": "BEGIN IMMEDIATE"}, {"sql": "SELECT count(*) FROM c"}, {"sql": "COMMIT"}]));
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r[1]["rows"], json!([[{"integer": 2}]]));
+    }
     // The database is Spin's file in the state dir.
     assert!(app.state.path().join("sqlite_db.db").exists());
 }
