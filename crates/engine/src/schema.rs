@@ -188,10 +188,29 @@ fn user_version(db: &dyn Db) -> Result<i64> {
         .unwrap_or(Ok(0))
 }
 
+/// The page size of a database the engine creates.
+pub const PAGE_SIZE: i64 = 16384;
+
+fn page_count(db: &dyn Db) -> Result<i64> {
+    one(db, "PRAGMA page_count", &[])?
+        .map(|r| r.i64(0))
+        .unwrap_or(Ok(0))
+}
+
 /// Bring the schema up to date. Idempotent, safe to run concurrently.
 pub fn migrate(db: &dyn Db) -> Result<()> {
     if user_version(db)? >= VERSION {
         return Ok(());
+    }
+    // A new database gets 16 KiB pages. With SQLite's default 4 KiB, a
+    // record of ~1 KiB does not fit in a page of the records table's B-tree
+    // (WITHOUT ROWID: about 1 000 bytes of payload stay local) and spills
+    // into an overflow page of its own: four times the bytes on disk and a
+    // copy four times slower. The page size can only be set before the
+    // first table exists and before WAL is on, so this comes first and only
+    // while the file is empty; an existing file keeps its page size.
+    if user_version(db)? == 0 && page_count(db)? == 0 {
+        let _ = db.execute(&format!("PRAGMA page_size = {PAGE_SIZE}"), &[]);
     }
     // WAL lets readers proceed while a chunk is being written. It is a
     // property of the file and cannot change inside a transaction.
