@@ -67,7 +67,7 @@ impl Default for Config {
             max_batch: 50_000,
             max_page: 1_000,
             lease_us: 5_000_000,
-            initial_chunk: 500,
+            initial_chunk: 2_000,
             min_chunk: 16,
             max_chunk: 20_000,
             target_chunk_us: 100_000,

@@ -954,10 +954,38 @@ impl Engine<'_> {
             _ => return Ok(false),
         }
         let worker = format!("reader-{}", new_id(self.env));
-        if !self.claim(id, &worker)? {
-            return Ok(false);
+        // A reader never queues for the write lock: while a worker commits a
+        // chunk (of this operation or another), claiming and stepping give
+        // up at once instead of waiting out the busy timeout. The timeout is
+        // restored before the release, which must not be skipped.
+        let timeout = self
+            .db
+            .execute("PRAGMA busy_timeout", &[])
+            .ok()
+            .and_then(|r| r.first().and_then(|r| r.i64(0).ok()));
+        let _ = self.db.execute("PRAGMA busy_timeout = 0", &[]);
+        let restore = || {
+            if let Some(t) = timeout {
+                let _ = self.db.execute(&format!("PRAGMA busy_timeout = {t}"), &[]);
+            }
+        };
+        match self.claim(id, &worker) {
+            Ok(true) => {}
+            Ok(false)
+            | Err(Error {
+                kind: ErrorKind::Busy,
+                ..
+            }) => {
+                restore();
+                return Ok(false);
+            }
+            Err(e) => {
+                restore();
+                return Err(e);
+            }
         }
         let r = self.step(id, &worker, Some(limit));
+        restore();
         let _ = self.release(id, &worker);
         match r {
             Ok(_) => Ok(true),
