@@ -20,6 +20,36 @@ fn headers(kind: Auth, token: &str) -> Vec<(String, String)> {
     }
 }
 
+/// Every wrong credential is refused: none, a malformed one and a revoked
+/// one answer 401; another tenant's answers 404 (returned, to check that
+/// nothing of the owner's leaks into it).
+fn refused(
+    call: impl Fn(Vec<(String, String)>) -> Reply,
+    kind: Auth,
+    what: &str,
+    revoked: &str,
+    other: &str,
+) -> Reply {
+    assert_eq!(call(vec![]).status, 401, "{what} without a token");
+    assert_eq!(
+        call(headers(kind, "spk_not-a-real-token")).status,
+        401,
+        "{what} with a bad token"
+    );
+    assert_eq!(
+        call(headers(kind, revoked)).status,
+        401,
+        "{what} with a revoked token"
+    );
+    let foreign = call(headers(kind, other));
+    assert_eq!(
+        foreign.status, 404,
+        "{what} as another tenant: {}",
+        foreign.body
+    );
+    foreign
+}
+
 #[test]
 fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
     let app = App::start();
@@ -313,23 +343,7 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
             h.push(("content-type", "application/json"));
             app.request(method, path, &h, body.as_deref().map(str::as_bytes))
         };
-        assert_eq!(call(vec![]).status, 401, "{method} {path} without a token");
-        assert_eq!(
-            call(headers(*kind, "spk_not-a-real-token")).status,
-            401,
-            "{method} {path} with a bad token"
-        );
-        assert_eq!(
-            call(headers(*kind, &revoked)).status,
-            401,
-            "{method} {path} with a revoked token"
-        );
-        let foreign = call(headers(*kind, &other));
-        assert_eq!(
-            foreign.status, 404,
-            "{method} {path} as another tenant: {}",
-            foreign.body
-        );
+        refused(call, *kind, &format!("{method} {path}"), &revoked, &other);
     }
     // Nothing of acme's changed, and globex got nothing.
     assert_eq!(
@@ -434,23 +448,7 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
         };
         let own = call(headers(*kind, &owner));
         assert_eq!(own.status, 200, "{path} as owner: {}", own.body);
-        assert_eq!(call(vec![]).status, 401, "{path} without a token");
-        assert_eq!(
-            call(headers(*kind, "spk_not-a-real-token")).status,
-            401,
-            "{path} with a bad token"
-        );
-        assert_eq!(
-            call(headers(*kind, &revoked)).status,
-            401,
-            "{path} with a revoked token"
-        );
-        let foreign = call(headers(*kind, &other));
-        assert_eq!(
-            foreign.status, 404,
-            "{path} as another tenant: {}",
-            foreign.body
-        );
+        let foreign = refused(call, *kind, path, &revoked, &other);
         // Nothing of acme's leaks into the answer (beyond echoing the path).
         for secret in [&cluster, &ns, &svc, &db, &env, &op] {
             assert!(
