@@ -279,7 +279,7 @@ fn main() {
                 "POST",
                 &format!("/data/v1/resources/native:src{n}/clones"),
                 &ctx.h(),
-                &json!({"target": format!("native:lat{busy}{n}")}),
+                &json!({"target": format!("native:lat{busy}{clients}-{n}")}),
             )
             .json();
         let id = op["id"].as_str().unwrap().to_string();
@@ -311,7 +311,7 @@ fn main() {
                         assert_ne!(st, "failed");
                         if st == "succeeded" {
                             let k = clones.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let target = format!("native:busy{n}-{k}");
+                            let target = format!("native:busy{n}-{clients}-{k}");
                             let path = format!("/data/v1/resources/native:src{n}/clones");
                             let next = app
                                 .send_json("POST", &path, &ctx.h(), &json!({ "target": target }))
@@ -338,7 +338,7 @@ fn main() {
     println!(
         "| | load generator | {} | | |",
         if wrk {
-            "Debian's wrk (2 threads, 10 s per run)"
+            "Debian's wrk (2 threads, 1 at 1 client; 10 s per run)"
         } else {
             "the harness's threads (wrk not installed)"
         }
