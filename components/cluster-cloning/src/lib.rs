@@ -11,7 +11,6 @@ mod cloning;
 mod clusters;
 
 use spin_adapter::http::{serve, Reply, Req};
-use spin_adapter::store::{SpinDb, SpinEnv};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -23,22 +22,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     serve(req, out, route).await
 }
 
-pub(crate) struct Ctx {
-    pub tenant: String,
-    pub db: SpinDb,
-}
-
-impl Ctx {
-    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
-    }
-}
+pub(crate) type Ctx = spin_adapter::ctx::Ctx;
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
     let tenant =
         spin_adapter::auth::tenant_from_header(req, KEY_HEADER).map_err(typesense_shape)?;
-    let db = SpinDb::open().map_err(|e| error(&e))?;
-    Ok(Ctx { tenant, db })
+    Ctx::open(tenant, error)
 }
 
 /// Every route's method and path pattern (`*`: one segment), for 405s.

@@ -11,7 +11,7 @@ mod resources;
 mod shapes;
 
 use spin_adapter::http::{serve, Reply, Req};
-use spin_adapter::store::{SpinDb, SpinEnv};
+use spin_adapter::store::SpinEnv;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -24,21 +24,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 }
 
 /// A request's context: the tenant and an engine over a fresh connection.
-pub(crate) struct Ctx {
-    pub tenant: String,
-    pub db: SpinDb,
-}
-
-impl Ctx {
-    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| Reply::error(&e))
-    }
-}
+pub(crate) type Ctx = spin_adapter::ctx::Ctx;
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
     let tenant = spin_adapter::auth::tenant(req, "Bearer")?;
-    let db = SpinDb::open().map_err(|e| Reply::error(&e))?;
-    Ok(Ctx { tenant, db })
+    Ctx::open(tenant, Reply::error)
 }
 
 /// The router table.

@@ -14,12 +14,12 @@ fn ts(us: i64) -> String {
 pub fn organizations(ctx: &Ctx) -> Result<Reply, Reply> {
     Ok(Reply::json(
         200,
-        &json!({"results": [{"id": ctx.organization(), "name": ctx.tenant}]}),
+        &json!({"results": [{"id": crate::organization(ctx), "name": ctx.tenant}]}),
     ))
 }
 
 fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
-    if o == ctx.organization() {
+    if o == crate::organization(ctx) {
         Ok(())
     } else {
         Err(fail(404, &format!("organization {o} not found")))
@@ -42,7 +42,7 @@ fn env_json(ctx: &Ctx, o: &engine::Owned) -> Value {
         "created_at": ts(o.created_at),
         "updated_at": ts(o.created_at),
         "name": o.spec["name"],
-        "organization": {"id": ctx.organization()},
+        "organization": {"id": crate::organization(ctx)},
         "project": {"id": o.parent},
         "cloud_provider": {"provider": "aws", "cluster": "us-east-2"},
         "mode": o.spec["mode"],

@@ -13,7 +13,6 @@ mod databases;
 mod environments;
 
 use spin_adapter::http::{serve, Reply, Req};
-use spin_adapter::store::{SpinDb, SpinEnv};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -24,19 +23,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     serve(req, out, route).await
 }
 
-pub(crate) struct Ctx {
-    pub tenant: String,
-    pub db: SpinDb,
-}
+pub(crate) type Ctx = spin_adapter::ctx::Ctx;
 
-impl Ctx {
-    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
-    }
-    /// The tenant's organization id.
-    pub fn organization(&self) -> String {
-        spin_adapter::store::uuid_from(&format!("qovery-organization:{}", self.tenant))
-    }
+/// The caller's organization id.
+pub(crate) fn organization(ctx: &Ctx) -> String {
+    spin_adapter::store::uuid_from(&format!("qovery-organization:{}", ctx.tenant))
 }
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
@@ -45,8 +36,7 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
         None => spin_adapter::auth::tenant(req, "Bearer"),
     }
     .map_err(|r| fail(r.status, "Unauthorized: send Authorization: Token <token>"))?;
-    let db = SpinDb::open().map_err(|e| error(&e))?;
-    Ok(Ctx { tenant, db })
+    Ctx::open(tenant, error)
 }
 
 /// Every route's method and path pattern (`*`: one segment), for 405s.

@@ -14,7 +14,6 @@ mod datasets;
 mod jobs;
 
 use spin_adapter::http::{serve, Reply, Req};
-use spin_adapter::store::{SpinDb, SpinEnv};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -25,22 +24,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     serve(req, out, route).await
 }
 
-pub(crate) struct Ctx {
-    pub tenant: String,
-    pub db: SpinDb,
-}
-
-impl Ctx {
-    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
-    }
-}
+pub(crate) type Ctx = spin_adapter::ctx::Ctx;
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
     let tenant = spin_adapter::auth::tenant(req, "Bearer")
-        .map_err(|r| fail(r.status, "Unauthorized", &message_of(&r)))?;
-    let db = SpinDb::open().map_err(|e| error(&e))?;
-    Ok(Ctx { tenant, db })
+        .map_err(|r| fail(r.status, "Unauthorized", &r.message()))?;
+    Ctx::open(tenant, error)
 }
 
 /// `v1` or `vYYYY-MM-DD`.
@@ -133,16 +122,6 @@ fn route(req: Req) -> Reply {
 
 fn not_found(req: &Req) -> Reply {
     spin_adapter::reply::no_route_reply("dataset-copy", &req.method, &req.path)
-}
-
-fn message_of(r: &Reply) -> String {
-    match &r.body {
-        spin_adapter::http::Body::Bytes(b) => serde_json::from_slice::<serde_json::Value>(b)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(String::from))
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
 }
 
 /// Sanity's error shape: `{"statusCode", "error", "message"}`.

@@ -8,7 +8,7 @@ use spin_adapter::http::{Reply, Req};
 use crate::namespaces::{
     check_name, counts, create_namespace, find, name_key, namespace_json, new_id,
 };
-use crate::{bad, error, fail, org_of, Ctx, FAMILY};
+use crate::{bad, error, fail, org_of, Caller, Ctx, FAMILY};
 
 /// `POST /v1/namespaces/{namespace_identifier}/clone` (`CloneNamespaceRequest`).
 pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {

@@ -19,7 +19,6 @@ mod namespaces;
 
 use spin_adapter::auth::Principal;
 use spin_adapter::http::{serve, Reply, Req};
-use spin_adapter::store::{SpinDb, SpinEnv};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -30,18 +29,17 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     serve(req, out, route).await
 }
 
-pub(crate) struct Ctx {
-    /// The caller's organization (tenant); `None` for the admin token.
-    pub tenant: Option<String>,
-    pub db: SpinDb,
+/// The caller's organization (tenant), `None` for the admin token.
+pub(crate) type Ctx = spin_adapter::ctx::Ctx<Option<String>>;
+
+/// The caller's tenant.
+pub(crate) trait Caller {
+    /// The tenant, or 403 for the admin token on an organization's route.
+    fn tenant(&self) -> Result<&str, Reply>;
 }
 
-impl Ctx {
-    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
-    }
-    /// The caller's tenant, or 403 for the admin token on tenant routes.
-    pub fn tenant(&self) -> Result<&str, Reply> {
+impl Caller for Ctx {
+    fn tenant(&self) -> Result<&str, Reply> {
         self.tenant.as_deref().ok_or_else(|| {
             fail(
                 403,
@@ -71,8 +69,7 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
         Some(Principal::Admin) => None,
         None => return Err(fail(401, "unauthorized", "the API key is not valid")),
     };
-    let db = SpinDb::open().map_err(|e| error(&e))?;
-    let c = Ctx { tenant, db };
+    let c = Ctx::open(tenant, error)?;
     if let Some(t) = &c.tenant {
         // Remember which tenant an organization id stands for.
         let e = c.engine()?;

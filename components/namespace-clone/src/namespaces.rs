@@ -4,7 +4,7 @@ use engine::{Container, ContainerState, Engine, Status};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 
-use crate::{bad, error, fail, Ctx, FAMILY};
+use crate::{bad, error, fail, Caller, Ctx, FAMILY};
 
 /// The owned key that makes a namespace name unique per organization.
 pub fn name_key(tenant: &str, name: &str) -> String {

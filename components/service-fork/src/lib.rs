@@ -12,7 +12,6 @@ mod fork;
 mod services;
 
 use spin_adapter::http::{serve, Reply, Req};
-use spin_adapter::store::{SpinDb, SpinEnv};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -23,21 +22,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     serve(req, out, route).await
 }
 
-pub(crate) struct Ctx {
-    pub tenant: String,
-    pub db: SpinDb,
-}
-
-impl Ctx {
-    pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| error(&e))
-    }
-}
+pub(crate) type Ctx = spin_adapter::ctx::Ctx;
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {
     let tenant = spin_adapter::auth::tenant(req, "Bearer").map_err(tiger_shape)?;
-    let db = SpinDb::open().map_err(|e| error(&e))?;
-    Ok(Ctx { tenant, db })
+    Ctx::open(tenant, error)
 }
 
 /// Every route's method and path pattern (`*`: one segment), for 405s.
@@ -106,13 +95,7 @@ pub(crate) fn error(e: &engine::Error) -> Reply {
 
 fn tiger_shape(r: Reply) -> Reply {
     let status = r.status;
-    let message = match &r.body {
-        spin_adapter::http::Body::Bytes(b) => serde_json::from_slice::<serde_json::Value>(b)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(String::from))
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let message = r.message();
     let code = match status {
         401 => "UNAUTHORIZED",
         403 => "FORBIDDEN",

@@ -112,6 +112,18 @@ impl Reply {
         }
     }
 
+    /// The `message` of a buffered JSON reply (empty when there is none),
+    /// for families that re-shape adapter errors into their vendor's body.
+    pub fn message(&self) -> String {
+        match &self.body {
+            Body::Bytes(b) => serde_json::from_slice::<serde_json::Value>(b)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or_default(),
+            Body::Stream(_) => String::new(),
+        }
+    }
+
     /// `{"error": code, "message": message}`.
     pub fn problem(status: u16, code: &str, message: &str) -> Reply {
         Reply::json(

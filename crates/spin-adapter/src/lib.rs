@@ -3,6 +3,7 @@
 //!
 //! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
 //! - [`body`]: typed reads of JSON bodies, errors naming the field;
+//! - [`ctx`]: a request's caller, database and error mapping;
 //! - [`http`]: requests in, replies out (bounded bodies, streamed replies);
 //! - [`auth`]: tokens hashed in key-value, constant-time comparison;
 //! - [`errors`]: the one engine-error → HTTP-status function;
@@ -10,6 +11,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod ctx;
 pub mod errors;
 pub mod http;
 pub mod reply;
