@@ -1,0 +1,208 @@
+//! Accepting an operation: validate the request, replay an idempotent
+//! request, resolve the strategy to a snapshot LSN, create the target,
+//! estimate the totals and insert the pending operation.
+
+use super::rows::load;
+use super::types::{CloneRequest, Operation, Strategy};
+use crate::containers::{self, ContainerState};
+use crate::db::{exec, one, transaction, Value};
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::append;
+use crate::util::{check_collection, new_id, rfc3339};
+use crate::{lsn, snapshots, Engine};
+
+impl Engine<'_> {
+    /// Accept a copy: resolve the strategy to a snapshot LSN, create the
+    /// target container (state `cloning`) and a pending operation, in one
+    /// transaction. Returns the operation and whether it was replayed from
+    /// an earlier request with the same idempotency key.
+    pub fn create_operation(&self, req: &CloneRequest) -> Result<(Operation, bool)> {
+        if let Some(cols) = &req.collections {
+            if cols.is_empty() {
+                return Err(Error::invalid(
+                    "collections, when given, names at least one collection",
+                ));
+            }
+            for c in cols {
+                check_collection(c)?;
+            }
+        }
+        for n in &req.notify {
+            check_destination(n)?;
+        }
+        let now = self.env.now_us();
+        let id = new_id(self.env);
+        transaction(self.db, |db| {
+            if let Some((scope, key, fingerprint)) = &req.idempotency {
+                if let Some(r) = one(
+                    db,
+                    "SELECT fingerprint, op FROM idempotency WHERE scope = ?1 AND key = ?2",
+                    &[scope.into(), key.into()],
+                )? {
+                    if &r.text(0)? != fingerprint {
+                        return Err(Error::new(
+                            ErrorKind::IdempotencyMismatch,
+                            format!("Idempotency-Key {key:?} was used for a different request"),
+                        ));
+                    }
+                    let op = load(db, &r.text(1)?)?
+                        .ok_or_else(|| Error::corrupt("idempotency row without operation"))?;
+                    return Ok((op, true));
+                }
+            }
+            let source = containers::find(db, &req.source.family, &req.tenant, &req.source.name)?;
+            if source.state != ContainerState::Ready {
+                return Err(Error::state(
+                    source.state.as_str(),
+                    format!(
+                        "{} is {} and cannot be copied yet",
+                        source.reference(),
+                        source.state.as_str()
+                    ),
+                ));
+            }
+            if let Some(key) = &req.exclusive_key {
+                if let Some(r) = one(
+                    db,
+                    "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+                    &[key.into()],
+                )? {
+                    let active = r.text(0)?;
+                    return Err(Error::new(
+                        ErrorKind::Conflict { active: Some(active.clone()) },
+                        format!("{} already has an operation in progress ({active})", source.reference()),
+                    ));
+                }
+            }
+            let (snapshot_lsn, target_time) = match req.strategy {
+                Strategy::Now => (lsn::head(db)?, None),
+                Strategy::LastSnapshot => {
+                    let s = snapshots::newest(db, source.id)?.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::NoSnapshot,
+                            format!("{} has no snapshot yet", source.reference()),
+                        )
+                    })?;
+                    (s.lsn, None)
+                }
+                Strategy::Pitr(t) => {
+                    if t > now || t < source.floor_at {
+                        return Err(Error::new(
+                            ErrorKind::OutsideRetention { from: source.floor_at, to: now },
+                            format!(
+                                "{} can be restored to a time from {} to {}; {} is outside that window",
+                                source.reference(),
+                                rfc3339(source.floor_at),
+                                rfc3339(now),
+                                rfc3339(t)
+                            ),
+                        ));
+                    }
+                    (lsn::at_time(db, t)?.max(source.floor_lsn), Some(t))
+                }
+            };
+            let target = containers::insert(
+                db,
+                now,
+                &req.target_family,
+                &req.tenant,
+                &req.target_name,
+                &req.target_spec,
+                ContainerState::Cloning,
+            )?;
+            // The clone's history starts where the source's does (with
+            // history) or at the snapshot (without).
+            let (floor_lsn, floor_at) = if req.history {
+                (source.floor_lsn, source.floor_at)
+            } else {
+                (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now))
+            };
+            exec(
+                db,
+                "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
+                &[target.id.into(), floor_lsn.into(), floor_at.into()],
+            )?;
+            // Estimated totals from the source's statistics (exact at the end).
+            let cols_json = req
+                .collections
+                .as_ref()
+                .map(|c| serde_json::to_string(c).unwrap_or_default());
+            let est = one(
+                db,
+                "SELECT coalesce(sum(CASE WHEN ?2 THEN versions ELSE records END), 0), \
+                        coalesce(sum(CASE WHEN ?2 THEN version_bytes ELSE bytes END), 0) \
+                 FROM collection_stats WHERE container = ?1 \
+                 AND (?3 IS NULL OR collection IN (SELECT value FROM json_each(?3)))",
+                &[
+                    source.id.into(),
+                    req.history.into(),
+                    cols_json.clone().into(),
+                ],
+            )?
+            .ok_or_else(|| Error::corrupt("aggregate gave no row"))?;
+            exec(
+                db,
+                "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
+                   target_time, snapshot_lsn, history, collections, status, exclusive_key, records_total, bytes_total, \
+                   chunk_size, notify, meta, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)",
+                &[
+                    id.as_str().into(),
+                    req.family.as_str().into(),
+                    req.tenant.as_str().into(),
+                    req.kind.as_str().into(),
+                    source.id.into(),
+                    source.reference().into(),
+                    target.id.into(),
+                    target.reference().into(),
+                    req.strategy.name().into(),
+                    target_time.into(),
+                    snapshot_lsn.into(),
+                    req.history.into(),
+                    cols_json.into(),
+                    req.exclusive_key.clone().into(),
+                    est.i64(0)?.into(),
+                    est.i64(1)?.into(),
+                    self.config.initial_chunk.into(),
+                    if req.notify.is_empty() { Value::Null } else { serde_json::to_string(&req.notify).unwrap_or_default().into() },
+                    req.meta.to_string().into(),
+                    now.into(),
+                ],
+            )?;
+            if let Some((scope, key, fingerprint)) = &req.idempotency {
+                exec(
+                    db,
+                    "INSERT INTO idempotency (scope, key, fingerprint, op, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    &[scope.into(), key.into(), fingerprint.into(), id.as_str().into(), now.into()],
+                )?;
+            }
+            let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+            append(db, &id, now, "created", &op.progress_json())?;
+            Ok((op, false))
+        })
+    }
+}
+
+/// A notification destination: an http(s) URL or an e-mail address.
+pub fn check_destination(d: &str) -> Result<()> {
+    let ok = if d.starts_with("http://") || d.starts_with("https://") {
+        d.len() <= 2048 && !d.chars().any(|c| c.is_whitespace() || c.is_control())
+    } else {
+        let mut parts = d.splitn(2, '@');
+        let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && d.len() <= 254
+            && !d.chars().any(|c| c.is_whitespace() || c.is_control())
+            && !domain.contains('@')
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{d:?} is neither an http(s) URL nor an e-mail address"
+        )))
+    }
+}

@@ -1,0 +1,158 @@
+//! Ending and restarting operations: cancel, retry, fail, and `finish`,
+//! which every end goes through (status, target state, events,
+//! notifications).
+
+use serde_json::json;
+
+use super::rows::{load, load_for};
+use super::types::{CancelPolicy, Operation, Status};
+use crate::containers::{self, ContainerState};
+use crate::db::{exec, one, transaction, Db};
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{append, enqueue};
+use crate::util::rfc3339;
+use crate::Engine;
+
+impl Engine<'_> {
+    /// Cancel an operation. Pending ones always cancel; in-progress ones by
+    /// `policy`; ended ones answer `InvalidState`. The target is removed.
+    pub fn cancel(&self, tenant: &str, id: &str, policy: CancelPolicy) -> Result<Operation> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let op = load_for(db, tenant, id)?;
+            match (op.status, policy) {
+                (Status::Pending, _) | (Status::InProgress, CancelPolicy::RemoveTarget) => {}
+                (Status::InProgress, CancelPolicy::Refuse) => {
+                    return Err(Error::state(
+                        "in_progress",
+                        format!("operation {id} is in progress and cannot be canceled"),
+                    ))
+                }
+                (s, _) => {
+                    return Err(Error::state(
+                        s.as_str(),
+                        format!("operation {id} has already ended ({})", s.as_str()),
+                    ))
+                }
+            }
+            self.finish(db, &op, Status::Canceled, None, now)
+        })
+    }
+
+    /// Retry a failed operation: it becomes pending again and resumes from
+    /// its cursor (nothing copied is copied twice).
+    pub fn retry(&self, tenant: &str, id: &str) -> Result<Operation> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let op = load_for(db, tenant, id)?;
+            if op.status != Status::Failed {
+                return Err(Error::state(
+                    op.status.as_str(),
+                    format!(
+                        "only a failed operation can be retried; {id} is {}",
+                        op.status.as_str()
+                    ),
+                ));
+            }
+            if containers::by_id(db, op.source)?.is_none() {
+                return Err(Error::state(
+                    "failed",
+                    format!("the source {} no longer exists", op.source_ref),
+                ));
+            }
+            if containers::by_id(db, op.target)?.is_none() {
+                return Err(Error::state(
+                    "failed",
+                    format!("the target {} no longer exists", op.target_ref),
+                ));
+            }
+            let key = one(
+                db,
+                "SELECT exclusive_key FROM operations WHERE id = ?1",
+                &[id.into()],
+            )?
+            .map(|r| r.opt_text(0))
+            .transpose()?
+            .flatten();
+            if let Some(key) = key {
+                if let Some(r) = one(
+                    db,
+                    "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+                    &[key.into()],
+                )? {
+                    let active = r.text(0)?;
+                    return Err(Error::new(
+                        ErrorKind::Conflict { active: Some(active.clone()) },
+                        format!("{} already has an operation in progress ({active})", op.source_ref),
+                    ));
+                }
+            }
+            exec(
+                db,
+                "UPDATE operations SET status = 'pending', error = NULL, completed_at = NULL, updated_at = ?2, \
+                 lease_owner = NULL, lease_expires = 0 WHERE id = ?1",
+                &[id.into(), now.into()],
+            )?;
+            containers::set_state(db, op.target, ContainerState::Cloning, now)?;
+            let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+            append(db, id, now, "retried", &op.progress_json())?;
+            Ok(op)
+        })
+    }
+
+    /// End an operation inside the caller's transaction: set the status,
+    /// the target's state, events and notifications.
+    pub(super) fn finish(
+        &self,
+        db: &dyn Db,
+        op: &Operation,
+        status: Status,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<Operation> {
+        exec(
+            db,
+            "UPDATE operations SET status = ?2, error = ?3, completed_at = ?4, updated_at = ?4, lease_owner = NULL, \
+             lease_expires = 0, records_total = CASE WHEN ?2 = 'succeeded' THEN records_copied ELSE records_total END, \
+             bytes_total = CASE WHEN ?2 = 'succeeded' THEN bytes_copied ELSE bytes_total END WHERE id = ?1",
+            &[op.id.as_str().into(), status.as_str().into(), error.into(), now.into()],
+        )?;
+        match status {
+            Status::Succeeded => containers::set_state(db, op.target, ContainerState::Ready, now)?,
+            Status::Failed => containers::set_state(db, op.target, ContainerState::Failed, now)?,
+            Status::Canceled => containers::mark_deleting(db, op.target, now)?,
+            _ => {}
+        }
+        let op = load(db, &op.id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+        let mut data = op.progress_json();
+        if let Some(e) = error {
+            data["error"] = json!(e);
+        }
+        append(db, &op.id, now, status.as_str(), &data)?;
+        if !op.notify.is_empty() {
+            let payload = json!({
+                "operation": op.id,
+                "kind": op.kind,
+                "status": status.as_str(),
+                "source": op.source_ref,
+                "target": op.target_ref,
+                "records_copied": op.records_copied,
+                "error": error,
+                "completed_at": rfc3339(now),
+            });
+            enqueue(db, &op.id, &op.notify, &payload, now)?;
+        }
+        Ok(op)
+    }
+
+    /// Fail an operation (e.g. after a chunk hit a storage error).
+    pub fn fail(&self, id: &str, error: &str) -> Result<()> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| match load(db, id)? {
+            Some(op) if op.status.is_active() => self
+                .finish(db, &op, Status::Failed, Some(error), now)
+                .map(|_| ()),
+            _ => Ok(()),
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! Copy operations: create, read, list, cancel, retry, and the chunked,
+//! leased copy that moves them forward.
+//!
+//! State machine: `pending → in_progress → succeeded | failed`,
+//! `pending → canceled`, `in_progress → canceled` (only under
+//! [`CancelPolicy::RemoveTarget`]), `failed → pending` (retry).
+//!
+//! Files:
+//! - `types`: the operation types (strategy, status, request, operation, reports);
+//! - `rows`: row mapping, loading and listing;
+//! - `accept`: accepting a copy (`create_operation`) and destination checks;
+//! - `lifecycle`: cancel, retry, fail and `finish`; the one-active-per-key rule;
+//! - `leases`: claim, release, next runnable;
+//! - `step`: the chunk step and its chunk-size rule;
+//! - `tick`: the worker tick and `nudge`.
+
+mod accept;
+mod leases;
+mod lifecycle;
+mod rows;
+mod step;
+mod tick;
+mod types;
+
+pub use accept::check_destination;
+pub use types::{
+    CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport,
+};

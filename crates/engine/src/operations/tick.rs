@@ -1,0 +1,124 @@
+//! Moving operations forward: the worker tick (round-robin under a time
+//! budget) and `nudge` (bounded progress from a status read).
+
+use super::rows::load;
+use super::types::{Status, TickReport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::util::new_id;
+use crate::Engine;
+
+impl Engine<'_> {
+    /// One worker tick: step runnable operations round-robin until
+    /// `budget_us` is spent, then give back every lease taken. A storage
+    /// error fails the operation it hit (retry resumes it); `Busy` ends the
+    /// tick early with nothing lost.
+    pub fn tick(&self, worker: &str, budget_us: i64) -> Result<TickReport> {
+        let deadline = self.env.now_us() + budget_us;
+        let mut report = TickReport::default();
+        let mut held: Vec<String> = Vec::new();
+        let mut last_step = 0i64;
+        let result = (|| -> Result<()> {
+            // Stop when the next chunk, as long as the last one, would overrun.
+            while self.env.now_us() + last_step < deadline {
+                let step_started = self.env.now_us();
+                let Some(id) = self.next_runnable(worker)? else {
+                    break;
+                };
+                if !self.claim(&id, worker)? {
+                    continue;
+                }
+                if !held.contains(&id) {
+                    held.push(id.clone());
+                }
+                let stepped = self.step(&id, worker, None);
+                last_step = self.env.now_us() - step_started;
+                match stepped {
+                    Ok(o) => {
+                        report.steps += 1;
+                        report.records_copied += o.copied;
+                        match o.status {
+                            Status::Succeeded => report.finished.push(id),
+                            Status::Failed => report.failed.push(id),
+                            _ => {}
+                        }
+                    }
+                    Err(e) if e.kind == ErrorKind::Busy => return Err(e),
+                    Err(e) if e.kind == ErrorKind::LeaseLost => continue,
+                    Err(e) if matches!(e.kind, ErrorKind::InvalidState { .. }) => continue,
+                    Err(e) => {
+                        self.fail(&id, &e.message)?;
+                        report.failed.push(id);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        for id in &held {
+            let _ = self.release(id, worker);
+        }
+        result.map(|()| report)
+    }
+
+    /// Bounded progress on one operation from a status read, when it is
+    /// runnable and no worker holds it: one chunk of at most `limit` records.
+    /// Returns whether a chunk ran.
+    pub fn nudge(&self, id: &str, limit: i64) -> Result<bool> {
+        // A plain read first (WAL: never waits for a writer): when a worker
+        // holds the operation, a reader does not queue for the write lock.
+        match load(self.db, id)? {
+            Some(op)
+                if op.status.is_active()
+                    && (op.lease_owner.is_none() || op.lease_expires < self.env.now_us()) => {}
+            _ => return Ok(false),
+        }
+        let worker = format!("reader-{}", new_id(self.env));
+        // A reader never queues for the write lock: while a worker commits a
+        // chunk (of this operation or another), claiming and stepping give
+        // up at once instead of waiting out the busy timeout. The timeout is
+        // restored before the release, which must not be skipped.
+        let timeout = self
+            .db
+            .execute("PRAGMA busy_timeout", &[])
+            .ok()
+            .and_then(|r| r.first().and_then(|r| r.i64(0).ok()));
+        let _ = self.db.execute("PRAGMA busy_timeout = 0", &[]);
+        let restore = || {
+            if let Some(t) = timeout {
+                let _ = self.db.execute(&format!("PRAGMA busy_timeout = {t}"), &[]);
+            }
+        };
+        match self.claim(id, &worker) {
+            Ok(true) => {}
+            Ok(false)
+            | Err(Error {
+                kind: ErrorKind::Busy,
+                ..
+            }) => {
+                restore();
+                return Ok(false);
+            }
+            Err(e) => {
+                restore();
+                return Err(e);
+            }
+        }
+        let r = self.step(id, &worker, Some(limit));
+        restore();
+        let _ = self.release(id, &worker);
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Busy | ErrorKind::LeaseLost | ErrorKind::InvalidState { .. }
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => {
+                self.fail(id, &e.message)?;
+                Ok(true)
+            }
+        }
+    }
+}
