@@ -2,10 +2,11 @@
 //! request, resolve the strategy to a snapshot LSN, create the target,
 //! estimate the totals and insert the pending operation.
 
+use super::lifecycle::ensure_none_active;
 use super::rows::load;
 use super::types::{CloneRequest, Operation, Strategy};
-use crate::containers::{self, ContainerState};
-use crate::db::{exec, one, transaction, Value};
+use crate::containers::{self, Container, ContainerState};
+use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
 use crate::util::{check_collection, new_id, rfc3339};
@@ -17,170 +18,254 @@ impl Engine<'_> {
     /// transaction. Returns the operation and whether it was replayed from
     /// an earlier request with the same idempotency key.
     pub fn create_operation(&self, req: &CloneRequest) -> Result<(Operation, bool)> {
-        if let Some(cols) = &req.collections {
-            if cols.is_empty() {
-                return Err(Error::invalid(
-                    "collections, when given, names at least one collection",
-                ));
-            }
-            for c in cols {
-                check_collection(c)?;
-            }
-        }
-        for n in &req.notify {
-            check_destination(n)?;
-        }
+        validate(req)?;
         let now = self.env.now_us();
         let id = new_id(self.env);
         transaction(self.db, |db| {
-            if let Some((scope, key, fingerprint)) = &req.idempotency {
-                if let Some(r) = one(
-                    db,
-                    "SELECT fingerprint, op FROM idempotency WHERE scope = ?1 AND key = ?2",
-                    &[scope.into(), key.into()],
-                )? {
-                    if &r.text(0)? != fingerprint {
-                        return Err(Error::new(
-                            ErrorKind::IdempotencyMismatch,
-                            format!("Idempotency-Key {key:?} was used for a different request"),
-                        ));
-                    }
-                    let op = load(db, &r.text(1)?)?
-                        .ok_or_else(|| Error::corrupt("idempotency row without operation"))?;
-                    return Ok((op, true));
-                }
+            if let Some(op) = replay(db, req)? {
+                return Ok((op, true));
             }
-            let source = containers::find(db, &req.source.family, &req.tenant, &req.source.name)?;
-            if source.state != ContainerState::Ready {
-                return Err(Error::state(
-                    source.state.as_str(),
-                    format!(
-                        "{} is {} and cannot be copied yet",
-                        source.reference(),
-                        source.state.as_str()
-                    ),
-                ));
-            }
+            let source = ready_source(db, req)?;
             if let Some(key) = &req.exclusive_key {
-                if let Some(r) = one(
-                    db,
-                    "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-                    &[key.into()],
-                )? {
-                    let active = r.text(0)?;
-                    return Err(Error::new(
-                        ErrorKind::Conflict { active: Some(active.clone()) },
-                        format!("{} already has an operation in progress ({active})", source.reference()),
-                    ));
-                }
+                ensure_none_active(db, key, &source.reference())?;
             }
-            let (snapshot_lsn, target_time) = match req.strategy {
-                Strategy::Now => (lsn::head(db)?, None),
-                Strategy::LastSnapshot => {
-                    let s = snapshots::newest(db, source.id)?.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::NoSnapshot,
-                            format!("{} has no snapshot yet", source.reference()),
-                        )
-                    })?;
-                    (s.lsn, None)
-                }
-                Strategy::Pitr(t) => {
-                    if t > now || t < source.floor_at {
-                        return Err(Error::new(
-                            ErrorKind::OutsideRetention { from: source.floor_at, to: now },
-                            format!(
-                                "{} can be restored to a time from {} to {}; {} is outside that window",
-                                source.reference(),
-                                rfc3339(source.floor_at),
-                                rfc3339(now),
-                                rfc3339(t)
-                            ),
-                        ));
-                    }
-                    (lsn::at_time(db, t)?.max(source.floor_lsn), Some(t))
-                }
+            let (snapshot_lsn, target_time) = resolve_snapshot(db, req.strategy, &source, now)?;
+            let target = create_target(db, req, &source, snapshot_lsn, now)?;
+            let collections = collections_json(req);
+            let (records_total, bytes_total) =
+                estimate(db, &source, req.history, collections.clone())?;
+            let draft = Draft {
+                id: &id,
+                req,
+                source: &source,
+                target: &target,
+                snapshot_lsn,
+                target_time,
+                collections,
+                records_total,
+                bytes_total,
             };
-            let target = containers::insert(
-                db,
-                now,
-                &req.target_family,
-                &req.tenant,
-                &req.target_name,
-                &req.target_spec,
-                ContainerState::Cloning,
-            )?;
-            // The clone's history starts where the source's does (with
-            // history) or at the snapshot (without).
-            let (floor_lsn, floor_at) = if req.history {
-                (source.floor_lsn, source.floor_at)
-            } else {
-                (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now))
-            };
-            exec(
-                db,
-                "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
-                &[target.id.into(), floor_lsn.into(), floor_at.into()],
-            )?;
-            // Estimated totals from the source's statistics (exact at the end).
-            let cols_json = req
-                .collections
-                .as_ref()
-                .map(|c| serde_json::to_string(c).unwrap_or_default());
-            let est = one(
-                db,
-                "SELECT coalesce(sum(CASE WHEN ?2 THEN versions ELSE records END), 0), \
-                        coalesce(sum(CASE WHEN ?2 THEN version_bytes ELSE bytes END), 0) \
-                 FROM collection_stats WHERE container = ?1 \
-                 AND (?3 IS NULL OR collection IN (SELECT value FROM json_each(?3)))",
-                &[
-                    source.id.into(),
-                    req.history.into(),
-                    cols_json.clone().into(),
-                ],
-            )?
-            .ok_or_else(|| Error::corrupt("aggregate gave no row"))?;
-            exec(
-                db,
-                "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
-                   target_time, snapshot_lsn, history, collections, status, exclusive_key, records_total, bytes_total, \
-                   chunk_size, notify, meta, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)",
-                &[
-                    id.as_str().into(),
-                    req.family.as_str().into(),
-                    req.tenant.as_str().into(),
-                    req.kind.as_str().into(),
-                    source.id.into(),
-                    source.reference().into(),
-                    target.id.into(),
-                    target.reference().into(),
-                    req.strategy.name().into(),
-                    target_time.into(),
-                    snapshot_lsn.into(),
-                    req.history.into(),
-                    cols_json.into(),
-                    req.exclusive_key.clone().into(),
-                    est.i64(0)?.into(),
-                    est.i64(1)?.into(),
-                    self.config.initial_chunk.into(),
-                    if req.notify.is_empty() { Value::Null } else { serde_json::to_string(&req.notify).unwrap_or_default().into() },
-                    req.meta.to_string().into(),
-                    now.into(),
-                ],
-            )?;
-            if let Some((scope, key, fingerprint)) = &req.idempotency {
-                exec(
-                    db,
-                    "INSERT INTO idempotency (scope, key, fingerprint, op, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    &[scope.into(), key.into(), fingerprint.into(), id.as_str().into(), now.into()],
-                )?;
-            }
+            self.insert(db, &draft, now)?;
             let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             append(db, &id, now, "created", &op.progress_json())?;
             Ok((op, false))
         })
     }
+
+    /// Insert the pending operation, and its idempotency key if any.
+    fn insert(&self, db: &dyn Db, d: &Draft, now: i64) -> Result<()> {
+        let req = d.req;
+        exec(
+            db,
+            "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
+               target_time, snapshot_lsn, history, collections, status, exclusive_key, records_total, bytes_total, \
+               chunk_size, notify, meta, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)",
+            &[
+                d.id.into(),
+                req.family.as_str().into(),
+                req.tenant.as_str().into(),
+                req.kind.as_str().into(),
+                d.source.id.into(),
+                d.source.reference().into(),
+                d.target.id.into(),
+                d.target.reference().into(),
+                req.strategy.name().into(),
+                d.target_time.into(),
+                d.snapshot_lsn.into(),
+                req.history.into(),
+                d.collections.clone().into(),
+                req.exclusive_key.clone().into(),
+                d.records_total.into(),
+                d.bytes_total.into(),
+                self.config.initial_chunk.into(),
+                if req.notify.is_empty() { Value::Null } else { serde_json::to_string(&req.notify).unwrap_or_default().into() },
+                req.meta.to_string().into(),
+                now.into(),
+            ],
+        )?;
+        if let Some((scope, key, fingerprint)) = &req.idempotency {
+            exec(
+                db,
+                "INSERT INTO idempotency (scope, key, fingerprint, op, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &[scope.into(), key.into(), fingerprint.into(), d.id.into(), now.into()],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A new operation as resolved, about to be inserted.
+struct Draft<'a> {
+    id: &'a str,
+    req: &'a CloneRequest,
+    source: &'a Container,
+    target: &'a Container,
+    snapshot_lsn: i64,
+    /// The requested time under PITR.
+    target_time: Option<i64>,
+    /// The collection filter as a JSON array (None: all).
+    collections: Option<String>,
+    records_total: i64,
+    bytes_total: i64,
+}
+
+/// Checks that need no database: the collection filter and destinations.
+fn validate(req: &CloneRequest) -> Result<()> {
+    if let Some(cols) = &req.collections {
+        if cols.is_empty() {
+            return Err(Error::invalid(
+                "collections, when given, names at least one collection",
+            ));
+        }
+        for c in cols {
+            check_collection(c)?;
+        }
+    }
+    for n in &req.notify {
+        check_destination(n)?;
+    }
+    Ok(())
+}
+
+/// The operation an earlier request with the same idempotency scope and key
+/// started, or `IdempotencyMismatch` if that request had another fingerprint.
+fn replay(db: &dyn Db, req: &CloneRequest) -> Result<Option<Operation>> {
+    let Some((scope, key, fingerprint)) = &req.idempotency else {
+        return Ok(None);
+    };
+    let Some(r) = one(
+        db,
+        "SELECT fingerprint, op FROM idempotency WHERE scope = ?1 AND key = ?2",
+        &[scope.into(), key.into()],
+    )?
+    else {
+        return Ok(None);
+    };
+    if &r.text(0)? != fingerprint {
+        return Err(Error::new(
+            ErrorKind::IdempotencyMismatch,
+            format!("Idempotency-Key {key:?} was used for a different request"),
+        ));
+    }
+    let op = load(db, &r.text(1)?)?
+        .ok_or_else(|| Error::corrupt("idempotency row without operation"))?;
+    Ok(Some(op))
+}
+
+/// The source, which must be ready.
+fn ready_source(db: &dyn Db, req: &CloneRequest) -> Result<Container> {
+    let source = containers::find(db, &req.source.family, &req.tenant, &req.source.name)?;
+    if source.state != ContainerState::Ready {
+        return Err(Error::state(
+            source.state.as_str(),
+            format!(
+                "{} is {} and cannot be copied yet",
+                source.reference(),
+                source.state.as_str()
+            ),
+        ));
+    }
+    Ok(source)
+}
+
+/// The LSN the copy reads the source at, and the requested time under PITR
+/// (refused outside the source's retained window).
+fn resolve_snapshot(
+    db: &dyn Db,
+    strategy: Strategy,
+    source: &Container,
+    now: i64,
+) -> Result<(i64, Option<i64>)> {
+    Ok(match strategy {
+        Strategy::Now => (lsn::head(db)?, None),
+        Strategy::LastSnapshot => {
+            let s = snapshots::newest(db, source.id)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NoSnapshot,
+                    format!("{} has no snapshot yet", source.reference()),
+                )
+            })?;
+            (s.lsn, None)
+        }
+        Strategy::Pitr(t) => {
+            if t > now || t < source.floor_at {
+                return Err(Error::new(
+                    ErrorKind::OutsideRetention {
+                        from: source.floor_at,
+                        to: now,
+                    },
+                    format!(
+                        "{} can be restored to a time from {} to {}; {} is outside that window",
+                        source.reference(),
+                        rfc3339(source.floor_at),
+                        rfc3339(now),
+                        rfc3339(t)
+                    ),
+                ));
+            }
+            (lsn::at_time(db, t)?.max(source.floor_lsn), Some(t))
+        }
+    })
+}
+
+/// Create the target container (state `cloning`) with its history floor.
+fn create_target(
+    db: &dyn Db,
+    req: &CloneRequest,
+    source: &Container,
+    snapshot_lsn: i64,
+    now: i64,
+) -> Result<Container> {
+    let target = containers::insert(
+        db,
+        now,
+        &req.target_family,
+        &req.tenant,
+        &req.target_name,
+        &req.target_spec,
+        ContainerState::Cloning,
+    )?;
+    // The clone's history starts where the source's does (with
+    // history) or at the snapshot (without).
+    let (floor_lsn, floor_at) = if req.history {
+        (source.floor_lsn, source.floor_at)
+    } else {
+        (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now))
+    };
+    exec(
+        db,
+        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
+        &[target.id.into(), floor_lsn.into(), floor_at.into()],
+    )?;
+    Ok(target)
+}
+
+/// The collection filter as a JSON array (None: all collections).
+fn collections_json(req: &CloneRequest) -> Option<String> {
+    req.collections
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_default())
+}
+
+/// Estimated `(records, bytes)` from the source's statistics (the totals
+/// become exact when the copy ends).
+fn estimate(
+    db: &dyn Db,
+    source: &Container,
+    history: bool,
+    collections: Option<String>,
+) -> Result<(i64, i64)> {
+    let est = one(
+        db,
+        "SELECT coalesce(sum(CASE WHEN ?2 THEN versions ELSE records END), 0), \
+                coalesce(sum(CASE WHEN ?2 THEN version_bytes ELSE bytes END), 0) \
+         FROM collection_stats WHERE container = ?1 \
+         AND (?3 IS NULL OR collection IN (SELECT value FROM json_each(?3)))",
+        &[source.id.into(), history.into(), collections.into()],
+    )?
+    .ok_or_else(|| Error::corrupt("aggregate gave no row"))?;
+    Ok((est.i64(0)?, est.i64(1)?))
 }
 
 /// A notification destination: an http(s) URL or an e-mail address.

@@ -75,17 +75,7 @@ impl Engine<'_> {
             .transpose()?
             .flatten();
             if let Some(key) = key {
-                if let Some(r) = one(
-                    db,
-                    "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-                    &[key.into()],
-                )? {
-                    let active = r.text(0)?;
-                    return Err(Error::new(
-                        ErrorKind::Conflict { active: Some(active.clone()) },
-                        format!("{} already has an operation in progress ({active})", op.source_ref),
-                    ));
-                }
+                ensure_none_active(db, &key, &op.source_ref)?;
             }
             exec(
                 db,
@@ -155,4 +145,26 @@ impl Engine<'_> {
             _ => Ok(()),
         })
     }
+}
+
+/// The one-active-operation-per-key rule (also a partial unique index on
+/// `operations(exclusive_key)`): `Conflict`, naming the active operation,
+/// when an operation with `key` is pending or in progress. `source` names
+/// the source in the message.
+pub(super) fn ensure_none_active(db: &dyn Db, key: &str, source: &str) -> Result<()> {
+    let Some(r) = one(
+        db,
+        "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+        &[key.into()],
+    )?
+    else {
+        return Ok(());
+    };
+    let active = r.text(0)?;
+    Err(Error::new(
+        ErrorKind::Conflict {
+            active: Some(active.clone()),
+        },
+        format!("{source} already has an operation in progress ({active})"),
+    ))
 }
