@@ -4,13 +4,13 @@
 //! chunk.
 
 use super::rows::load;
-use super::types::{Status, StepOutcome};
+use super::types::{Operation, Status, StepOutcome};
 use crate::containers;
-use crate::db::{exec, one, query, transaction, Value};
+use crate::db::{exec, one, query, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
 use crate::records::apply_stats;
-use crate::Engine;
+use crate::{Config, Engine};
 
 /// SQL filtering a source's rows to an operation: container ?1, snapshot
 /// LSN ?2, collection filter ?3 (JSON array or NULL), and for skip-history
@@ -46,26 +46,8 @@ impl Engine<'_> {
             let now = self.env.now_us();
             let op = load(db, id)?
                 .ok_or_else(|| Error::not_found(format!("operation {id} not found")))?;
-            if op.status != Status::InProgress {
-                return Err(Error::state(
-                    op.status.as_str(),
-                    format!("operation {id} is {}", op.status.as_str()),
-                ));
-            }
-            if op.lease_owner.as_deref() != Some(worker) || op.lease_expires < now {
-                return Err(Error::new(
-                    ErrorKind::LeaseLost,
-                    format!("worker {worker} does not hold the lease on {id}"),
-                ));
-            }
-            let source = containers::by_id(db, op.source)?;
-            let target = containers::by_id(db, op.target)?;
-            let (Some(_), Some(_)) = (&source, &target) else {
-                let what = if source.is_none() {
-                    format!("source {}", op.source_ref)
-                } else {
-                    format!("target {}", op.target_ref)
-                };
+            check_runnable_by(&op, worker, now)?;
+            if let Some(what) = missing_container(db, &op)? {
                 let done = self.finish(
                     db,
                     &op,
@@ -78,87 +60,18 @@ impl Engine<'_> {
                     bytes: 0,
                     status: done.status,
                 });
-            };
+            }
             let n = limit.unwrap_or(op.chunk_size).max(1);
-            let filter = chunk_filter(op.history);
-            let cols = op
-                .collections
-                .as_ref()
-                .map(|c| serde_json::to_string(c).unwrap_or_default());
-            let (cc, ck, cl) = op.cursor.clone();
-            let base: Vec<Value> = vec![
-                op.source.into(),
-                op.snapshot_lsn.into(),
-                cols.clone().into(),
-                cc.into(),
-                ck.into(),
-                cl.into(),
-            ];
-            // The chunk's last row: the n-th row after the cursor.
-            let mut p = base.clone();
-            p.push((n - 1).into());
-            let end = one(
-                db,
-                &format!(
-                    "SELECT r.collection, r.key, r.lsn FROM records r WHERE {filter} \
-                     AND (r.collection, r.key, r.lsn) > (?4, ?5, ?6) \
-                     ORDER BY r.collection, r.key, r.lsn LIMIT 1 OFFSET ?7"
-                ),
-                &p,
-            )?;
-            let mut range = String::from("(r.collection, r.key, r.lsn) > (?4, ?5, ?6)");
-            let mut p = base.clone();
-            if let Some(e) = &end {
-                range.push_str(" AND (r.collection, r.key, r.lsn) <= (?7, ?8, ?9)");
-                p.push(e.text(0)?.into());
-                p.push(e.text(1)?.into());
-                p.push(e.i64(2)?.into());
-            }
-            // Statistics of the chunk per collection, then the copy itself.
-            let stats = query(
-                db,
-                &format!(
-                    "SELECT r.collection, count(*), sum(r.size), sum({FINAL_LIVE}), sum({FINAL_LIVE} * r.size) \
-                     FROM records r WHERE {filter} AND {range} GROUP BY r.collection"
-                ),
-                &p,
-            )?;
-            let mut ins = p.clone();
-            ins.push(op.target.into());
-            let tparam = ins.len();
-            exec(
-                db,
-                &format!(
-                    "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size) \
-                     SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size FROM records r \
-                     WHERE {filter} AND {range}"
-                ),
-                &ins,
-            )?;
-            let mut copied = 0;
-            let mut bytes = 0;
-            let mut deltas = std::collections::BTreeMap::new();
-            for s in &stats {
-                let (count, size, live, live_bytes) = (s.i64(1)?, s.i64(2)?, s.i64(3)?, s.i64(4)?);
-                copied += count;
-                bytes += size;
-                deltas.insert(s.text(0)?, (live, live_bytes, count, size));
-            }
-            apply_stats(db, op.target, &deltas)?;
-            let finished_copy = end.is_none();
-            let (nc, nk, nl) = match &end {
-                Some(e) => (e.text(0)?, e.text(1)?, e.i64(2)?),
-                None => op.cursor.clone(),
-            };
-            // Adapt the chunk size toward the target chunk time.
+            let chunk = copy_chunk(db, &op, n)?;
+            let finished_copy = chunk.end.is_none();
+            let (nc, nk, nl) = chunk.end.unwrap_or_else(|| op.cursor.clone());
+            // Adapt the chunk size toward the target chunk time (an explicit
+            // limit leaves it as it was).
             let elapsed = (self.env.now_us() - started).max(1);
-            let target_us = self.config.target_chunk_us;
-            let scaled = (n as f64 * target_us as f64 / elapsed as f64)
-                .clamp(n as f64 / 2.0, n as f64 * 2.0) as i64;
             let next_chunk = if limit.is_some() {
                 op.chunk_size
             } else {
-                scaled.clamp(self.config.min_chunk, self.config.max_chunk)
+                next_chunk_size(n, elapsed, &self.config)
             };
             exec(
                 db,
@@ -172,8 +85,8 @@ impl Engine<'_> {
                     nc.into(),
                     nk.into(),
                     nl.into(),
-                    copied.into(),
-                    bytes.into(),
+                    chunk.copied.into(),
+                    chunk.bytes.into(),
                     next_chunk.into(),
                     elapsed.into(),
                     now.into(),
@@ -181,20 +94,180 @@ impl Engine<'_> {
                 ],
             )?;
             let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
-            if finished_copy {
-                let done = self.finish(db, &op, Status::Succeeded, None, now)?;
-                return Ok(StepOutcome {
-                    copied,
-                    bytes,
-                    status: done.status,
-                });
-            }
-            append(db, id, now, "progress", &op.progress_json())?;
+            let status = if finished_copy {
+                self.finish(db, &op, Status::Succeeded, None, now)?.status
+            } else {
+                append(db, id, now, "progress", &op.progress_json())?;
+                op.status
+            };
             Ok(StepOutcome {
-                copied,
-                bytes,
-                status: op.status,
+                copied: chunk.copied,
+                bytes: chunk.bytes,
+                status,
             })
         })
+    }
+}
+
+/// The next adaptive chunk size after a chunk of `n` records took
+/// `elapsed_us`: `n` scaled toward `config.target_chunk_us`, by at most half
+/// or double per step, then kept within `[min_chunk, max_chunk]`.
+pub(super) fn next_chunk_size(n: i64, elapsed_us: i64, config: &Config) -> i64 {
+    let elapsed = elapsed_us.max(1) as f64;
+    let n_f = n as f64;
+    let scaled = (n_f * config.target_chunk_us as f64 / elapsed).clamp(n_f / 2.0, n_f * 2.0) as i64;
+    scaled.clamp(config.min_chunk, config.max_chunk)
+}
+
+/// `InvalidState` unless the operation is in progress; `LeaseLost` unless
+/// `worker` holds a live lease on it.
+fn check_runnable_by(op: &Operation, worker: &str, now: i64) -> Result<()> {
+    let id = &op.id;
+    if op.status != Status::InProgress {
+        return Err(Error::state(
+            op.status.as_str(),
+            format!("operation {id} is {}", op.status.as_str()),
+        ));
+    }
+    if op.lease_owner.as_deref() != Some(worker) || op.lease_expires < now {
+        return Err(Error::new(
+            ErrorKind::LeaseLost,
+            format!("worker {worker} does not hold the lease on {id}"),
+        ));
+    }
+    Ok(())
+}
+
+/// "source …" or "target …" when that container was deleted.
+fn missing_container(db: &dyn Db, op: &Operation) -> Result<Option<String>> {
+    let source = containers::by_id(db, op.source)?;
+    let target = containers::by_id(db, op.target)?;
+    Ok(if source.is_none() {
+        Some(format!("source {}", op.source_ref))
+    } else if target.is_none() {
+        Some(format!("target {}", op.target_ref))
+    } else {
+        None
+    })
+}
+
+/// What [`copy_chunk`] copied, and the chunk's last row (None: the copy
+/// reached the end of the source).
+struct Chunk {
+    copied: i64,
+    bytes: i64,
+    end: Option<(String, String, i64)>,
+}
+
+/// Copy at most `n` rows after the operation's cursor into its target and
+/// add them to the target's statistics.
+fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
+    let filter = chunk_filter(op.history);
+    let cols = op
+        .collections
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_default());
+    let (cc, ck, cl) = op.cursor.clone();
+    let base: Vec<Value> = vec![
+        op.source.into(),
+        op.snapshot_lsn.into(),
+        cols.into(),
+        cc.into(),
+        ck.into(),
+        cl.into(),
+    ];
+    // The chunk's last row: the n-th row after the cursor.
+    let mut p = base.clone();
+    p.push((n - 1).into());
+    let end = one(
+        db,
+        &format!(
+            "SELECT r.collection, r.key, r.lsn FROM records r WHERE {filter} \
+             AND (r.collection, r.key, r.lsn) > (?4, ?5, ?6) \
+             ORDER BY r.collection, r.key, r.lsn LIMIT 1 OFFSET ?7"
+        ),
+        &p,
+    )?
+    .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
+    .transpose()?;
+    let mut range = String::from("(r.collection, r.key, r.lsn) > (?4, ?5, ?6)");
+    let mut p = base;
+    if let Some((ec, ek, el)) = &end {
+        range.push_str(" AND (r.collection, r.key, r.lsn) <= (?7, ?8, ?9)");
+        p.push(ec.into());
+        p.push(ek.into());
+        p.push((*el).into());
+    }
+    // Statistics of the chunk per collection, then the copy itself.
+    let stats = query(
+        db,
+        &format!(
+            "SELECT r.collection, count(*), sum(r.size), sum({FINAL_LIVE}), sum({FINAL_LIVE} * r.size) \
+             FROM records r WHERE {filter} AND {range} GROUP BY r.collection"
+        ),
+        &p,
+    )?;
+    let mut ins = p;
+    ins.push(op.target.into());
+    let tparam = ins.len();
+    exec(
+        db,
+        &format!(
+            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size) \
+             SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size FROM records r \
+             WHERE {filter} AND {range}"
+        ),
+        &ins,
+    )?;
+    let mut copied = 0;
+    let mut bytes = 0;
+    let mut deltas = std::collections::BTreeMap::new();
+    for s in &stats {
+        let (count, size, live, live_bytes) = (s.i64(1)?, s.i64(2)?, s.i64(3)?, s.i64(4)?);
+        copied += count;
+        bytes += size;
+        deltas.insert(s.text(0)?, (live, live_bytes, count, size));
+    }
+    apply_stats(db, op.target, &deltas)?;
+    Ok(Chunk { copied, bytes, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_chunk_size;
+    use crate::Config;
+
+    fn config() -> Config {
+        Config {
+            min_chunk: 16,
+            max_chunk: 20_000,
+            target_chunk_us: 100_000,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_chunk_on_target_time_keeps_its_size() {
+        assert_eq!(next_chunk_size(1_000, 100_000, &config()), 1_000);
+    }
+
+    #[test]
+    fn a_chunk_scales_toward_the_target_time() {
+        // Took 80% of the target: 25% more; 125% of it: 20% less.
+        assert_eq!(next_chunk_size(1_000, 80_000, &config()), 1_250);
+        assert_eq!(next_chunk_size(1_000, 125_000, &config()), 800);
+    }
+
+    #[test]
+    fn a_chunk_at_most_doubles_or_halves_per_step() {
+        assert_eq!(next_chunk_size(1_000, 1_000, &config()), 2_000);
+        assert_eq!(next_chunk_size(1_000, 0, &config()), 2_000);
+        assert_eq!(next_chunk_size(1_000, 10_000_000, &config()), 500);
+    }
+
+    #[test]
+    fn a_chunk_stays_within_the_configured_bounds() {
+        assert_eq!(next_chunk_size(15_000, 1_000, &config()), 20_000);
+        assert_eq!(next_chunk_size(20, 10_000_000, &config()), 16);
     }
 }
