@@ -168,7 +168,7 @@ pub fn get(ctx: &Ctx, cluster: &str, op: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let o = load(ctx, &e, cluster, op)?;
     if o.status.is_active() {
-        let _ = e.nudge(&o.id, 500);
+        let _ = e.nudge(&o.id);
     }
     let o = load(ctx, &e, cluster, op)?;
     Ok(Reply::json(200, &op_json(&e, &o)))

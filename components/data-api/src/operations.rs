@@ -17,9 +17,6 @@ fn err(e: engine::Error) -> Reply {
     Reply::error(&e)
 }
 
-/// Records a status read may copy when no worker holds the operation.
-const NUDGE_RECORDS: i64 = 500;
-
 /// `POST /resources/{ref}/clones`.
 pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
     #[derive(serde::Deserialize)]
@@ -125,7 +122,7 @@ pub fn get(ctx: &Ctx, id: &str) -> R {
     let e = ctx.engine()?;
     let op = e.operation(&ctx.tenant, id).map_err(err)?;
     if op.status.is_active() {
-        let _ = e.nudge(id, NUDGE_RECORDS);
+        let _ = e.nudge(id);
     }
     let op = e.operation(&ctx.tenant, id).map_err(err)?;
     let mut v = shapes::operation(&op);
@@ -261,7 +258,7 @@ pub(crate) fn sse(ctx: Ctx, id: String, mut after: i64) -> spin_adapter::http::C
         if !op.status.is_active() {
             return None;
         }
-        let progressed = e.nudge(&id, NUDGE_RECORDS).unwrap_or(false);
+        let progressed = e.nudge(&id).unwrap_or(false);
         if !progressed {
             if last_sent.elapsed() > std::time::Duration::from_secs(15) {
                 last_sent = std::time::Instant::now();

@@ -303,7 +303,7 @@ pub fn status(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let c = find(ctx, &e, id)?;
     if let Some(op) = copy(&e, &c).filter(|o| o.status.is_active()) {
-        let _ = e.nudge(&op.id, 500);
+        let _ = e.nudge(&op.id);
     }
     let c = find(ctx, &e, id)?;
     let op = copy(&e, &c);

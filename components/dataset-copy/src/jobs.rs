@@ -90,7 +90,7 @@ pub fn get(_req: &Req, id: &str) -> Result<Reply, Reply> {
     let e = Engine::open(&db, &SpinEnv).map_err(|er| error(&er))?;
     let op = find_job(&e, id)?;
     if op.status.is_active() {
-        let _ = e.nudge(id, 500);
+        let _ = e.nudge(id);
     }
     let op = find_job(&e, id)?;
     Ok(Reply::json(200, &job_json(&op)))
@@ -159,7 +159,7 @@ pub fn listen(req: &Req, id: &str) -> Result<Reply, Reply> {
                 ended = true;
                 return Some(format!("event: done\ndata: {}\n\n", json!({"job_id": id, "state": state(&op)})).into_bytes());
             }
-            if !e.nudge(&id, 500).unwrap_or(false) {
+            if !e.nudge(&id).unwrap_or(false) {
                 if quiet_since.elapsed() > std::time::Duration::from_secs(15) {
                     quiet_since = std::time::Instant::now();
                     return Some(b": keep-alive\n\n".to_vec());

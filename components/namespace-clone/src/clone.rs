@@ -214,7 +214,7 @@ pub fn task(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let op = load(ctx, &e, id)?;
     if op.status.is_active() {
-        let _ = e.nudge(id, 500);
+        let _ = e.nudge(id);
     }
     let op = load(ctx, &e, id)?;
     Ok(Reply::json(200, &task_json(&e, &op)))

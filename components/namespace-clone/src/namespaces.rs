@@ -206,7 +206,7 @@ pub fn get(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let c = find(&e, tenant, ident)?;
     if let Some(op) = filling(&e, &c).filter(|o| o.status.is_active()) {
-        let _ = e.nudge(&op.id, 500);
+        let _ = e.nudge(&op.id);
     }
     let c = find(&e, tenant, ident)?;
     Ok(Reply::json(200, &namespace_json(&e, &c)))

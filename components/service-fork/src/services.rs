@@ -234,7 +234,7 @@ pub fn get(ctx: &Ctx, p: &str, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let c = find(ctx, &e, p, id)?;
     if let Some(op) = c.spec["fork_operation"].as_str() {
-        let _ = e.nudge(op, 500);
+        let _ = e.nudge(op);
     }
     let c = find(ctx, &e, p, id)?;
     Ok(Reply::json(200, &service_json(&e, &c, None)))

@@ -59,6 +59,8 @@ pub struct Config {
     pub max_chunk: i64,
     /// The time one chunk should take (µs); chunk sizes adapt toward it.
     pub target_chunk_us: i64,
+    /// Most records one [`Engine::nudge`] (a status read) copies.
+    pub nudge_records: i64,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             min_chunk: 16,
             max_chunk: 20_000,
             target_chunk_us: 100_000,
+            nudge_records: 500,
         }
     }
 }

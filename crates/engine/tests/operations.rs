@@ -569,19 +569,20 @@ fn ticks_round_robin_so_a_large_copy_never_starves_a_small_one() {
 #[test]
 fn a_status_read_nudge_makes_bounded_progress_unless_a_worker_holds_the_lease() {
     let fx = Fx::new();
-    let e = fx.engine();
+    let mut e = fx.engine();
+    e.config.nudge_records = 20;
     let src = seeded(&e, 50);
     let (op, _) = e
         .create_operation(&clone_req(&src, "dst", Strategy::Now, false))
         .unwrap();
-    assert!(e.nudge(&op.id, 20).unwrap());
+    assert!(e.nudge(&op.id).unwrap());
     let after = e.operation("acme", &op.id).unwrap();
     assert_eq!(
         (after.records_copied, after.lease_owner.clone()),
         (20, None)
     );
     e.claim(&op.id, "worker").unwrap();
-    assert!(!e.nudge(&op.id, 20).unwrap());
+    assert!(!e.nudge(&op.id).unwrap());
     assert_eq!(e.operation("acme", &op.id).unwrap().records_copied, 20);
 }
 

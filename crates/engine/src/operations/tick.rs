@@ -60,9 +60,10 @@ impl Engine<'_> {
     }
 
     /// Bounded progress on one operation from a status read, when it is
-    /// runnable and no worker holds it: one chunk of at most `limit` records.
+    /// runnable and no worker holds it: one chunk of at most
+    /// [`Config::nudge_records`](crate::Config::nudge_records) records.
     /// Returns whether a chunk ran.
-    pub fn nudge(&self, id: &str, limit: i64) -> Result<bool> {
+    pub fn nudge(&self, id: &str) -> Result<bool> {
         // A plain read first (WAL: never waits for a writer): when a worker
         // holds the operation, a reader does not queue for the write lock.
         match load(self.db, id)? {
@@ -102,7 +103,7 @@ impl Engine<'_> {
                 return Err(e);
             }
         }
-        let r = self.step(id, &worker, Some(limit));
+        let r = self.step(id, &worker, Some(self.config.nudge_records));
         restore();
         let _ = self.release(id, &worker);
         match r {
