@@ -48,8 +48,21 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
-/// One result row. Getters fail with [`ErrorKind::Corrupt`] on a type the
-/// engine did not write.
+/// One result row. Every getter fails with [`ErrorKind::Corrupt`] when the
+/// column is missing or holds a type other than the one it reads; NULL is
+/// read as follows:
+///
+/// | getter     | reads       | NULL      | any other type |
+/// |------------|-------------|-----------|----------------|
+/// | `i64`      | integer     | `0`       | `Corrupt`      |
+/// | `bool`     | integer ≠ 0 | `false`   | `Corrupt`      |
+/// | `opt_i64`  | integer     | `None`    | `Corrupt`      |
+/// | `text`     | text        | `Corrupt` | `Corrupt`      |
+/// | `opt_text` | text        | `None`    | `Corrupt`      |
+///
+/// So `i64` and `bool` cannot tell NULL from 0 (convenient for aggregates
+/// such as `sum()` over no rows); use `opt_i64` where the difference matters.
+/// A real (floating-point) value is never converted: it is `Corrupt`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row(pub Vec<Value>);
 
@@ -59,6 +72,7 @@ impl Row {
             .get(i)
             .ok_or_else(|| Error::corrupt(format!("row has no column {i}")))
     }
+    /// An integer column; NULL reads as 0.
     pub fn i64(&self, i: usize) -> Result<i64> {
         match self.at(i)? {
             Value::Integer(v) => Ok(*v),
@@ -68,12 +82,14 @@ impl Row {
             ))),
         }
     }
+    /// An integer column; NULL reads as `None`.
     pub fn opt_i64(&self, i: usize) -> Result<Option<i64>> {
         match self.at(i)? {
             Value::Null => Ok(None),
             _ => self.i64(i).map(Some),
         }
     }
+    /// A text column; NULL is `Corrupt` (use `opt_text`).
     pub fn text(&self, i: usize) -> Result<String> {
         match self.at(i)? {
             Value::Text(s) => Ok(s.clone()),
@@ -82,12 +98,14 @@ impl Row {
             ))),
         }
     }
+    /// A text column; NULL reads as `None`.
     pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
         match self.at(i)? {
             Value::Null => Ok(None),
             _ => self.text(i).map(Some),
         }
     }
+    /// An integer column as a flag (non-zero: true); NULL reads as false.
     pub fn bool(&self, i: usize) -> Result<bool> {
         self.i64(i).map(|v| v != 0)
     }

@@ -1,11 +1,14 @@
-//! The global LSN clock. Each write transaction takes one LSN, strictly
-//! greater than every earlier one, and records its commit time, never
-//! earlier than the previous commit's (so time → LSN is monotonic).
+//! The global LSN clock. Each record write (one batch of writes, in
+//! [`crate::records`]) takes one LSN, strictly greater than every earlier
+//! one, and records its commit time, never earlier than the previous
+//! commit's (so time → LSN is monotonic). Other write transactions
+//! (containers, snapshots, operations and their chunks, retention) take no
+//! LSN: a chunk copies rows with the LSNs they have in the source.
 
 use crate::db::{one, query, Db, Env};
 use crate::error::{Error, Result};
 
-/// Take the next LSN inside the caller's write transaction.
+/// Take the next LSN inside the caller's record-write transaction.
 /// Returns `(lsn, committed_at)`.
 pub fn next(db: &dyn Db, env: &dyn Env) -> Result<(i64, i64)> {
     let now = env.now_us();

@@ -11,7 +11,7 @@ use crate::error::Result;
 const MIGRATIONS: &[&str] = &[
     // 1: the whole first schema.
     r#"
-    -- One row per committed write transaction: the global LSN clock.
+    -- One row per committed record write (batch): the global LSN clock.
     -- AUTOINCREMENT: an LSN is never reused, even after pruning.
     CREATE TABLE lsns (
         lsn          INTEGER PRIMARY KEY AUTOINCREMENT,
