@@ -74,12 +74,14 @@ pub struct Committed {
     pub applied: usize,
 }
 
-#[derive(Default)]
-struct Delta {
-    records: i64,
-    bytes: i64,
-    versions: i64,
-    version_bytes: i64,
+/// A change to one collection's statistics (`collection_stats`): live
+/// records and their bytes, versions and their bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Delta {
+    pub records: i64,
+    pub bytes: i64,
+    pub versions: i64,
+    pub version_bytes: i64,
 }
 
 fn version_from(r: &Row) -> Result<Version> {
@@ -100,9 +102,9 @@ const VERSION_COLUMNS: &str =
 pub(crate) fn apply_stats(
     db: &dyn Db,
     container: i64,
-    deltas: &BTreeMap<String, (i64, i64, i64, i64)>,
+    deltas: &BTreeMap<String, Delta>,
 ) -> Result<()> {
-    for (collection, (records, bytes, versions, version_bytes)) in deltas {
+    for (collection, d) in deltas {
         exec(
             db,
             "INSERT INTO collection_stats (container, collection, records, bytes, versions, version_bytes) \
@@ -113,10 +115,10 @@ pub(crate) fn apply_stats(
             &[
                 container.into(),
                 collection.into(),
-                (*records).into(),
-                (*bytes).into(),
-                (*versions).into(),
-                (*version_bytes).into(),
+                d.records.into(),
+                d.bytes.into(),
+                d.versions.into(),
+                d.version_bytes.into(),
             ],
         )?;
     }
@@ -179,10 +181,6 @@ pub(crate) fn write_in(
             &[c.id.into(), collection.into(), key.into(), lsn.into(), deleted.into(), body.into(), size.into()],
         )?;
     }
-    let deltas = deltas
-        .into_iter()
-        .map(|(k, d)| (k, (d.records, d.bytes, d.versions, d.version_bytes)))
-        .collect();
     apply_stats(db, c.id, &deltas)?;
     exec(
         db,

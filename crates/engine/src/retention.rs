@@ -13,6 +13,7 @@
 
 use crate::db::{changes, exec, one, transaction};
 use crate::error::Result;
+use crate::records::Delta;
 use crate::{lsn, Engine};
 
 impl Engine<'_> {
@@ -136,7 +137,12 @@ impl Engine<'_> {
                 gone += changes(db)?;
                 let mut deltas = std::collections::BTreeMap::new();
                 for s in &stats {
-                    deltas.insert(s.text(0)?, (0, 0, -s.i64(1)?, -s.i64(2)?));
+                    let d = Delta {
+                        versions: -s.i64(1)?,
+                        version_bytes: -s.i64(2)?,
+                        ..Delta::default()
+                    };
+                    deltas.insert(s.text(0)?, d);
                 }
                 crate::records::apply_stats(db, container, &deltas)?;
             }

@@ -9,7 +9,7 @@ use crate::containers;
 use crate::db::{exec, one, query, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
-use crate::records::apply_stats;
+use crate::records::{apply_stats, Delta};
 use crate::{Config, Engine};
 
 /// SQL filtering a source's rows to an operation: container ?1, snapshot
@@ -226,7 +226,13 @@ fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
         let (count, size, live, live_bytes) = (s.i64(1)?, s.i64(2)?, s.i64(3)?, s.i64(4)?);
         copied += count;
         bytes += size;
-        deltas.insert(s.text(0)?, (live, live_bytes, count, size));
+        let d = Delta {
+            records: live,
+            bytes: live_bytes,
+            versions: count,
+            version_bytes: size,
+        };
+        deltas.insert(s.text(0)?, d);
     }
     apply_stats(db, op.target, &deltas)?;
     Ok(Chunk { copied, bytes, end })
