@@ -54,6 +54,10 @@ pub struct Notification {
     pub attempts: i64,
 }
 
+/// One outbox entry of an operation, as [`Engine::notifications_of`] lists
+/// it: `(destination, status, attempts, last_error)`.
+pub type OutboxEntry = (String, String, i64, Option<String>);
+
 /// Deliveries are tried this many times before the notification is failed.
 pub const MAX_DELIVERY_ATTEMPTS: i64 = 6;
 
@@ -168,8 +172,8 @@ impl Engine<'_> {
         })
     }
 
-    /// The outbox entries of an operation: `(destination, status, attempts, last_error)`.
-    pub fn notifications_of(&self, op: &str) -> Result<Vec<(String, String, i64, Option<String>)>> {
+    /// The outbox entries of an operation.
+    pub fn notifications_of(&self, op: &str) -> Result<Vec<OutboxEntry>> {
         query(
             self.db,
             "SELECT destination, status, attempts, last_error FROM outbox WHERE op = ?1 ORDER BY id",

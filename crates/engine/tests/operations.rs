@@ -7,8 +7,7 @@ use engine::*;
 use serde_json::json;
 
 fn seeded(e: &Engine, n: usize) -> Container {
-    let c = e
-        .create_container("native", "acme", "src", &json!({}))
+    e.create_container("native", "acme", "src", &json!({}))
         .unwrap();
     let writes: Vec<Write> = (0..n)
         .map(|i| {
@@ -532,9 +531,11 @@ fn listing_filters_by_resource_status_and_family() {
 #[test]
 fn ticks_round_robin_so_a_large_copy_never_starves_a_small_one() {
     let fx = Fx::new();
-    let mut cfg = Config::default();
-    cfg.initial_chunk = 100;
-    cfg.max_chunk = 100;
+    let cfg = Config {
+        initial_chunk: 100,
+        max_chunk: 100,
+        ..Config::default()
+    };
     let e = fx.engine().with_config(cfg);
     let big = seeded(&e, 3000);
     let small = e

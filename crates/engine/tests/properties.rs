@@ -85,8 +85,10 @@ fn run(
 ) -> Result<(), TestCaseError> {
     let fx = Fx::new();
     let path = fx.dir.path().join("db.sqlite");
-    let mut cfg = Config::default();
-    cfg.lease_us = 1_000_000;
+    let cfg = Config {
+        lease_us: 1_000_000,
+        ..Config::default()
+    };
     let e = fx.engine().with_config(cfg.clone());
     let src = e
         .create_container("native", "t", "src", &serde_json::json!({}))
@@ -174,7 +176,6 @@ fn run(
                         let _ = fe.step(&op.id, "crasher", Some(4));
                     }
                 }));
-                drop(faulty);
                 drop(conn); // the process "dies": SQLite rolls back the open transaction
                 let _ = crashed;
             }
