@@ -9,7 +9,8 @@
 //! - [`containers`]: resources (cluster, namespace, service, dataset, database);
 //! - [`records`]: versioned writes, latest and as-of reads, history, export pages;
 //! - [`snapshots`]: named, on-demand and scheduled snapshots;
-//! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`, ticks;
+//! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
+//!   ticks (a folder: types, rows, accept, lifecycle, leases, step, tick);
 //! - [`events`]: per-operation events and the notification outbox;
 //! - [`owners`]: projects, organizations, environments owned by tenants;
 //! - [`retention`]: pruning of superseded history;
