@@ -52,11 +52,21 @@ pub struct Notification {
     pub payload: String,
     /// Deliveries tried before this one.
     pub attempts: i64,
+    /// The operation's tenant (whose signing secret signs the delivery).
+    pub tenant: String,
 }
 
 /// One outbox entry of an operation, as [`Engine::notifications_of`] lists
 /// it: `(destination, status, attempts, last_error)`.
 pub type OutboxEntry = (String, String, i64, Option<String>);
+
+/// At most this many notifications of one destination are claimed at once,
+/// so a dead receiver with a long queue never crowds out other receivers.
+pub const MAX_CLAIMED_PER_DESTINATION: i64 = 2;
+
+/// After a rotation, the previous signing secret keeps signing beside the
+/// new one this long (µs), so receivers can switch without losing deliveries.
+pub const SECRET_GRACE_US: i64 = 24 * 3600 * 1_000_000;
 
 /// Deliveries are tried this many times before the notification is failed.
 pub const MAX_DELIVERY_ATTEMPTS: i64 = 6;
@@ -100,20 +110,30 @@ impl Engine<'_> {
         .collect()
     }
 
-    /// Claim up to `limit` due notifications for delivery. A claimed one is
-    /// not due again for `lease_us`, so two workers never send it at once;
-    /// a worker that dies mid-delivery leaves it to be retried (delivery is
-    /// at least once).
+    /// Claim up to `limit` due notifications for delivery, at most
+    /// [`MAX_CLAIMED_PER_DESTINATION`] per destination, oldest due first. A
+    /// claimed one is not due again for `lease_us`, so two workers never send
+    /// it at once; a worker that dies mid-delivery leaves it to be retried
+    /// (delivery is at least once).
     pub fn claim_notifications(&self, limit: i64, lease_us: i64) -> Result<Vec<Notification>> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
             let rows = query(
                 db,
                 "UPDATE outbox SET next_attempt_at = ?2 WHERE id IN \
-                   (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 \
-                    ORDER BY next_attempt_at LIMIT ?3) \
-                 RETURNING id, op, destination, payload, attempts",
-                &[now.into(), (now + lease_us).into(), limit.into()],
+                   (SELECT id FROM \
+                      (SELECT id, next_attempt_at, row_number() OVER \
+                         (PARTITION BY destination ORDER BY next_attempt_at, id) AS nth \
+                       FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1) \
+                    WHERE nth <= ?4 ORDER BY next_attempt_at, id LIMIT ?3) \
+                 RETURNING id, op, destination, payload, attempts, \
+                   (SELECT tenant FROM operations WHERE operations.id = outbox.op)",
+                &[
+                    now.into(),
+                    (now + lease_us).into(),
+                    limit.into(),
+                    MAX_CLAIMED_PER_DESTINATION.into(),
+                ],
             )?;
             rows.iter()
                 .map(|r| {
@@ -123,10 +143,62 @@ impl Engine<'_> {
                         destination: r.text(2)?,
                         payload: r.text(3)?,
                         attempts: r.i64(4)?,
+                        tenant: r.opt_text(5)?.unwrap_or_default(),
                     })
                 })
                 .collect()
         })
+    }
+
+    /// Create or rotate `tenant`'s webhook signing secret and return it (the
+    /// only time it is shown). The previous one keeps signing beside it for
+    /// [`SECRET_GRACE_US`].
+    pub fn rotate_webhook_secret(&self, tenant: &str) -> Result<String> {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&self.env.random_u128().to_le_bytes());
+        bytes[16..].copy_from_slice(&self.env.random_u128().to_le_bytes());
+        let secret = crate::webhooks::new_secret(&bytes);
+        let now = self.env.now_us();
+        exec(
+            self.db,
+            "INSERT INTO webhook_secrets (tenant, secret, previous, rotated_at) VALUES (?1, ?2, NULL, ?3) \
+             ON CONFLICT (tenant) DO UPDATE SET previous = secret, secret = excluded.secret, \
+               rotated_at = excluded.rotated_at",
+            &[tenant.into(), secret.as_str().into(), now.into()],
+        )?;
+        Ok(secret)
+    }
+
+    /// When `tenant`'s signing secret was created or last rotated (µs), if
+    /// it has one.
+    pub fn webhook_secret_rotated_at(&self, tenant: &str) -> Result<Option<i64>> {
+        one(
+            self.db,
+            "SELECT rotated_at FROM webhook_secrets WHERE tenant = ?1",
+            &[tenant.into()],
+        )?
+        .map(|r| r.i64(0))
+        .transpose()
+    }
+
+    /// The secrets that sign `tenant`'s deliveries now: the current one, and
+    /// the previous one within its grace period. Empty: none was created.
+    pub fn webhook_signing_secrets(&self, tenant: &str) -> Result<Vec<String>> {
+        let Some(r) = one(
+            self.db,
+            "SELECT secret, previous, rotated_at FROM webhook_secrets WHERE tenant = ?1",
+            &[tenant.into()],
+        )?
+        else {
+            return Ok(vec![]);
+        };
+        let mut out = vec![r.text(0)?];
+        if let Some(prev) = r.opt_text(1)? {
+            if self.env.now_us() < r.i64(2)? + SECRET_GRACE_US {
+                out.push(prev);
+            }
+        }
+        Ok(out)
     }
 
     /// Record a successful delivery.

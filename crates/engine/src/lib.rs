@@ -12,6 +12,7 @@
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
 //!   ticks (a folder: types, rows, accept, lifecycle, leases, step, tick);
 //! - [`events`]: per-operation events and the notification outbox;
+//! - [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;
 //! - [`owners`]: projects, organizations, environments owned by tenants;
 //! - [`retention`]: pruning of superseded history;
 //! - [`error`]: the one error type, every kind documented;
@@ -33,6 +34,7 @@ pub mod retention;
 pub mod schema;
 pub mod snapshots;
 pub mod util;
+pub mod webhooks;
 
 pub use containers::{CollectionStats, Container, ContainerState};
 pub use db::{Db, DbError, Env, Row, Value};
@@ -62,6 +64,9 @@ pub struct Config {
     pub target_chunk_us: i64,
     /// Most records one [`Engine::nudge`] (a status read) copies.
     pub nudge_records: i64,
+    /// Webhook hosts the operator allows despite the address rules
+    /// (Spin variable `webhook_allowed_hosts`).
+    pub webhook_allow: webhooks::AllowList,
 }
 
 impl Default for Config {
@@ -75,6 +80,7 @@ impl Default for Config {
             max_chunk: 20_000,
             target_chunk_us: 100_000,
             nudge_records: 500,
+            webhook_allow: webhooks::AllowList::default(),
         }
     }
 }

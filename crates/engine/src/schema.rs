@@ -177,6 +177,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX owners_tenant ON owners (tenant, kind, created_at);
     "#,
+    // 3: webhook signing secrets (Standard Webhooks), one per tenant; the
+    // previous one keeps signing beside it for a grace period after a
+    // rotation. Stored as is: the worker needs the key to sign.
+    r#"
+    CREATE TABLE webhook_secrets (
+        tenant     TEXT PRIMARY KEY,
+        secret     TEXT NOT NULL,
+        previous   TEXT,
+        rotated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this engine writes.

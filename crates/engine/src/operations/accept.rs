@@ -10,6 +10,7 @@ use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
 use crate::util::{check_collection, new_id, rfc3339};
+use crate::webhooks::AllowList;
 use crate::{lsn, snapshots, Engine};
 
 impl Engine<'_> {
@@ -18,7 +19,8 @@ impl Engine<'_> {
     /// transaction. Returns the operation and whether it was replayed from
     /// an earlier request with the same idempotency key.
     pub fn create_operation(&self, req: &CloneRequest) -> Result<(Operation, bool)> {
-        validate(req)?;
+        validate(req, &self.config.webhook_allow)?;
+        self.ensure_signing_secret(req)?;
         let now = self.env.now_us();
         let id = new_id(self.env);
         transaction(self.db, |db| {
@@ -111,7 +113,7 @@ struct Draft<'a> {
 }
 
 /// Checks that need no database: the collection filter and destinations.
-fn validate(req: &CloneRequest) -> Result<()> {
+fn validate(req: &CloneRequest, allow: &AllowList) -> Result<()> {
     if let Some(cols) = &req.collections {
         if cols.is_empty() {
             return Err(Error::invalid(
@@ -123,9 +125,29 @@ fn validate(req: &CloneRequest) -> Result<()> {
         }
     }
     for n in &req.notify {
-        check_destination(n)?;
+        check_destination(n, allow)?;
     }
     Ok(())
+}
+
+impl Engine<'_> {
+    /// Webhook deliveries are always signed: a request naming a webhook
+    /// needs its tenant's signing secret first.
+    fn ensure_signing_secret(&self, req: &CloneRequest) -> Result<()> {
+        if req.notify.iter().any(|d| is_webhook(d))
+            && self.webhook_signing_secrets(&req.tenant)?.is_empty()
+        {
+            return Err(Error::invalid(
+                "webhooks are signed with the tenant's signing secret: create one first \
+                 (POST /data/v1/webhooks/secret)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_webhook(d: &str) -> bool {
+    d.starts_with("http://") || d.starts_with("https://")
 }
 
 /// The operation an earlier request with the same idempotency scope and key
@@ -268,21 +290,23 @@ fn estimate(
     Ok((est.i64(0)?, est.i64(1)?))
 }
 
-/// A notification destination: an http(s) URL or an e-mail address.
-pub fn check_destination(d: &str) -> Result<()> {
-    let ok = if d.starts_with("http://") || d.starts_with("https://") {
-        d.len() <= 2048 && !d.chars().any(|c| c.is_whitespace() || c.is_control())
-    } else {
-        let mut parts = d.splitn(2, '@');
-        let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && d.len() <= 254
-            && !d.chars().any(|c| c.is_whitespace() || c.is_control())
-            && !domain.contains('@')
-    };
+/// A notification destination: an http(s) URL to a public address (or a
+/// host `allow` names; [`crate::webhooks::check_url`]) or an e-mail address.
+pub fn check_destination(d: &str, allow: &AllowList) -> Result<()> {
+    if is_webhook(d) {
+        return crate::webhooks::check_url(d, allow)
+            .map(|_| ())
+            .map_err(Error::invalid);
+    }
+    let mut parts = d.splitn(2, '@');
+    let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let ok = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && d.len() <= 254
+        && !d.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@');
     if ok {
         Ok(())
     } else {
