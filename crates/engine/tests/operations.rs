@@ -634,6 +634,45 @@ fn notifications_are_delivered_retried_and_failed() {
 }
 
 #[test]
+fn a_tenant_with_fifty_clones_cannot_delay_another_tenants_small_one() {
+    let fx = Fx::new();
+    let cfg = Config {
+        initial_chunk: 50,
+        max_chunk: 50,
+        ..Config::default()
+    };
+    let e = fx.engine().with_config(cfg);
+    let big = seeded(&e, 2000);
+    for i in 0..50 {
+        e.create_operation(&clone_req(&big, &format!("big{i}"), Strategy::Now, false))
+            .unwrap();
+    }
+    // Every big clone has been stepped: the busy tenant is mid-flight.
+    e.tick("w", 400).unwrap();
+    e.create_container("native", "other", "small", &json!({}))
+        .unwrap();
+    let writes: Vec<Write> = (0..120).map(|i| put("a", &format!("k{i}"), "1")).collect();
+    e.write("native", "other", "small", &writes).unwrap();
+    let small = e.container("native", "other", "small").unwrap();
+    let (s, _) = e
+        .create_operation(&clone_req(&small, "small-copy", Strategy::Now, false))
+        .unwrap();
+    // A tick of a few steps: the small clone (3 chunks) finishes within two.
+    let mut ticks = 0;
+    while e.operation("other", &s.id).unwrap().status != Status::Succeeded {
+        let r = e.tick("w", 40).unwrap();
+        assert!(r.steps < 50, "{r:?}");
+        ticks += 1;
+        assert!(ticks <= 2, "the small clone waited {ticks} ticks");
+    }
+    // ... while the busy tenant's clones are still running.
+    let (busy, _) = e
+        .list_operations("acme", &OpFilter::default(), 0, 100)
+        .unwrap();
+    assert!(busy.iter().filter(|o| o.status.is_active()).count() > 40);
+}
+
+#[test]
 fn a_receiver_with_a_long_queue_never_crowds_out_the_others() {
     let fx = Fx::new();
     let mut e = fx.engine();

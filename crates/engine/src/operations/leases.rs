@@ -57,15 +57,20 @@ impl Engine<'_> {
         )
     }
 
-    /// The next runnable operation for `worker`, least recently stepped first
-    /// (round-robin), skipping ones another worker holds.
+    /// The next runnable operation for `worker`, skipping ones another
+    /// worker holds: fair between tenants first — the tenant whose active
+    /// operations were stepped least recently goes next — then round-robin
+    /// (least recently stepped) within the tenant. One tenant's fifty
+    /// clones take turns with another tenant's one, not fifty turns to one.
     pub fn next_runnable(&self, worker: &str) -> Result<Option<String>> {
         let now = self.env.now_us();
         one(
             self.db,
-            "SELECT id FROM operations WHERE status IN ('pending', 'in_progress') \
-             AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_expires < ?2) \
-             ORDER BY last_step_at, created_at LIMIT 1",
+            "SELECT o.id FROM operations o WHERE o.status IN ('pending', 'in_progress') \
+             AND (o.lease_owner IS NULL OR o.lease_owner = ?1 OR o.lease_expires < ?2) \
+             ORDER BY (SELECT max(t.last_step_at) FROM operations t \
+                       WHERE t.tenant = o.tenant AND t.status IN ('pending', 'in_progress')), \
+                      o.last_step_at, o.created_at LIMIT 1",
             &[worker.into(), now.into()],
         )?
         .map(|r| r.text(0))
