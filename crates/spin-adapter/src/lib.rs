@@ -7,6 +7,7 @@
 //! - [`http`]: requests in, replies out (bounded bodies, streamed replies);
 //! - [`auth`]: tokens hashed in key-value, constant-time comparison;
 //! - [`errors`]: the one engine-error → HTTP-status function;
+//! - [`sse`]: one writer of an operation's events as `text/event-stream`;
 //! - [`router`]: one route table per component: dispatch, 404, 405 with `Allow`.
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod ctx;
 pub mod errors;
 pub mod http;
 pub mod router;
+pub mod sse;
 pub mod store;
 
 pub use errors::status_of;
