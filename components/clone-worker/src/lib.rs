@@ -127,6 +127,7 @@ fn deliver(e: &Engine) -> Result<usize, engine::Error> {
 
 mod http {
     use spin_adapter::http::{serve, Reply, Req};
+    use spin_adapter::router::Router;
     use spin_sdk::http::{IncomingRequest, ResponseOutparam};
     use spin_sdk::http_component;
 
@@ -135,18 +136,19 @@ mod http {
         serve(req, out, route).await
     }
 
-    fn route(req: Req) -> Reply {
-        match (req.method.as_str(), req.path.as_str()) {
-            ("POST", "/internal/worker/tick") => {
-                if let Err(r) = spin_adapter::auth::admin(&req, "Bearer") {
-                    return r;
-                }
-                match super::tick() {
-                    Ok(report) => Reply::json(200, &report),
-                    Err(e) => Reply::error(&e),
-                }
+    static ROUTER: Router = Router {
+        component: "clone-worker",
+        routes: &[("POST", "internal/worker/tick", |r, _| {
+            spin_adapter::auth::admin(r, "Bearer")?;
+            match super::tick() {
+                Ok(report) => Ok(Reply::json(200, &report)),
+                Err(e) => Err(Reply::error(&e)),
             }
-            (m, p) => spin_adapter::reply::no_route_reply("clone-worker", m, p),
-        }
+        })],
+        error: |status, message| Reply::problem(status, "method_not_allowed", message),
+    };
+
+    fn route(req: Req) -> Reply {
+        ROUTER.serve(&req, "")
     }
 }

@@ -11,6 +11,7 @@ mod cloning;
 mod clusters;
 
 use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -30,56 +31,37 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ctx::open(tenant, error)
 }
 
-/// Every route's method and path pattern (`*`: one segment), for 405s.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "clusters"),
-    ("GET", "clusters"),
-    ("GET", "clusters/*"),
-    ("DELETE", "clusters/*"),
-    ("POST", "clusters/*/terminate"),
-    ("POST", "clusters/*/cloning-operations"),
-    ("GET", "clusters/*/cloning-operations"),
-    ("GET", "clusters/*/cloning-operations/*"),
-    ("PATCH", "clusters/*/cloning-operations/*"),
-];
+/// The route table (after `/api/v1`).
+static ROUTER: Router = Router {
+    component: "cluster-cloning",
+    routes: &[
+        ("POST", "clusters", |r, _| clusters::create(&ctx(r)?, r)),
+        ("GET", "clusters", |r, _| clusters::list(&ctx(r)?, r)),
+        ("GET", "clusters/*", |r, s| clusters::get(&ctx(r)?, s[0])),
+        ("DELETE", "clusters/*", |r, s| {
+            clusters::terminate(&ctx(r)?, s[0])
+        }),
+        ("POST", "clusters/*/terminate", |r, s| {
+            clusters::terminate(&ctx(r)?, s[0])
+        }),
+        ("POST", "clusters/*/cloning-operations", |r, s| {
+            cloning::start(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "clusters/*/cloning-operations", |r, s| {
+            cloning::list(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "clusters/*/cloning-operations/*", |r, s| {
+            cloning::get(&ctx(r)?, s[0], s[1])
+        }),
+        ("PATCH", "clusters/*/cloning-operations/*", |r, s| {
+            cloning::cancel(&ctx(r)?, r, s[0], s[1])
+        }),
+    ],
+    error: |status, message| fail(status, "method_not_allowed", message),
+};
 
-/// The router table.
 fn route(req: Req) -> Reply {
-    let Some(seg) = req.segments("/api/v1") else {
-        return spin_adapter::reply::no_route_reply("cluster-cloning", &req.method, &req.path);
-    };
-    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let r = (|| -> Result<Reply, Reply> {
-        Ok(match (req.method.as_str(), s.as_slice()) {
-            ("POST", ["clusters"]) => clusters::create(&ctx(&req)?, &req)?,
-            ("GET", ["clusters"]) => clusters::list(&ctx(&req)?, &req)?,
-            ("GET", ["clusters", id]) => clusters::get(&ctx(&req)?, id)?,
-            ("DELETE", ["clusters", id]) | ("POST", ["clusters", id, "terminate"]) => {
-                clusters::terminate(&ctx(&req)?, id)?
-            }
-            ("POST", ["clusters", id, "cloning-operations"]) => {
-                cloning::start(&ctx(&req)?, &req, id)?
-            }
-            ("GET", ["clusters", id, "cloning-operations"]) => {
-                cloning::list(&ctx(&req)?, &req, id)?
-            }
-            ("GET", ["clusters", id, "cloning-operations", op]) => {
-                cloning::get(&ctx(&req)?, id, op)?
-            }
-            ("PATCH", ["clusters", id, "cloning-operations", op]) => {
-                cloning::cancel(&ctx(&req)?, &req, id, op)?
-            }
-            _ => spin_adapter::reply::unmatched(
-                "cluster-cloning",
-                ROUTES,
-                &req.method,
-                &req.path,
-                &s,
-                |st, m| fail(st, "method_not_allowed", m),
-            ),
-        })
-    })();
-    r.unwrap_or_else(|e| e)
+    ROUTER.serve(&req, "/api/v1")
 }
 
 /// An engine error in Typesense's shape.

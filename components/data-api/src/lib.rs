@@ -11,6 +11,7 @@ mod resources;
 mod shapes;
 
 use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::router::Router;
 use spin_adapter::store::SpinEnv;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -31,83 +32,82 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ctx::open(tenant, Reply::error)
 }
 
-/// The router table.
-fn route(req: Req) -> Reply {
-    let Some(seg) = req.segments(BASE) else {
-        return spin_adapter::http::Reply::problem(404, "not_found", "no such route");
-    };
-    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let m = req.method.as_str();
-    let r = (|| -> Result<Reply, Reply> {
-        Ok(match (m, s.as_slice()) {
-            ("GET", ["openapi.json"]) => openapi(),
-            ("GET", ["openapi", family]) => family_openapi(family),
-            ("POST", ["tokens"]) => tokens(&req)?,
-            ("GET", ["tokens", "current"]) => current_token(&req)?,
-            ("DELETE", ["tokens", id]) => revoke_token(&req, id)?,
-            ("PUT", ["resources", r]) => resources::create(&ctx(&req)?, &req, r)?,
-            ("GET", ["resources", r]) => resources::get(&ctx(&req)?, r)?,
-            ("DELETE", ["resources", r]) => resources::delete(&ctx(&req)?, r)?,
-            ("GET", ["resources", r, "collections", c, "records"]) => {
-                resources::list(&ctx(&req)?, &req, r, c)?
-            }
-            ("PUT", ["resources", r, "collections", c, "records", k]) => {
-                resources::put(&ctx(&req)?, &req, r, c, k)?
-            }
-            ("GET", ["resources", r, "collections", c, "records", k]) => {
-                resources::read(&ctx(&req)?, &req, r, c, k)?
-            }
-            ("DELETE", ["resources", r, "collections", c, "records", k]) => {
-                resources::remove(&ctx(&req)?, r, c, k)?
-            }
-            ("GET", ["resources", r, "collections", c, "records", k, "history"]) => {
-                resources::history(&ctx(&req)?, &req, r, c, k)?
-            }
-            ("POST", ["resources", r, "import"]) => resources::import(&ctx(&req)?, &req, r)?,
-            ("GET", ["resources", r, "export"]) => resources::export(ctx(&req)?, &req, r)?,
-            ("POST", ["resources", r, "snapshots"]) => resources::snapshot(&ctx(&req)?, &req, r)?,
-            ("GET", ["resources", r, "snapshots"]) => resources::snapshots(&ctx(&req)?, r)?,
-            ("POST", ["resources", r, "clones"]) => operations::clone(&ctx(&req)?, &req, r)?,
-            ("GET", ["operations"]) => operations::list(&ctx(&req)?, &req)?,
-            ("GET", ["operations", id]) => operations::get(&ctx(&req)?, id)?,
-            ("POST", ["operations", id, "cancel"]) => operations::cancel(&ctx(&req)?, id)?,
-            ("POST", ["operations", id, "retry"]) => operations::retry(&ctx(&req)?, id)?,
-            ("GET", ["operations", id, "events"]) => operations::events(ctx(&req)?, &req, id)?,
-            _ => match allowed(s.as_slice()) {
-                Some(methods) => Reply::problem(
-                    405,
-                    "method_not_allowed",
-                    &format!("{m} is not allowed here; use {}", methods.join(", ")),
-                )
-                .with_header("allow", &methods.join(", ")),
-                None => spin_adapter::reply::no_route_reply(COMPONENT, m, &req.path),
-            },
-        })
-    })();
-    r.unwrap_or_else(|e| e)
-}
+/// The route table (after `/data/v1`).
+static ROUTER: Router = Router {
+    component: COMPONENT,
+    routes: &[
+        ("GET", "openapi.json", |_, _| Ok(openapi())),
+        ("GET", "openapi/*", |_, s| Ok(family_openapi(s[0]))),
+        ("POST", "tokens", |r, _| tokens(r)),
+        ("GET", "tokens/current", |r, _| current_token(r)),
+        ("DELETE", "tokens/current", |r, _| {
+            revoke_token(r, "current")
+        }),
+        ("DELETE", "tokens/*", |r, s| revoke_token(r, s[0])),
+        ("PUT", "resources/*", |r, s| {
+            resources::create(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "resources/*", |r, s| resources::get(&ctx(r)?, s[0])),
+        ("DELETE", "resources/*", |r, s| {
+            resources::delete(&ctx(r)?, s[0])
+        }),
+        ("GET", "resources/*/collections/*/records", |r, s| {
+            resources::list(&ctx(r)?, r, s[0], s[1])
+        }),
+        ("PUT", "resources/*/collections/*/records/*", |r, s| {
+            resources::put(&ctx(r)?, r, s[0], s[1], s[2])
+        }),
+        ("GET", "resources/*/collections/*/records/*", |r, s| {
+            resources::read(&ctx(r)?, r, s[0], s[1], s[2])
+        }),
+        ("DELETE", "resources/*/collections/*/records/*", |r, s| {
+            resources::remove(&ctx(r)?, s[0], s[1], s[2])
+        }),
+        (
+            "GET",
+            "resources/*/collections/*/records/*/history",
+            |r, s| resources::history(&ctx(r)?, r, s[0], s[1], s[2]),
+        ),
+        ("POST", "resources/*/import", |r, s| {
+            resources::import(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "resources/*/export", |r, s| {
+            resources::export(ctx(r)?, r, s[0])
+        }),
+        ("POST", "resources/*/snapshots", |r, s| {
+            resources::snapshot(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "resources/*/snapshots", |r, s| {
+            resources::snapshots(&ctx(r)?, s[0])
+        }),
+        ("POST", "resources/*/clones", |r, s| {
+            operations::clone(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "operations", |r, _| operations::list(&ctx(r)?, r)),
+        ("GET", "operations/*", |r, s| {
+            operations::get(&ctx(r)?, s[0])
+        }),
+        ("POST", "operations/*/cancel", |r, s| {
+            operations::cancel(&ctx(r)?, s[0])
+        }),
+        ("POST", "operations/*/retry", |r, s| {
+            operations::retry(&ctx(r)?, s[0])
+        }),
+        ("GET", "operations/*/events", |r, s| {
+            operations::events(ctx(r)?, r, s[0])
+        }),
+    ],
+    error: |status, message| Reply::problem(status, "method_not_allowed", message),
+};
 
-/// The methods a known path allows (for 405 with `Allow`).
-fn allowed(s: &[&str]) -> Option<&'static [&'static str]> {
-    Some(match s {
-        ["openapi.json"] | ["openapi", _] => &["GET"],
-        ["tokens"] => &["POST"],
-        ["tokens", "current"] => &["GET", "DELETE"],
-        ["tokens", _] => &["DELETE"],
-        ["resources", _] => &["PUT", "GET", "DELETE"],
-        ["resources", _, "collections", _, "records"] => &["GET"],
-        ["resources", _, "collections", _, "records", _] => &["PUT", "GET", "DELETE"],
-        ["resources", _, "collections", _, "records", _, "history"] => &["GET"],
-        ["resources", _, "import"] => &["POST"],
-        ["resources", _, "export"] => &["GET"],
-        ["resources", _, "snapshots"] => &["POST", "GET"],
-        ["resources", _, "clones"] => &["POST"],
-        ["operations"] => &["GET"],
-        ["operations", _] => &["GET"],
-        ["operations", _, "cancel" | "retry"] => &["POST"],
-        ["operations", _, "events"] => &["GET"],
-        _ => return None,
-    })
+fn route(req: Req) -> Reply {
+    match req.segments(BASE) {
+        Some(seg) => {
+            let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+            ROUTER.dispatch(&req, &s)
+        }
+        None => Reply::problem(404, "not_found", "no such route"),
+    }
 }
 
 fn openapi() -> Reply {

@@ -5,7 +5,6 @@ use engine::{CancelPolicy, CloneRequest, Engine, OpFilter, Status, Strategy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use spin_adapter::http::{Reply, Req};
-use spin_adapter::store::SpinEnv;
 
 use crate::resources::find;
 use crate::shapes::{self, parse_ref};
@@ -216,55 +215,28 @@ pub fn events(ctx: Ctx, req: &Req, id: &str) -> R {
         })
         .transpose()?
         .unwrap_or(0);
-    Ok(
-        Reply::stream(200, "text/event-stream", sse(ctx, id.to_string(), after))
-            .with_header("cache-control", "no-cache"),
+    Ok(Reply::stream(
+        200,
+        "text/event-stream",
+        spin_adapter::sse::stream(ctx.db, id.to_string(), after, Events),
     )
+    .with_header("cache-control", "no-cache"))
 }
 
-pub(crate) fn sse(ctx: Ctx, id: String, mut after: i64) -> spin_adapter::http::Chunks {
-    let started = std::time::Instant::now();
-    let mut last_sent = std::time::Instant::now();
-    let mut ended = false;
-    Box::new(move || loop {
-        if ended || started.elapsed() > std::time::Duration::from_secs(600) {
-            return None;
+/// The data API's event format: `id:` = sequence, `event:` = kind, the
+/// event's data with its time.
+struct Events;
+
+impl spin_adapter::sse::Feed for Events {
+    fn event(&mut self, ev: &engine::Event, _last: bool, out: &mut String) {
+        let mut data = ev.data.clone();
+        if let Value::Object(m) = &mut data {
+            m.insert("at".into(), engine::util::rfc3339(ev.at).into());
         }
-        let e = Engine::open(&ctx.db, &SpinEnv).ok()?;
-        let events = e.events(&id, after, 100).ok()?;
-        if !events.is_empty() {
-            let mut out = String::new();
-            for ev in &events {
-                let mut data = ev.data.clone();
-                if let Value::Object(m) = &mut data {
-                    m.insert("at".into(), engine::util::rfc3339(ev.at).into());
-                }
-                out.push_str(&format!(
-                    "id: {}\nevent: {}\ndata: {}\n\n",
-                    ev.seq, ev.kind, data
-                ));
-                after = ev.seq;
-                if matches!(ev.kind.as_str(), "succeeded" | "failed" | "canceled") {
-                    let op = e.operation_by_id(&id).ok().flatten();
-                    if op.map(|o| !o.status.is_active()).unwrap_or(true) {
-                        ended = true;
-                    }
-                }
-            }
-            last_sent = std::time::Instant::now();
-            return Some(out.into_bytes());
-        }
-        let op = e.operation_by_id(&id).ok().flatten()?;
-        if !op.status.is_active() {
-            return None;
-        }
-        let progressed = e.nudge(&id).unwrap_or(false);
-        if !progressed {
-            if last_sent.elapsed() > std::time::Duration::from_secs(15) {
-                last_sent = std::time::Instant::now();
-                return Some(b": keep-alive\n\n".to_vec());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    })
+        out.push_str(&spin_adapter::sse::message(Some(ev.seq), &ev.kind, &data));
+    }
+
+    fn nudge(&mut self, e: &Engine, id: &str) -> bool {
+        e.nudge(&id).unwrap_or(false)
+    }
 }

@@ -13,6 +13,7 @@ mod databases;
 mod environments;
 
 use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -39,58 +40,50 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ctx::open(tenant, error)
 }
 
-/// Every route's method and path pattern (`*`: one segment), for 405s.
-const ROUTES: &[(&str, &str)] = &[
-    ("GET", "organization"),
-    ("POST", "organization/*/annotationsGroup"),
-    ("POST", "organization/*/labelsGroup"),
-    ("POST", "project/*/environment"),
-    ("GET", "project/*/environment"),
-    ("GET", "environment/*"),
-    ("POST", "environment/*/database"),
-    ("GET", "environment/*/database"),
-    ("GET", "database/*"),
-    ("DELETE", "database/*"),
-    ("GET", "database/*/status"),
-    ("POST", "database/*/clone"),
-];
+/// The route table.
+static ROUTER: Router = Router {
+    component: "database-clone",
+    routes: &[
+        ("GET", "organization", |r, _| {
+            environments::organizations(&ctx(r)?)
+        }),
+        ("POST", "organization/*/annotationsGroup", |r, s| {
+            environments::annotations_group(&ctx(r)?, r, s[0])
+        }),
+        ("POST", "organization/*/labelsGroup", |r, s| {
+            environments::labels_group(&ctx(r)?, r, s[0])
+        }),
+        ("POST", "project/*/environment", |r, s| {
+            environments::create(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "project/*/environment", |r, s| {
+            environments::list(&ctx(r)?, s[0])
+        }),
+        ("GET", "environment/*", |r, s| {
+            environments::get(&ctx(r)?, s[0])
+        }),
+        ("POST", "environment/*/database", |r, s| {
+            databases::create(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "environment/*/database", |r, s| {
+            databases::list(&ctx(r)?, s[0])
+        }),
+        ("GET", "database/*", |r, s| databases::get(&ctx(r)?, s[0])),
+        ("DELETE", "database/*", |r, s| {
+            databases::delete(&ctx(r)?, s[0])
+        }),
+        ("GET", "database/*/status", |r, s| {
+            databases::status(&ctx(r)?, s[0])
+        }),
+        ("POST", "database/*/clone", |r, s| {
+            clone::clone(&ctx(r)?, r, s[0])
+        }),
+    ],
+    error: fail,
+};
 
 fn route(req: Req) -> Reply {
-    let Some(seg) = req.segments("") else {
-        return spin_adapter::reply::no_route_reply("database-clone", &req.method, &req.path);
-    };
-    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let r = (|| -> Result<Reply, Reply> {
-        Ok(match (req.method.as_str(), s.as_slice()) {
-            ("GET", ["organization"]) => environments::organizations(&ctx(&req)?)?,
-            ("POST", ["organization", o, "annotationsGroup"]) => {
-                environments::annotations_group(&ctx(&req)?, &req, o)?
-            }
-            ("POST", ["organization", o, "labelsGroup"]) => {
-                environments::labels_group(&ctx(&req)?, &req, o)?
-            }
-            ("POST", ["project", p, "environment"]) => environments::create(&ctx(&req)?, &req, p)?,
-            ("GET", ["project", p, "environment"]) => environments::list(&ctx(&req)?, p)?,
-            ("GET", ["environment", id]) => environments::get(&ctx(&req)?, id)?,
-            ("POST", ["environment", env, "database"]) => {
-                databases::create(&ctx(&req)?, &req, env)?
-            }
-            ("GET", ["environment", env, "database"]) => databases::list(&ctx(&req)?, env)?,
-            ("GET", ["database", id]) => databases::get(&ctx(&req)?, id)?,
-            ("DELETE", ["database", id]) => databases::delete(&ctx(&req)?, id)?,
-            ("GET", ["database", id, "status"]) => databases::status(&ctx(&req)?, id)?,
-            ("POST", ["database", id, "clone"]) => clone::clone(&ctx(&req)?, &req, id)?,
-            _ => spin_adapter::reply::unmatched(
-                "database-clone",
-                ROUTES,
-                &req.method,
-                &req.path,
-                &s,
-                fail,
-            ),
-        })
-    })();
-    r.unwrap_or_else(|e| e)
+    ROUTER.serve(&req, "")
 }
 
 pub(crate) fn fail(status: u16, message: &str) -> Reply {

@@ -4,6 +4,7 @@
 use engine::{CloneRequest, Engine, Operation, Status, Strategy};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
+use spin_adapter::sse::message;
 use spin_adapter::store::{SpinDb, SpinEnv};
 
 use crate::datasets::{acl, check_dataset_name, container_name, project};
@@ -104,71 +105,67 @@ pub fn listen(req: &Req, id: &str) -> Result<Reply, Reply> {
         let e = Engine::open(&db, &SpinEnv).map_err(|er| error(&er))?;
         find_job(&e, id)?;
     }
-    let mut after: i64 = req
+    let after: i64 = req
         .header("last-event-id")
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    let id = id.to_string();
-    let mut welcomed = false;
-    let mut ended = false;
-    let started = std::time::Instant::now();
-    let mut quiet_since = std::time::Instant::now();
+    let feed = Listen { id: id.to_string() };
     Ok(Reply::stream(
         200,
         "text/event-stream",
-        Box::new(move || loop {
-            if ended || started.elapsed() > std::time::Duration::from_secs(600) {
-                return None;
-            }
-            if !welcomed {
-                welcomed = true;
-                let listener = spin_adapter::store::random_hex(8);
-                return Some(format!("event: welcome\ndata: {}\n\n", json!({"listener_id": listener})).into_bytes());
-            }
-            let e = Engine::open(&db, &SpinEnv).ok()?;
-            let events = e.events(&id, after, 100).ok()?;
-            let op = e.operation_by_id(&id).ok().flatten()?;
-            if !events.is_empty() {
-                let mut out = String::new();
-                for ev in &events {
-                    after = ev.seq;
-                    let progress = ev.data["percent"].as_f64().unwrap_or(0.0).floor() as i64;
-                    let ev_state = match ev.kind.as_str() {
-                        "created" => "pending",
-                        "succeeded" => "completed",
-                        "failed" | "canceled" => "failed",
-                        _ => "running",
-                    };
-                    let mut data = json!({"job_id": id, "state": ev_state, "progress": if ev_state == "completed" { 100 } else { progress }});
-                    if ev_state == "failed" {
-                        data["message"] = ev.data["error"].as_str().unwrap_or("the copy was canceled").into();
-                    }
-                    out.push_str(&format!("id: {}\nevent: job\ndata: {}\n\n", ev.seq, data));
-                    if ev_state == "completed" || ev_state == "failed" {
-                        if !op.status.is_active() {
-                            out.push_str(&format!("event: done\ndata: {}\n\n", json!({"job_id": id, "state": ev_state})));
-                            ended = true;
-                            break;
-                        }
-                    }
-                }
-                quiet_since = std::time::Instant::now();
-                return Some(out.into_bytes());
-            }
-            if !op.status.is_active() {
-                ended = true;
-                return Some(format!("event: done\ndata: {}\n\n", json!({"job_id": id, "state": state(&op)})).into_bytes());
-            }
-            if !e.nudge(&id).unwrap_or(false) {
-                if quiet_since.elapsed() > std::time::Duration::from_secs(15) {
-                    quiet_since = std::time::Instant::now();
-                    return Some(b": keep-alive\n\n".to_vec());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-        }),
+        spin_adapter::sse::stream(db, id.to_string(), after, feed),
     )
     .with_header("cache-control", "no-cache"))
+}
+
+/// Sanity's listen format: `welcome`, `job` events, `done`.
+struct Listen {
+    id: String,
+}
+
+impl spin_adapter::sse::Feed for Listen {
+    fn opening(&mut self) -> Option<String> {
+        let listener = spin_adapter::store::random_hex(8);
+        Some(message(None, "welcome", &json!({"listener_id": listener})))
+    }
+
+    fn event(&mut self, ev: &engine::Event, last: bool, out: &mut String) {
+        let id = &self.id;
+        let progress = ev.data["percent"].as_f64().unwrap_or(0.0).floor() as i64;
+        let ev_state = match ev.kind.as_str() {
+            "created" => "pending",
+            "succeeded" => "completed",
+            "failed" | "canceled" => "failed",
+            _ => "running",
+        };
+        let mut data = json!({"job_id": id, "state": ev_state, "progress": if ev_state == "completed" { 100 } else { progress }});
+        if ev_state == "failed" {
+            data["message"] = ev.data["error"]
+                .as_str()
+                .unwrap_or("the copy was canceled")
+                .into();
+        }
+        out.push_str(&message(Some(ev.seq), "job", &data));
+        if last {
+            out.push_str(&message(
+                None,
+                "done",
+                &json!({"job_id": id, "state": ev_state}),
+            ));
+        }
+    }
+
+    fn closing(&mut self, op: &Operation) -> Option<String> {
+        Some(message(
+            None,
+            "done",
+            &json!({"job_id": self.id, "state": state(op)}),
+        ))
+    }
+
+    fn nudge(&mut self, e: &Engine, id: &str) -> bool {
+        e.nudge(&id).unwrap_or(false)
+    }
 }
 
 /// `GET /projects/{p}/datasets/copy?offset=&limit=`.

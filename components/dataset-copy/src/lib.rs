@@ -14,6 +14,7 @@ mod datasets;
 mod jobs;
 
 use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -46,82 +47,58 @@ fn is_version(s: &str) -> bool {
             }))
 }
 
-/// Every route's method and path pattern (`*`: one segment) after the API
-/// version, for 405s.
-const ROUTES: &[(&str, &str)] = &[
-    ("GET", "projects/*/datasets"),
-    ("GET", "projects/*/datasets/copy"),
-    ("PUT", "projects/*/datasets/*"),
-    ("DELETE", "projects/*/datasets/*"),
-    ("PUT", "projects/*/datasets/*/copy"),
-    ("GET", "datasets"),
-    ("PUT", "datasets/*"),
-    ("DELETE", "datasets/*"),
-    ("PUT", "datasets/*/copy"),
-    ("GET", "jobs/*"),
-    ("GET", "jobs/*/listen"),
-];
+/// The route table, after the API version.
+static ROUTER: Router = Router {
+    component: "dataset-copy",
+    routes: &[
+        ("GET", "projects/*/datasets", |r, s| {
+            datasets::list(&ctx(r)?, s[0])
+        }),
+        ("GET", "projects/*/datasets/copy", |r, s| {
+            jobs::list(&ctx(r)?, r, s[0])
+        }),
+        ("PUT", "projects/*/datasets/*", |r, s| {
+            datasets::create(&ctx(r)?, r, s[0], s[1])
+        }),
+        ("DELETE", "projects/*/datasets/*", |r, s| {
+            datasets::delete(&ctx(r)?, s[0], s[1])
+        }),
+        ("PUT", "projects/*/datasets/*/copy", |r, s| {
+            jobs::copy(&ctx(r)?, r, s[0], s[1])
+        }),
+        // Project-less forms (@sanity/client with useProjectHostname).
+        ("GET", "datasets", |r, _| {
+            let c = ctx(r)?;
+            datasets::list(&c, &datasets::project_of(&c, r)?)
+        }),
+        ("PUT", "datasets/*", |r, s| {
+            let c = ctx(r)?;
+            datasets::create(&c, r, &datasets::project_of(&c, r)?, s[0])
+        }),
+        ("DELETE", "datasets/*", |r, s| {
+            let c = ctx(r)?;
+            datasets::delete(&c, &datasets::project_of(&c, r)?, s[0])
+        }),
+        ("PUT", "datasets/*/copy", |r, s| {
+            let c = ctx(r)?;
+            jobs::copy(&c, r, &datasets::project_of(&c, r)?, s[0])
+        }),
+        ("GET", "jobs/*", |r, s| jobs::get(r, s[0])),
+        ("GET", "jobs/*/listen", |r, s| jobs::listen(r, s[0])),
+    ],
+    error: |status, message| fail(status, "Method Not Allowed", message),
+};
 
+/// Every route takes `/v1/` or a dated version (`/v2021-06-07/`) first.
 fn route(req: Req) -> Reply {
     let Some(seg) = req.segments("") else {
-        return not_found(&req);
+        return ROUTER.not_found(&req);
     };
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let Some((v, rest)) = s.split_first().filter(|(v, _)| is_version(v)) else {
-        return not_found(&req);
-    };
-    let _ = v;
-    let r = (|| -> Result<Reply, Reply> {
-        Ok(match (req.method.as_str(), rest) {
-            ("GET", ["projects", p, "datasets"]) => datasets::list(&ctx(&req)?, p)?,
-            ("GET", ["projects", p, "datasets", "copy"]) => jobs::list(&ctx(&req)?, &req, p)?,
-            ("PUT", ["projects", p, "datasets", name]) => {
-                datasets::create(&ctx(&req)?, &req, p, name)?
-            }
-            ("DELETE", ["projects", p, "datasets", name]) => {
-                datasets::delete(&ctx(&req)?, p, name)?
-            }
-            ("PUT", ["projects", p, "datasets", name, "copy"]) => {
-                jobs::copy(&ctx(&req)?, &req, p, name)?
-            }
-            // Project-less forms (@sanity/client with useProjectHostname).
-            ("GET", ["datasets"]) => {
-                let c = ctx(&req)?;
-                let p = datasets::project_of(&c, &req)?;
-                datasets::list(&c, &p)?
-            }
-            ("PUT", ["datasets", name]) => {
-                let c = ctx(&req)?;
-                let p = datasets::project_of(&c, &req)?;
-                datasets::create(&c, &req, &p, name)?
-            }
-            ("DELETE", ["datasets", name]) => {
-                let c = ctx(&req)?;
-                let p = datasets::project_of(&c, &req)?;
-                datasets::delete(&c, &p, name)?
-            }
-            ("PUT", ["datasets", name, "copy"]) => {
-                let c = ctx(&req)?;
-                let p = datasets::project_of(&c, &req)?;
-                jobs::copy(&c, &req, &p, name)?
-            }
-            ("GET", ["jobs", id]) => jobs::get(&req, id)?,
-            ("GET", ["jobs", id, "listen"]) => jobs::listen(&req, id)?,
-            _ => spin_adapter::reply::unmatched(
-                "dataset-copy",
-                ROUTES,
-                &req.method,
-                &req.path,
-                rest,
-                |st, m| fail(st, "Method Not Allowed", m),
-            ),
-        })
-    })();
-    r.unwrap_or_else(|e| e)
-}
-
-fn not_found(req: &Req) -> Reply {
-    spin_adapter::reply::no_route_reply("dataset-copy", &req.method, &req.path)
+    match s.split_first() {
+        Some((v, rest)) if is_version(v) => ROUTER.dispatch(&req, rest),
+        _ => ROUTER.not_found(&req),
+    }
 }
 
 /// Sanity's error shape: `{"statusCode", "error", "message"}`.

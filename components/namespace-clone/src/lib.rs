@@ -19,6 +19,7 @@ mod namespaces;
 
 use spin_adapter::auth::Principal;
 use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -78,52 +79,38 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ok(c)
 }
 
-/// Every route's method and path pattern (`*`: one segment), for 405s.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "namespaces"),
-    ("GET", "namespaces"),
-    ("POST", "namespaces/list"),
-    ("GET", "namespaces/*"),
-    ("DELETE", "namespaces/*"),
-    ("POST", "namespaces/*/clone"),
-    ("GET", "tasks/*"),
-    ("DELETE", "tasks/*"),
-    ("POST", "templates/namespaces/from-namespace/*"),
-    ("POST", "templates/namespaces/*/instantiate"),
-];
+/// The route table (after `/v1`).
+static ROUTER: Router = Router {
+    component: "namespace-clone",
+    routes: &[
+        ("POST", "namespaces", |r, _| namespaces::create(&ctx(r)?, r)),
+        ("GET", "namespaces", |r, _| namespaces::list(&ctx(r)?, r)),
+        ("POST", "namespaces/list", |r, _| {
+            namespaces::list(&ctx(r)?, r)
+        }),
+        ("GET", "namespaces/*", |r, s| {
+            namespaces::get(&ctx(r)?, s[0])
+        }),
+        ("DELETE", "namespaces/*", |r, s| {
+            namespaces::delete(&ctx(r)?, s[0])
+        }),
+        ("POST", "namespaces/*/clone", |r, s| {
+            clone::clone(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "tasks/*", |r, s| clone::task(&ctx(r)?, s[0])),
+        ("DELETE", "tasks/*", |r, s| clone::cancel(&ctx(r)?, s[0])),
+        ("POST", "templates/namespaces/from-namespace/*", |r, s| {
+            clone::template_from(&ctx(r)?, r, s[0])
+        }),
+        ("POST", "templates/namespaces/*/instantiate", |r, s| {
+            clone::instantiate(&ctx(r)?, r, s[0])
+        }),
+    ],
+    error: |status, message| fail(status, "method_not_allowed", message),
+};
 
 fn route(req: Req) -> Reply {
-    let Some(seg) = req.segments("/v1") else {
-        return spin_adapter::reply::no_route_reply("namespace-clone", &req.method, &req.path);
-    };
-    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let r = (|| -> Result<Reply, Reply> {
-        Ok(match (req.method.as_str(), s.as_slice()) {
-            ("POST", ["namespaces"]) => namespaces::create(&ctx(&req)?, &req)?,
-            ("GET", ["namespaces"]) => namespaces::list(&ctx(&req)?, &req)?,
-            ("POST", ["namespaces", "list"]) => namespaces::list(&ctx(&req)?, &req)?,
-            ("GET", ["namespaces", id]) => namespaces::get(&ctx(&req)?, id)?,
-            ("DELETE", ["namespaces", id]) => namespaces::delete(&ctx(&req)?, id)?,
-            ("POST", ["namespaces", id, "clone"]) => clone::clone(&ctx(&req)?, &req, id)?,
-            ("GET", ["tasks", id]) => clone::task(&ctx(&req)?, id)?,
-            ("DELETE", ["tasks", id]) => clone::cancel(&ctx(&req)?, id)?,
-            ("POST", ["templates", "namespaces", "from-namespace", id]) => {
-                clone::template_from(&ctx(&req)?, &req, id)?
-            }
-            ("POST", ["templates", "namespaces", id, "instantiate"]) => {
-                clone::instantiate(&ctx(&req)?, &req, id)?
-            }
-            _ => spin_adapter::reply::unmatched(
-                "namespace-clone",
-                ROUTES,
-                &req.method,
-                &req.path,
-                &s,
-                |st, m| fail(st, "method_not_allowed", m),
-            ),
-        })
-    })();
-    r.unwrap_or_else(|e| e)
+    ROUTER.serve(&req, "/v1")
 }
 
 /// Mixpeek's `ErrorResponse`.

@@ -12,6 +12,7 @@ mod fork;
 mod services;
 
 use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -29,48 +30,37 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
     Ctx::open(tenant, error)
 }
 
-/// Every route's method and path pattern (`*`: one segment), for 405s.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "projects/*/services"),
-    ("GET", "projects/*/services"),
-    ("GET", "projects/*/services/*"),
-    ("DELETE", "projects/*/services/*"),
-    ("POST", "projects/*/services/*/snapshots"),
-    ("GET", "projects/*/services/*/snapshots"),
-    ("POST", "projects/*/services/*/forkService"),
-];
+/// The route table (after `/public/api/v1`).
+static ROUTER: Router = Router {
+    component: "service-fork",
+    routes: &[
+        ("POST", "projects/*/services", |r, s| {
+            services::create(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "projects/*/services", |r, s| {
+            services::list(&ctx(r)?, s[0])
+        }),
+        ("GET", "projects/*/services/*", |r, s| {
+            services::get(&ctx(r)?, s[0], s[1])
+        }),
+        ("DELETE", "projects/*/services/*", |r, s| {
+            services::delete(&ctx(r)?, s[0], s[1])
+        }),
+        ("POST", "projects/*/services/*/snapshots", |r, s| {
+            services::snapshot(&ctx(r)?, s[0], s[1])
+        }),
+        ("GET", "projects/*/services/*/snapshots", |r, s| {
+            services::snapshots(&ctx(r)?, s[0], s[1])
+        }),
+        ("POST", "projects/*/services/*/forkService", |r, s| {
+            fork::fork(&ctx(r)?, r, s[0], s[1])
+        }),
+    ],
+    error: |status, message| fail(status, "METHOD_NOT_ALLOWED", message),
+};
 
 fn route(req: Req) -> Reply {
-    let Some(seg) = req.segments("/public/api/v1") else {
-        return spin_adapter::reply::no_route_reply("service-fork", &req.method, &req.path);
-    };
-    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let r = (|| -> Result<Reply, Reply> {
-        Ok(match (req.method.as_str(), s.as_slice()) {
-            ("POST", ["projects", p, "services"]) => services::create(&ctx(&req)?, &req, p)?,
-            ("GET", ["projects", p, "services"]) => services::list(&ctx(&req)?, p)?,
-            ("GET", ["projects", p, "services", id]) => services::get(&ctx(&req)?, p, id)?,
-            ("DELETE", ["projects", p, "services", id]) => services::delete(&ctx(&req)?, p, id)?,
-            ("POST", ["projects", p, "services", id, "snapshots"]) => {
-                services::snapshot(&ctx(&req)?, p, id)?
-            }
-            ("GET", ["projects", p, "services", id, "snapshots"]) => {
-                services::snapshots(&ctx(&req)?, p, id)?
-            }
-            ("POST", ["projects", p, "services", id, "forkService"]) => {
-                fork::fork(&ctx(&req)?, &req, p, id)?
-            }
-            _ => spin_adapter::reply::unmatched(
-                "service-fork",
-                ROUTES,
-                &req.method,
-                &req.path,
-                &s,
-                |st, m| fail(st, "METHOD_NOT_ALLOWED", m),
-            ),
-        })
-    })();
-    r.unwrap_or_else(|e| e)
+    ROUTER.serve(&req, "/public/api/v1")
 }
 
 /// Tiger's error shape: `{"code": "NOT_FOUND", "message": …}`.

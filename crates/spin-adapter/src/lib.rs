@@ -7,14 +7,16 @@
 //! - [`http`]: requests in, replies out (bounded bodies, streamed replies);
 //! - [`auth`]: tokens hashed in key-value, constant-time comparison;
 //! - [`errors`]: the one engine-error → HTTP-status function;
-//! - [`reply`]: JSON responses and the fallback for unknown routes.
+//! - [`sse`]: one writer of an operation's events as `text/event-stream`;
+//! - [`router`]: one route table per component: dispatch, 404, 405 with `Allow`.
 
 pub mod auth;
 pub mod body;
 pub mod ctx;
 pub mod errors;
 pub mod http;
-pub mod reply;
+pub mod router;
+pub mod sse;
 pub mod store;
 
 pub use errors::status_of;
