@@ -1,11 +1,21 @@
-//! The clone worker: moves operations forward. Fired by the cron trigger
-//! (`handle-cron-event`, every 2 s in spin.toml) and by
-//! `POST /internal/worker/tick` with the admin token, for hosts without cron.
+//! The clone worker: moves operations forward, and (as the `notifier`
+//! component, this same Wasm) delivers notifications.
 //!
-//! A tick, within the `worker_budget_ms` budget: steps runnable operations
-//! round-robin (engine `tick`), delivers due notifications, takes scheduled
-//! snapshots, prunes history outside `retention_seconds`, and purges deleted
-//! resources. Every part is bounded and safe to run twice at once.
+//! Two duties, each its own component in spin.toml with its own cron
+//! trigger (every 2 s) and HTTP tick for hosts without cron (admin token):
+//!
+//! - `clone-worker` (`POST /internal/worker/tick`): within the
+//!   `worker_budget_ms` budget, steps runnable operations round-robin
+//!   (engine `tick`, 85% of the budget), takes scheduled snapshots, prunes
+//!   history outside `retention_seconds`, and purges deleted resources. It
+//!   makes no network call, so nothing outside the database can hold it up.
+//! - `notifier` (`POST /internal/notifier/tick`; Spin variable
+//!   `worker_duty = "notify"` for its cron): delivers due notifications
+//!   ([`deliver`]), every call under `webhook_timeout_ms`.
+//!
+//! Every part is bounded and safe to run twice at once.
+
+mod deliver;
 
 use engine::Engine;
 use serde_json::{json, Value};
@@ -21,11 +31,23 @@ struct Worker;
 
 impl Guest for Worker {
     fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
-        tick().map(|_| ()).map_err(|e| Error::Other(e.message))
+        let done = if variable("worker_duty").as_deref() == Some("notify") {
+            notify().map(|_| ())
+        } else {
+            tick().map(|_| ())
+        };
+        done.map_err(|e| Error::Other(e.message))
     }
 }
 
 export!(Worker);
+
+/// One delivery pass; returns what it did.
+fn notify() -> Result<Value, engine::Error> {
+    let db = SpinDb::open()?;
+    let e = Engine::open(&db, &SpinEnv)?;
+    Ok(deliver::run(&e)?.json())
+}
 
 /// One tick; returns what it did.
 fn tick() -> Result<Value, engine::Error> {
@@ -35,14 +57,14 @@ fn tick() -> Result<Value, engine::Error> {
     // A lease outlives a tick's budget; a crashed worker's expires after it.
     e.config.lease_us = (variable_i64("worker_lease_ms", 5000) * 1000).max(2 * budget_us);
     let worker = format!("worker-{}", random_hex(8));
-    // The copy gets 85% of the budget; deliveries, snapshots, pruning and
-    // purging share the rest, so the whole tick stays within the budget.
+    // The copy gets 85% of the budget; snapshots, pruning and purging share
+    // the rest, each bounded by a row count (so a tick can overrun its budget
+    // by their few statements, never by a network call: there is none).
     let report = match e.tick(&worker, budget_us * 85 / 100) {
         Ok(r) => r,
         Err(err) if err.is_retryable() => engine::TickReport::default(),
         Err(err) => return Err(err),
     };
-    let delivered = deliver(&e)?;
     let snapshots = e.take_scheduled_snapshots(
         variable_i64("snapshot_interval_seconds", 3600) * 1_000_000,
         20,
@@ -71,58 +93,10 @@ fn tick() -> Result<Value, engine::Error> {
         "records_copied": report.records_copied,
         "finished": report.finished,
         "failed": report.failed,
-        "notifications": delivered,
         "snapshots": snapshots,
         "pruned_versions": pruned,
         "purged_records": purged,
     }))
-}
-
-/// Deliver due notifications: webhooks by POST, e-mails through the
-/// configured mail webhook. Returns how many were delivered.
-fn deliver(e: &Engine) -> Result<usize, engine::Error> {
-    let due = e.claim_notifications(20, 30_000_000)?;
-    let mut ok = 0;
-    for n in due {
-        let (url, body, permanent_if_missing) = if n.destination.starts_with("http://")
-            || n.destination.starts_with("https://")
-        {
-            (Some(n.destination.clone()), n.payload.clone(), false)
-        } else {
-            let body = json!({"to": n.destination, "subject": "Spinoff operation update",
-                              "operation": serde_json::from_str::<Value>(&n.payload).unwrap_or(Value::Null)});
-            (variable("mail_webhook_url"), body.to_string(), true)
-        };
-        let Some(url) = url else {
-            e.notification_failed(
-                n.id,
-                "no mail webhook configured (Spin variable mail_webhook_url)",
-                permanent_if_missing,
-            )?;
-            continue;
-        };
-        let req = spin_sdk::http::Request::builder()
-            .method(spin_sdk::http::Method::Post)
-            .uri(url.as_str())
-            .header("content-type", "application/json")
-            .header("spinoff-notification", n.id.to_string().as_str())
-            .header("content-length", body.len().to_string().as_str())
-            .body(body.into_bytes())
-            .build();
-        let sent: Result<spin_sdk::http::Response, _> =
-            spin_sdk::http::run(spin_sdk::http::send(req));
-        match sent {
-            Ok(resp) if (200..300).contains(resp.status()) => {
-                e.notification_delivered(n.id)?;
-                ok += 1;
-            }
-            Ok(resp) => {
-                e.notification_failed(n.id, &format!("{url} answered {}", resp.status()), false)?
-            }
-            Err(err) => e.notification_failed(n.id, &format!("sending to {url}: {err}"), false)?,
-        }
-    }
-    Ok(ok)
 }
 
 mod http {
@@ -136,15 +110,24 @@ mod http {
         serve(req, out, route).await
     }
 
+    /// Both duties' HTTP ticks; each component serves the one its route
+    /// in spin.toml sends it.
     static ROUTER: Router = Router {
         component: "clone-worker",
-        routes: &[("POST", "internal/worker/tick", |r, _| {
-            spin_adapter::auth::admin(r, "Bearer")?;
-            match super::tick() {
-                Ok(report) => Ok(Reply::json(200, &report)),
-                Err(e) => Err(Reply::error(&e)),
-            }
-        })],
+        routes: &[
+            ("POST", "internal/worker/tick", |r, _| {
+                spin_adapter::auth::admin(r, "Bearer")?;
+                super::tick()
+                    .map(|report| Reply::json(200, &report))
+                    .map_err(|e| Reply::error(&e))
+            }),
+            ("POST", "internal/notifier/tick", |r, _| {
+                spin_adapter::auth::admin(r, "Bearer")?;
+                super::notify()
+                    .map(|report| Reply::json(200, &report))
+                    .map_err(|e| Reply::error(&e))
+            }),
+        ],
         error: |status, message| Reply::problem(status, "method_not_allowed", message),
     };
 

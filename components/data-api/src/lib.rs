@@ -4,11 +4,13 @@
 //!
 //! - `resources.rs`: resources, records, import/export, snapshots;
 //! - `operations.rs`: clones and operations, the SSE event stream;
-//! - `shapes.rs`: JSON shapes of resources and operations.
+//! - `shapes.rs`: JSON shapes of resources and operations;
+//! - `webhooks.rs`: the tenant's webhook signing secret.
 
 mod operations;
 mod resources;
 mod shapes;
+mod webhooks;
 
 use spin_adapter::http::{serve, Reply, Req};
 use spin_adapter::router::Router;
@@ -44,6 +46,10 @@ static ROUTER: Router = Router {
             revoke_token(r, "current")
         }),
         ("DELETE", "tokens/*", |r, s| revoke_token(r, s[0])),
+        ("POST", "webhooks/secret", |r, _| webhooks::rotate(&ctx(r)?)),
+        ("GET", "webhooks/secret", |r, _| {
+            webhooks::describe(&ctx(r)?)
+        }),
         ("PUT", "resources/*", |r, s| {
             resources::create(&ctx(r)?, r, s[0])
         }),
