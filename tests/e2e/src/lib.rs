@@ -148,6 +148,12 @@ impl App {
         self.rt.block_on(self.host.fire_cron("clone-worker"))
     }
 
+    /// Fire one cron tick of the notifier (the clone worker's Wasm with its
+    /// delivery duty), as the cron trigger would.
+    pub fn notify(&self) -> anyhow::Result<()> {
+        self.rt.block_on(self.host.fire_cron("notifier"))
+    }
+
     pub fn state_dir(&self) -> &Path {
         self.state.path()
     }

@@ -29,7 +29,10 @@ fn allowed_import(name: &str) -> bool {
         | "wasi:random/insecure"
         | "wasi:random/insecure-seed"
         | "wasi:filesystem/types"
-        | "wasi:filesystem/preopens" => version.starts_with("0.2."),
+        | "wasi:filesystem/preopens"
+        | "wasi:sockets/network"
+        | "wasi:sockets/instance-network"
+        | "wasi:sockets/ip-name-lookup" => version.starts_with("0.2."),
         _ => false,
     }
 }
@@ -47,6 +50,7 @@ fn every_component_imports_only_what_spin_provides() {
             "database-clone",
             "dataset-copy",
             "namespace-clone",
+            "notifier",
             "service-fork"
         ]
     );
@@ -54,7 +58,7 @@ fn every_component_imports_only_what_spin_provides() {
         let (imports, exports) = app.host.interfaces(id).unwrap();
         let surprises: Vec<&String> = imports.iter().filter(|i| !allowed_import(i)).collect();
         assert!(surprises.is_empty(), "{id} imports {surprises:?}");
-        if id != "clone-worker" {
+        if id != "clone-worker" && id != "notifier" {
             assert!(
                 !imports.iter().any(|i| i.starts_with("fermyon:spin-cron")),
                 "{id} imports the cron types"

@@ -229,7 +229,7 @@ fn a_dead_receiver_never_holds_up_another_tenants_copy() {
 #[test]
 fn internal_webhook_addresses_are_refused_at_start_and_at_send() {
     let (addr, _bodies) = receiver();
-    let app = app_allowing(&addr, 2000);
+    let app = app_allowing(&addr, 5000);
     let t = app.token("acme");
     secret(&app, &t);
     import(&app, &t, "native:src", 10);
@@ -297,7 +297,7 @@ fn deliveries_are_signed_and_verify_with_the_standard_webhooks_library() {
         panic!("{} is missing: scripts/test installs it", python.display());
     }
     let (addr, bodies) = receiver();
-    let app = app_allowing(&addr, 2000);
+    let app = app_allowing(&addr, 5000);
     let t = app.token("acme");
     import(&app, &t, "native:src", 10);
     // Without a signing secret, a webhook is refused at start.
@@ -323,7 +323,12 @@ fn deliveries_are_signed_and_verify_with_the_standard_webhooks_library() {
     let id = op.json()["id"].as_str().unwrap().to_string();
     app.http_tick();
     let report = notifier_tick(&app);
-    assert_eq!(report["delivered"], 1, "{report}");
+    assert_eq!(
+        report["delivered"],
+        1,
+        "{report}: {}",
+        status(&app, &t, &id)["notifications"]
+    );
     let (headers, body) = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
     let b: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(b["operation"], id.as_str());
