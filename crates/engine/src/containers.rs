@@ -179,6 +179,7 @@ impl Engine<'_> {
     ) -> Result<Container> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
+            crate::limits::check_resources(db, &self.config.limits, tenant)?;
             insert(db, now, family, tenant, name, spec, ContainerState::Ready)
         })
     }

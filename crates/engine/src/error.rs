@@ -34,6 +34,15 @@ pub enum ErrorKind {
     IdempotencyMismatch,
     /// A request exceeds a documented limit (batch size, page size, body size).
     TooLarge,
+    /// A per-tenant limit ([`crate::limits`]) refuses the request; nothing
+    /// was done. `limit` names it (and the Spin variable that sets it). A
+    /// rate (`limit.is_rate()`, HTTP 429) clears after `retry_after_s`; a
+    /// quota (HTTP 403, or 409 for active operations) when the tenant frees
+    /// some of it.
+    LimitExceeded {
+        limit: crate::limits::Limit,
+        retry_after_s: Option<i64>,
+    },
     /// The worker no longer holds the operation's lease (it expired and was
     /// taken over): nothing was committed. The worker should move on.
     LeaseLost,
@@ -81,6 +90,15 @@ impl Error {
     pub fn corrupt(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, message)
     }
+    /// Seconds after which the same call may succeed (HTTP `Retry-After`).
+    pub fn retry_after_s(&self) -> Option<i64> {
+        match &self.kind {
+            ErrorKind::Busy => Some(1),
+            ErrorKind::LimitExceeded { retry_after_s, .. } => *retry_after_s,
+            _ => None,
+        }
+    }
+
     /// True when the same call may succeed later unchanged.
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, ErrorKind::Busy)

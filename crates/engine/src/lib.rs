@@ -12,6 +12,7 @@
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
 //!   ticks (a folder: types, rows, accept, lifecycle, leases, step, tick);
 //! - [`events`]: per-operation events and the notification outbox;
+//! - [`limits`]: per-tenant quotas and rates, checked inside the guarded transaction;
 //! - [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;
 //! - [`owners`]: projects, organizations, environments owned by tenants;
 //! - [`retention`]: pruning of superseded history;
@@ -24,6 +25,7 @@ pub mod containers;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod lsn;
 #[cfg(feature = "native")]
 pub mod native;
@@ -67,6 +69,8 @@ pub struct Config {
     /// Webhook hosts the operator allows despite the address rules
     /// (Spin variable `webhook_allowed_hosts`).
     pub webhook_allow: webhooks::AllowList,
+    /// Per-tenant limits (Spin variables `limit_*`).
+    pub limits: limits::Limits,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             target_chunk_us: 100_000,
             nudge_records: 500,
             webhook_allow: webhooks::AllowList::default(),
+            limits: limits::Limits::default(),
         }
     }
 }

@@ -228,9 +228,20 @@ impl Engine<'_> {
                 ),
             ));
         }
+        let adding: i64 = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put { body, .. } => body.len() as i64,
+                Write::Delete { .. } => 0,
+            })
+            .sum();
+        let now = self.env.now_us();
         transaction(self.db, |db| {
             let c = containers::find(db, family, tenant, name)?;
             check_writable(&c)?;
+            let limits = &self.config.limits;
+            crate::limits::count_writes(db, limits, tenant, writes.len() as i64, now)?;
+            crate::limits::check_stored_bytes(db, limits, tenant, adding)?;
             write_in(db, self.env, &c, writes)
         })
     }

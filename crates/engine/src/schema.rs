@@ -188,6 +188,20 @@ const MIGRATIONS: &[&str] = &[
         rotated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: per-tenant limits: counters per clock minute for rates, and the
+    // tenant's active operations counted through an index.
+    r#"
+    CREATE TABLE rate_windows (
+        tenant TEXT NOT NULL,
+        kind   TEXT NOT NULL,                  -- writes
+        minute INTEGER NOT NULL,               -- µs since epoch / 60 000 000
+        count  INTEGER NOT NULL,
+        PRIMARY KEY (tenant, kind, minute)
+    ) WITHOUT ROWID;
+    CREATE INDEX operations_tenant_active ON operations (tenant)
+        WHERE status IN ('pending', 'in_progress');
+    CREATE INDEX operations_tenant_created ON operations (tenant, created_at);
+    "#,
 ];
 
 /// The schema version this engine writes.

@@ -9,6 +9,7 @@ use crate::containers::{self, Container, ContainerState};
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
+use crate::limits;
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
 use crate::{lsn, snapshots, Engine};
@@ -31,11 +32,15 @@ impl Engine<'_> {
             if let Some(key) = &req.exclusive_key {
                 ensure_none_active(db, key, &source.reference())?;
             }
+            let limits = &self.config.limits;
+            limits::check_start(db, limits, &req.tenant, now)?;
             let (snapshot_lsn, target_time) = resolve_snapshot(db, req.strategy, &source, now)?;
+            limits::check_resources(db, limits, &req.tenant)?;
             let target = create_target(db, req, &source, snapshot_lsn, now)?;
             let collections = collections_json(req);
             let (records_total, bytes_total) =
                 estimate(db, &source, req.history, collections.clone())?;
+            limits::check_stored_bytes(db, limits, &req.tenant, bytes_total)?;
             let draft = Draft {
                 id: &id,
                 req,
