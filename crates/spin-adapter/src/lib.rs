@@ -1,5 +1,5 @@
 //! Adapts the engine to Spin. The one place components touch `spin_sdk`
-//! for storage, auth and error mapping:
+//! for storage, variables, randomness, auth, routing and error mapping:
 //!
 //! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
 //! - [`vars`]: Spin variables;
