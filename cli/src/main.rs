@@ -224,29 +224,22 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Server-sent events: (event, data) pairs, blank-line separated.
+/// Server-sent events: (event, data) pairs, parsed by `eventsource-stream`
+/// over the blocking response body.
 fn events(r: Box<dyn Read + Send + Sync>) -> impl Iterator<Item = (String, String)> {
-    let mut lines = BufReader::new(r).lines();
-    std::iter::from_fn(move || {
-        let (mut ev, mut data) = (String::new(), Vec::new());
-        loop {
-            let line = lines.next()?.ok()?;
-            if line.is_empty() {
-                if data.is_empty() {
-                    continue;
-                }
-                return Some((
-                    if ev.is_empty() { "message".into() } else { ev },
-                    data.join("\n"),
-                ));
-            }
-            if let Some(v) = line.strip_prefix("event:") {
-                ev = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                data.push(v.trim_start().to_string());
-            }
-        }
-    })
+    use eventsource_stream::Eventsource;
+    let mut r = BufReader::new(r);
+    let chunks = futures::stream::iter(std::iter::from_fn(move || {
+        let chunk = r.fill_buf().map(<[u8]>::to_vec);
+        r.consume(chunk.as_ref().map_or(0, Vec::len));
+        chunk
+            .ok()
+            .filter(|c| !c.is_empty())
+            .map(Ok::<_, std::io::Error>)
+    }));
+    futures::executor::block_on_stream(chunks.eventsource())
+        .map_while(Result::ok)
+        .map(|e| (e.event, e.data))
 }
 
 /// Follow a Sanity job until it ends; Err with the server's message on failure.

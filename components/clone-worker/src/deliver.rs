@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use engine::webhooks::{self, AllowList, Destination};
 use engine::{Engine, Notification};
 use serde_json::{json, Value};
-use spin_adapter::store::variable;
+use spin_adapter::vars::variable;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
     ErrorCode, FutureIncomingResponse, Headers, Method, OutgoingBody, OutgoingRequest,
@@ -66,7 +66,7 @@ enum Outcome {
 /// answers.
 pub fn run(e: &Engine) -> Result<Report, engine::Error> {
     let timeout_ms =
-        spin_adapter::store::variable_i64("webhook_timeout_ms", 3000).clamp(100, 60_000);
+        spin_adapter::vars::variable_i64("webhook_timeout_ms", 3000).clamp(100, 60_000);
     let allow = AllowList::parse(&variable("webhook_allowed_hosts").unwrap_or_default());
     // The claim outlives the pass, so no other worker sends these meanwhile.
     let due = e.claim_notifications(BATCH, (timeout_ms * 1000 * 4).max(30_000_000))?;

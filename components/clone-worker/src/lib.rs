@@ -19,7 +19,9 @@ mod deliver;
 
 use engine::Engine;
 use serde_json::{json, Value};
-use spin_adapter::store::{random_hex, variable, variable_i64, SpinDb, SpinEnv};
+use spin_adapter::ids::random_hex;
+use spin_adapter::store::{SpinDb, SpinEnv};
+use spin_adapter::vars::{variable, variable_i64};
 
 wit_bindgen::generate!({
     path: "../../wit",

@@ -4,6 +4,7 @@
 use engine::{CancelPolicy, CloneRequest, ContainerState, OpFilter, Operation, Strategy};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
+use uuid::Uuid;
 
 use crate::clusters::{check_region, find, new_cluster_id};
 use crate::{bad, error, fail, Ctx, FAMILY};
@@ -24,23 +25,11 @@ pub fn paging(req: &Req) -> Result<(i64, i64), Reply> {
     Ok((num("page", 1, 1_000_000)?, num("per_page", 10, 100)?))
 }
 
-/// The operation id as a UUID (the engine's 128-bit id with dashes).
+/// The operation id as a UUID (the engine's 128-bit hex id, hyphenated).
 pub fn uuid(id: &str) -> String {
-    if id.len() != 32 {
-        return id.to_string();
-    }
-    format!(
-        "{}-{}-{}-{}-{}",
-        &id[0..8],
-        &id[8..12],
-        &id[12..16],
-        &id[16..20],
-        &id[20..32]
-    )
-}
-
-fn engine_id(uuid: &str) -> String {
-    uuid.replace('-', "").to_ascii_lowercase()
+    Uuid::try_parse(id)
+        .map(|u| u.hyphenated().to_string())
+        .unwrap_or_else(|_| id.to_string())
 }
 
 pub fn op_json(e: &engine::Engine, op: &Operation) -> Value {
@@ -66,8 +55,10 @@ pub fn op_json(e: &engine::Engine, op: &Operation) -> Value {
 
 fn load(ctx: &Ctx, e: &engine::Engine, cluster: &str, op: &str) -> Result<Operation, Reply> {
     let c = find(ctx, e, cluster)?;
-    match e.operation(&ctx.tenant, &engine_id(op)) {
-        Ok(o) if o.family == FAMILY && o.source == c.id => Ok(o),
+    // The engine's id is the UUID's 32 hex digits.
+    let id = Uuid::try_parse(op).map(|u| u.simple().to_string());
+    match id.map(|id| e.operation(&ctx.tenant, &id)) {
+        Ok(Ok(o)) if o.family == FAMILY && o.source == c.id => Ok(o),
         _ => Err(fail(
             404,
             "not_found",

@@ -47,7 +47,7 @@ pub fn check_region(r: &str) -> Result<(), Reply> {
 
 /// A cluster id like Typesense's: 17 lowercase letters and digits.
 pub fn new_cluster_id() -> String {
-    let hex = spin_adapter::store::random_hex(17);
+    let hex = spin_adapter::ids::random_hex(17);
     let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
     hex::decode(hex)
         .unwrap()

@@ -70,7 +70,7 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
     };
     let mut e = ctx.engine()?;
     e.config.webhook_allow = engine::webhooks::AllowList::parse(
-        &spin_adapter::store::variable("webhook_allowed_hosts").unwrap_or_default(),
+        &spin_adapter::vars::variable("webhook_allowed_hosts").unwrap_or_default(),
     );
     let source = find(&e, &ctx.tenant, r)?;
     let idempotency = req.header("idempotency-key").map(|k| {

@@ -29,7 +29,7 @@ pub fn clone(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply, Reply> {
     spec["environment_id"] = env.clone().into();
     spec["name"] = name.clone().into();
     spec["cloned_from"] = id.into();
-    let target_id = spin_adapter::store::uuid_v4();
+    let target_id = spin_adapter::ids::uuid_v4();
     let started = e.create_operation(&CloneRequest {
         family: FAMILY.into(),
         kind: "database_clone".into(),

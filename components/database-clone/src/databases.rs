@@ -251,7 +251,7 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
         "annotations_groups": annotations, "labels_groups": labels,
     });
     let c = e
-        .create_container(FAMILY, &ctx.tenant, &spin_adapter::store::uuid_v4(), &spec)
+        .create_container(FAMILY, &ctx.tenant, &spin_adapter::ids::uuid_v4(), &spec)
         .map_err(|er| error(&er))?;
     Ok(Reply::json(201, &database_json(&e, &c)))
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
-use spin_adapter::store::uuid_v4;
+use spin_adapter::ids::uuid_v4;
 
 use crate::{bad, error, fail, Ctx};
 
@@ -97,7 +97,7 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
     let id = uuid_v4();
     let cluster = cluster
         .map(String::from)
-        .unwrap_or_else(|| spin_adapter::store::uuid_from("spinoff-cluster"));
+        .unwrap_or_else(|| spin_adapter::ids::uuid_from("spinoff-cluster"));
     let o = e
         .create_owned(
             "qovery-environment",

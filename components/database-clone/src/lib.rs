@@ -28,7 +28,7 @@ pub(crate) type Ctx = spin_adapter::ctx::Ctx;
 
 /// The caller's organization id.
 pub(crate) fn organization(ctx: &Ctx) -> String {
-    spin_adapter::store::uuid_from(&format!("qovery-organization:{}", ctx.tenant))
+    spin_adapter::ids::uuid_from(&format!("qovery-organization:{}", ctx.tenant))
 }
 
 fn ctx(req: &Req) -> Result<Ctx, Reply> {

@@ -125,7 +125,7 @@ struct Listen {
 
 impl spin_adapter::sse::Feed for Listen {
     fn opening(&mut self) -> Option<String> {
-        let listener = spin_adapter::store::random_hex(8);
+        let listener = spin_adapter::ids::random_hex(8);
         Some(message(None, "welcome", &json!({"listener_id": listener})))
     }
 

@@ -30,7 +30,7 @@ pub fn check_name(name: &str) -> Result<(), Reply> {
 }
 
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", spin_adapter::store::random_hex(8))
+    format!("{prefix}_{}", spin_adapter::ids::random_hex(8))
 }
 
 /// A namespace of `tenant` by id or name.

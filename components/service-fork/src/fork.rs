@@ -71,7 +71,7 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
         Some(v) => check_size("memory_gbs", v)?,
     };
     let env = env_tag(b.get("environment_tag"))?;
-    let password = spin_adapter::store::random_hex(16);
+    let password = spin_adapter::ids::random_hex(16);
     let op_id_hint = new_id();
     let spec = json!({
         "project_id": p, "name": name,

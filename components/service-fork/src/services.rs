@@ -26,7 +26,7 @@ pub const REGIONS: &[&str] = &[
 /// A Tiger-style id: 10 lowercase letters and digits.
 pub fn new_id() -> String {
     let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    hex::decode(spin_adapter::store::random_hex(10))
+    hex::decode(spin_adapter::ids::random_hex(10))
         .unwrap()
         .iter()
         .map(|b| alphabet[(*b as usize) % 36] as char)
@@ -200,7 +200,7 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
     let env = env_tag(body.get("environment_tag"))?;
     let e = ctx.engine()?;
     project(ctx, &e, p, true)?;
-    let password = spin_adapter::store::random_hex(16);
+    let password = spin_adapter::ids::random_hex(16);
     let spec = json!({
         "project_id": p, "name": name, "region_code": region, "service_type": service_type,
         "cpu_millis": cpu, "memory_gbs": mem, "replica_count": replicas, "environment_tag": env,

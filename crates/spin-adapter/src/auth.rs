@@ -24,7 +24,7 @@ fn hash(token: &str) -> [u8; 32] {
 /// Whether `presented` is the admin token. Constant-time in the token's
 /// content (both sides are hashed to the same length first).
 pub fn is_admin(presented: &str) -> Result<bool, Reply> {
-    let Some(admin) = crate::store::variable("admin_token") else {
+    let Some(admin) = crate::vars::variable("admin_token") else {
         return Err(Reply::problem(
             503,
             "not_configured",
@@ -42,8 +42,8 @@ pub struct Minted {
 
 /// Mint a token for `tenant`.
 pub fn mint(tenant: &str, now_us: i64) -> Result<Minted, Reply> {
-    let token = format!("spk_{}", crate::store::random_hex(32));
-    let id = format!("tok_{}", crate::store::random_hex(8));
+    let token = format!("spk_{}", crate::ids::random_hex(32));
+    let id = format!("tok_{}", crate::ids::random_hex(8));
     let store = open()?;
     let digest = hex::encode(hash(&token));
     let record = serde_json::json!({"tenant": tenant, "created_at": engine::util::rfc3339(now_us), "id": id});
@@ -130,7 +130,7 @@ pub fn resolve(presented: &str) -> Result<Option<Principal>, Reply> {
     }
     // Components without the admin_token variable (the families) never
     // treat a token as the admin's.
-    if let Some(admin) = crate::store::variable("admin_token") {
+    if let Some(admin) = crate::vars::variable("admin_token") {
         if bool::from(hash(presented).ct_eq(&hash(&admin))) {
             return Ok(Some(Principal::Admin));
         }

@@ -25,17 +25,6 @@ pub fn object(bytes: &[u8], empty_ok: bool) -> Result<Map<String, Value>, String
     }
 }
 
-/// Refuse fields outside `known`.
-pub fn only(m: &Map<String, Value>, known: &[&str]) -> Result<(), String> {
-    match m.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "unknown field {k:?}; the fields are {}",
-            known.join(", ")
-        )),
-        None => Ok(()),
-    }
-}
-
 /// The JSON type name of `v`, for messages.
 pub fn kind(v: &Value) -> &'static str {
     match v {
@@ -84,37 +73,12 @@ pub fn opt_bool(m: &Map<String, Value>, k: &str) -> Result<Option<bool>, String>
     }
 }
 
-/// An optional integer field within `min..=max`.
-pub fn opt_int(m: &Map<String, Value>, k: &str, min: i64, max: i64) -> Result<Option<i64>, String> {
-    match m.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(format!(
-                "{k} must be an integer from {min} to {max}, not {v}"
-            )),
-        },
-    }
-}
-
 /// An optional array field.
 pub fn opt_array<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'a Vec<Value>>, String> {
     match m.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
         Some(v) => Err(wrong(k, "an array", v)),
-    }
-}
-
-/// An optional object field.
-pub fn opt_object<'a>(
-    m: &'a Map<String, Value>,
-    k: &str,
-) -> Result<Option<&'a Map<String, Value>>, String> {
-    match m.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(v) => Err(wrong(k, "an object", v)),
     }
 }
 
@@ -140,15 +104,10 @@ mod tests {
             opt_bool(&b, "s").unwrap_err(),
             "s must be true or false, not a string"
         );
-        assert_eq!(
-            opt_int(&b, "n", 1, 2).unwrap_err(),
-            "n must be an integer from 1 to 2, not 3"
-        );
         assert!(opt_enum(&b, "s", &["y"])
             .unwrap_err()
             .contains("is not one of y"));
         assert_eq!(opt_array(&b, "a").unwrap().unwrap().len(), 1);
-        assert!(only(&b, &["s"]).unwrap_err().starts_with("unknown field"));
         assert!(object(b"[1]", false).unwrap_err().contains("not an array"));
         assert!(object(b"", true).unwrap().is_empty());
         assert!(object(b" ", false).is_err());

@@ -1,7 +1,9 @@
 //! Adapts the engine to Spin. The one place components touch `spin_sdk`
-//! for storage, auth and error mapping:
+//! for storage, variables, randomness, auth, routing and error mapping:
 //!
 //! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
+//! - [`vars`]: Spin variables;
+//! - [`ids`]: randomness, random hex, UUIDs (random and name-derived);
 //! - [`body`]: typed reads of JSON bodies, errors naming the field;
 //! - [`ctx`]: a request's caller, database and error mapping;
 //! - [`http`]: requests in, replies out (bounded bodies, streamed replies);
@@ -15,8 +17,10 @@ pub mod body;
 pub mod ctx;
 pub mod errors;
 pub mod http;
+pub mod ids;
 pub mod router;
 pub mod sse;
 pub mod store;
+pub mod vars;
 
 pub use errors::status_of;

@@ -71,7 +71,7 @@ impl Db for SpinDb {
     }
 }
 
-/// The wall clock and WASI randomness.
+/// The wall clock and WASI randomness ([`crate::ids::random_bytes`]).
 pub struct SpinEnv;
 
 impl Env for SpinEnv {
@@ -82,63 +82,6 @@ impl Env for SpinEnv {
             .unwrap_or(0)
     }
     fn random_u128(&self) -> u128 {
-        let mut b = [0u8; 16];
-        getrandom::fill(&mut b).expect("wasi:random");
-        u128::from_le_bytes(b)
+        u128::from_le_bytes(crate::ids::random_bytes())
     }
-}
-
-/// Random bytes as lowercase hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("wasi:random");
-    hex::encode(b)
-}
-
-/// A Spin variable; empty counts as unset.
-pub fn variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-}
-
-/// A numeric Spin variable with a default.
-pub fn variable_i64(name: &str, default: i64) -> i64 {
-    variable(name)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-/// A random (version 4) UUID.
-pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("wasi:random");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// A UUID derived from a name (stable: the same name, the same UUID).
-pub fn uuid_from(name: &str) -> String {
-    use sha2::Digest;
-    let mut b: [u8; 32] = sha2::Sha256::digest(name.as_bytes()).into();
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(&b[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }

@@ -229,18 +229,38 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// A server-sent events reader over a live HTTP response, following the
-/// WHATWG event-stream parsing rules (fields, comments, multi-line data,
-/// dispatch on a blank line).
+/// Server-sent events from a blocking reader (a live response body or a
+/// buffered one), parsed by `eventsource-stream` (the WHATWG rules: fields,
+/// comments, multi-line data, dispatch on a blank line).
+pub fn sse_events(mut r: impl std::io::Read + Unpin) -> impl Iterator<Item = SseEvent> {
+    use eventsource_stream::Eventsource;
+    let chunks = futures::stream::poll_fn(move |_| {
+        let mut buf = vec![0; 8192];
+        std::task::Poll::Ready(match r.read(&mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(Ok::<_, std::io::Error>(buf[..n].to_vec())),
+        })
+    });
+    futures::executor::block_on_stream(chunks.eventsource())
+        .map_while(Result::ok)
+        .map(|e| SseEvent {
+            // The last event id carries over to events without one (the
+            // spec's rule); an empty one is none.
+            id: (!e.id.is_empty()).then_some(e.id),
+            event: e.event,
+            data: e.data,
+        })
+}
+
+/// A server-sent events reader over a live HTTP response.
 pub struct SseReader {
-    lines: std::io::Lines<std::io::BufReader<Box<dyn std::io::Read + Send + Sync + 'static>>>,
+    events: Box<dyn Iterator<Item = SseEvent>>,
     pub status: u16,
     pub content_type: String,
 }
 
 impl SseReader {
     pub fn open(app: &App, path: &str, headers: &[(&str, &str)]) -> SseReader {
-        use std::io::BufRead;
         let url = format!("{}{}", app.base, path);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -258,9 +278,8 @@ impl SseReader {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let reader: Box<dyn std::io::Read + Send + Sync> = Box::new(resp.into_body().into_reader());
         SseReader {
-            lines: std::io::BufReader::new(reader).lines(),
+            events: Box::new(sse_events(resp.into_body().into_reader())),
             status,
             content_type,
         }
@@ -270,42 +289,7 @@ impl SseReader {
 impl Iterator for SseReader {
     type Item = SseEvent;
     fn next(&mut self) -> Option<SseEvent> {
-        let (mut id, mut event, mut data): (Option<String>, String, Vec<String>) =
-            (None, String::new(), vec![]);
-        loop {
-            let line = match self.lines.next() {
-                Some(Ok(l)) => l,
-                _ => return None,
-            };
-            if line.is_empty() {
-                if data.is_empty() {
-                    continue;
-                }
-                let event = if event.is_empty() {
-                    "message".to_string()
-                } else {
-                    event
-                };
-                return Some(SseEvent {
-                    id,
-                    event,
-                    data: data.join("\n"),
-                });
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((f, v)) => (f.to_string(), v.strip_prefix(' ').unwrap_or(v).to_string()),
-                None => (line.clone(), String::new()),
-            };
-            match field.as_str() {
-                "id" => id = Some(value),
-                "event" => event = value,
-                "data" => data.push(value),
-                _ => {}
-            }
-        }
+        self.events.next()
     }
 }
 

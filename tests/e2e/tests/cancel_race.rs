@@ -128,11 +128,8 @@ fn cancel_racing_worker_ticks_ends_consistently() {
         }
         // The event log ends with exactly one terminal event, the final state's.
         let events = app.get(&format!("/data/v1/operations/{id}/events"), &h);
-        let kinds: Vec<&str> = events
-            .body
-            .lines()
-            .filter_map(|l| l.strip_prefix("event: "))
-            .collect();
+        let events: Vec<_> = spinoff_e2e::sse_events(events.body.as_bytes()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
         let terminal: Vec<&&str> = kinds
             .iter()
             .filter(|k| ["succeeded", "failed", "canceled"].contains(*k))
