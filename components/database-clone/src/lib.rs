@@ -109,5 +109,5 @@ pub(crate) fn bad(message: &str) -> Reply {
 
 pub(crate) fn error(e: &engine::Error) -> Reply {
     let status = spin_adapter::status_of(e);
-    fail(if status == 422 { 400 } else { status }, &e.message)
+    fail(if status == 422 { 400 } else { status }, &e.message).with_retry_after(e)
 }

@@ -119,10 +119,12 @@ pub(crate) fn error(e: &engine::Error) -> Reply {
     let err = match status {
         400 => "Bad Request",
         404 => "Not Found",
+        403 => "Forbidden",
         409 => "Conflict",
         413 => "Payload Too Large",
+        429 => "Too Many Requests",
         503 => "Service Unavailable",
         _ => "Internal Server Error",
     };
-    fail(status, err, &e.message)
+    fail(status, err, &e.message).with_retry_after(e)
 }

@@ -128,5 +128,5 @@ pub(crate) fn bad(message: &str) -> Reply {
 pub(crate) fn error(e: &engine::Error) -> Reply {
     let status = spin_adapter::status_of(e);
     let status = if status == 422 { 400 } else { status };
-    fail(status, spin_adapter::errors::code_of(e), &e.message)
+    fail(status, spin_adapter::errors::code_of(e), &e.message).with_retry_after(e)
 }

@@ -80,7 +80,7 @@ pub(crate) fn error(e: &engine::Error) -> Reply {
     // Tiger answers bad input with 400.
     let status = if status == 422 { 400 } else { status };
     let code = spin_adapter::errors::code_of(e).to_ascii_uppercase();
-    fail(status, &code, &e.message)
+    fail(status, &code, &e.message).with_retry_after(e)
 }
 
 fn tiger_shape(r: Reply) -> Reply {

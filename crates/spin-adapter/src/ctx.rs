@@ -21,8 +21,11 @@ impl<T> Ctx<T> {
         Ok(Ctx { tenant, db, error })
     }
 
-    /// The engine over this request's connection (migrated on first use).
+    /// The engine over this request's connection (migrated on first use),
+    /// with the tenant limits of the Spin variables `limit_*`.
     pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
-        engine::Engine::open(&self.db, &SpinEnv).map_err(|e| (self.error)(&e))
+        let mut e = engine::Engine::open(&self.db, &SpinEnv).map_err(|e| (self.error)(&e))?;
+        e.config.limits = engine::limits::Limits::from_lookup(crate::vars::variable);
+        Ok(e)
     }
 }

@@ -15,6 +15,12 @@ pub fn status_of(e: &Error) -> u16 {
         ErrorKind::NoSnapshot => 422,
         ErrorKind::IdempotencyMismatch => 422,
         ErrorKind::TooLarge => 413,
+        ErrorKind::LimitExceeded { limit, .. } if limit.is_rate() => 429,
+        ErrorKind::LimitExceeded {
+            limit: engine::limits::Limit::ActiveOperations,
+            ..
+        } => 409,
+        ErrorKind::LimitExceeded { .. } => 403,
         ErrorKind::LeaseLost => 409,
         ErrorKind::Busy => 503,
         ErrorKind::Storage | ErrorKind::Corrupt => 500,
@@ -33,6 +39,8 @@ pub fn code_of(e: &Error) -> &'static str {
         ErrorKind::NoSnapshot => "no_snapshot",
         ErrorKind::IdempotencyMismatch => "idempotency_key_reused",
         ErrorKind::TooLarge => "too_large",
+        ErrorKind::LimitExceeded { limit, .. } if limit.is_rate() => "rate_limited",
+        ErrorKind::LimitExceeded { .. } => "quota_exceeded",
         ErrorKind::LeaseLost => "lease_lost",
         ErrorKind::Busy => "busy",
         ErrorKind::Storage => "storage_error",
@@ -51,6 +59,7 @@ pub fn body_of(e: &Error) -> serde_json::Value {
         }
         ErrorKind::Conflict { active: Some(op) } => b["active_operation"] = op.clone().into(),
         ErrorKind::InvalidState { state } => b["state"] = state.clone().into(),
+        ErrorKind::LimitExceeded { limit, .. } => b["limit"] = limit.variable().into(),
         _ => {}
     }
     b

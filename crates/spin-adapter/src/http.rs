@@ -134,11 +134,16 @@ impl Reply {
 
     /// An engine error in the default shape, with its status.
     pub fn error(e: &engine::Error) -> Reply {
-        let mut r = Reply::json(crate::status_of(e), &crate::errors::body_of(e));
-        if e.is_retryable() {
-            r.headers.push(("retry-after".into(), "1".into()));
+        Reply::json(crate::status_of(e), &crate::errors::body_of(e)).with_retry_after(e)
+    }
+
+    /// `Retry-After` when the engine error says when to retry (busy, a
+    /// rate limit); every family's error reply goes through this.
+    pub fn with_retry_after(self, e: &engine::Error) -> Reply {
+        match e.retry_after_s() {
+            Some(s) => self.with_header("retry-after", &s.to_string()),
+            None => self,
         }
-        r
     }
 
     pub fn stream(status: u16, content_type: &str, chunks: Chunks) -> Reply {
