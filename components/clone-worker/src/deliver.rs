@@ -254,7 +254,7 @@ fn send_all(ready: Vec<Prepared>, timeout_ms: i64, deadline: &Deadline) -> Vec<(
         let mut still = Vec::new();
         for f in flight {
             match f.response.get() {
-                Some(answer) => done.push((f.id, outcome(answer))),
+                Some(answer) => done.push((f.id, outcome(answer, timeout_ms))),
                 None => still.push(f),
             }
         }
@@ -284,7 +284,10 @@ fn send_all(ready: Vec<Prepared>, timeout_ms: i64, deadline: &Deadline) -> Vec<(
     done
 }
 
-fn outcome(answer: Result<Result<wasi::http::types::IncomingResponse, ErrorCode>, ()>) -> Outcome {
+fn outcome(
+    answer: Result<Result<wasi::http::types::IncomingResponse, ErrorCode>, ()>,
+    timeout_ms: i64,
+) -> Outcome {
     match answer {
         Ok(Ok(resp)) => {
             let status = resp.status();
@@ -297,15 +300,19 @@ fn outcome(answer: Result<Result<wasi::http::types::IncomingResponse, ErrorCode>
                 _ => failed(format!("answered {status}"), false),
             }
         }
-        Ok(Err(code)) => failed(describe(&code), false),
+        Ok(Err(code)) => failed(describe(&code, timeout_ms), false),
         Err(()) => failed("the response was already taken", false),
     }
 }
 
-fn describe(code: &ErrorCode) -> String {
+fn describe(code: &ErrorCode, timeout_ms: i64) -> String {
     match code {
-        ErrorCode::ConnectionTimeout => "connecting timed out".into(),
-        ErrorCode::ConnectionReadTimeout => "no answer in time".into(),
+        ErrorCode::ConnectionTimeout => {
+            format!("no connection within {timeout_ms} ms (webhook_timeout_ms)")
+        }
+        ErrorCode::ConnectionReadTimeout => {
+            format!("no answer within {timeout_ms} ms (webhook_timeout_ms)")
+        }
         ErrorCode::ConnectionRefused => "connection refused".into(),
         ErrorCode::DnsError(_) => "the host name did not resolve".into(),
         ErrorCode::HttpRequestDenied => {
@@ -361,8 +368,12 @@ fn start(
     let body = req
         .body()
         .map_err(|_| "the request body was taken".to_string())?;
-    let response = outgoing_handler::handle(req, Some(opts)).map_err(|e| describe(&e))?;
-    write_body(body, &p.body, deadline)?;
+    let response =
+        outgoing_handler::handle(req, Some(opts)).map_err(|e| describe(&e, timeout_ms))?;
+    // A receiver may answer and close as soon as it has read the declared
+    // length, before the stream reports the flush: a write error is not the
+    // outcome. The response says what happened (or the deadline does).
+    let _ = write_body(body, &p.body, deadline);
     Ok(response)
 }
 
@@ -394,5 +405,5 @@ fn write_body(body: OutgoingBody, bytes: &[u8], deadline: &Deadline) -> Result<(
         out.flush()
             .map_err(|e| format!("writing the body: {e:?}"))?;
     }
-    OutgoingBody::finish(body, None).map_err(|e| describe(&e))
+    OutgoingBody::finish(body, None).map_err(|e| format!("finishing the body: {e:?}"))
 }
