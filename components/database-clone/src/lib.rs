@@ -94,6 +94,8 @@ pub(crate) fn fail(status: u16, message: &str) -> Reply {
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
         503 => "Service Unavailable",
         _ => "Error",
     };
