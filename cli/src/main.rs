@@ -334,8 +334,8 @@ fn dataset_copy(c: &Client, cmd: DatasetCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&jobs)?);
         } else {
             println!(
-                "{:<34} {:<10} {:<20} {:<20} {:<8} {}",
-                "JOB", "STATE", "SOURCE", "TARGET", "HISTORY", "CREATED"
+                "{:<34} {:<10} {:<20} {:<20} {:<8} CREATED",
+                "JOB", "STATE", "SOURCE", "TARGET", "HISTORY"
             );
             for j in jobs.as_array().into_iter().flatten() {
                 println!(

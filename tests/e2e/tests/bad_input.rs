@@ -425,7 +425,8 @@ fn every_family_answers_bad_input_with_a_clear_4xx() {
             "name",
         ),
     ];
-    let families: Vec<(&str, &[(&str, &str)], Vec<Case>)> = vec![
+    type Family<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<Case>);
+    let families: Vec<Family> = vec![
         ("typesense", &ts_h, typesense),
         ("mixpeek", &bh, mixpeek),
         ("timescale", &bh, timescale),

@@ -92,7 +92,10 @@ fn dead_receiver() -> (TcpListener, String) {
 }
 
 /// A receiver that answers 200 and hands back each request's headers and body.
-fn receiver() -> (String, mpsc::Receiver<(Vec<(String, String)>, String)>) {
+/// One received request: its headers (lowercase names) and body.
+type Delivery = (Vec<(String, String)>, String);
+
+fn receiver() -> (String, mpsc::Receiver<Delivery>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();

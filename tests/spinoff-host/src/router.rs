@@ -126,7 +126,9 @@ impl Router {
     /// Match a request path (without query string).
     pub fn route(&self, path: &str) -> Option<RouteMatch> {
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<(usize, Vec<(String, String)>, usize)> = None;
+        // (route index, captured parameters, segments consumed)
+        type Best = (usize, Vec<(String, String)>, usize);
+        let mut best: Option<Best> = None;
         for (i, r) in self.routes.iter().enumerate() {
             if let Some((params, consumed)) = r.matches(&segs) {
                 let better = match &best {
