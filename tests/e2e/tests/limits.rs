@@ -106,12 +106,10 @@ fn the_data_api_refuses_over_its_limits_with_nothing_done() {
         201
     );
     let r = app.send_json("PUT", "/data/v1/resources/native:r4", &h, &json!({}));
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.json()["error"], "quota_exceeded");
-    assert!(r.json()["message"]
-        .as_str()
-        .unwrap()
-        .contains("limit_resources"));
+    assert_eq!(
+        over_resource_quota(&r, "/message")["error"],
+        "quota_exceeded"
+    );
     assert_eq!(r.header("retry-after"), None);
     // Another tenant has its own allowance.
     let o = bearer(&app.token("other"));
@@ -124,110 +122,92 @@ fn the_data_api_refuses_over_its_limits_with_nothing_done() {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// A 403 whose message (at the JSON pointer `message`) names limit_resources.
+fn over_resource_quota(r: &Reply, message: &str) -> Value {
+    assert_eq!(r.status, 403, "{}", r.body);
+    let v = r.json();
+    let text = v
+        .pointer(message)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(text.contains("limit_resources"), "{v}");
+    v
+}
+
 #[test]
 fn every_vendor_family_answers_a_quota_in_its_own_error_shape() {
     let app = app_with(&[("limit_resources", "1")]);
+    let create = |method: &str, path: &str, h: &[(&str, &str)], body: &Value| {
+        app.send_json(method, path, h, body)
+    };
+
     // Typesense: {"success": false, "error", "message"}.
     let t = app.token("typesense");
-    let key = [("x-typesense-cloud-management-api-key", t.as_str())];
-    let create = json!({"memory": "1_gb", "vcpu": "2_vcpus", "regions": ["oregon"], "typesense_server_version": "27.1", "name": "c"});
-    assert_eq!(
-        app.send_json("POST", "/api/v1/clusters", &key, &create)
-            .status,
-        201
-    );
-    let r = app.send_json("POST", "/api/v1/clusters", &key, &create);
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.json()["success"], false);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("limit_resources"),
-        "{}",
-        r.body
-    );
+    let h = [("x-typesense-cloud-management-api-key", t.as_str())];
+    let body = json!({"memory": "1_gb", "vcpu": "2_vcpus", "regions": ["oregon"], "typesense_server_version": "27.1", "name": "c"});
+    assert_eq!(create("POST", "/api/v1/clusters", &h, &body).status, 201);
+    let v = over_resource_quota(&create("POST", "/api/v1/clusters", &h, &body), "/message");
+    assert_eq!(v["success"], false);
 
     // Mixpeek: {"success": false, "status", "error": {"message", "type"}}.
     let m = bearer(&app.token("mixpeek"));
     let h = [("authorization", m.as_str())];
-    let ns = |name: &str| {
-        json!({"namespace_name": name,
-               "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1"}]})
-    };
-    let r = app.send_json("POST", "/v1/namespaces", &h, &ns("first"));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let r = app.send_json("POST", "/v1/namespaces", &h, &ns("second"));
-    let v = r.json();
+    let body = json!({"namespace_name": "first",
+        "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1"}]});
+    assert_eq!(create("POST", "/v1/namespaces", &h, &body).status, 200);
+    let mut second = body.clone();
+    second["namespace_name"] = json!("second");
+    let v = over_resource_quota(
+        &create("POST", "/v1/namespaces", &h, &second),
+        "/error/message",
+    );
     assert_eq!(
         (v["success"].clone(), v["status"].clone()),
-        (json!(false), json!(403)),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("limit_resources"),
-        "{v}"
+        (json!(false), json!(403))
     );
 
     // Timescale: {"code", "message"}.
     let s = bearer(&app.token("timescale"));
     let h = [("authorization", s.as_str())];
-    let create = json!({"name": "m", "region_code": "eu-central-1", "cpu_millis": "1000", "memory_gbs": "4"});
-    assert_eq!(
-        app.send_json("POST", "/public/api/v1/projects/p/services", &h, &create)
-            .status,
-        202
-    );
-    let r = app.send_json("POST", "/public/api/v1/projects/p/services", &h, &create);
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("limit_resources"),
-        "{}",
-        r.body
-    );
+    let body = json!({"name": "m", "region_code": "eu-central-1", "cpu_millis": "1000", "memory_gbs": "4"});
+    let path = "/public/api/v1/projects/p/services";
+    assert_eq!(create("POST", path, &h, &body).status, 202);
+    let v = over_resource_quota(&create("POST", path, &h, &body), "/message");
+    assert_eq!(v["code"], "QUOTA_EXCEEDED");
 
     // Sanity: {"statusCode", "error", "message"}.
     let y = bearer(&app.token("sanity"));
     let h = [("authorization", y.as_str())];
     assert_eq!(
-        app.send_json("PUT", "/v1/projects/p1/datasets/one", &h, &json!({}))
-            .status,
+        create("PUT", "/v1/projects/p1/datasets/one", &h, &json!({})).status,
         200
     );
-    let r = app.send_json("PUT", "/v1/projects/p1/datasets/two", &h, &json!({}));
-    assert_eq!(r.status, 403, "{}", r.body);
-    let v = r.json();
+    let r = create("PUT", "/v1/projects/p1/datasets/two", &h, &json!({}));
+    let v = over_resource_quota(&r, "/message");
     assert_eq!(
         (v["statusCode"].clone(), v["error"].clone()),
-        (json!(403), json!("Forbidden")),
-        "{v}"
-    );
-    assert!(
-        v["message"].as_str().unwrap().contains("limit_resources"),
-        "{v}"
+        (json!(403), json!("Forbidden"))
     );
 
-    // Qovery: {"status", "message"} (its environments are not resources).
+    // Qovery: {"status", "error", "message"} (its environments are not resources).
     let q = format!("Token {}", app.token("qovery"));
     let h = [("authorization", q.as_str())];
-    let env = app.send_json(
+    let env = create(
         "POST",
         "/project/proj/environment",
         &h,
         &json!({"name": "prod", "mode": "STAGING"}),
     );
     assert_eq!(env.status, 201, "{}", env.body);
-    let env = env.json()["id"].as_str().unwrap().to_string();
-    let create = json!({"name": "Orders", "type": "POSTGRESQL", "version": "16", "mode": "CONTAINER", "accessibility": "PUBLIC"});
-    let path = format!("/environment/{env}/database");
-    assert_eq!(app.send_json("POST", &path, &h, &create).status, 201);
-    let r = app.send_json("POST", &path, &h, &json!({"name": "Two", "type": "POSTGRESQL", "version": "16", "mode": "CONTAINER", "accessibility": "PUBLIC"}));
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.body.contains("limit_resources"), "{}", r.body);
+    let path = format!(
+        "/environment/{}/database",
+        env.json()["id"].as_str().unwrap()
+    );
+    let db = |name: &str| json!({"name": name, "type": "POSTGRESQL", "version": "16", "mode": "CONTAINER", "accessibility": "PUBLIC"});
+    assert_eq!(create("POST", &path, &h, &db("Orders")).status, 201);
+    let v = over_resource_quota(&create("POST", &path, &h, &db("Two")), "/message");
+    assert_eq!(
+        (v["status"].clone(), v["error"].clone()),
+        (json!(403), json!("Forbidden"))
+    );
 }
