@@ -769,14 +769,21 @@ fn tenant_limits_refuse_with_the_limit_named_and_nothing_done() {
     assert_eq!(limit_of(&err), Some((Limit::StoredBytes, None)), "{err:?}");
 }
 
-#[test]
-fn a_receiver_with_a_long_queue_never_crowds_out_the_others() {
-    let fx = Fx::new();
+/// An engine allowing webhooks to 127.0.0.1:9, a source, and a clone
+/// request of its tenant, who has a signing secret.
+fn with_webhooks(fx: &Fx) -> (Engine<'_>, CloneRequest) {
     let mut e = fx.engine();
     e.config.webhook_allow = engine::webhooks::AllowList::parse("127.0.0.1:9");
     let src = seeded(&e, 1);
-    let mut req = clone_req(&src, "dst", Strategy::Now, false);
+    let req = clone_req(&src, "dst", Strategy::Now, false);
     e.rotate_webhook_secret(&req.tenant).unwrap();
+    (e, req)
+}
+
+#[test]
+fn a_receiver_with_a_long_queue_never_crowds_out_the_others() {
+    let fx = Fx::new();
+    let (e, mut req) = with_webhooks(&fx);
     for i in 0..6 {
         req.target_name = format!("dead{i}");
         req.notify = vec!["http://127.0.0.1:9/dead".into()];
@@ -824,11 +831,7 @@ fn a_rotated_signing_secret_signs_beside_the_new_one_for_a_grace_period() {
 #[test]
 fn transient_delivery_failures_back_off_then_give_up() {
     let fx = Fx::new();
-    let mut e = fx.engine();
-    e.config.webhook_allow = engine::webhooks::AllowList::parse("127.0.0.1:9");
-    let src = seeded(&e, 1);
-    let mut req = clone_req(&src, "dst", Strategy::Now, false);
-    e.rotate_webhook_secret(&req.tenant).unwrap();
+    let (e, mut req) = with_webhooks(&fx);
     req.notify = vec!["http://127.0.0.1:9/hook".into()];
     let (op, _) = e.create_operation(&req).unwrap();
     run_to_end(&e, &op.id, None);
