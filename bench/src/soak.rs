@@ -387,7 +387,7 @@ fn terminal(family: usize, s: &str) -> bool {
 
 fn state_of(family: usize, v: &Value) -> String {
     let k = match family {
-        0 | 1 | 2 | 3 => "status",
+        0..=3 => "status",
         _ => "state",
     };
     v[k].as_str().unwrap_or("?").to_string()
@@ -711,7 +711,7 @@ fn start(w: &World, family: usize) {
     let (label, r, want) = match family {
         0 => {
             let target = format!("native:clone-{n}");
-            let body = json!({"target": target, "history": k % 2 == 0,
+            let body = json!({"target": target, "history": k.is_multiple_of(2),
                 "notify": [format!("http://{}/hook", w.dead), format!("http://{}/hook", w.slow)]});
             (
                 "POST data resources/{ref}/clones",
