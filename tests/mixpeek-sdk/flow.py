@@ -23,10 +23,12 @@ from mixpeek import (
     CloneNamespaceRequest,
     Configuration,
     CreateNamespaceRequest,
+    DocumentsApi,
     Mixpeek,
     NamespaceCloneApi,
     NamespacesApi,
     TasksApi,
+    VectorsValue,
 )
 from mixpeek._client.client import MixpeekAPIError
 
@@ -96,7 +98,7 @@ def main():
             documents=[
                 BYODocument(
                     document_id=i,
-                    vectors={"text": [n / 10.0, 0.5, 1.0]},
+                    vectors={"text": VectorsValue([n / 10.0, 0.5, 1.0])},
                     payload={"title": f"article {n}", "n": n},
                     metadata={"lang": "en"},
                 )
@@ -132,6 +134,15 @@ def main():
     check("clone: source_namespace_id", ns.source_namespace_id == src_id, ns.source_namespace_id)
     check("clone: documents counted", ns.document_count == 25, ns.document_count)
     check("clone: documents equal", docs_of(byo, staging, ids) == docs_of(byo, src_id, ids))
+    listed = DocumentsApi(client).list_documents_ns(
+        limit=100, _headers={"X-Namespace": staging}
+    )
+    check(
+        "clone: documents listed (typed)",
+        sorted(d.document_id for d in listed.results) == sorted(ids)
+        and all(d.collection_id == "col_articles" for d in listed.results),
+        listed.to_dict(),
+    )
 
     # mode "branch" is refused, naming why.
     try:
@@ -196,7 +207,8 @@ def main():
     check("wrapper: task completed", task.status == "COMPLETED", task)
     copy = mp.namespaces.get(c.namespace.namespace_id)
     check("wrapper: clone ready", copy.namespace_ready is True and copy.source_namespace_id == wid, copy)
-    listed = mp._request("POST", "/documents/list", body={"limit": 100}, namespace=copy.namespace_id)
+    scoped = Mixpeek(api_key=KEY, base_url=f"{BASE}/v1", namespace=copy.namespace_id)
+    listed = scoped.documents.list("col_default")
     check(
         "wrapper: clone's documents listed",
         sorted(d.document_id for d in listed.results) == ids[:5],

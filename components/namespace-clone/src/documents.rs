@@ -1,8 +1,9 @@
 //! BYO documents, as Mixpeek's SDK sends them: upsert
 //! (`POST /v1/namespaces/{id}/documents/upsert`), get
-//! (`GET /v1/namespaces/{id}/documents/{document_id}`) and the
-//! namespace-scoped list (`POST /v1/documents/list`, namespace in
-//! `X-Namespace`). A document is the record `points:<collection_id>/<document_id>`
+//! (`GET /v1/namespaces/{id}/documents/{document_id}`) and the lists,
+//! namespace-scoped (`POST /v1/documents/list`) or of one collection
+//! (`POST /v1/collections/{collection_id}/documents/list`), the namespace in
+//! `X-Namespace`. A document is the record `points:<collection_id>/<document_id>`
 //! (its body the document as sent, with `collection_id`): the records a
 //! clone copies with `include_resources.collections` and the data API reads
 //! as `mixpeek:<namespace_id>`.
@@ -209,6 +210,17 @@ pub fn get(ctx: &Ctx, req: &Req, ident: &str, id: &str) -> Result<Reply, Reply> 
 /// documents ordered by collection then id, offset-paged (`limit` or
 /// `page_size` up to 1000, `offset` up to 10 000, or `page`).
 pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
+    list_in(ctx, req, None)
+}
+
+/// `POST /v1/collections/{collection_id}/documents/list` (the wrapper's
+/// `documents.list`): the same list, of one collection.
+pub fn list_collection(ctx: &Ctx, req: &Req, collection: &str) -> Result<Reply, Reply> {
+    check_collection_id(collection)?;
+    list_in(ctx, req, Some(collection))
+}
+
+fn list_in(ctx: &Ctx, req: &Req, only: Option<&str>) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
     let ident = req
         .header("x-namespace")
@@ -294,6 +306,10 @@ pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
                 .collect::<Result<_, _>>()?,
         ),
         Some(_) => return Err(bad("collection_ids must be a list of strings")),
+    };
+    let wanted = match only {
+        Some(c) => Some(vec![format!("points:{c}")]),
+        None => wanted,
     };
     let e = ctx.engine()?;
     let ns = find(&e, tenant, &ident)?;

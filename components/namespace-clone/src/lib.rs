@@ -112,6 +112,9 @@ static ROUTER: Router = Router {
         ("POST", "documents/list", |r, _| {
             documents::list(&ctx(r)?, r)
         }),
+        ("POST", "collections/*/documents/list", |r, s| {
+            documents::list_collection(&ctx(r)?, r, s[0])
+        }),
         ("GET", "tasks/*", |r, s| clone::task(&ctx(r)?, s[0])),
         ("DELETE", "tasks/*", |r, s| clone::cancel(&ctx(r)?, s[0])),
         ("POST", "templates/namespaces/from-namespace/*", |r, s| {
