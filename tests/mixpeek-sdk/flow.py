@@ -31,6 +31,7 @@ from mixpeek import (
     VectorsValue,
 )
 from mixpeek._client.client import MixpeekAPIError
+from mixpeek.exceptions import BadRequestException, NotFoundException
 
 BASE = os.environ["MIXPEEK_BASE"].rstrip("/")
 KEY = os.environ["MIXPEEK_API_KEY"]
@@ -165,7 +166,7 @@ def main():
     try:
         cloner.clone_namespace(src_id, CloneNamespaceRequest(namespace_name="x" * 65))
         check("bad request raises", False, "accepted")
-    except mixpeek.BadRequestException as e:
+    except BadRequestException as e:
         body = json.loads(e.body)
         check("bad request raises", body["error"]["type"] and "64" in body["error"]["message"], body)
     # Below the TTL floor, sent past the SDK's own check (it validates ge=60).
@@ -246,7 +247,7 @@ def main():
     try:
         namespaces.get_namespace(src_id)
         check("deleted", False, "still there")
-    except mixpeek.NotFoundException:
+    except NotFoundException:
         check("deleted", True)
     out["ok"] = True
     return out
