@@ -80,6 +80,9 @@ fn tick() -> Result<Value, engine::Error> {
             break;
         }
     }
+    // Containers past their time-to-live (a Mixpeek clone's ttl_seconds)
+    // are marked deleting; the purge below frees their rows.
+    let expired = e.expire_step(100)?.len();
     let mut purged = 0;
     for _ in 0..4 {
         let n = e.purge_step(5000)?;
@@ -97,6 +100,7 @@ fn tick() -> Result<Value, engine::Error> {
         "failed": report.failed,
         "snapshots": snapshots,
         "pruned_versions": pruned,
+        "expired": expired,
         "purged_records": purged,
     }))
 }

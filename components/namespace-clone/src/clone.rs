@@ -6,9 +6,49 @@ use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 
 use crate::namespaces::{
-    check_name, counts, create_namespace, find, name_key, namespace_json, new_id,
+    check_name, claim_name, counts, create_namespace, find, name_key, namespace_json, new_id,
 };
-use crate::{bad, error, fail, org_of, Caller, Ctx, FAMILY};
+use crate::{bad, error, fail, fail_with, org_of, Caller, Ctx, FAMILY};
+
+/// The shortest `ttl_seconds` a clone accepts (Mixpeek's rule).
+pub const MIN_TTL_SECONDS: i64 = 60;
+/// The longest: 100 years, so the expiry stays a representable time.
+pub const MAX_TTL_SECONDS: i64 = 3_153_600_000;
+
+/// `mode` and `ttl_seconds` of a `CloneNamespaceRequest`: `copy` (the
+/// default) is a physical copy; `branch` (copy-on-write) does not exist yet
+/// and is refused with 422 naming why.
+fn mode_and_ttl(m: &serde_json::Map<String, Value>) -> Result<Option<i64>, Reply> {
+    match m.get("mode") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "copy" => {}
+        Some(Value::String(s)) if s == "branch" => {
+            return Err(fail_with(
+                422,
+                "unprocessable_entity",
+                Some("clone_mode_unavailable"),
+                "mode \"branch\" is not available yet: clones are physical copies; use \"copy\"",
+                json!({"mode": "branch", "available": ["copy"]}),
+            ))
+        }
+        Some(_) => return Err(bad("mode must be \"copy\" or \"branch\"")),
+    }
+    match m.get("ttl_seconds") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(t) if (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&t) => Ok(Some(t)),
+            Some(t) if t < MIN_TTL_SECONDS => Err(bad(&format!(
+                "ttl_seconds must be at least {MIN_TTL_SECONDS}, got {t}"
+            ))),
+            _ => Err(bad(&format!(
+                "ttl_seconds must be an integer from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}"
+            ))),
+        },
+        Some(_) => Err(bad(&format!(
+            "ttl_seconds must be an integer of at least {MIN_TTL_SECONDS}"
+        ))),
+    }
+}
 
 /// `POST /v1/namespaces/{namespace_identifier}/clone` (`CloneNamespaceRequest`).
 pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
@@ -23,6 +63,8 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
             "include_resources",
             "description",
             "source_organization_id",
+            "mode",
+            "ttl_seconds",
         ]
         .contains(&k.as_str())
         {
@@ -36,6 +78,7 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     check_name(&name)?;
     spin_adapter::body::opt_str(m, "description").map_err(|e| bad(&e))?;
     spin_adapter::body::opt_str(m, "source_organization_id").map_err(|e| bad(&e))?;
+    let ttl = mode_and_ttl(m)?;
     let flag = |k: &str, d: bool| -> Result<bool, Reply> {
         match &b["include_resources"] {
             Value::Null => Ok(d),
@@ -112,20 +155,7 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let id = new_id("ns");
     spec["namespace_id"] = id.clone().into();
     spec["cloned_from"] = source.name.clone().into();
-    e.create_owned(
-        "mixpeek-namespace-name",
-        &name_key(&tenant, &name),
-        &tenant,
-        None,
-        &json!({"namespace_id": id}),
-    )
-    .map_err(|_| {
-        fail(
-            409,
-            "conflict",
-            &format!("a namespace named {name:?} already exists in this organization"),
-        )
-    })?;
+    claim_name(&e, &tenant, &name, &id)?;
     let started = e.create_operation(&CloneRequest {
         family: FAMILY.into(),
         kind: "namespace_clone".into(),
@@ -150,9 +180,21 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
         }
     };
     spec["clone_task"] = op.id.clone().into();
-    let target = e
+    let mut target = e
         .update_spec(FAMILY, &tenant, &id, &spec)
         .map_err(|er| error(&er))?;
+    if let Some(ttl) = ttl {
+        // From acceptance; the worker deletes it (with its data) once past,
+        // after its copy has ended.
+        target = e
+            .set_expiry(
+                FAMILY,
+                &tenant,
+                &id,
+                Some(target.created_at + ttl * 1_000_000),
+            )
+            .map_err(|er| error(&er))?;
+    }
     Ok(Reply::json(
         200,
         &json!({"namespace": namespace_json(&e, &target), "source_namespace_id": source.name, "status": "cloning", "task_id": op.id, "cloned_resources": Value::Null}),

@@ -2,7 +2,9 @@
 //! namespace templates, over the engine.
 //!
 //! - `namespaces.rs`: create, get (id or name), list, delete;
-//! - `clone.rs`: clone, tasks (get, cancel), templates.
+//! - `clone.rs`: clone, tasks (get, cancel), templates;
+//! - `documents.rs`: BYO documents (upsert, get, list), stored as the
+//!   `points:<collection_id>` records a clone copies.
 //!
 //! A namespace is a container of family `mixpeek`. Its resources are
 //! records in reserved collections, loaded and read through the data API as
@@ -12,13 +14,17 @@
 //! `points:<collection_id>` (vectors with payloads, key = point id).
 //!
 //! Auth: `Authorization: Bearer <tenant token>`; the tenant is the
-//! organization. Errors are Mixpeek's `ErrorResponse`.
+//! organization. Every answer that is an error — the router's 404 and 405,
+//! the adapter's 413 — is Mixpeek's `ErrorResponse` (`mixpeek_shape`):
+//! Mixpeek's SDK reads `error.details` of every error body.
 
 mod clone;
+mod documents;
 mod namespaces;
 
+use serde_json::{json, Value};
 use spin_adapter::auth::Principal;
-use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::http::{serve_shaped, Body, Reply, Req};
 use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -27,7 +33,7 @@ pub(crate) const FAMILY: &str = "mixpeek";
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    serve(req, out, route).await
+    serve_shaped(req, out, route, mixpeek_shape).await
 }
 
 /// The caller's organization (tenant), `None` for the admin token.
@@ -97,6 +103,18 @@ static ROUTER: Router = Router {
         ("POST", "namespaces/*/clone", |r, s| {
             clone::clone(&ctx(r)?, r, s[0])
         }),
+        ("POST", "namespaces/*/documents/upsert", |r, s| {
+            documents::upsert(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "namespaces/*/documents/*", |r, s| {
+            documents::get(&ctx(r)?, r, s[0], s[1])
+        }),
+        ("POST", "documents/list", |r, _| {
+            documents::list(&ctx(r)?, r)
+        }),
+        ("POST", "collections/*/documents/list", |r, s| {
+            documents::list_collection(&ctx(r)?, r, s[0])
+        }),
         ("GET", "tasks/*", |r, s| clone::task(&ctx(r)?, s[0])),
         ("DELETE", "tasks/*", |r, s| clone::cancel(&ctx(r)?, s[0])),
         ("POST", "templates/namespaces/from-namespace/*", |r, s| {
@@ -106,7 +124,14 @@ static ROUTER: Router = Router {
             clone::instantiate(&ctx(r)?, r, s[0])
         }),
     ],
-    error: |status, message| fail(status, "method_not_allowed", message),
+    error: |status, message| {
+        let kind = if status == 405 {
+            "method_not_allowed"
+        } else {
+            "not_found"
+        };
+        fail(status, kind, message)
+    },
 };
 
 fn route(req: Req) -> Reply {
@@ -115,10 +140,61 @@ fn route(req: Req) -> Reply {
 
 /// Mixpeek's `ErrorResponse`.
 pub(crate) fn fail(status: u16, kind: &str, message: &str) -> Reply {
+    fail_with(status, kind, None, message, Value::Null)
+}
+
+/// Mixpeek's `ErrorResponse` with its optional `code` and `details`.
+pub(crate) fn fail_with(
+    status: u16,
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+    details: Value,
+) -> Reply {
+    let mut error = json!({"message": message, "type": kind});
+    if let Some(code) = code {
+        error["code"] = code.into();
+    }
+    if details.as_object().is_some_and(|o| !o.is_empty()) {
+        error["details"] = details;
+    }
     Reply::json(
         status,
-        &serde_json::json!({"success": false, "status": status, "error": {"message": message, "type": kind}}),
+        &json!({"success": false, "status": status, "error": error}),
     )
+}
+
+/// Every reply leaves through here: an error body not in Mixpeek's shape
+/// (the router's 404 for a path no route has, the adapter's 413 or 400 for
+/// a body it could not read, its auth errors) is re-shaped into
+/// `{success, status, error: {message, type, details}}`, the rest of its
+/// fields (e.g. `component`) going to `details`; headers are kept.
+fn mixpeek_shape(reply: Reply) -> Reply {
+    if reply.status < 400 {
+        return reply;
+    }
+    let Body::Bytes(bytes) = &reply.body else {
+        return reply;
+    };
+    let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(bytes) else {
+        return reply;
+    };
+    if m.get("error").is_some_and(Value::is_object) {
+        return reply;
+    }
+    let kind = m
+        .remove("error")
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "error".into());
+    let message = m
+        .remove("message")
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| kind.clone());
+    let shaped = fail_with(reply.status, &kind, None, &message, Value::Object(m));
+    Reply {
+        headers: reply.headers,
+        ..shaped
+    }
 }
 
 pub(crate) fn bad(message: &str) -> Reply {

@@ -4,7 +4,7 @@ use engine::{Container, ContainerState, Engine, Status};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 
-use crate::{bad, error, fail, Caller, Ctx, FAMILY};
+use crate::{bad, error, fail, fail_with, Caller, Ctx, FAMILY};
 
 /// The owned key that makes a namespace name unique per organization.
 pub fn name_key(tenant: &str, name: &str) -> String {
@@ -14,9 +14,13 @@ pub fn name_key(tenant: &str, name: &str) -> String {
         .to_string()
 }
 
+/// Mixpeek's limit: its `NamespaceModel` reads names of at most 64
+/// characters back, so a longer one would break its own clients.
+pub const MAX_NAME: usize = 64;
+
 pub fn check_name(name: &str) -> Result<(), Reply> {
     if !name.is_empty()
-        && name.len() <= 128
+        && name.len() <= MAX_NAME
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -24,7 +28,7 @@ pub fn check_name(name: &str) -> Result<(), Reply> {
         Ok(())
     } else {
         Err(bad(&format!(
-            "namespace_name {name:?} must be 1 to 128 letters, digits, '_' or '-'"
+            "namespace_name {name:?} must be 1 to {MAX_NAME} letters, digits, '_' or '-'"
         )))
     }
 }
@@ -79,10 +83,17 @@ pub fn filling(e: &Engine, c: &Container) -> Option<engine::Operation> {
 }
 
 /// The `NamespaceModel`, plus `status` and (after a clone) `cloned_resources`.
+///
+/// `namespace_ready` (always present) is true when the namespace is usable:
+/// no clone is filling it and it did not fail. A clone's namespace carries
+/// `source_namespace_id`, `clone_task_id`, `clone_status` (`cloning`,
+/// `ready`, `failed`), `clone_phase` (`queued`, `copying`, null once ended)
+/// and `clone_error`; a namespace never cloned has them null.
 pub fn namespace_json(e: &Engine, c: &Container) -> Value {
     let s = &c.spec;
     let k = counts(e, c);
     let mut v = json!({
+        "object": "namespace",
         "namespace_id": c.name,
         "namespace_name": s["namespace_name"],
         "description": s["description"],
@@ -98,8 +109,32 @@ pub fn namespace_json(e: &Engine, c: &Container) -> Value {
         "vector_inference_map": s.get("vector_inference_map").cloned().unwrap_or(json!({})),
         "created_at": engine::util::rfc3339(c.created_at),
         "updated_at": engine::util::rfc3339(c.updated_at),
+        "expires_at": c.expires_at.map(engine::util::rfc3339),
     });
     let op = filling(e, c);
+    let cloned = s["clone_task"].is_string();
+    let (clone_status, clone_phase) = match (&op, c.state) {
+        _ if !cloned => (Value::Null, Value::Null),
+        (Some(o), _) if o.status == Status::Pending => ("cloning".into(), "queued".into()),
+        (Some(o), _) if o.status.is_active() => ("cloning".into(), "copying".into()),
+        (Some(o), _) if o.status == Status::Succeeded => ("ready".into(), Value::Null),
+        (Some(_), _) => ("failed".into(), Value::Null),
+        (None, ContainerState::Ready) => ("ready".into(), Value::Null),
+        (None, ContainerState::Cloning) => ("cloning".into(), Value::Null),
+        (None, ContainerState::Failed) => ("failed".into(), Value::Null),
+    };
+    v["namespace_ready"] = (c.state == ContainerState::Ready
+        && !op.as_ref().is_some_and(|o| o.status.is_active()))
+    .into();
+    v["clone_status"] = clone_status;
+    v["clone_phase"] = clone_phase;
+    v["clone_task_id"] = s["clone_task"].clone();
+    v["source_namespace_id"] = s["cloned_from"].clone();
+    v["clone_error"] = op
+        .as_ref()
+        .and_then(|o| o.error.clone())
+        .map(Value::from)
+        .unwrap_or(Value::Null);
     v["status"] = match (&op, c.state) {
         (Some(o), _) if o.status.is_active() => "cloning",
         (Some(o), _) if o.status == Status::Failed => "failed",
@@ -178,27 +213,58 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     Ok(Reply::json(200, &namespace_json(&e, &c)))
 }
 
+/// Claim `name` for the namespace `id` in `tenant`; 409 when a live
+/// namespace has it. A claim whose namespace is gone (the worker deleted it
+/// when its time-to-live ran out) is released and taken; only claims older
+/// than the shortest time-to-live count, so a claim whose namespace is
+/// still being created is never taken.
+pub fn claim_name(e: &Engine, tenant: &str, name: &str, id: &str) -> Result<(), Reply> {
+    let key = name_key(tenant, name);
+    let claim = || {
+        e.create_owned(
+            "mixpeek-namespace-name",
+            &key,
+            tenant,
+            None,
+            &json!({"namespace_id": id}),
+        )
+    };
+    if claim().is_ok() {
+        return Ok(());
+    }
+    let now = e.now_us();
+    let stale = e
+        .owned("mixpeek-namespace-name", &key, tenant)
+        .ok()
+        .filter(|o| now - o.created_at >= crate::clone::MIN_TTL_SECONDS * 1_000_000)
+        .and_then(|o| o.spec["namespace_id"].as_str().map(String::from))
+        .is_some_and(|old| e.container(FAMILY, tenant, &old).is_err());
+    if stale {
+        let _ = e.release_owned("mixpeek-namespace-name", &key, tenant);
+        if claim().is_ok() {
+            return Ok(());
+        }
+    }
+    Err(fail_with(
+        409,
+        "conflict",
+        Some("namespace_name_taken"),
+        &format!("a namespace named {name:?} already exists in this organization"),
+        Value::Null,
+    ))
+}
+
 /// Claim the name, then create the container. A duplicate name is 409.
 pub fn create_namespace(e: &Engine, tenant: &str, mut spec: Value) -> Result<Container, Reply> {
     let name = spec["namespace_name"].as_str().unwrap_or("").to_string();
     let id = new_id("ns");
     spec["namespace_id"] = id.clone().into();
-    e.create_owned(
-        "mixpeek-namespace-name",
-        &name_key(tenant, &name),
-        tenant,
-        None,
-        &json!({"namespace_id": id}),
-    )
-    .map_err(|_| {
-        fail(
-            409,
-            "conflict",
-            &format!("a namespace named {name:?} already exists in this organization"),
-        )
-    })?;
+    claim_name(e, tenant, &name, &id)?;
     e.create_container(FAMILY, tenant, &id, &spec)
-        .map_err(|er| error(&er))
+        .map_err(|er| {
+            let _ = e.release_owned("mixpeek-namespace-name", &name_key(tenant, &name), tenant);
+            error(&er)
+        })
 }
 
 pub fn get(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {

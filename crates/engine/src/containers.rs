@@ -55,6 +55,8 @@ pub struct Container {
     pub floor_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the worker deletes it (µs), if it has a time-to-live.
+    pub expires_at: Option<i64>,
 }
 
 impl Container {
@@ -75,7 +77,7 @@ pub struct CollectionStats {
 }
 
 pub(crate) const COLUMNS: &str =
-    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at";
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
     Ok(Container {
@@ -91,6 +93,7 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         floor_at: r.i64(8)?,
         created_at: r.i64(9)?,
         updated_at: r.i64(10)?,
+        expires_at: r.opt_i64(11)?,
     })
 }
 
@@ -248,6 +251,57 @@ impl Engine<'_> {
                 updated_at: now,
                 ..c
             })
+        })
+    }
+
+    /// Give a container a time-to-live: the worker deletes it once `at`
+    /// (µs) has passed ([`Engine::expire_step`]); `None` clears it.
+    pub fn set_expiry(
+        &self,
+        family: &str,
+        tenant: &str,
+        name: &str,
+        at: Option<i64>,
+    ) -> Result<Container> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let c = find(db, family, tenant, name)?;
+            exec(
+                db,
+                "UPDATE containers SET expires_at = ?2, updated_at = ?3 WHERE id = ?1",
+                &[c.id.into(), at.into(), now.into()],
+            )?;
+            Ok(Container {
+                expires_at: at,
+                updated_at: now,
+                ..c
+            })
+        })
+    }
+
+    /// Mark up to `limit` expired containers deleting (their rows go with
+    /// [`Engine::purge_step`]) and return them. A container that is the
+    /// source or target of an active operation waits for it to end.
+    pub fn expire_step(&self, limit: i64) -> Result<Vec<Container>> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let due = query(
+                db,
+                &format!(
+                    "SELECT {COLUMNS} FROM containers c WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                     AND deleting = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
+                     WHERE (o.source = c.id OR o.target = c.id) AND o.status IN ('pending', 'in_progress')) \
+                     ORDER BY expires_at, id LIMIT ?2"
+                ),
+                &[now.into(), limit.max(0).into()],
+            )?
+            .iter()
+            .map(from_row)
+            .collect::<Result<Vec<_>>>()?;
+            for c in &due {
+                mark_deleting(db, c.id, now)?;
+            }
+            Ok(due)
         })
     }
 

@@ -99,6 +99,12 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
+    /// The engine's clock (µs since the epoch), for callers that compute
+    /// times the engine stores (an expiry).
+    pub fn now_us(&self) -> i64 {
+        self.env.now_us()
+    }
+
     /// Migrate the schema if needed and return the engine.
     pub fn open(db: &'a dyn Db, env: &'a dyn Env) -> Result<Engine<'a>> {
         schema::migrate(db)?;

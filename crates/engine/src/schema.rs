@@ -202,6 +202,14 @@ const MIGRATIONS: &[&str] = &[
         WHERE status IN ('pending', 'in_progress');
     CREATE INDEX operations_tenant_created ON operations (tenant, created_at);
     "#,
+    // 5: containers that expire (a family's time-to-live): the worker marks
+    // them deleting once expires_at (µs) has passed, and the purge frees
+    // their rows.
+    r#"
+    ALTER TABLE containers ADD COLUMN expires_at INTEGER;
+    CREATE INDEX containers_expiry ON containers (expires_at)
+        WHERE expires_at IS NOT NULL AND deleting = 0;
+    "#,
 ];
 
 /// The schema version this engine writes.

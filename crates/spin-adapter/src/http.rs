@@ -173,6 +173,22 @@ pub async fn serve(
     send(out, reply).await;
 }
 
+/// [`serve`] for a family whose clients parse every error body: `shape`
+/// sees every reply before it is sent, the adapter's own answers to an
+/// unreadable or oversized body included.
+pub async fn serve_shaped(
+    req: IncomingRequest,
+    out: ResponseOutparam,
+    handler: impl FnOnce(Req) -> Reply,
+    shape: fn(Reply) -> Reply,
+) {
+    let reply = match read(req).await {
+        Ok(r) => handler(r),
+        Err(reply) => reply,
+    };
+    send(out, shape(reply)).await;
+}
+
 async fn read(req: IncomingRequest) -> Result<Req, Reply> {
     use futures::TryStreamExt;
     let method = req.method().to_string();
