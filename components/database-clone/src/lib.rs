@@ -1,7 +1,8 @@
-//! `database-clone`: Qovery's organizations, environments and databases, and
+//! `database-clone`: Qovery's organization, projects, environments and databases, and
 //! `POST /database/{id}/clone` — which here also copies the data.
 //!
-//! - `environments.rs`: organization, projects' environments, annotation and label groups;
+//! - `projects.rs`: the organization, projects;
+//! - `environments.rs`: projects' environments, annotation and label groups;
 //! - `databases.rs`: create, get, list, delete, status;
 //! - `clone.rs`: the clone.
 //!
@@ -11,6 +12,7 @@
 mod clone;
 mod databases;
 mod environments;
+mod projects;
 
 use spin_adapter::http::{serve, Reply, Req};
 use spin_adapter::router::Router;
@@ -44,9 +46,18 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
 static ROUTER: Router = Router {
     component: "database-clone",
     routes: &[
-        ("GET", "organization", |r, _| {
-            environments::organizations(&ctx(r)?)
+        ("GET", "organization", |r, _| projects::organizations(&ctx(r)?)),
+        ("GET", "organization/*", |r, s| {
+            projects::organization(&ctx(r)?, s[0])
         }),
+        ("POST", "organization/*/project", |r, s| {
+            projects::create(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "organization/*/project", |r, s| {
+            projects::list(&ctx(r)?, s[0])
+        }),
+        ("GET", "project/*", |r, s| projects::get(&ctx(r)?, s[0])),
+        ("DELETE", "project/*", |r, s| projects::delete(&ctx(r)?, s[0])),
         ("POST", "organization/*/annotationsGroup", |r, s| {
             environments::annotations_group(&ctx(r)?, r, s[0])
         }),
@@ -61,6 +72,9 @@ static ROUTER: Router = Router {
         }),
         ("GET", "environment/*", |r, s| {
             environments::get(&ctx(r)?, s[0])
+        }),
+        ("DELETE", "environment/*", |r, s| {
+            environments::delete(&ctx(r)?, s[0])
         }),
         ("POST", "environment/*/database", |r, s| {
             databases::create(&ctx(r)?, r, s[0])
