@@ -287,10 +287,18 @@ pub fn check_not_cloning(e: &Engine, c: &Container) -> Result<(), Reply> {
             &[c.id.into()],
         )
         .map_err(|er| error(&er.into()))?;
-    match busy.first().map(|r| r.text(0)).transpose().map_err(|er| error(&er))? {
+    match busy
+        .first()
+        .map(|r| r.text(0))
+        .transpose()
+        .map_err(|er| error(&er))?
+    {
         Some(op) if Some(&op) != filling.as_ref() => Err(fail(
             409,
-            &format!("database {} is being cloned (operation {op}); wait for the clone to finish", c.name),
+            &format!(
+                "database {} is being cloned (operation {op}); wait for the clone to finish",
+                c.name
+            ),
         )),
         _ => Ok(()),
     }

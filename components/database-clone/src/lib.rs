@@ -46,7 +46,9 @@ fn ctx(req: &Req) -> Result<Ctx, Reply> {
 static ROUTER: Router = Router {
     component: "database-clone",
     routes: &[
-        ("GET", "organization", |r, _| projects::organizations(&ctx(r)?)),
+        ("GET", "organization", |r, _| {
+            projects::organizations(&ctx(r)?)
+        }),
         ("GET", "organization/*", |r, s| {
             projects::organization(&ctx(r)?, s[0])
         }),
@@ -57,7 +59,9 @@ static ROUTER: Router = Router {
             projects::list(&ctx(r)?, s[0])
         }),
         ("GET", "project/*", |r, s| projects::get(&ctx(r)?, s[0])),
-        ("DELETE", "project/*", |r, s| projects::delete(&ctx(r)?, s[0])),
+        ("DELETE", "project/*", |r, s| {
+            projects::delete(&ctx(r)?, s[0])
+        }),
         ("POST", "organization/*/annotationsGroup", |r, s| {
             environments::annotations_group(&ctx(r)?, r, s[0])
         }),
@@ -74,7 +78,9 @@ static ROUTER: Router = Router {
             environments::get(&ctx(r)?, s[0])
         }),
         ("DELETE", "environment/*", |r, s| {
-            environments::delete(&ctx(r)?, s[0])
+            let ctx = ctx(r)?;
+            skip_reconcile(r)?;
+            environments::delete(&ctx, s[0])
         }),
         ("POST", "environment/*/database", |r, s| {
             databases::create(&ctx(r)?, r, s[0])
@@ -84,7 +90,9 @@ static ROUTER: Router = Router {
         }),
         ("GET", "database/*", |r, s| databases::get(&ctx(r)?, s[0])),
         ("DELETE", "database/*", |r, s| {
-            databases::delete(&ctx(r)?, s[0])
+            let ctx = ctx(r)?;
+            skip_reconcile(r)?;
+            databases::delete(&ctx, s[0])
         }),
         ("GET", "database/*/status", |r, s| {
             databases::status(&ctx(r)?, s[0])
@@ -95,6 +103,16 @@ static ROUTER: Router = Router {
     ],
     error: fail,
 };
+
+/// `?skipReconcile=` (Qovery's deletes): a boolean, accepted and ignored.
+fn skip_reconcile(req: &Req) -> Result<(), Reply> {
+    match req.query("skipReconcile") {
+        None | Some("true" | "false") => Ok(()),
+        Some(v) => Err(bad(&format!(
+            "skipReconcile must be true or false, got {v:?}"
+        ))),
+    }
+}
 
 fn route(req: Req) -> Reply {
     ROUTER.serve(&req, "")
