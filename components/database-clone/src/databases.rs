@@ -6,7 +6,7 @@ use engine::{Container, ContainerState, Engine, Status};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 
-use crate::environments::{find as find_env, group_json};
+use crate::environments::{find as find_env, group_json, name_key};
 use crate::{bad, error, fail, Ctx, FAMILY};
 
 pub fn find(ctx: &Ctx, e: &Engine, id: &str) -> Result<Container, Reply> {
@@ -34,15 +34,9 @@ fn port(ty: &str) -> i64 {
 
 /// Claim `name` in `env`, case-insensitively and race-free.
 pub fn claim_name(ctx: &Ctx, e: &Engine, env: &str, name: &str) -> Result<(), Reply> {
-    let key = format!(
-        "{env}:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            name.to_lowercase().as_bytes()
-        ))
-    );
     e.create_owned(
         "qovery-database-name",
-        &key,
+        &name_key(env, name),
         &ctx.tenant,
         Some(env),
         &json!({}),
@@ -57,15 +51,9 @@ pub fn claim_name(ctx: &Ctx, e: &Engine, env: &str, name: &str) -> Result<(), Re
 }
 
 pub fn release_name(e: &Engine, env: &str, name: &str) {
-    let key = format!(
-        "{env}:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            name.to_lowercase().as_bytes()
-        ))
-    );
     let _ = e.db().execute(
         "DELETE FROM owners WHERE kind = 'qovery-database-name' AND name = ?1",
-        &[key.into()],
+        &[name_key(env, name).into()],
     );
 }
 
@@ -256,15 +244,20 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
     Ok(Reply::json(201, &database_json(&e, &c)))
 }
 
+/// The databases of an environment (clones still filling included), oldest first.
+pub fn in_environment(ctx: &Ctx, e: &Engine, env: &str) -> Result<Vec<Container>, Reply> {
+    Ok(e.list_containers(FAMILY, &ctx.tenant, 0, 1000)
+        .map_err(|er| error(&er))?
+        .into_iter()
+        .filter(|c| c.spec["environment_id"] == env)
+        .collect())
+}
+
 pub fn list(ctx: &Ctx, env: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     find_env(ctx, &e, env)?;
-    let all = e
-        .list_containers(FAMILY, &ctx.tenant, 0, 1000)
-        .map_err(|er| error(&er))?;
-    let list: Vec<Value> = all
+    let list: Vec<Value> = in_environment(ctx, &e, env)?
         .iter()
-        .filter(|c| c.spec["environment_id"] == env)
         .map(|c| database_json(&e, c))
         .collect();
     Ok(Reply::json(200, &json!({"results": list})))
@@ -280,21 +273,54 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let c = find(ctx, &e, id)?;
-    match copy(&e, &c) {
+    remove(ctx, &e, &c)?;
+    Ok(Reply::empty(204))
+}
+
+/// 409 while `c` is the source of a running clone (it cannot go yet).
+pub fn check_not_cloning(e: &Engine, c: &Container) -> Result<(), Reply> {
+    let filling = copy(e, c).map(|o| o.id);
+    let busy = e
+        .db()
+        .execute(
+            "SELECT id FROM operations WHERE source = ?1 AND status IN ('pending', 'in_progress') LIMIT 1",
+            &[c.id.into()],
+        )
+        .map_err(|er| error(&er.into()))?;
+    match busy
+        .first()
+        .map(|r| r.text(0))
+        .transpose()
+        .map_err(|er| error(&er))?
+    {
+        Some(op) if Some(&op) != filling.as_ref() => Err(fail(
+            409,
+            &format!(
+                "database {} is being cloned (operation {op}); wait for the clone to finish",
+                c.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Delete `c`, canceling (and removing) a copy still filling it.
+pub fn remove(ctx: &Ctx, e: &Engine, c: &Container) -> Result<(), Reply> {
+    match copy(e, c) {
         Some(op) if op.status.is_active() => {
             e.cancel(&ctx.tenant, &op.id, engine::CancelPolicy::RemoveTarget)
                 .map_err(|er| error(&er))?;
         }
         _ => e
-            .delete_container(FAMILY, &ctx.tenant, id)
+            .delete_container(FAMILY, &ctx.tenant, &c.name)
             .map_err(|er| error(&er))?,
     }
     release_name(
-        &e,
+        e,
         c.spec["environment_id"].as_str().unwrap_or(""),
         c.spec["name"].as_str().unwrap_or(""),
     );
-    Ok(Reply::empty(204))
+    Ok(())
 }
 
 /// `GET /database/{id}/status`: Qovery's deployment states, with the data

@@ -1,5 +1,5 @@
-//! The organization (one per tenant), environments in projects, and the
-//! organization's annotation and label groups databases refer to.
+//! Environments in projects, and the organization's annotation and label
+//! groups databases refer to.
 
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
@@ -7,18 +7,21 @@ use spin_adapter::ids::uuid_v4;
 
 use crate::{bad, error, fail, Ctx};
 
-fn ts(us: i64) -> String {
+pub fn ts(us: i64) -> String {
     engine::util::rfc3339(us)
 }
 
-pub fn organizations(ctx: &Ctx) -> Result<Reply, Reply> {
-    Ok(Reply::json(
-        200,
-        &json!({"results": [{"id": crate::organization(ctx), "name": ctx.tenant}]}),
-    ))
+/// The key that makes `name` unique within `scope`, case-insensitively.
+pub fn name_key(scope: &str, name: &str) -> String {
+    format!(
+        "{scope}:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            name.to_lowercase().as_bytes()
+        ))
+    )
 }
 
-fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
+pub fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
     if o == crate::organization(ctx) {
         Ok(())
     } else {
@@ -75,15 +78,9 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     // Names are unique per project, case-insensitively: an owned key makes it race-free.
-    let key = format!(
-        "{p}:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            name.to_lowercase().as_bytes()
-        ))
-    );
     e.create_owned(
         "qovery-environment-name",
-        &key,
+        &name_key(p, &name),
         &ctx.tenant,
         Some(p),
         &json!({}),
@@ -126,6 +123,32 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let o = find(ctx, &e, id)?;
     Ok(Reply::json(200, &env_json(ctx, &o)))
+}
+
+/// `DELETE /environment/{environmentId}`: its databases go too.
+pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    let o = find(ctx, &e, id)?;
+    delete_environment(ctx, &e, &o)?;
+    Ok(Reply::empty(204))
+}
+
+/// Delete an environment's databases (a clone still filling one is
+/// canceled), then the environment; 409 while one of its databases is the
+/// source of a running clone, before anything is deleted.
+pub fn delete_environment(ctx: &Ctx, e: &engine::Engine, env: &engine::Owned) -> Result<(), Reply> {
+    let dbs = crate::databases::in_environment(ctx, e, &env.name)?;
+    for c in &dbs {
+        crate::databases::check_not_cloning(e, c)?;
+    }
+    for c in &dbs {
+        crate::databases::remove(ctx, e, c)?;
+    }
+    if let (Some(p), Some(name)) = (env.parent.as_deref(), env.spec["name"].as_str()) {
+        let _ = e.release_owned("qovery-environment-name", &name_key(p, name), &ctx.tenant);
+    }
+    e.release_owned("qovery-environment", &env.name, &ctx.tenant)
+        .map_err(|er| error(&er))
 }
 
 /// `POST /organization/{id}/annotationsGroup` `{name, annotations, scopes}`.

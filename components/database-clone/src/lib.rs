@@ -1,7 +1,8 @@
-//! `database-clone`: Qovery's organizations, environments and databases, and
+//! `database-clone`: Qovery's organization, projects, environments and databases, and
 //! `POST /database/{id}/clone` — which here also copies the data.
 //!
-//! - `environments.rs`: organization, projects' environments, annotation and label groups;
+//! - `projects.rs`: the organization, projects;
+//! - `environments.rs`: projects' environments, annotation and label groups;
 //! - `databases.rs`: create, get, list, delete, status;
 //! - `clone.rs`: the clone.
 //!
@@ -11,6 +12,7 @@
 mod clone;
 mod databases;
 mod environments;
+mod projects;
 
 use spin_adapter::http::{serve, Reply, Req};
 use spin_adapter::router::Router;
@@ -45,7 +47,20 @@ static ROUTER: Router = Router {
     component: "database-clone",
     routes: &[
         ("GET", "organization", |r, _| {
-            environments::organizations(&ctx(r)?)
+            projects::organizations(&ctx(r)?)
+        }),
+        ("GET", "organization/*", |r, s| {
+            projects::organization(&ctx(r)?, s[0])
+        }),
+        ("POST", "organization/*/project", |r, s| {
+            projects::create(&ctx(r)?, r, s[0])
+        }),
+        ("GET", "organization/*/project", |r, s| {
+            projects::list(&ctx(r)?, s[0])
+        }),
+        ("GET", "project/*", |r, s| projects::get(&ctx(r)?, s[0])),
+        ("DELETE", "project/*", |r, s| {
+            projects::delete(&ctx(r)?, s[0])
         }),
         ("POST", "organization/*/annotationsGroup", |r, s| {
             environments::annotations_group(&ctx(r)?, r, s[0])
@@ -62,6 +77,11 @@ static ROUTER: Router = Router {
         ("GET", "environment/*", |r, s| {
             environments::get(&ctx(r)?, s[0])
         }),
+        ("DELETE", "environment/*", |r, s| {
+            let ctx = ctx(r)?;
+            skip_reconcile(r)?;
+            environments::delete(&ctx, s[0])
+        }),
         ("POST", "environment/*/database", |r, s| {
             databases::create(&ctx(r)?, r, s[0])
         }),
@@ -70,7 +90,9 @@ static ROUTER: Router = Router {
         }),
         ("GET", "database/*", |r, s| databases::get(&ctx(r)?, s[0])),
         ("DELETE", "database/*", |r, s| {
-            databases::delete(&ctx(r)?, s[0])
+            let ctx = ctx(r)?;
+            skip_reconcile(r)?;
+            databases::delete(&ctx, s[0])
         }),
         ("GET", "database/*/status", |r, s| {
             databases::status(&ctx(r)?, s[0])
@@ -81,6 +103,16 @@ static ROUTER: Router = Router {
     ],
     error: fail,
 };
+
+/// `?skipReconcile=` (Qovery's deletes): a boolean, accepted and ignored.
+fn skip_reconcile(req: &Req) -> Result<(), Reply> {
+    match req.query("skipReconcile") {
+        None | Some("true" | "false") => Ok(()),
+        Some(v) => Err(bad(&format!(
+            "skipReconcile must be true or false, got {v:?}"
+        ))),
+    }
+}
 
 fn route(req: Req) -> Reply {
     ROUTER.serve(&req, "")

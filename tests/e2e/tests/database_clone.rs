@@ -370,3 +370,145 @@ fn simultaneous_clones_of_one_database_never_both_start() {
         }
     }
 }
+
+#[test]
+fn organization_projects_and_deletes() {
+    let app = App::start();
+    let q = q(&app, "acme");
+    let orgs = q.ok(
+        q.call("GET", "/organization", None),
+        200,
+        "OrganizationResponseList",
+    );
+    let org = orgs["results"][0]["id"].as_str().unwrap().to_string();
+    let got = q.ok(
+        q.call("GET", &format!("/organization/{org}"), None),
+        200,
+        "Organization",
+    );
+    assert_eq!(got, orgs["results"][0]);
+    let body = json!({"name": "Shop", "description": "the shop"});
+    validate(&q.doc, "ProjectRequest", &body).unwrap();
+    let p = q.ok(
+        q.call("POST", &format!("/organization/{org}/project"), Some(body)),
+        200,
+        "Project",
+    );
+    let pid = p["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (
+            p["name"].as_str(),
+            p["associated_environments_count"].as_i64()
+        ),
+        (Some("Shop"), Some(0))
+    );
+    assert_eq!(
+        q.call(
+            "POST",
+            &format!("/organization/{org}/project"),
+            Some(json!({"name": "shop"}))
+        )
+        .status,
+        409
+    );
+    let prod = q.env(&pid, "prod");
+    let staging = q.env(&pid, "staging");
+    let got = q.ok(
+        q.call("GET", &format!("/project/{pid}"), None),
+        200,
+        "Project",
+    );
+    assert_eq!(got["associated_environments_count"], 2);
+    let list = q.ok(
+        q.call("GET", &format!("/organization/{org}/project"), None),
+        200,
+        "ProjectResponseList",
+    );
+    assert_eq!(list["results"].as_array().unwrap().len(), 1);
+    let db = q
+        .call(
+            "POST",
+            &format!("/environment/{prod}/database"),
+            Some(json!({"name": "db", "type": "REDIS", "version": "7", "mode": "CONTAINER"})),
+        )
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lines: String = (0..3000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"collection": "k", "key": format!("{i}"), "body": {}})
+            )
+        })
+        .collect();
+    let bearer = q.auth.replace("Token ", "Bearer ");
+    app.request(
+        "POST",
+        &format!("/data/v1/resources/qovery:{db}/import"),
+        &[("authorization", &bearer)],
+        Some(lines.as_bytes()),
+    );
+    let clone = q.call(
+        "POST",
+        &format!("/database/{db}/clone"),
+        Some(json!({"name": "copy", "environment_id": staging})),
+    );
+    assert_eq!(clone.status, 202, "{}", clone.body);
+    let cid = clone.json()["id"].as_str().unwrap().to_string();
+    // The source of a running clone keeps its environment: 409, nothing deleted.
+    let busy = q.call("DELETE", &format!("/environment/{prod}"), None);
+    assert_eq!(busy.status, 409, "{}", busy.body);
+    assert_eq!(q.call("GET", &format!("/database/{db}"), None).status, 200);
+    // Deleting the target's environment cancels the clone that fills it.
+    assert_eq!(
+        q.call("DELETE", &format!("/environment/{staging}"), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        q.call("GET", &format!("/environment/{staging}"), None)
+            .status,
+        404
+    );
+    assert_eq!(q.call("GET", &format!("/database/{cid}"), None).status, 404);
+    // The name is free again.
+    q.env(&pid, "STAGING");
+    // The project goes with its environments and databases.
+    assert_eq!(
+        q.call("DELETE", &format!("/project/{pid}"), None).status,
+        204
+    );
+    for path in [
+        format!("/project/{pid}"),
+        format!("/environment/{prod}"),
+        format!("/database/{db}"),
+        format!("/data/v1/resources/qovery:{db}"),
+    ] {
+        assert_eq!(
+            app.get(&path, &[("authorization", &bearer)]).status,
+            404,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        q.call("GET", &format!("/organization/{org}/project"), None)
+            .json()["results"],
+        json!([])
+    );
+    assert_eq!(
+        q.call("DELETE", &format!("/project/{pid}"), None).status,
+        404
+    );
+    // Another organization is not found.
+    assert_eq!(
+        q.call(
+            "GET",
+            "/organization/00000000-0000-4000-8000-000000000000",
+            None
+        )
+        .status,
+        404
+    );
+}

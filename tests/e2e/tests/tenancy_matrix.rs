@@ -136,6 +136,23 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
         .as_str()
         .unwrap()
         .to_string();
+    let org = app
+        .get("/organization", &[("authorization", qt.as_str())])
+        .json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let made = app
+        .send_json(
+            "POST",
+            &format!("/organization/{org}/project"),
+            &[("authorization", qt.as_str())],
+            &json!({"name": "made"}),
+        )
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let op = app
         .send_json(
             "POST",
@@ -334,6 +351,25 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
             Some(json!({"name": "stolen", "environment_id": env})),
         ),
         (Auth::QoveryToken, "DELETE", format!("/database/{db}"), None),
+        (
+            Auth::QoveryToken,
+            "POST",
+            format!("/organization/{org}/project"),
+            Some(json!({"name": "intruder"})),
+        ),
+        (
+            Auth::QoveryToken,
+            "DELETE",
+            format!("/environment/{env}"),
+            None,
+        ),
+        (Auth::QoveryToken, "DELETE", "/project/qp".into(), None),
+        (
+            Auth::QoveryToken,
+            "DELETE",
+            format!("/project/{made}"),
+            None,
+        ),
     ];
     for (kind, method, path, body) in &writes {
         let body = body.as_ref().map(|b| b.to_string());
@@ -396,6 +432,26 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
         1
     );
     assert_eq!(
+        app.get(
+            &format!("/organization/{org}/project"),
+            &[("authorization", qt.as_str())]
+        )
+        .json()["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "qp and made, no intruder"
+    );
+    assert_eq!(
+        app.get("/project/qp/environment", &[("authorization", qt.as_str())])
+            .json()["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
         app.get("/data/v1/operations", &oh).json()["total"],
         1,
         "only acme's own clone"
@@ -440,6 +496,15 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
         (Auth::QoveryToken, "GET", format!("/database/{db}")),
         (Auth::QoveryToken, "GET", format!("/database/{db}/status")),
         (Auth::QoveryToken, "GET", format!("/environment/{env}")),
+        (Auth::QoveryToken, "GET", format!("/organization/{org}")),
+        (
+            Auth::QoveryToken,
+            "GET",
+            format!("/organization/{org}/project"),
+        ),
+        (Auth::QoveryToken, "GET", "/project/qp".into()),
+        (Auth::QoveryToken, "GET", format!("/project/{made}")),
+        (Auth::QoveryToken, "GET", "/project/qp/environment".into()),
     ];
     for (kind, method, path) in &routes {
         let call = |hs: Vec<(String, String)>| {
@@ -450,7 +515,7 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
         assert_eq!(own.status, 200, "{path} as owner: {}", own.body);
         let foreign = refused(call, *kind, path, &revoked, &other);
         // Nothing of acme's leaks into the answer (beyond echoing the path).
-        for secret in [&cluster, &ns, &svc, &db, &env, &op] {
+        for secret in [&cluster, &ns, &svc, &db, &env, &op, &org, &made] {
             assert!(
                 !foreign.body.contains(secret.as_str()) || path.contains(secret.as_str()),
                 "{path} leaked {secret}: {}",
@@ -459,6 +524,18 @@ fn every_family_refuses_missing_bad_revoked_and_foreign_tokens() {
         }
     }
     // Lists are per tenant.
+    let qg = format!("Token {other}");
+    let gq = [("authorization", qg.as_str())];
+    let other_org = app.get("/organization", &gq).json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(other_org, org);
+    assert_eq!(
+        app.get(&format!("/organization/{other_org}/project"), &gq)
+            .json()["results"],
+        json!([])
+    );
     let ts_other = [("x-typesense-cloud-management-api-key", other.as_str())];
     assert_eq!(app.get("/api/v1/clusters", &ts_other).json()["total"], 0);
     assert_eq!(
