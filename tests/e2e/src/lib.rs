@@ -351,3 +351,18 @@ pub fn validate(doc: &Value, schema: &str, instance: &Value) -> Result<(), Strin
         Err(format!("{schema}: {}\n{instance}", errors.join("; ")))
     }
 }
+
+/// The folder `tests/<folder>` of a Node client whose `npm ci` installed
+/// `package`, or `None` (with a message) to skip outside CI; under CI a
+/// missing install is a failure, never a silent pass.
+pub fn node_client(folder: &str, package: &str) -> Option<PathBuf> {
+    let dir = repo_root().join("tests").join(folder);
+    if dir.join("node_modules").join(package).exists() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok() {
+        panic!("tests/{folder}/node_modules is missing: scripts/test runs `npm ci` there");
+    }
+    eprintln!("skipped: run `npm ci` in tests/{folder} (scripts/test does)");
+    None
+}

@@ -12,14 +12,9 @@ use spinoff_e2e::*;
 
 #[test]
 fn the_official_qovery_client_creates_clones_and_deletes() {
-    let dir = repo_root().join("tests/qovery-client");
-    if !dir.join("node_modules/qovery-typescript-axios").exists() {
-        if std::env::var("CI").is_ok() {
-            panic!("tests/qovery-client/node_modules is missing: scripts/test runs `npm ci` there");
-        }
-        eprintln!("skipped: run `npm ci` in tests/qovery-client (scripts/test does)");
+    let Some(dir) = node_client("qovery-client", "qovery-typescript-axios") else {
         return;
-    }
+    };
     let app = App::start();
     let token = app.token("acme");
     let out = Command::new("node")

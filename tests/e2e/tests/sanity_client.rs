@@ -9,14 +9,9 @@ use spinoff_e2e::*;
 
 #[test]
 fn the_official_sanity_client_lists_creates_and_copies() {
-    let dir = repo_root().join("tests/sanity-client");
-    if !dir.join("node_modules/@sanity/client").exists() {
-        if std::env::var("CI").is_ok() {
-            panic!("tests/sanity-client/node_modules is missing: scripts/test runs `npm ci` there");
-        }
-        eprintln!("skipped: run `npm ci` in tests/sanity-client (scripts/test does)");
+    let Some(dir) = node_client("sanity-client", "@sanity/client") else {
         return;
-    }
+    };
     let app = App::start();
     let token = app.token("acme");
     let auth = format!("Bearer {token}");
