@@ -111,11 +111,24 @@ impl Row {
     }
 }
 
-/// Errors a [`Db`] reports. `Busy` means the database stayed locked beyond
-/// the implementation's busy timeout; everything else is `Other`.
+/// Errors a [`Db`] reports. Each backend classifies its own errors into
+/// these kinds (the engine never looks at message text):
+///
+/// | kind          | meaning                                           | engine error        |
+/// |---------------|---------------------------------------------------|---------------------|
+/// | `Busy`        | the write lock stayed held past the backend's wait | `Busy` (retry)      |
+/// | `Unavailable` | the database could not answer now (a remote       | `Busy` (retry)      |
+/// |               | stream expired, a transaction timed out, the      |                     |
+/// |               | connection dropped); nothing was committed        |                     |
+/// | `Unsupported` | the backend refuses this kind of statement (a     | `Storage`           |
+/// |               | remote libSQL server refuses most PRAGMAs)        |                     |
+/// | `Constraint`  | a constraint failed                               | `Storage`           |
+/// | `Other`       | anything else                                     | `Storage`           |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbError {
     Busy(String),
+    Unavailable(String),
+    Unsupported(String),
     Constraint(String),
     Other(String),
 }
@@ -124,6 +137,14 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Error {
         match e {
             DbError::Busy(m) => Error::new(ErrorKind::Busy, format!("database is busy: {m}")),
+            DbError::Unavailable(m) => Error::new(
+                ErrorKind::Busy,
+                format!("database is unavailable, retry: {m}"),
+            ),
+            DbError::Unsupported(m) => Error::new(
+                ErrorKind::Storage,
+                format!("statement not supported by this database: {m}"),
+            ),
             DbError::Constraint(m) => {
                 Error::new(ErrorKind::Storage, format!("constraint failed: {m}"))
             }
@@ -132,16 +153,111 @@ impl From<DbError> for Error {
     }
 }
 
-/// One SQLite connection.
+/// Work on the database file that only a local backend can do and that
+/// changes no data. A backend that cannot (a remote libSQL server) makes
+/// each one a no-op: the engine is correct without them, only slower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maintenance {
+    /// The database is empty and about to get its first table: choose the
+    /// page size and journal mode now, while they can still change
+    /// (16 KiB pages keep ~1 KiB records out of overflow pages; WAL lets
+    /// readers go on while a chunk is written).
+    Prepare,
+    /// Many records are about to be read and written on this connection
+    /// (a copy chunk, a purge): a larger page cache.
+    BulkWork,
+    /// Outside any transaction, after bulk writes: fold the write-ahead log
+    /// back into the file without waiting for readers.
+    Checkpoint,
+}
+
+/// How long a statement waits for another connection's write lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// The backend's own wait (Spin's local files: 5 s).
+    Default,
+    /// Fail at once with [`DbError::Busy`] instead of queueing.
+    Never,
+}
+
+/// The kind of transaction [`Db::begin`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// Take the write lock first (`BEGIN IMMEDIATE`): the transaction never
+    /// fails half-way on a lock upgrade.
+    Write,
+    /// A read snapshot (`BEGIN`): several reads see one state.
+    Read,
+}
+
+/// One connection to the engine's database: the seam between the engine
+/// and a backend, shaped like Spin's own (`spin-factor-sqlite`'s
+/// `Connection`: run a statement, changes, last insert id) plus the
+/// transactions and maintenance the engine needs. The engine sends only
+/// SQL that SQLite and a remote libSQL server both accept; everything
+/// backend-specific (file tuning, lock waits) is behind [`Db::maintain`]
+/// and [`Db::lock_wait`], which a backend may make no-ops.
 ///
 /// Failure behaviour: a failed statement changes nothing by itself; inside a
-/// transaction the engine rolls back. Implementations must keep one
-/// connection for the life of the value, so `BEGIN`/`COMMIT` issued through
-/// `execute` bracket the statements between them.
+/// transaction the engine rolls back. Implementations keep one connection
+/// for the life of the value, so a transaction brackets the statements
+/// between [`Db::begin`] and [`Db::commit`].
+///
+/// Implementations: `spin_adapter::SpinDb` over Spin's `sqlite` interface
+/// (a local file or libSQL, whichever the runtime config names), and
+/// [`crate::native::NativeDb`] over rusqlite (feature `native`) for tests,
+/// benchmarks and the CLI.
 pub trait Db {
     /// Run one statement with positional parameters (`?1`, `?2`, …) and return
     /// its rows (empty for statements without a result).
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
+
+    /// Rows changed by the connection's last INSERT, UPDATE or DELETE.
+    fn changes(&self) -> Result<u64, DbError> {
+        let rows = self.execute("SELECT changes()", &[])?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.i64(0).ok())
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// The rowid of the connection's last successful INSERT (0 if none).
+    fn last_insert_rowid(&self) -> Result<i64, DbError> {
+        let rows = self.execute("SELECT last_insert_rowid()", &[])?;
+        Ok(rows.first().and_then(|r| r.i64(0).ok()).unwrap_or(0))
+    }
+
+    /// Open a transaction.
+    fn begin(&self, mode: TxMode) -> Result<(), DbError> {
+        self.execute(
+            match mode {
+                TxMode::Write => "BEGIN IMMEDIATE",
+                TxMode::Read => "BEGIN",
+            },
+            &[],
+        )
+        .map(|_| ())
+    }
+
+    fn commit(&self) -> Result<(), DbError> {
+        self.execute("COMMIT", &[]).map(|_| ())
+    }
+
+    fn rollback(&self) -> Result<(), DbError> {
+        self.execute("ROLLBACK", &[]).map(|_| ())
+    }
+
+    /// File maintenance; a no-op where the backend cannot do it.
+    fn maintain(&self, _task: Maintenance) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    /// Set how long later statements wait for the write lock; a no-op
+    /// where the backend decides that itself.
+    fn lock_wait(&self, _wait: LockWait) -> Result<(), DbError> {
+        Ok(())
+    }
 }
 
 /// The clock and randomness the engine uses. Tests pass a fake.
@@ -167,26 +283,24 @@ pub(crate) fn one(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Option<Row
 
 /// Rows changed by the connection's last INSERT, UPDATE or DELETE.
 pub(crate) fn changes(db: &dyn Db) -> Result<i64> {
-    one(db, "SELECT changes()", &[])?
-        .map(|r| r.i64(0))
-        .unwrap_or(Ok(0))
+    Ok(db.changes()? as i64)
 }
 
 /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`: the write lock is taken first,
 /// so the transaction never fails half-way on a lock upgrade, and everything
 /// `f` reads stays valid until the commit. Any error rolls back.
 pub fn transaction<T>(db: &dyn Db, f: impl FnOnce(&dyn Db) -> Result<T>) -> Result<T> {
-    exec(db, "BEGIN IMMEDIATE", &[])?;
+    db.begin(TxMode::Write)?;
     match f(db) {
-        Ok(v) => match exec(db, "COMMIT", &[]) {
+        Ok(v) => match db.commit() {
             Ok(()) => Ok(v),
             Err(e) => {
-                let _ = db.execute("ROLLBACK", &[]);
-                Err(e)
+                let _ = db.rollback();
+                Err(e.into())
             }
         },
         Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
+            let _ = db.rollback();
             Err(e)
         }
     }
@@ -195,8 +309,8 @@ pub fn transaction<T>(db: &dyn Db, f: impl FnOnce(&dyn Db) -> Result<T>) -> Resu
 /// A read-only snapshot: `BEGIN` (deferred) … `COMMIT`, so several reads see
 /// one state of the database.
 pub fn read<T>(db: &dyn Db, f: impl FnOnce(&dyn Db) -> Result<T>) -> Result<T> {
-    exec(db, "BEGIN", &[])?;
+    db.begin(TxMode::Read)?;
     let r = f(db);
-    let _ = db.execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }, &[]);
+    let _ = if r.is_ok() { db.commit() } else { db.rollback() };
     r
 }

@@ -39,7 +39,7 @@ pub mod util;
 pub mod webhooks;
 
 pub use containers::{CollectionStats, Container, ContainerState};
-pub use db::{Db, DbError, Env, Row, Value};
+pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
 pub use operations::{
@@ -91,7 +91,7 @@ impl Default for Config {
 }
 
 /// The engine over one connection. Cheap to create: [`Engine::open`] runs
-/// the migrations, which cost one `PRAGMA` read when up to date.
+/// the migrations, which cost one indexed read when up to date.
 pub struct Engine<'a> {
     pub(crate) db: &'a dyn Db,
     pub(crate) env: &'a dyn Env,
@@ -108,9 +108,6 @@ impl<'a> Engine<'a> {
     /// Migrate the schema if needed and return the engine.
     pub fn open(db: &'a dyn Db, env: &'a dyn Env) -> Result<Engine<'a>> {
         schema::migrate(db)?;
-        // A 32 MiB page cache per connection (SQLite's default is 2 MiB):
-        // copies of large datasets stay in memory instead of re-reading pages.
-        let _ = db.execute("PRAGMA cache_size = -32768", &[]);
         Ok(Engine {
             db,
             env,
@@ -132,10 +129,10 @@ impl<'a> Engine<'a> {
     }
 
     /// Fold the write-ahead log back into the database file without waiting
-    /// for readers (`PRAGMA wal_checkpoint(PASSIVE)`); call outside any
-    /// transaction. Keeps the WAL from growing through a long copy.
+    /// for readers; call outside any transaction. Keeps the WAL from growing
+    /// through a long copy. A no-op on backends without one.
     pub fn checkpoint(&self) {
-        let _ = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)", &[]);
+        let _ = self.db.maintain(Maintenance::Checkpoint);
     }
 
     /// The newest committed LSN.

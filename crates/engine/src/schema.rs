@@ -1,10 +1,16 @@
 //! Schema and migrations. The engine owns them: every entry point that
 //! touches the database calls [`migrate`] first (cheap when up to date: one
-//! `PRAGMA user_version` read). Migrations run in `BEGIN IMMEDIATE` and
-//! re-check the version inside the transaction, so two components starting
-//! at once apply each migration exactly once.
+//! primary-key read of `spinoff_schema`). Migrations run in `BEGIN
+//! IMMEDIATE` and re-check the version inside the transaction, so two
+//! components (or two instances) starting at once apply each migration
+//! exactly once.
+//!
+//! The version lives in a table, not in `PRAGMA user_version`: Turso Cloud
+//! keeps `user_version` read-only, and a remote libSQL server refuses the
+//! other PRAGMAs. Databases from before the table carry their version in
+//! `user_version`, which is read (never written) once to adopt them.
 
-use crate::db::{exec, one, transaction, Db};
+use crate::db::{exec, one, transaction, Db, Maintenance};
 use crate::error::Result;
 
 /// Each entry moves the schema from version `i` to `i + 1`.
@@ -215,48 +221,77 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this engine writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
-fn user_version(db: &dyn Db) -> Result<i64> {
-    one(db, "PRAGMA user_version", &[])?
-        .map(|r| r.i64(0))
-        .unwrap_or(Ok(0))
+/// The statements of migration `i` (from version `i` to `i + 1`), for
+/// tests that build an old database.
+#[doc(hidden)]
+pub fn migration_statements(i: usize) -> Vec<String> {
+    split_statements(MIGRATIONS[i])
 }
 
-/// The page size of a database the engine creates.
+/// The table holding the schema version: one row, id 1.
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS spinoff_schema (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )";
+
+/// The page size of a database a local backend creates for the engine
+/// (see [`Maintenance::Prepare`]).
 pub const PAGE_SIZE: i64 = 16384;
 
-fn page_count(db: &dyn Db) -> Result<i64> {
-    one(db, "PRAGMA page_count", &[])?
-        .map(|r| r.i64(0))
-        .unwrap_or(Ok(0))
+/// The stored version, or `None` when there is no version table yet (or it
+/// cannot be read now: the slow path then finds out which).
+fn stored_version(db: &dyn Db) -> Option<i64> {
+    let rows = db
+        .execute("SELECT version FROM spinoff_schema WHERE id = 1", &[])
+        .ok()?;
+    Some(rows.first().and_then(|r| r.i64(0).ok()).unwrap_or(0))
+}
+
+/// The version of a database from before the version table: SQLite's
+/// `user_version`, read only. A backend that refuses the PRAGMA never
+/// held such a database.
+fn legacy_version(db: &dyn Db) -> i64 {
+    db.execute("PRAGMA user_version", &[])
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.i64(0).ok()))
+        .unwrap_or(0)
 }
 
 /// Bring the schema up to date. Idempotent, safe to run concurrently.
 pub fn migrate(db: &dyn Db) -> Result<()> {
-    if user_version(db)? >= VERSION {
+    if stored_version(db).is_some_and(|v| v >= VERSION) {
         return Ok(());
     }
-    // A new database gets 16 KiB pages. With SQLite's default 4 KiB, a
-    // record of ~1 KiB does not fit in a page of the records table's B-tree
-    // (WITHOUT ROWID: about 1 000 bytes of payload stay local) and spills
-    // into an overflow page of its own: four times the bytes on disk and a
-    // copy four times slower. The page size can only be set before the
-    // first table exists and before WAL is on, so this comes first and only
-    // while the file is empty; an existing file keeps its page size.
-    if user_version(db)? == 0 && page_count(db)? == 0 {
-        let _ = db.execute(&format!("PRAGMA page_size = {PAGE_SIZE}"), &[]);
+    // An empty database is about to get its first table: a local backend
+    // picks 16 KiB pages and WAL now, while it still can (both are fixed
+    // once the file has tables or is in WAL; see Maintenance::Prepare).
+    let empty = one(db, "SELECT count(*) FROM sqlite_master", &[])?
+        .map(|r| r.i64(0))
+        .transpose()?
+        .unwrap_or(0)
+        == 0;
+    if empty {
+        let _ = db.maintain(Maintenance::Prepare);
     }
-    // WAL lets readers proceed while a chunk is being written. It is a
-    // property of the file and cannot change inside a transaction.
-    let _ = db.execute("PRAGMA journal_mode=WAL", &[]);
     transaction(db, |db| {
-        let mut v = user_version(db)?;
+        exec(db, VERSION_TABLE, &[])?;
+        let mut v = match one(db, "SELECT version FROM spinoff_schema WHERE id = 1", &[])? {
+            Some(r) => r.i64(0)?,
+            None => legacy_version(db),
+        };
         while v < VERSION {
             for stmt in split_statements(MIGRATIONS[v as usize]) {
                 exec(db, &stmt, &[])?;
             }
             v += 1;
-            exec(db, &format!("PRAGMA user_version = {v}"), &[])?;
         }
+        // Also records a version adopted from user_version.
+        exec(
+            db,
+            "INSERT INTO spinoff_schema (id, version) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            &[v.into()],
+        )?;
         Ok(())
     })
 }

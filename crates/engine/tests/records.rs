@@ -24,14 +24,47 @@ fn migrations_are_idempotent_and_concurrent_first_use_is_safe() {
         r.unwrap();
     }
     engine::schema::migrate(&fx.db).unwrap();
-    let v = fx.db.execute("PRAGMA user_version", &[]).unwrap()[0]
+    let v = fx
+        .db
+        .execute("SELECT version FROM spinoff_schema WHERE id = 1", &[])
+        .unwrap()[0]
         .i64(0)
         .unwrap();
     assert_eq!(v, engine::schema::VERSION);
+    // The version is never written to user_version (read-only on Turso).
+    let uv = fx.db.execute("PRAGMA user_version", &[]).unwrap()[0]
+        .i64(0)
+        .unwrap();
+    assert_eq!(uv, 0);
     let mode = fx.db.execute("PRAGMA journal_mode", &[]).unwrap()[0]
         .text(0)
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A database written before the version table (its version in
+/// `user_version`) is adopted at that version: nothing is re-applied, and
+/// the later migrations run once.
+#[test]
+fn a_database_versioned_by_user_version_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = engine::native::NativeDb::open(&dir.path().join("v1.db")).unwrap();
+    // The first migration's schema, as an old engine left it at version 1.
+    for stmt in engine::schema::migration_statements(0) {
+        fresh.execute(&stmt, &[]).unwrap();
+    }
+    fresh.execute("PRAGMA user_version = 1", &[]).unwrap();
+    engine::schema::migrate(&fresh).unwrap();
+    let v = fresh
+        .execute("SELECT version FROM spinoff_schema", &[])
+        .unwrap()[0]
+        .i64(0)
+        .unwrap();
+    assert_eq!(v, engine::schema::VERSION);
+    // Migration 5 ran once on top: its column exists.
+    fresh
+        .execute("SELECT expires_at FROM containers LIMIT 1", &[])
+        .unwrap();
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use super::rows::load;
 use super::types::{Status, TickReport};
 use crate::error::{Error, ErrorKind, Result};
+use crate::db::{LockWait, Maintenance};
 use crate::util::new_id;
 use crate::Engine;
 
@@ -14,6 +15,9 @@ impl Engine<'_> {
     /// tick early with nothing lost.
     pub fn tick(&self, worker: &str, budget_us: i64) -> Result<TickReport> {
         let deadline = self.env.now_us() + budget_us;
+        // Chunks move many records: a local file gets a larger page cache
+        // (best effort; a remote backend is only slower without it).
+        let _ = self.db.maintain(Maintenance::BulkWork);
         let mut report = TickReport::default();
         let mut held: Vec<String> = Vec::new();
         let mut last_step = 0i64;
@@ -75,18 +79,11 @@ impl Engine<'_> {
         let worker = format!("reader-{}", new_id(self.env));
         // A reader never queues for the write lock: while a worker commits a
         // chunk (of this operation or another), claiming and stepping give
-        // up at once instead of waiting out the busy timeout. The timeout is
-        // restored before the release, which must not be skipped.
-        let timeout = self
-            .db
-            .execute("PRAGMA busy_timeout", &[])
-            .ok()
-            .and_then(|r| r.first().and_then(|r| r.i64(0).ok()));
-        let _ = self.db.execute("PRAGMA busy_timeout = 0", &[]);
+        // up at once instead of waiting out the backend's lock wait. The
+        // wait is restored before the release, which must not be skipped.
+        let _ = self.db.lock_wait(LockWait::Never);
         let restore = || {
-            if let Some(t) = timeout {
-                let _ = self.db.execute(&format!("PRAGMA busy_timeout = {t}"), &[]);
-            }
+            let _ = self.db.lock_wait(LockWait::Default);
         };
         match self.claim(id, &worker) {
             Ok(true) => {}
