@@ -140,19 +140,50 @@ pub(crate) fn write_in(
         }
     }
     let (lsn, committed_at) = lsn::next(db, env)?;
+    // Set-based: one statement reads the newest version of up to
+    // ROWS_PER_STATEMENT keys, one writes as many new versions. On a remote
+    // database every statement is a round trip, so a batch of 1 000 writes
+    // costs about 16 of them, not 2 000.
+    let mut heads: Vec<Option<(bool, i64)>> = vec![None; writes.len()];
+    for (part, chunk) in writes.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let base = part * ROWS_PER_STATEMENT;
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3 + 1);
+        params.push(c.id.into());
+        for (i, w) in chunk.iter().enumerate() {
+            params.push(((base + i) as i64).into());
+            params.push(w.collection().into());
+            params.push(w.key().into());
+        }
+        let sql = format!(
+            "WITH w(i, collection, key) AS (VALUES {}) \
+             SELECT w.i, r.deleted, r.size FROM w \
+             JOIN records r ON r.container = ?1 AND r.collection = w.collection AND r.key = w.key \
+               AND r.lsn = (SELECT max(lsn) FROM records r2 WHERE r2.container = ?1 \
+                 AND r2.collection = w.collection AND r2.key = w.key)",
+            placeholders(chunk.len(), 3, 2)
+        );
+        for row in query(db, &sql, &params)? {
+            let i = usize::try_from(row.i64(0)?)
+                .ok()
+                .filter(|i| *i < writes.len())
+                .ok_or_else(|| Error::corrupt("head lookup answered an unknown row"))?;
+            heads[i] = Some((row.bool(1)?, row.i64(2)?));
+        }
+    }
+    // The state of each key as the batch goes: (written in this batch,
+    // live, size). A later write of the same key replaces the earlier one.
+    let mut state: BTreeMap<(&str, &str), (bool, bool, i64)> = BTreeMap::new();
     let mut deltas: BTreeMap<String, Delta> = BTreeMap::new();
+    let mut rows: BTreeMap<(&str, &str), (bool, Option<&str>, i64)> = BTreeMap::new();
     let mut applied = 0;
-    for w in writes {
+    for (w, head) in writes.iter().zip(&heads) {
         let (collection, key) = (w.collection(), w.key());
-        let head = one(
-            db,
-            "SELECT lsn, deleted, size FROM records WHERE container = ?1 AND collection = ?2 AND key = ?3 \
-             ORDER BY lsn DESC LIMIT 1",
-            &[c.id.into(), collection.into(), key.into()],
-        )?;
-        let (head_lsn, was_live, old_size) = match &head {
-            Some(r) => (r.i64(0)?, !r.bool(1)?, r.i64(2)?),
-            None => (0, false, 0),
+        let (in_batch, was_live, old_size) = match state.get(&(collection, key)) {
+            Some(s) => *s,
+            None => match head {
+                Some((deleted, size)) => (false, !deleted, *size),
+                None => (false, false, 0),
+            },
         };
         let (deleted, body, size) = match w {
             Write::Put { body, .. } => (false, Some(body.as_str()), body.len() as i64),
@@ -165,7 +196,7 @@ pub(crate) fn write_in(
         };
         applied += 1;
         let d = deltas.entry(collection.to_string()).or_default();
-        if head_lsn == lsn {
+        if in_batch {
             // The same key twice in one batch: the later write replaces the earlier.
             d.version_bytes += size - old_size;
         } else {
@@ -174,12 +205,27 @@ pub(crate) fn write_in(
         }
         d.records += (!deleted) as i64 - was_live as i64;
         d.bytes += if deleted { 0 } else { size } - if was_live { old_size } else { 0 };
-        exec(
-            db,
-            "INSERT OR REPLACE INTO records (container, collection, key, lsn, deleted, body, size) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &[c.id.into(), collection.into(), key.into(), lsn.into(), deleted.into(), body.into(), size.into()],
-        )?;
+        state.insert((collection, key), (true, !deleted, size));
+        rows.insert((collection, key), (deleted, body, size));
+    }
+    let rows: Vec<_> = rows.into_iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 5 + 2);
+        params.push(c.id.into());
+        params.push(lsn.into());
+        for ((collection, key), (deleted, body, size)) in chunk {
+            params.push((*collection).into());
+            params.push((*key).into());
+            params.push((*deleted).into());
+            params.push((*body).into());
+            params.push((*size).into());
+        }
+        let sql = format!(
+            "INSERT INTO records (container, collection, key, lsn, deleted, body, size) \
+             SELECT ?1, column1, column2, ?2, column3, column4, column5 FROM (VALUES {})",
+            placeholders(chunk.len(), 5, 3)
+        );
+        exec(db, &sql, &params)?;
     }
     apply_stats(db, c.id, &deltas)?;
     exec(
@@ -192,6 +238,33 @@ pub(crate) fn write_in(
         committed_at,
         applied,
     })
+}
+
+/// Rows per multi-row statement: 128 rows of up to 5 parameters stay under
+/// 999, the smallest limit on bound parameters any SQLite build has had.
+const ROWS_PER_STATEMENT: usize = 128;
+
+/// `(?a, ?b, …), (…), …`: `rows` groups of `per_row` numbered parameters,
+/// the first numbered `first`.
+fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * per_row * 6);
+    let mut n = first;
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for i in 0..per_row {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('?');
+            out.push_str(&n.to_string());
+            n += 1;
+        }
+        out.push(')');
+    }
+    out
 }
 
 pub(crate) fn check_writable(c: &Container) -> Result<()> {
