@@ -1,12 +1,19 @@
 //! `fermyon:spin/key-value@2.0.0` over one SQLite file laid out like Spin's
-//! `.spin/sqlite_key_value.db`: table `spin_key_value(store, key, value)`.
+//! `.spin/sqlite_key_value.db`: table `spin_key_value(store, key, value)`,
+//! or, where the runtime config ([`crate::runtime_config`]) says so, a Redis
+//! server (keys as the guest names them, as Spin's Redis store does).
 //!
 //! A component may open only the stores its manifest lists in
 //! `key_value_stores`; any other label is `access-denied`. Spin knows the
-//! store `default` without runtime configuration; so does this host.
+//! store `default` without runtime configuration; so does this host. Other
+//! labels need the runtime config (`no-such-store`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::runtime_config::KvConfig;
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -95,6 +102,169 @@ impl KvBackend {
     }
 }
 
+/// A Redis server behind one or more store labels. One connection, made
+/// again after an error; every call has a 5 s timeout.
+pub struct RedisKv {
+    client: redis::Client,
+    conn: Mutex<Option<redis::Connection>>,
+}
+
+const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl RedisKv {
+    pub fn open(url: &str) -> Result<RedisKv> {
+        let client = redis::Client::open(url).with_context(|| format!("redis url {url}"))?;
+        let kv = RedisKv {
+            client,
+            conn: Mutex::new(None),
+        };
+        // Fail at start, not at the first request, when the server is absent.
+        kv.with(|c| redis::cmd("PING").query::<String>(c))
+            .map_err(|e| anyhow::anyhow!("redis {url}: {e:?}"))?;
+        Ok(kv)
+    }
+
+    fn with<R>(&self, f: impl Fn(&mut redis::Connection) -> redis::RedisResult<R>) -> Result<R, Error> {
+        blocking(|| {
+            let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            // One retry on a fresh connection: a server restart or an idle
+            // connection closed by the server is not the guest's problem.
+            for attempt in 0..2 {
+                if slot.is_none() {
+                    let c = self
+                        .client
+                        .get_connection_with_timeout(REDIS_TIMEOUT)
+                        .and_then(|c| {
+                            c.set_read_timeout(Some(REDIS_TIMEOUT))?;
+                            c.set_write_timeout(Some(REDIS_TIMEOUT))?;
+                            Ok(c)
+                        });
+                    match c {
+                        Ok(c) => *slot = Some(c),
+                        Err(e) => return Err(Error::Other(format!("redis: {e}"))),
+                    }
+                }
+                let conn = slot.as_mut().expect("connected above");
+                match f(conn) {
+                    Ok(v) => return Ok(v),
+                    Err(e) if attempt == 0 && (e.is_io_error() || e.is_connection_dropped()) => {
+                        *slot = None;
+                    }
+                    Err(e) => {
+                        if e.is_io_error() || e.is_connection_dropped() {
+                            *slot = None;
+                        }
+                        return Err(Error::Other(format!("redis: {e}")));
+                    }
+                }
+            }
+            Err(Error::Other("redis: no connection".into()))
+        })
+    }
+}
+
+/// One store the app can open.
+enum Store {
+    Local(Arc<KvBackend>),
+    Redis(Arc<RedisKv>),
+}
+
+/// The app's key-value stores by label: `default` is the local file unless
+/// the runtime config says otherwise.
+pub struct Stores(BTreeMap<String, Store>);
+
+impl Stores {
+    pub fn new(state_dir: &Path, config: &BTreeMap<String, KvConfig>) -> Result<Stores> {
+        let local = Arc::new(KvBackend::open(&state_dir.join("sqlite_key_value.db"))?);
+        let mut stores = BTreeMap::new();
+        stores.insert("default".to_string(), Store::Local(local.clone()));
+        let mut redis: BTreeMap<String, Arc<RedisKv>> = BTreeMap::new();
+        for (label, c) in config {
+            let store = match c {
+                KvConfig::Local { path: None } => Store::Local(local.clone()),
+                KvConfig::Local { path: Some(p) } => Store::Local(Arc::new(KvBackend::open(p)?)),
+                KvConfig::Redis { url } => {
+                    let r = match redis.get(url) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = Arc::new(
+                                RedisKv::open(url)
+                                    .with_context(|| format!("[key_value_store.{label}]"))?,
+                            );
+                            redis.insert(url.clone(), r.clone());
+                            r
+                        }
+                    };
+                    Store::Redis(r)
+                }
+            };
+            stores.insert(label.clone(), store);
+        }
+        Ok(Stores(stores))
+    }
+
+    fn has(&self, label: &str) -> bool {
+        self.0.contains_key(label)
+    }
+
+    pub fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        match self.store(label)? {
+            Store::Local(l) => l.get(label, key),
+            Store::Redis(r) => r.with(|c| redis::cmd("GET").arg(key).query(c)),
+        }
+    }
+
+    pub fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), Error> {
+        match self.store(label)? {
+            Store::Local(l) => l.set(label, key, value),
+            Store::Redis(r) => r.with(|c| redis::cmd("SET").arg(key).arg(value).query(c)),
+        }
+    }
+
+    pub fn delete(&self, label: &str, key: &str) -> Result<(), Error> {
+        match self.store(label)? {
+            Store::Local(l) => l.delete(label, key),
+            Store::Redis(r) => r.with(|c| redis::cmd("DEL").arg(key).query(c)),
+        }
+    }
+
+    pub fn exists(&self, label: &str, key: &str) -> Result<bool, Error> {
+        match self.store(label)? {
+            Store::Local(l) => l.exists(label, key),
+            Store::Redis(r) => r.with(|c| redis::cmd("EXISTS").arg(key).query(c)),
+        }
+    }
+
+    pub fn keys(&self, label: &str) -> Result<Vec<String>, Error> {
+        match self.store(label)? {
+            Store::Local(l) => l.keys(label),
+            Store::Redis(r) => r.with(|c| {
+                let mut keys: Vec<String> = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(c)?;
+                    keys.extend(page);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                keys.sort();
+                keys.dedup();
+                Ok(keys)
+            }),
+        }
+    }
+
+    fn store(&self, label: &str) -> Result<&Store, Error> {
+        self.0.get(label).ok_or(Error::NoSuchStore)
+    }
+}
+
 impl State {
     fn kv_label(&self, store: &Resource<OpenStore>) -> wasmtime::Result<String> {
         Ok(self.table.get(store)?.label.clone())
@@ -107,7 +277,7 @@ impl State {
         if !self.manifest.key_value_stores.iter().any(|s| s == &label) {
             return Ok(Err(Error::AccessDenied));
         }
-        if label != "default" {
+        if !self.shared.kv.has(&label) {
             return Ok(Err(Error::NoSuchStore));
         }
         Ok(Ok(self.table.push(OpenStore { label })?))

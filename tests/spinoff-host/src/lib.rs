@@ -8,7 +8,9 @@
 //! - [`router`]: Spin's HTTP routing rules (exact beats wildcard, most
 //!   specific wins, `:name` segments) and the `spin-*` request headers.
 //! - [`kv`], [`sqlite`], [`variables`]: `fermyon:spin/{key-value,sqlite,variables}@2.0.0`,
-//!   backed by files laid out like Spin's `.spin/` state directory.
+//!   backed by files laid out like Spin's `.spin/` state directory, or by
+//!   a remote libSQL server and Redis where [`runtime_config`] (Spin's
+//!   `--runtime-config-file`) names them.
 //! - [`runtime`]: the wasmtime engine, the compiled-component cache and the
 //!   per-request store state (WASI, `wasi:http`, Spin's interfaces).
 //! - [`server`]: the HTTP front end (hyper) that instantiates a component per request.
@@ -21,6 +23,7 @@ pub mod kv;
 pub mod manifest;
 pub mod router;
 pub mod runtime;
+pub mod runtime_config;
 pub mod server;
 pub mod sqlite;
 pub mod variables;

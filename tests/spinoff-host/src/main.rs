@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! spinoff-host up   [--manifest spin.toml] [--listen 127.0.0.1:3000] [--state-dir .spin] [--variable k=v]... [--no-cron]
+//!                   [--runtime-config-file FILE]
 //! spinoff-host cron [--manifest spin.toml] [--state-dir .spin] COMPONENT   # one tick, then exit
 //! ```
 
@@ -39,6 +40,10 @@ struct Common {
     /// Directory for compiled components (default: target/spinoff-host-cache).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Spin's runtime configuration: where SQLite databases (`libsql`) and
+    /// key-value stores (`redis`) live, as `spin up --runtime-config-file`.
+    #[arg(long, env = "SPINOFF_RUNTIME_CONFIG")]
+    runtime_config_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +80,9 @@ fn options(c: &Common) -> Result<HostOptions> {
         vars.insert(k.to_string(), v.to_string());
     }
     opts.variables = vars;
+    if let Some(file) = &c.runtime_config_file {
+        opts.runtime_config = Some(spinoff_host::runtime_config::RuntimeConfig::from_file(file)?);
+    }
     Ok(opts)
 }
 

@@ -14,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::kv::KvBackend;
+use crate::kv::Stores;
 use crate::manifest::Manifest;
 use crate::router::Router;
 use crate::variables::Resolver;
@@ -52,6 +52,10 @@ pub struct HostOptions {
     pub cache_dir: Option<PathBuf>,
     /// Let components write to the host's stdout/stderr.
     pub inherit_stdio: bool,
+    /// Spin's runtime configuration (`--runtime-config-file`): where the
+    /// databases and key-value stores live. `None`: local files in
+    /// `state_dir`, as `spin up` without one.
+    pub runtime_config: Option<crate::runtime_config::RuntimeConfig>,
 }
 
 impl HostOptions {
@@ -63,6 +67,7 @@ impl HostOptions {
             state_dir: state_dir.into(),
             variables: BTreeMap::new(),
             inherit_stdio: true,
+            runtime_config: None,
         }
     }
 }
@@ -100,13 +105,13 @@ pub struct Host {
 /// State every store of the app shares.
 pub struct Shared {
     pub state_dir: PathBuf,
-    pub kv: KvBackend,
+    pub kv: Stores,
+    /// The app's SQLite databases by label.
+    pub databases: crate::sqlite::Databases,
     pub variables: Resolver,
     pub inherit_stdio: bool,
     /// The largest linear memory any instance of each component has had.
     pub memory_peaks: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
-    /// Idle connections to the `default` database, reused by later opens.
-    pub sqlite_idle: crate::sqlite::Idle,
 }
 
 /// Per-store data: WASI, `wasi:http`, and which component this is.
@@ -188,7 +193,10 @@ impl Host {
 
         std::fs::create_dir_all(&opts.state_dir)
             .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
-        let kv = KvBackend::open(&opts.state_dir.join("sqlite_key_value.db"))?;
+        let runtime_config = opts.runtime_config.clone().unwrap_or_default();
+        let kv = Stores::new(&opts.state_dir, &runtime_config.key_value_stores)?;
+        let databases =
+            crate::sqlite::Databases::new(&opts.state_dir, &runtime_config.sqlite_databases)?;
         let variables = Resolver::new(&manifest, &opts.variables)?;
 
         let mut components = BTreeMap::new();
@@ -242,7 +250,7 @@ impl Host {
                 variables,
                 inherit_stdio: opts.inherit_stdio,
                 memory_peaks: Default::default(),
-                sqlite_idle: Default::default(),
+                databases,
             }),
             manifest,
         })
