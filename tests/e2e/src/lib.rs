@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod services;
+
 pub use serde_json::{json, Value};
 use spinoff_host::{Host, HostOptions};
 

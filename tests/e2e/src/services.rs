@@ -1,0 +1,193 @@
+//! Real servers for the remote backends: a `sqld` (libSQL server) and a
+//! Redis, each a child process on a free loopback port with its own data,
+//! stopped when dropped. `scripts/services` installs both into
+//! `target/services/bin` (scripts/test runs it); `PATH` is searched too.
+//!
+//! Where a server is missing, [`Services::start`] answers why, and the
+//! caller prints that it skipped — unless `SPINOFF_REQUIRE_SERVICES=1`
+//! (set by scripts/test), where a missing server fails the test.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spinoff_host::runtime_config::{KvConfig, RuntimeConfig, SqliteConfig};
+
+use crate::repo_root;
+
+/// A running sqld and Redis, and the runtime config naming them.
+pub struct Services {
+    pub sqld: Server,
+    pub redis: Server,
+}
+
+/// One server process.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server binary: `target/services/bin/NAME`, else on `PATH`.
+pub fn binary(name: &str) -> Option<PathBuf> {
+    let local = repo_root().join("target/services/bin").join(name);
+    if local.exists() {
+        return Some(local);
+    }
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ready() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{what} did not start in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+impl Services {
+    /// Start both servers, or say why not.
+    pub fn start() -> Result<Services, String> {
+        let sqld = binary("sqld").ok_or("no sqld (run scripts/services)")?;
+        let redis = binary("redis-server").ok_or("no redis-server (run scripts/services)")?;
+        Ok(Services {
+            sqld: start_sqld(&sqld),
+            redis: start_redis(&redis),
+        })
+    }
+
+    /// Start both, or skip: `None` after printing why, or a panic where
+    /// `SPINOFF_REQUIRE_SERVICES=1` says they must be there.
+    pub fn start_or_skip(test: &str) -> Option<Services> {
+        match Services::start() {
+            Ok(s) => Some(s),
+            Err(why) if std::env::var("SPINOFF_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+                panic!("{test}: {why}, and SPINOFF_REQUIRE_SERVICES=1")
+            }
+            Err(why) => {
+                eprintln!("SKIPPED {test}: {why}");
+                None
+            }
+        }
+    }
+
+    /// The runtime config putting the app's `default` database on this
+    /// sqld and its `default` store on this Redis.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        let mut c = RuntimeConfig::default();
+        c.sqlite_databases.insert(
+            "default".into(),
+            SqliteConfig::Libsql {
+                url: format!("http://{}", self.sqld.addr),
+                token: String::new(),
+            },
+        );
+        c.key_value_stores.insert(
+            "default".into(),
+            KvConfig::Redis {
+                url: format!("redis://{}", self.redis.addr),
+            },
+        );
+        c
+    }
+
+    /// The same as Spin's TOML, for `--runtime-config-file`.
+    pub fn runtime_config_toml(&self) -> String {
+        format!(
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"http://{}\"\n\n\
+             [key_value_store.default]\ntype = \"redis\"\nurl = \"redis://{}\"\n",
+            self.sqld.addr, self.redis.addr
+        )
+    }
+
+    /// A Redis command (inline protocol), answered as raw RESP text.
+    pub fn redis(&self, command: &str) -> String {
+        let mut s = TcpStream::connect(&self.redis.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        // One reply; small answers arrive in one read, keep reading while full.
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            out.extend_from_slice(&buf[..n]);
+            if n < buf.len() {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn start_sqld(bin: &PathBuf) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(bin)
+        .arg("--db-path")
+        .arg(dir.path().join("db"))
+        .args(["--http-listen-addr", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+    let server = Server { child, addr, dir };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    wait_until("sqld", || {
+        agent
+            .get(format!("http://{}/health", server.addr))
+            .call()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+    server
+}
+
+fn start_redis(bin: &PathBuf) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+    let server = Server {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+        dir,
+    };
+    wait_until("redis-server", || TcpStream::connect(&server.addr).is_ok());
+    server
+}
