@@ -117,9 +117,9 @@ impl Row {
 /// | kind          | meaning                                           | engine error        |
 /// |---------------|---------------------------------------------------|---------------------|
 /// | `Busy`        | the write lock stayed held past the backend's wait | `Busy` (retry)      |
-/// | `Unavailable` | the database could not answer now (a remote       | `Busy` (retry)      |
+/// | `Unavailable` | the database could not answer now (a remote       | `Unavailable`       |
 /// |               | stream expired, a transaction timed out, the      |                     |
-/// |               | connection dropped); nothing was committed        |                     |
+/// |               | connection dropped); nothing was committed        | (retried, then 503) |
 /// | `Unsupported` | the backend refuses this kind of statement (a     | `Storage`           |
 /// |               | remote libSQL server refuses most PRAGMAs)        |                     |
 /// | `Constraint`  | a constraint failed                               | `Storage`           |
@@ -138,7 +138,7 @@ impl From<DbError> for Error {
         match e {
             DbError::Busy(m) => Error::new(ErrorKind::Busy, format!("database is busy: {m}")),
             DbError::Unavailable(m) => Error::new(
-                ErrorKind::Busy,
+                ErrorKind::Unavailable,
                 format!("database is unavailable, retry: {m}"),
             ),
             DbError::Unsupported(m) => Error::new(
@@ -288,8 +288,30 @@ pub(crate) fn changes(db: &dyn Db) -> Result<i64> {
 
 /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`: the write lock is taken first,
 /// so the transaction never fails half-way on a lock upgrade, and everything
-/// `f` reads stays valid until the commit. Any error rolls back.
-pub fn transaction<T>(db: &dyn Db, f: impl FnOnce(&dyn Db) -> Result<T>) -> Result<T> {
+/// `f` reads stays valid until the commit. Any error rolls back. When the
+/// database itself gave up on the transaction ([`ErrorKind::Unavailable`]),
+/// `f` runs again, up to [`TRANSACTION_ATTEMPTS`] times in all: `f` must
+/// not keep effects outside the database between runs.
+pub fn transaction<T>(db: &dyn Db, mut f: impl FnMut(&dyn Db) -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match transaction_once(db, &mut f) {
+            // The database rolled the transaction back on its own (a remote
+            // server's lock or stream timeout): nothing of it committed, so
+            // running it again cannot double anything.
+            Err(e) if e.kind == ErrorKind::Unavailable && attempt < TRANSACTION_ATTEMPTS => {
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Runs of a write transaction the database gave up on, before the
+/// `Unavailable` error reaches the caller.
+pub const TRANSACTION_ATTEMPTS: u32 = 3;
+
+fn transaction_once<T>(db: &dyn Db, f: &mut impl FnMut(&dyn Db) -> Result<T>) -> Result<T> {
     db.begin(TxMode::Write)?;
     match f(db) {
         Ok(v) => match db.commit() {

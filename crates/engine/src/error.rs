@@ -49,6 +49,12 @@ pub enum ErrorKind {
     /// The database is locked by another writer beyond the busy timeout.
     /// Nothing was committed; retry later (HTTP 503 with Retry-After).
     Busy,
+    /// The database gave up on the transaction (a remote libSQL server's
+    /// `TRANSACTION_TIMEOUT` or `STREAM_EXPIRED`, a dropped connection) and
+    /// rolled it back: nothing was committed. The engine already ran the
+    /// transaction again a few times; retry later (HTTP 503 with
+    /// Retry-After).
+    Unavailable,
     /// The storage failed (I/O, full disk, constraint the engine did not
     /// expect). Nothing of the failed transaction was committed.
     Storage,
@@ -93,7 +99,7 @@ impl Error {
     /// Seconds after which the same call may succeed (HTTP `Retry-After`).
     pub fn retry_after_s(&self) -> Option<i64> {
         match &self.kind {
-            ErrorKind::Busy => Some(1),
+            ErrorKind::Busy | ErrorKind::Unavailable => Some(1),
             ErrorKind::LimitExceeded { retry_after_s, .. } => *retry_after_s,
             _ => None,
         }
@@ -101,7 +107,7 @@ impl Error {
 
     /// True when the same call may succeed later unchanged.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Busy)
+        matches!(self.kind, ErrorKind::Busy | ErrorKind::Unavailable)
     }
 }
 

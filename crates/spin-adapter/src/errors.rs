@@ -22,7 +22,7 @@ pub fn status_of(e: &Error) -> u16 {
         } => 409,
         ErrorKind::LimitExceeded { .. } => 403,
         ErrorKind::LeaseLost => 409,
-        ErrorKind::Busy => 503,
+        ErrorKind::Busy | ErrorKind::Unavailable => 503,
         ErrorKind::Storage | ErrorKind::Corrupt => 500,
     }
 }
@@ -43,6 +43,7 @@ pub fn code_of(e: &Error) -> &'static str {
         ErrorKind::LimitExceeded { .. } => "quota_exceeded",
         ErrorKind::LeaseLost => "lease_lost",
         ErrorKind::Busy => "busy",
+        ErrorKind::Unavailable => "unavailable",
         ErrorKind::Storage => "storage_error",
         ErrorKind::Corrupt => "corrupt",
     }

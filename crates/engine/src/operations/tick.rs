@@ -46,7 +46,7 @@ impl Engine<'_> {
                             _ => {}
                         }
                     }
-                    Err(e) if e.kind == ErrorKind::Busy => return Err(e),
+                    Err(e) if e.is_retryable() => return Err(e),
                     Err(e) if e.kind == ErrorKind::LeaseLost => continue,
                     Err(e) if matches!(e.kind, ErrorKind::InvalidState { .. }) => continue,
                     Err(e) => {
@@ -108,7 +108,10 @@ impl Engine<'_> {
             Err(e)
                 if matches!(
                     e.kind,
-                    ErrorKind::Busy | ErrorKind::LeaseLost | ErrorKind::InvalidState { .. }
+                    ErrorKind::Busy
+                        | ErrorKind::Unavailable
+                        | ErrorKind::LeaseLost
+                        | ErrorKind::InvalidState { .. }
                 ) =>
             {
                 Ok(false)
