@@ -16,8 +16,10 @@
 //! - [`server`]: the HTTP front end (hyper) that instantiates a component per request.
 //! - [`cron`]: the `[[trigger.cron]]` scheduler and on-demand ticks.
 //!
-//! [`Host`] ties them together; `main.rs` is its command line.
+//! [`Host`] ties them together; [`cli`] is its command line (`main.rs`
+//! only calls it).
 
+pub mod cli;
 pub mod cron;
 pub mod kv;
 pub mod manifest;
