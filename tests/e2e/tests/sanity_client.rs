@@ -103,7 +103,7 @@ fn the_official_sanity_client_lists_creates_and_copies() {
         ops,
         [("doc-2", "create"), ("doc-1", "none"), ("doc-1", "update")]
     );
-    assert_eq!(v["tx"]["documentIds"], json!(["doc-1", "doc-2"]));
+    assert_eq!(v["tx"]["documentIds"], json!(["doc-2", "doc-1", "doc-1"]));
     assert_eq!(v["doc1"]["title"], "one, patched");
     assert_eq!(v["doc1"]["meta"], json!({"seen": true}));
     assert_eq!(v["doc1"]["_createdAt"], v["created1"]["_createdAt"]);
