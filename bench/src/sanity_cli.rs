@@ -149,7 +149,7 @@ fn main() {
         let pad = "x".repeat(900);
         for start in (0..n).step_by(2_000) {
             let mutations: Vec<Value> = (start..(start + 2_000).min(n))
-                .map(|i| json!({"create": {"_id": format!("doc-{i:08}"), "_type": ["post", "author", "category", "tag"][i % 4], "i": i, "pad": pad}}))
+                .map(|i| json!({"create": {"_id": format!("doc-{i:08}"), "_type": (["post", "author", "category", "tag"][i % 4]), "i": i, "pad": pad}}))
                 .collect();
             let r = app.request(
                 "POST",
