@@ -33,21 +33,61 @@ pub fn check_project(p: &str) -> Result<(), Reply> {
     }
 }
 
-/// The project a request addresses when its path has none: the first label
-/// of a `{projectId}.` host name, else the tenant's only project.
+/// The project a host name names, if any: `<projectId>.<api host>`, as
+/// Sanity's clients address a project (`useProjectHostname`). With
+/// `api_host` (the Spin variable `sanity_api_host`), exactly one label in
+/// front of it; without, the first label of a name of three or more labels
+/// (`p1.api.example.com`), or of `<p>.localhost`, unless it is `api` or
+/// `www`. IP addresses and bare names name none.
+pub fn project_in_host(host: &str, api_host: Option<&str>) -> Option<String> {
+    if host.starts_with('[') {
+        return None; // an IPv6 literal
+    }
+    let name = host.split(':').next().unwrap_or("").trim_end_matches('.');
+    if name.is_empty() {
+        return None;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())) {
+        return None; // an IPv4 address
+    }
+    let first = match api_host.map(|a| a.trim().trim_end_matches('.')).filter(|a| !a.is_empty()) {
+        Some(api) => {
+            let api = api.split(':').next().unwrap_or(api);
+            let rest = name.len().checked_sub(api.len() + 1)?;
+            if !name[rest + 1..].eq_ignore_ascii_case(api) || name.as_bytes()[rest] != b'.' {
+                return None;
+            }
+            let label = &name[..rest];
+            if label.contains('.') {
+                return None;
+            }
+            label
+        }
+        None => {
+            let localhost = labels.len() == 2 && labels[1].eq_ignore_ascii_case("localhost");
+            if labels.len() < 3 && !localhost {
+                return None;
+            }
+            if labels[0].eq_ignore_ascii_case("api") || labels[0].eq_ignore_ascii_case("www") {
+                return None;
+            }
+            labels[0]
+        }
+    };
+    (!first.is_empty()).then(|| first.to_string())
+}
+
+/// The project a request addresses when its path has none: the one its
+/// host name names (see [`project_in_host`]), else the tenant's only
+/// project. The handler then checks the tenant may use it (404 if not).
 pub fn project_of(ctx: &Ctx, req: &Req) -> Result<String, Reply> {
-    let host = req
-        .header("host")
-        .unwrap_or("")
-        .split(':')
-        .next()
-        .unwrap_or("");
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() >= 3
-        && !labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
-        && labels[0] != "api"
+    let api_host = spin_adapter::vars::variable("sanity_api_host");
+    if let Some(p) = req
+        .host()
+        .and_then(|h| project_in_host(h, api_host.as_deref()))
     {
-        return Ok(labels[0].to_string());
+        return Ok(p);
     }
     let e = ctx.engine()?;
     let owned = e
@@ -133,4 +173,45 @@ pub fn delete(ctx: &Ctx, p: &str, name: &str) -> Result<Reply, Reply> {
         200,
         &json!({"deleted": true, "datasetName": name}),
     ))
+}
+
+/// `GET /aliases`: a project's dataset aliases. Spinoff has none; the CLI's
+/// `dataset list` prints them after the datasets.
+pub fn aliases(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    project(ctx, &e, p)?;
+    Ok(Reply::json(200, &json!([])))
+}
+
+/// `GET /features`: the project's plan features, as Sanity names them. The
+/// CLI's `dataset create` reads `privateDataset` to offer private datasets.
+pub fn features(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
+    let e = ctx.engine()?;
+    project(ctx, &e, p)?;
+    Ok(Reply::json(200, &json!(["privateDataset"])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::project_in_host;
+
+    #[test]
+    fn a_host_names_a_project_by_its_first_label() {
+        let p = |h: &str| project_in_host(h, None);
+        assert_eq!(p("p1.api.example.com").as_deref(), Some("p1"));
+        assert_eq!(p("p1.api.example.com:8443").as_deref(), Some("p1"));
+        assert_eq!(p("p1.localhost:3000").as_deref(), Some("p1"));
+        assert_eq!(p("p1.spinoff.test:3000").as_deref(), Some("p1"));
+        for none in ["api.example.com", "www.example.com", "example.com", "localhost:3000",
+                     "127.0.0.1:3000", "[::1]:3000", "", "spinoff.test:80"] {
+            assert_eq!(p(none), None, "{none}");
+        }
+        let q = |h: &str| project_in_host(h, Some("sanity.acme.dev"));
+        assert_eq!(q("p1.sanity.acme.dev:443").as_deref(), Some("p1"));
+        assert_eq!(q("P1.SANITY.acme.dev").as_deref(), Some("P1"));
+        assert_eq!(q("sanity.acme.dev"), None);
+        assert_eq!(q("a.b.sanity.acme.dev"), None);
+        assert_eq!(q("p1.other.dev"), None);
+        assert_eq!(q("xsanity.acme.dev"), None);
+    }
 }

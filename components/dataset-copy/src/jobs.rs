@@ -164,7 +164,7 @@ impl spin_adapter::sse::Feed for Listen {
     }
 
     fn nudge(&mut self, e: &Engine, id: &str) -> bool {
-        e.nudge(&id).unwrap_or(false)
+        e.nudge(id).unwrap_or(false)
     }
 }
 

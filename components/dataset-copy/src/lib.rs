@@ -4,16 +4,24 @@
 //! - `datasets.rs`: create, list, delete datasets (documents are records:
 //!   collection = `_type`, key = `_id`, via the data API as
 //!   `sanity:<projectId>:<dataset>`);
-//! - `jobs.rs`: copy, job status, the SSE `listen` stream, the copy list.
+//! - `jobs.rs`: copy, job status, the SSE `listen` stream, the copy list;
+//! - `documents.rs`: the data endpoints Sanity's CLI and client use for
+//!   documents: streamed NDJSON export, mutate, get by id.
 //!
-//! Every route takes `/v1/` or a dated API version (`/v2021-06-07/`).
+//! Every route takes `/v1/` or a dated API version (`/v2021-06-07/`). The
+//! project comes from the path (`/projects/{p}/…`) or, on the project-less
+//! routes, from the host name (`{p}.<api host>`), as Sanity's clients send
+//! it (`datasets::project_of`).
 //! Auth: `Authorization: Bearer <tenant token>`; a job id (128 random bits)
-//! is its own credential for `GET /jobs/{id}` and `/listen`.
+//! is its own credential for `GET /jobs/{id}` and `/listen`. Every error,
+//! the router's 404 and 405 and the adapter's 413 included, is in Sanity's
+//! `{statusCode, error, message}` shape (`shape`).
 
 mod datasets;
+mod documents;
 mod jobs;
 
-use spin_adapter::http::{serve, Reply, Req};
+use spin_adapter::http::{serve_shaped, Body, Reply, Req};
 use spin_adapter::router::Router;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -22,7 +30,7 @@ pub(crate) const FAMILY: &str = "sanity";
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    serve(req, out, route).await
+    serve_shaped(req, out, route, shape).await
 }
 
 pub(crate) type Ctx = spin_adapter::ctx::Ctx;
@@ -85,6 +93,29 @@ static ROUTER: Router = Router {
         }),
         ("GET", "jobs/*", |r, s| jobs::get(r, s[0])),
         ("GET", "jobs/*/listen", |r, s| jobs::listen(r, s[0])),
+        // What the CLI's dataset commands ask the project host besides.
+        ("GET", "aliases", |r, _| {
+            let c = ctx(r)?;
+            datasets::aliases(&c, &datasets::project_of(&c, r)?)
+        }),
+        ("GET", "features", |r, _| {
+            let c = ctx(r)?;
+            datasets::features(&c, &datasets::project_of(&c, r)?)
+        }),
+        // Documents: `sanity dataset export` / `import`, getDocument(s).
+        ("GET", "data/export/*", |r, s| {
+            let c = ctx(r)?;
+            let p = datasets::project_of(&c, r)?;
+            documents::export(c, r, &p, s[0])
+        }),
+        ("POST", "data/mutate/*", |r, s| {
+            let c = ctx(r)?;
+            documents::mutate(&c, r, &datasets::project_of(&c, r)?, s[0])
+        }),
+        ("GET", "data/doc/*/*", |r, s| {
+            let c = ctx(r)?;
+            documents::get(&c, r, &datasets::project_of(&c, r)?, s[0], s[1])
+        }),
     ],
     error: |status, message| fail(status, "Method Not Allowed", message),
 };
@@ -99,6 +130,46 @@ fn route(req: Req) -> Reply {
         Some((v, rest)) if is_version(v) => ROUTER.dispatch(&req, rest),
         _ => ROUTER.not_found(&req),
     }
+}
+
+/// The reason phrase Sanity puts in `error` for a status.
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        s if s < 500 => "Bad Request",
+        _ => "Internal Server Error",
+    }
+}
+
+/// Every error reply in Sanity's shape: the family's own already are; the
+/// router's 404 and the adapter's 400/413 (unreadable or oversized body)
+/// are re-shaped, keeping status, message and headers.
+fn shape(reply: Reply) -> Reply {
+    if reply.status < 400 {
+        return reply;
+    }
+    let Body::Bytes(b) = &reply.body else {
+        return reply;
+    };
+    let v: serde_json::Value = serde_json::from_slice(b).unwrap_or_default();
+    if v.get("statusCode").is_some() {
+        return reply;
+    }
+    let mut out = fail(reply.status, reason(reply.status), &reply.message());
+    for (k, val) in reply.headers {
+        if !k.eq_ignore_ascii_case("content-type") {
+            out = out.with_header(&k, &val);
+        }
+    }
+    out
 }
 
 /// Sanity's error shape: `{"statusCode", "error", "message"}`.
@@ -116,15 +187,5 @@ pub(crate) fn bad(message: &str) -> Reply {
 pub(crate) fn error(e: &engine::Error) -> Reply {
     let status = spin_adapter::status_of(e);
     let status = if status == 422 { 400 } else { status };
-    let err = match status {
-        400 => "Bad Request",
-        404 => "Not Found",
-        403 => "Forbidden",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        _ => "Internal Server Error",
-    };
-    fail(status, err, &e.message).with_retry_after(e)
+    fail(status, reason(status), &e.message).with_retry_after(e)
 }

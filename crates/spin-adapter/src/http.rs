@@ -28,6 +28,19 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The authority the client addressed (`name[:port]`): the `host`
+    /// header, which Spin passes through, else the authority of Spin's
+    /// `spin-full-url`.
+    pub fn host(&self) -> Option<&str> {
+        if let Some(h) = self.header("host").map(str::trim).filter(|h| !h.is_empty()) {
+            return Some(h);
+        }
+        let url = self.header("spin-full-url")?;
+        let rest = url.split_once("://")?.1;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        Some(&rest[..end]).filter(|a| !a.is_empty())
+    }
+
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -271,5 +284,37 @@ async fn send(out: ResponseOutparam, reply: Reply) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Req;
+
+    fn req(headers: &[(&str, &str)]) -> Req {
+        Req {
+            method: "GET".into(),
+            path: "/".into(),
+            query: vec![],
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: vec![],
+        }
+    }
+
+    #[test]
+    fn the_host_is_the_host_header_else_spin_full_urls_authority() {
+        let full = ("spin-full-url", "http://p1.api.example.com:3000/v1/datasets?x=1");
+        assert_eq!(req(&[("host", "a.b.c"), full]).host(), Some("a.b.c"));
+        assert_eq!(req(&[full]).host(), Some("p1.api.example.com:3000"));
+        assert_eq!(
+            req(&[("spin-full-url", "http://h.example")]).host(),
+            Some("h.example")
+        );
+        assert_eq!(req(&[("host", " "), full]).host(), Some("p1.api.example.com:3000"));
+        assert_eq!(req(&[]).host(), None);
+        assert_eq!(req(&[("spin-full-url", "nonsense")]).host(), None);
     }
 }

@@ -368,3 +368,65 @@ pub fn node_client(folder: &str, package: &str) -> Option<PathBuf> {
     eprintln!("skipped: run `npm ci` in tests/{folder} (scripts/test does)");
     None
 }
+
+/// A forward proxy that sends every request to the app, whatever host it
+/// names, with its `Host` header as the client sent it: what wildcard DNS
+/// (`*.api.example.com`) gives a deployment, for clients that put a name in
+/// the host (Sanity's `<projectId>.<api host>`). It serves both forms
+/// clients use: `CONNECT` tunnels (undici, Node's fetch) and absolute-form
+/// requests (get-it over `http`), piped to the app byte for byte. Returns
+/// the proxy's URL (`http://127.0.0.1:<port>`) for `HTTP_PROXY`.
+pub fn wildcard_proxy(app_base: &str) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let target: std::net::SocketAddr = app_base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the app listens on an IP address");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    fn serve(mut client: TcpStream, target: std::net::SocketAddr) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 8192];
+        let end = loop {
+            let n = client.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            head.extend_from_slice(&buf[..n]);
+            if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if head.len() > 64 << 10 {
+                return Ok(());
+            }
+        };
+        let mut upstream = TcpStream::connect(target)?;
+        let _ = upstream.set_nodelay(true);
+        let _ = client.set_nodelay(true);
+        if head.starts_with(b"CONNECT ") {
+            client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")?;
+            upstream.write_all(&head[end..])?;
+        } else {
+            upstream.write_all(&head)?;
+        }
+        let (mut c2, mut u2) = (client.try_clone()?, upstream.try_clone()?);
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut u2);
+            let _ = u2.shutdown(Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut upstream, &mut client);
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = up.join();
+        Ok(())
+    }
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = serve(client, target);
+            });
+        }
+    });
+    url
+}

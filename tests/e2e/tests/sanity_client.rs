@@ -1,6 +1,9 @@
 //! The official `@sanity/client` (npm), unchanged, against the app in the
 //! host: datasets.list, datasets.create (project-less path), and a copy
-//! through request(). Needs Node.js; `scripts/test` runs `npm ci` in
+//! through request(); then with the client's default `useProjectHostname`
+//! (the project in the host name, through [`wildcard_proxy`]): create,
+//! a transaction (createOrReplace, createIfNotExists, patch), getDocument,
+//! getDocuments, delete, and its errors. Needs Node.js; `scripts/test` runs `npm ci` in
 //! tests/sanity-client. Skipped with a message when node_modules is absent.
 
 use std::process::Command;
@@ -15,6 +18,16 @@ fn the_official_sanity_client_lists_creates_and_copies() {
     let app = App::start();
     let token = app.token("acme");
     let auth = format!("Bearer {token}");
+    // Another tenant owns project "not-mine".
+    let rival = format!("Bearer {}", app.token("rival"));
+    app.send_json(
+        "PUT",
+        "/v1/projects/not-mine/datasets/x",
+        &[("authorization", &rival)],
+        &json!({}),
+    );
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let proxy = wildcard_proxy(&app.base);
     assert_eq!(
         app.send_json(
             "PUT",
@@ -43,6 +56,9 @@ fn the_official_sanity_client_lists_creates_and_copies() {
         .env("SPINOFF_URL", &app.base)
         .env("SPINOFF_TOKEN", &token)
         .env("SANITY_PROJECT", "proj42")
+        .env("SPINOFF_API_HOST", format!("http://spinoff.test:{port}"))
+        .env("HTTP_PROXY", &proxy)
+        .env("NO_PROXY", "")
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -71,4 +87,54 @@ fn the_official_sanity_client_lists_creates_and_copies() {
         )
         .json();
     assert_eq!(copied["collections"][0]["records"], 200);
+
+    // useProjectHostname: the project in the host name.
+    assert_eq!(v["byHostList"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["created1"]["_id"], "doc-1");
+    assert_eq!(v["created1"]["title"], "one");
+    assert!(v["created1"]["_rev"].is_string());
+    assert!(v["created1"]["_createdAt"].is_string());
+    let results = v["tx"]["results"].as_array().unwrap();
+    let ops: Vec<_> = results
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["operation"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ops,
+        [("doc-2", "create"), ("doc-1", "none"), ("doc-1", "update")]
+    );
+    assert_eq!(v["tx"]["documentIds"], json!(["doc-2", "doc-1", "doc-1"]));
+    assert_eq!(v["doc1"]["title"], "one, patched");
+    assert_eq!(v["doc1"]["meta"], json!({"seen": true}));
+    assert_eq!(v["doc1"]["_createdAt"], v["created1"]["_createdAt"]);
+    assert_ne!(v["doc1"]["_rev"], v["created1"]["_rev"]);
+    assert_eq!(v["p7"], json!({"_id": "p7", "_type": "post"}));
+    assert_eq!(v["missing"], Value::Null);
+    assert_eq!(v["docs"][0]["title"], "two");
+    assert_eq!(v["docs"][1], Value::Null);
+    assert_eq!(v["docs"][2]["_id"], "p3");
+    assert_eq!(v["deleted"]["results"][0]["operation"], "delete", "{v}");
+    assert_eq!(v["afterDelete"], Value::Null);
+    assert_eq!(v["duplicate"]["statusCode"], 409, "{v}");
+    assert!(
+        v["duplicate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{v}"
+    );
+    assert_eq!(v["foreign"]["statusCode"], 404, "{v}");
+    assert!(
+        v["foreign"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("project not-mine not found"),
+        "{v}"
+    );
+    // The documents went to proj42's production and nowhere else.
+    let r = app.get(
+        "/data/v1/resources/sanity:proj42:production/collections/post/records/doc-1",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpHooks, DEFAULT_FORBIDDEN_HEADERS};
 
 use crate::runtime::Host;
 
@@ -58,6 +58,21 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response<HyperOutgoingB
         .header("content-type", "text/plain; charset=utf-8")
         .body(body)
         .expect("static response")
+}
+
+/// The headers an incoming request hands the guest: like Spin, the `host`
+/// header stays (wasmtime's default strips it with the hop-by-hop headers,
+/// and a family that reads the project from the host name would see none);
+/// requests the guest builds still may not set it.
+struct IncomingHooks;
+
+impl WasiHttpHooks for IncomingHooks {
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        *name != http::header::HOST && DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+        Arc::new(|name| *name != http::header::HOST && DEFAULT_FORBIDDEN_HEADERS.contains(name))
+    }
 }
 
 impl Host {
@@ -132,11 +147,14 @@ impl Host {
 
         let mut store = self.new_store(&component_id);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let wasi_req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let state = store.data_mut();
+        let mut view = WasiHttpCtxView {
+            ctx: &mut state.http,
+            table: &mut state.table,
+            hooks: &mut IncomingHooks,
+        };
+        let wasi_req = view.new_incoming_request(Scheme::Http, req)?;
+        let out = view.new_response_outparam(sender)?;
         let task = tokio::spawn(async move {
             let instance = proxy.instantiate_async(&mut store).await?;
             instance

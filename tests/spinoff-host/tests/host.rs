@@ -269,6 +269,12 @@ fn routing_precedence_and_spin_headers() {
         format!("{}/probe/abc/def?x=1", app.base)
     );
     assert_eq!(v["uri"], format!("{}/probe/abc/def?x=1", app.base));
+    // As under Spin, the guest sees the request's `host` header.
+    assert_eq!(
+        v["host"].as_str(),
+        app.base.strip_prefix("http://"),
+        "the host header reaches the guest: {v}"
+    );
     assert!(v["spin-client-addr"]
         .as_str()
         .unwrap()

@@ -7,7 +7,7 @@
 //!   connection; each parameter is `{"integer": 1}`, `{"real": 1.5}`,
 //!   `{"text": "x"}`, `{"blob": [1, 2]}` or `null`; rows come back the same way;
 //! - `GET /var/{name}`: a variable's value;
-//! - anything else: the method, URI and `spin-*` headers as JSON.
+//! - anything else: the method, URI, `host` and `spin-*` headers as JSON.
 //!
 //! Errors answer 409 with the WIT error's debug text, so tests can match them.
 
@@ -61,7 +61,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 format!("\"uri\":{}", json_escape(req.uri())),
             ];
             for (name, value) in req.headers() {
-                if name.starts_with("spin-") {
+                if name.starts_with("spin-") || name == "host" {
                     fields.push(format!(
                         "{}:{}",
                         json_escape(name),
