@@ -117,7 +117,7 @@ enum Served {
     Spin {
         child: Child,
         /// The manifest variant and spin's own output.
-        _scratch: tempfile::TempDir,
+        scratch: tempfile::TempDir,
     },
     /// Killed (a restart moved the state directory on).
     Gone,
@@ -332,6 +332,27 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
+        // A failing test under Spin shows what Spin and the components said
+        // (the host's own output is the test's already).
+        if std::thread::panicking() {
+            if let Served::Spin { scratch, .. } = &self.served {
+                let mut files: Vec<PathBuf> = [scratch.path(), &self.state.path().join("logs")]
+                    .iter()
+                    .filter_map(|d| std::fs::read_dir(d).ok())
+                    .flatten()
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "out" || x == "txt"))
+                    .collect();
+                files.sort();
+                for f in files {
+                    let text = std::fs::read_to_string(&f).unwrap_or_default();
+                    let tail: String = text.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+                    if !tail.trim().is_empty() {
+                        eprintln!("--- {} (last 4000 chars) ---\n{tail}", f.display());
+                    }
+                }
+            }
+        }
         self.kill();
     }
 }
@@ -436,7 +457,7 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
                 return Ok((
                     Served::Spin {
                         child,
-                        _scratch: scratch,
+                        scratch,
                     },
                     format!("http://127.0.0.1:{port}"),
                 ));
