@@ -21,8 +21,10 @@ use crate::runtime::Host;
 /// Serve the app on `listener` until the task is dropped.
 pub async fn serve(host: Arc<Host>, listener: TcpListener) -> Result<()> {
     loop {
+        // No TCP_NODELAY: Spin's server leaves Nagle's algorithm on, and a
+        // reply split over segments waits for the client's delayed ACK
+        // there; the host must show that cost too.
         let (client, client_addr) = listener.accept().await?;
-        let _ = client.set_nodelay(true);
         let host = host.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
