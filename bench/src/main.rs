@@ -1,10 +1,12 @@
-//! `spinoff-bench`: runs the real components in the test host and prints each
-//! figure beside a baseline measured in the same run, as a ratio. Asserts
+//! `spinoff-bench`: runs the real components in the test host, and under real
+//! `spin up` when spin is found (`SPINOFF_SPIN`, else PATH), and prints each
+//! figure beside a baseline measured in the same run, as a ratio, then Spin's
+//! figures against the host's. Asserts
 //! nothing about time; fails loudly when a result is wrong (counts or
 //! checksums differ).
 //!
 //! ```text
-//! cargo run -p spinoff-bench -- [--sizes 10000,100000,1000000] [--latency-size 100000] [--clients 50]
+//! cargo run -p spinoff-bench -- [--sizes 10000,100000,1000000] [--latency-size 100000] [--clients 50] [--no-spin]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -24,6 +26,10 @@ struct Opts {
     /// Concurrent clients for the latency figure.
     #[arg(long, default_value_t = 50)]
     clients: usize,
+    /// Only the project's host, even when `spin` is found (`SPINOFF_SPIN`,
+    /// else PATH).
+    #[arg(long)]
+    no_spin: bool,
 }
 
 struct Ctx<'a> {
@@ -121,17 +127,128 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// What one runtime measured, for the side-by-side table.
+#[derive(Default)]
+struct Figures {
+    /// (size, records/s, native records/s)
+    throughput: Vec<(usize, f64, f64)>,
+    /// (size, tick max, tick p99)
+    ticks: Vec<(usize, Duration, Duration)>,
+    /// (clients, status read of a finished clone)
+    idle: Vec<(usize, Load)>,
+    /// Requests that stop at successive phases of a status read.
+    phases: Vec<(&'static str, Load)>,
+}
+
 fn main() {
     let opts = Opts::parse();
-    let app = App::start_with(|o| {
-        o.variables.insert("worker_budget_ms".into(), "1000".into());
-    });
+    let mut runtimes = vec![Runtime::Host];
+    match (opts.no_spin, spin_binary()) {
+        (true, _) => eprintln!("bench: real Spin skipped (--no-spin)"),
+        (false, Some(spin)) => {
+            eprintln!("bench: real Spin too ({})", spin.display());
+            runtimes.push(Runtime::Spin);
+        }
+        (false, None) => eprintln!(
+            "bench: real Spin SKIPPED: no spin on PATH and SPINOFF_SPIN unset \
+             (../shared/tools/spin/install prints one)"
+        ),
+    }
+    let wrk = wrk_available();
+    println!("| runtime | size | figure | Spinoff | baseline | ratio |");
+    println!("|---|---:|---|---:|---:|---:|");
+    println!(
+        "| | | load generator | {} | | |",
+        if wrk {
+            "Debian's wrk (2 threads, 1 at 1 client; 10 s per run)"
+        } else {
+            "the harness's threads (wrk not installed)"
+        }
+    );
+    let mut all = Vec::new();
+    for rt in runtimes {
+        all.push((rt, run(rt, &opts, wrk)));
+    }
+    // Real Spin beside the host, same run.
+    if let [(_, host), (_, spin)] = all.as_slice() {
+        println!();
+        println!("| figure | spin | spinoff-host | spin / host |");
+        println!("|---|---:|---:|---:|");
+        for ((n, s, sn), (_, h, hn)) in spin.throughput.iter().zip(&host.throughput) {
+            println!("| {n}: copy throughput (records/s) | {s:.0} | {h:.0} | {:.2} |", s / h);
+            println!(
+                "| {n}: copy throughput vs native INSERT…SELECT | {:.2} | {:.2} | {:.2} |",
+                s / sn,
+                h / hn,
+                (s / sn) / (h / hn)
+            );
+        }
+        for ((n, smax, sp99), (_, hmax, hp99)) in spin.ticks.iter().zip(&host.ticks) {
+            println!(
+                "| {n}: worker tick max / p99 (ms) | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |",
+                ms(*smax),
+                ms(*sp99),
+                ms(*hmax),
+                ms(*hp99),
+                smax.as_secs_f64() / hmax.as_secs_f64(),
+                sp99.as_secs_f64() / hp99.as_secs_f64()
+            );
+        }
+        for ((c, s), (_, h)) in spin.idle.iter().zip(&host.idle) {
+            println!(
+                "| status reads/s at {c} connection(s), finished clone | {:.0} | {:.0} | {:.2} (host/spin: {:.2}, goal ≤ 1.2) |",
+                s.rate,
+                h.rate,
+                s.rate / h.rate,
+                h.rate / s.rate
+            );
+            println!(
+                "| status read p50 / p99 at {c} connection(s) (ms) | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+                ms(s.p50),
+                ms(s.p99),
+                ms(h.p50),
+                ms(h.p99),
+                s.p50.as_secs_f64() / h.p50.as_secs_f64(),
+                s.p99.as_secs_f64() / h.p99.as_secs_f64()
+            );
+        }
+        for ((what, s), (_, h)) in spin.phases.iter().zip(&host.phases) {
+            println!(
+                "| request phases: {what}: p50 (ms) | {:.3} | {:.3} | {:.2} |",
+                ms(s.p50),
+                ms(h.p50),
+                s.p50.as_secs_f64() / h.p50.as_secs_f64()
+            );
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Every figure on one runtime, with a fresh state directory.
+fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
+    let name = rt.name();
+    let mut figures = Figures::default();
+    let app = App::try_start(
+        rt,
+        tempfile::tempdir().unwrap(),
+        Options {
+            variables: [
+                ("admin_token".to_string(), ADMIN_TOKEN.to_string()),
+                ("worker_budget_ms".to_string(), "1000".to_string()),
+            ]
+            .into(),
+            cron: false,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name} starts: {e:#}"));
     let ctx = Ctx {
         app: &app,
         auth: format!("Bearer {}", app.token("bench")),
     };
-    println!("| size | figure | Spinoff | baseline | ratio |");
-    println!("|---:|---|---:|---:|---:|");
+    let peak = |component: &str| app.host().map(|h| h.take_memory_peak(component));
     let mut per10k = Vec::new();
     let mut memory: Vec<(usize, usize, usize)> = Vec::new();
     for &n in &opts.sizes {
@@ -147,9 +264,9 @@ fn main() {
         let size0 = on_disk();
 
         // 1. Copy throughput vs one native INSERT … SELECT.
-        app.host.take_memory_peak("clone-worker");
+        peak("clone-worker");
         let (took, mut ticks, op) = ctx.clone_with_ticks(&src, &format!("dst{n}"), true);
-        let worker_peak = app.host.take_memory_peak("clone-worker");
+        let worker_peak = peak("clone-worker");
         assert_eq!(op["progress"]["records_copied"], n as i64, "wrong count");
         let snap = op["snapshot_lsn"].as_i64().unwrap();
         assert_eq!(
@@ -183,14 +300,17 @@ fn main() {
         };
         let rate = n as f64 / took.as_secs_f64();
         let native_rate = n as f64 / native.as_secs_f64();
-        println!("| {n} | copy throughput (records/s) | {rate:.0} | {native_rate:.0} (one native INSERT…SELECT) | {:.2} |", rate / native_rate);
+        println!("| {name} | {n} | copy throughput (records/s) | {rate:.0} | {native_rate:.0} (one native INSERT…SELECT) | {:.2} |", rate / native_rate);
+        figures.throughput.push((n, rate, native_rate));
         per10k.push((n, took.as_secs_f64() * 10_000.0 / n as f64));
 
         // 2. Clone vs export + import through the data API.
-        app.host.take_memory_peak("data-api");
+        peak("data-api");
         let t = Instant::now();
         let lines = ctx.export(&src, Some(snap));
-        memory.push((n, worker_peak, app.host.take_memory_peak("data-api")));
+        if let (Some(w), Some(d)) = (worker_peak, peak("data-api")) {
+            memory.push((n, w, d));
+        }
         assert_eq!(
             app.send_json(
                 "PUT",
@@ -217,18 +337,20 @@ fn main() {
             checksum(&lines)
         );
         println!(
-            "| {n} | clone vs export+import (s) | {:.2} | {:.2} | {:.1}× faster |",
+            "| {name} | {n} | clone vs export+import (s) | {:.2} | {:.2} | {:.1}× faster |",
             took.as_secs_f64(),
             manual.as_secs_f64(),
             manual.as_secs_f64() / took.as_secs_f64()
         );
 
-        // 5. Worker tick wall time vs its 1 s budget.
+        // 5. Worker tick wall time vs its 1 s budget (an HTTP tick, as a
+        // cron trigger's call costs the same instantiation and work).
         let (max, p99) = (*ticks.iter().max().unwrap(), pct(&mut ticks, 0.99));
+        figures.ticks.push((n, max, p99));
         println!(
-            "| {n} | worker tick max / p99 (ms) vs 1000 ms budget | {:.0} / {:.0} | 1000 | {:.2} |",
-            max.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3,
+            "| {name} | {n} | worker tick max / p99 (ms) vs 1000 ms budget | {:.0} / {:.0} | 1000 | {:.2} |",
+            ms(max),
+            ms(p99),
             max.as_secs_f64()
         );
 
@@ -238,7 +360,7 @@ fn main() {
         let size2 = on_disk();
         let body_bytes = lines.iter().map(|l| l.len()).sum::<usize>() as f64 / n as f64;
         println!(
-            "| {n} | file bytes per record copied (history / skip-history) | {:.0} / {:.0} | {body_bytes:.0} (NDJSON line) | {:.2} / {:.2} |",
+            "| {name} | {n} | file bytes per record copied (history / skip-history) | {:.0} / {:.0} | {body_bytes:.0} (NDJSON line) | {:.2} / {:.2} |",
             history_growth as f64 / n as f64,
             (size2.saturating_sub(size1)) as f64 / n as f64,
             history_growth as f64 / n as f64 / body_bytes,
@@ -249,21 +371,23 @@ fn main() {
     let base = per10k[0].1;
     for (n, s) in &per10k {
         println!(
-            "| {n} | clone time per 10 000 records (s) | {s:.3} | {base:.3} (at {}) | {:.2} |",
+            "| {name} | {n} | clone time per 10 000 records (s) | {s:.3} | {base:.3} (at {}) | {:.2} |",
             per10k[0].0,
             s / base
         );
     }
 
-    // 5b. Guest memory: peak linear memory of the worker (clone) and the
-    // data API (streamed export), against the smallest size.
-    let (_, w0, d0) = memory[0];
-    for (n, w, d) in &memory {
-        let mib = |b: usize| b as f64 / (1 << 20) as f64;
-        println!(
-            "| {n} | guest peak memory (MiB): worker during clone / data-api during export | {:.1} / {:.1} | {:.1} / {:.1} (at {}) | {:.2} / {:.2} |",
-            mib(*w), mib(*d), mib(w0), mib(d0), memory[0].0, *w as f64 / w0.max(1) as f64, *d as f64 / d0.max(1) as f64
-        );
+    // 5b. Guest memory (the host only: Spin does not report it): peak
+    // linear memory of the worker (clone) and the data API (streamed
+    // export), against the smallest size.
+    if let Some(&(n0, w0, d0)) = memory.first() {
+        for (n, w, d) in &memory {
+            let mib = |b: usize| b as f64 / (1 << 20) as f64;
+            println!(
+                "| {name} | {n} | guest peak memory (MiB): worker during clone / data-api during export | {:.1} / {:.1} | {:.1} / {:.1} (at {n0}) | {:.2} / {:.2} |",
+                mib(*w), mib(*d), mib(w0), mib(d0), *w as f64 / w0.max(1) as f64, *d as f64 / d0.max(1) as f64
+            );
+        }
     }
 
     // 4. Status latency at N concurrent clients, while a clone runs vs idle.
@@ -272,8 +396,7 @@ fn main() {
     } else {
         *opts.sizes.iter().max().unwrap()
     };
-    let wrk = wrk_available();
-    let latency = |busy: bool, clients: usize| -> (Duration, Duration) {
+    let latency = |busy: bool, clients: usize| -> Load {
         let op = app
             .send_json(
                 "POST",
@@ -331,32 +454,155 @@ fn main() {
         });
         if busy {
             let done = clones.load(std::sync::atomic::Ordering::Relaxed);
-            eprintln!("bench: {done} clones of {n} records completed under the load");
+            eprintln!("bench: {name}: {done} clones of {n} records completed under the load");
         }
         result
     };
-    println!(
-        "| | load generator | {} | | |",
-        if wrk {
-            "Debian's wrk (2 threads, 1 at 1 client; 10 s per run)"
-        } else {
-            "the harness's threads (wrk not installed)"
-        }
-    );
     // At one client the figure is the server's own latency; at many it adds
     // the queueing of `clients` connections on this machine's cores.
     for clients in [1, opts.clients] {
-        let (idle50, idle99) = latency(false, clients);
-        let (busy50, busy99) = latency(true, clients);
+        let idle = latency(false, clients);
+        let busy = latency(true, clients);
         println!(
-            "| {n} | GET operation p50 / p99 at {clients} client(s) (ms), clones running back to back vs idle | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} (p99) |",
-            busy50.as_secs_f64() * 1e3,
-            busy99.as_secs_f64() * 1e3,
-            idle50.as_secs_f64() * 1e3,
-            idle99.as_secs_f64() * 1e3,
-            busy99.as_secs_f64() / idle99.as_secs_f64()
+            "| {name} | {n} | GET operation p50 / p99 at {clients} client(s) (ms), clones running back to back vs idle | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} (p99) |",
+            ms(busy.p50),
+            ms(busy.p99),
+            ms(idle.p50),
+            ms(idle.p99),
+            busy.p99.as_secs_f64() / idle.p99.as_secs_f64()
         );
+        println!(
+            "| {name} | {n} | GET operation (finished clone) requests/s at {clients} client(s), idle | {:.0} | | |",
+            idle.rate
+        );
+        figures.idle.push((clients, idle));
     }
+
+    // 7. What one request costs on this runtime, phase by phase: requests
+    // to the data API that stop earlier, each from 1 connection for 4 s.
+    if wrk {
+        let op = app
+            .send_json(
+                "POST",
+                &format!("/data/v1/resources/native:src{n}/clones"),
+                &ctx.h(),
+                &json!({"target": format!("native:phases-{n}")}),
+            )
+            .json();
+        let id = op["id"].as_str().unwrap().to_string();
+        while app
+            .get(&format!("/data/v1/operations/{id}"), &ctx.h())
+            .json()["status"]
+            != "succeeded"
+        {
+            app.tick().unwrap();
+        }
+        let phases: [(&str, String, Option<&str>, u16); 4] = [
+            ("404 from the router (instantiate, route)", "/data/v1/no-such-route".into(), None, 404),
+            ("401 unknown token (+ admin_token variable, key-value get)", format!("/data/v1/operations/{id}"), Some("Bearer spk_unknown"), 401),
+            ("404 unknown operation (+ SQLite open, engine open, one query)", "/data/v1/operations/op_unknown".into(), Some(ctx.auth.as_str()), 404),
+            ("200 finished clone (the status read)", format!("/data/v1/operations/{id}"), Some(ctx.auth.as_str()), 200),
+        ];
+        for (what, path, auth, status) in phases {
+            let url = format!("{}{path}", app.base);
+            let r = app.get(&path, &auth.map(|a| vec![("authorization", a)]).unwrap_or_default());
+            assert_eq!(r.status, status, "{what}: {}", r.body);
+            let l = wrk_load(&url, auth, 1, 4, status == 200);
+            println!(
+                "| {name} | | request phases, 1 connection: {what} | {:.0} req/s, p50 {:.3} ms | | |",
+                l.rate,
+                ms(l.p50)
+            );
+            figures.phases.push((what, l));
+        }
+        if rt == Runtime::Host {
+            fresh_connection_costs(&app.db_path(), "bench", &id);
+        }
+    }
+    figures
+}
+
+/// A `Db` that counts and times the statements run through it.
+struct Counting<'a> {
+    inner: &'a engine::native::NativeDb,
+    statements: std::cell::Cell<usize>,
+    spent: std::cell::Cell<Duration>,
+}
+
+impl engine::Db for Counting<'_> {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[engine::Value],
+    ) -> Result<Vec<engine::Row>, engine::DbError> {
+        let t = Instant::now();
+        let r = engine::Db::execute(self.inner, sql, params);
+        self.statements.set(self.statements.get() + 1);
+        self.spent.set(self.spent.get() + t.elapsed());
+        r
+    }
+}
+
+/// What the status read of a finished operation costs in SQLite, natively
+/// (rusqlite, the same engine calls as the data API's handler), on a fresh
+/// connection per request (as Spin opens one) and on one reused connection
+/// (as the host's idle list gives): statements and time per phase, the mean
+/// of 500 requests.
+fn fresh_connection_costs(db_path: &std::path::Path, tenant: &str, id: &str) {
+    use engine::native::{NativeDb, SystemEnv};
+    const N: u32 = 500;
+    let env = SystemEnv;
+    let (mut open, mut engine_open, mut reads) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut open_stmts, mut read_stmts) = (0, 0);
+    for _ in 0..N {
+        let t = Instant::now();
+        let db = NativeDb::open(db_path).unwrap();
+        open += t.elapsed();
+        let c = Counting {
+            inner: &db,
+            statements: 0.into(),
+            spent: Duration::ZERO.into(),
+        };
+        let t = Instant::now();
+        let e = engine::Engine::open(&c, &env).unwrap();
+        engine_open += t.elapsed();
+        open_stmts = c.statements.get();
+        let t = Instant::now();
+        let op = e.operation(tenant, id).unwrap();
+        assert!(!op.status.is_active());
+        e.notifications_of(id).unwrap();
+        reads += t.elapsed();
+        read_stmts = c.statements.get() - open_stmts;
+    }
+    let db = NativeDb::open(db_path).unwrap();
+    let e = engine::Engine::open(&db, &env).unwrap();
+    let t = Instant::now();
+    for _ in 0..N {
+        e.operation(tenant, id).unwrap();
+        e.notifications_of(id).unwrap();
+    }
+    let reused = t.elapsed();
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / N as f64;
+    println!("| native | | status read, fresh connection: open the file (µs) | {:.0} | | |", us(open));
+    println!(
+        "| native | | status read, fresh connection: Engine::open, {open_stmts} statements: migration check, PRAGMAs (µs) | {:.0} | | |",
+        us(engine_open)
+    );
+    println!(
+        "| native | | status read, fresh connection: the {read_stmts} reads, first one parsing the schema (µs) | {:.0} | {:.0} (same reads, reused connection) | {:.1}× |",
+        us(reads),
+        us(reused),
+        reads.as_secs_f64() / reused.as_secs_f64()
+    );
+}
+
+/// One load run's figures.
+#[derive(Clone, Copy, Default)]
+struct Load {
+    p50: Duration,
+    p99: Duration,
+    /// Requests per second.
+    rate: f64,
 }
 
 /// Whether `wrk` is on PATH; when it is not and we are root, install
@@ -386,22 +632,33 @@ fn wrk_available() -> bool {
 /// p50 and p99 of `GET url` from `clients` connections for 10 s, by wrk.
 /// Panics when any answer is not 2xx: a figure over failed requests would
 /// be wrong.
-fn wrk_run(url: &str, auth: &str, clients: usize) -> (Duration, Duration) {
+fn wrk_run(url: &str, auth: &str, clients: usize) -> Load {
+    wrk_load(url, Some(auth), clients, 10, true)
+}
+
+/// `wrk` for `secs` seconds; with `ok_only`, any answer that is not 2xx fails.
+fn wrk_load(url: &str, auth: Option<&str>, clients: usize, secs: u32, ok_only: bool) -> Load {
+    let mut args = vec![
+        format!("-t{}", clients.min(2)),
+        format!("-c{clients}"),
+        format!("-d{secs}s"),
+        "--latency".to_string(),
+    ];
+    if let Some(auth) = auth {
+        args.push("-H".into());
+        args.push(format!("authorization: {auth}"));
+    }
+    args.push(url.to_string());
     let out = std::process::Command::new("wrk")
-        .args([
-            &format!("-t{}", clients.min(2)),
-            &format!("-c{clients}"),
-            "-d10s",
-            "--latency",
-            "-H",
-            &format!("authorization: {auth}"),
-            url,
-        ])
+        .args(&args)
         .output()
         .expect("wrk runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "wrk failed: {text}");
-    assert!(!text.contains("Non-2xx"), "wrk saw failed requests: {text}");
+    assert!(
+        !ok_only || !text.contains("Non-2xx"),
+        "wrk saw failed requests: {text}"
+    );
     let pct = |p: &str| -> Duration {
         let line = text
             .lines()
@@ -420,12 +677,22 @@ fn wrk_run(url: &str, auth: &str, clients: usize) -> (Duration, Duration) {
         };
         Duration::from_secs_f64(num.parse::<f64>().unwrap() * scale)
     };
-    (pct("50%"), pct("99%"))
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"));
+    Load {
+        p50: pct("50%"),
+        p99: pct("99%"),
+        rate,
+    }
 }
 
 /// The same measurement without wrk: `clients` threads, 40 requests each.
-fn threads_run(url: &str, auth: &str, clients: usize) -> (Duration, Duration) {
+fn threads_run(url: &str, auth: &str, clients: usize) -> Load {
     let samples = std::sync::Mutex::new(Vec::new());
+    let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..clients {
             s.spawn(|| {
@@ -444,6 +711,11 @@ fn threads_run(url: &str, auth: &str, clients: usize) -> (Duration, Duration) {
             });
         }
     });
+    let took = started.elapsed();
     let mut v = samples.into_inner().unwrap();
-    (pct(&mut v, 0.5), pct(&mut v, 0.99))
+    Load {
+        rate: v.len() as f64 / took.as_secs_f64(),
+        p50: pct(&mut v, 0.5),
+        p99: pct(&mut v, 0.99),
+    }
 }

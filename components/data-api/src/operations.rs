@@ -85,11 +85,11 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
         )
     });
     if let Some((_, k, _)) = &idempotency {
-        if k.is_empty() || k.len() > 255 {
+        if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             return Err(Reply::problem(
                 422,
                 "invalid_input",
-                "Idempotency-Key is 1 to 255 characters",
+                "Idempotency-Key is 1 to 255 visible ASCII characters",
             ));
         }
     }
@@ -122,11 +122,11 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
 /// Read an operation, first making bounded progress when nobody works on it.
 pub fn get(ctx: &Ctx, id: &str) -> R {
     let e = ctx.engine()?;
-    let op = e.operation(&ctx.tenant, id).map_err(err)?;
+    let mut op = e.operation(&ctx.tenant, id).map_err(err)?;
     if op.status.is_active() {
         let _ = e.nudge(id);
+        op = e.operation(&ctx.tenant, id).map_err(err)?;
     }
-    let op = e.operation(&ctx.tenant, id).map_err(err)?;
     let mut v = shapes::operation(&op);
     let notes = e.notifications_of(id).map_err(err)?;
     v["notifications"] = notes

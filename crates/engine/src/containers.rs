@@ -181,8 +181,9 @@ impl Engine<'_> {
         spec: &Json,
     ) -> Result<Container> {
         let now = self.env.now_us();
+        let limits = self.config.limits();
         transaction(self.db, |db| {
-            crate::limits::check_resources(db, &self.config.limits, tenant)?;
+            crate::limits::check_resources(db, &limits, tenant)?;
             insert(db, now, family, tenant, name, spec, ContainerState::Ready)
         })
     }

@@ -71,6 +71,10 @@ pub struct Config {
     pub webhook_allow: webhooks::AllowList,
     /// Per-tenant limits (Spin variables `limit_*`).
     pub limits: limits::Limits,
+    /// Where the limits come from instead, read only when a check needs
+    /// them (most requests never do): the defaults overridden by
+    /// `lookup(variable)` ([`limits::Limits::from_lookup`]).
+    pub limits_lookup: Option<fn(&str) -> Option<String>>,
 }
 
 impl Default for Config {
@@ -86,6 +90,18 @@ impl Default for Config {
             nudge_records: 500,
             webhook_allow: webhooks::AllowList::default(),
             limits: limits::Limits::default(),
+            limits_lookup: None,
+        }
+    }
+}
+
+impl Config {
+    /// The limits in force: from [`Config::limits_lookup`] when set, else
+    /// [`Config::limits`].
+    pub fn limits(&self) -> limits::Limits {
+        match self.limits_lookup {
+            Some(lookup) => limits::Limits::from_lookup(lookup),
+            None => self.limits,
         }
     }
 }

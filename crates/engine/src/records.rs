@@ -309,10 +309,10 @@ impl Engine<'_> {
             })
             .sum();
         let now = self.env.now_us();
+        let limits = &self.config.limits();
         transaction(self.db, |db| {
             let c = containers::find(db, family, tenant, name)?;
             check_writable(&c)?;
-            let limits = &self.config.limits;
             crate::limits::count_writes(db, limits, tenant, writes.len() as i64, now)?;
             crate::limits::check_stored_bytes(db, limits, tenant, adding)?;
             write_in(db, self.env, &c, writes)

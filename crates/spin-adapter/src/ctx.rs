@@ -22,10 +22,11 @@ impl<T> Ctx<T> {
     }
 
     /// The engine over this request's connection (migrated on first use),
-    /// with the tenant limits of the Spin variables `limit_*`.
+    /// with the tenant limits of the Spin variables `limit_*`, read only
+    /// when a write checks them (five variable reads a status read skips).
     pub fn engine(&self) -> Result<engine::Engine<'_>, Reply> {
         let mut e = engine::Engine::open(&self.db, &SpinEnv).map_err(|e| (self.error)(&e))?;
-        e.config.limits = engine::limits::Limits::from_lookup(crate::vars::variable);
+        e.config.limits_lookup = Some(crate::vars::variable);
         Ok(e)
     }
 }

@@ -260,16 +260,41 @@ async fn read(req: IncomingRequest) -> Result<Req, Reply> {
     })
 }
 
+/// Largest in-memory body written before the response is handed over
+/// (wasi-http buffers one chunk of a body nobody reads yet; 1 MiB in
+/// wasmtime).
+const WRITE_FIRST_MAX: usize = 256 << 10;
+
 async fn send(out: ResponseOutparam, reply: Reply) {
-    let headers: Vec<(String, Vec<u8>)> = reply
+    let mut headers: Vec<(String, Vec<u8>)> = reply
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
         .collect();
+    // A body held in memory goes with its length, and is written (and
+    // finished) before the response is set: the runtime then sends head and
+    // body in one TCP segment. Set first, the head left alone and the body
+    // (and a chunked end) followed in later segments, which Nagle's
+    // algorithm on Spin's sockets (no TCP_NODELAY) held back until the
+    // client's delayed ACK: 40 ms on a keep-alive connection.
+    let write_first = matches!(&reply.body, Body::Bytes(b) if b.len() <= WRITE_FIRST_MAX);
+    if let Body::Bytes(b) = &reply.body {
+        headers.push(("content-length".into(), b.len().to_string().into_bytes()));
+    }
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(reply.status);
     let mut sink = response.take_body();
+    if write_first {
+        if let Body::Bytes(b) = reply.body {
+            if !b.is_empty() {
+                let _ = sink.send(b).await;
+            }
+        }
+        drop(sink);
+        out.set(response);
+        return;
+    }
     out.set(response);
     match reply.body {
         Body::Bytes(b) => {

@@ -1,11 +1,29 @@
 //! The end-to-end harness: starts the real app (the repository's `spin.toml`
-//! and its built components) in the test host on a free port, with a fresh
-//! state directory, and talks to it over real HTTP.
+//! and its built components) on a free port, with a fresh state directory,
+//! and talks to it over real HTTP.
+//!
+//! Two runtimes, picked by `SPINOFF_E2E_RUNTIME`:
+//! - `host` (the default): the project's own host (`tests/spinoff-host`),
+//!   in-process;
+//! - `spin`: real `spin up` as a child process (`$SPINOFF_SPIN`, else `spin`
+//!   on PATH) with the same built components, killed (the whole process
+//!   group, SIGKILL) when the [`App`] is dropped.
+//!
+//! Tests use only what both runtimes offer: HTTP, Spin variables
+//! ([`Options::variables`], `SPIN_VARIABLE_*` for Spin), the state directory,
+//! and kill + restart on the same state directory ([`App::restart_with`]).
+//! The worker and the notifier run only when a test ticks them
+//! (`POST /internal/{worker,notifier}/tick`): the app is started from a copy
+//! of `spin.toml` without its `[[trigger.cron]]` tables, unless
+//! [`Options::cron`] asks for the real schedule.
 //!
 //! Build the components first: `scripts/build-wasm` (scripts/test does).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub mod services;
 
@@ -22,13 +40,119 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// Which runtime serves the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// The project's host (`tests/spinoff-host`), in this process.
+    Host,
+    /// Real `spin up`, a child process.
+    Spin,
+}
+
+impl Runtime {
+    /// `SPINOFF_E2E_RUNTIME`: `spin`, or `host` (the default).
+    pub fn from_env() -> Runtime {
+        match std::env::var("SPINOFF_E2E_RUNTIME").as_deref() {
+            Ok("spin") => Runtime::Spin,
+            Ok("host") | Ok("") | Err(_) => Runtime::Host,
+            Ok(other) => panic!("SPINOFF_E2E_RUNTIME={other:?}: expected `host` or `spin`"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Host => "spinoff-host",
+            Runtime::Spin => "spin",
+        }
+    }
+}
+
+/// The `spin` binary: `$SPINOFF_SPIN`, else `spin` on PATH.
+pub fn spin_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SPINOFF_SPIN").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("spin"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// How an app starts: the same on either runtime.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Spin variables (`SPIN_VARIABLE_<NAME>` under Spin); `admin_token` is
+    /// [`ADMIN_TOKEN`] unless replaced or removed.
+    pub variables: BTreeMap<String, String>,
+    /// Run the manifest's `[[trigger.cron]]` schedules (the clone worker and
+    /// the notifier every 2 s): the real cron plugin under Spin, the host's
+    /// scheduler in the host. Off by default, so ticks are the test's own.
+    pub cron: bool,
+    /// Spin's runtime config (TOML), as `--runtime-config-file` gives it:
+    /// where the SQLite database and key-value store live. `None`: local
+    /// files in the state directory — unless `SPINOFF_E2E_BACKEND=remote`,
+    /// where the harness starts a sqld and a Redis for the app
+    /// ([`services::Services`]) and names them here.
+    pub runtime_config: Option<String>,
+}
+
+impl Options {
+    fn new() -> Options {
+        let mut variables = BTreeMap::new();
+        variables.insert("admin_token".into(), ADMIN_TOKEN.into());
+        Options {
+            variables,
+            cron: false,
+            runtime_config: None,
+        }
+    }
+}
+
+/// Where the app keeps its data: `SPINOFF_E2E_BACKEND`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Local SQLite files in the state directory (the default).
+    Local,
+    /// A real sqld and Redis per app, through the runtime config.
+    Remote,
+}
+
+impl Backend {
+    /// `SPINOFF_E2E_BACKEND`: `remote`, or `local` (the default).
+    pub fn from_env() -> Backend {
+        match std::env::var("SPINOFF_E2E_BACKEND").as_deref() {
+            Ok("remote") => Backend::Remote,
+            Ok("local") | Ok("") | Err(_) => Backend::Local,
+            Ok(other) => panic!("SPINOFF_E2E_BACKEND={other:?}: expected `local` or `remote`"),
+        }
+    }
+}
+
 /// A running app.
 pub struct App {
     pub base: String,
-    pub host: Arc<Host>,
-    pub rt: tokio::runtime::Runtime,
     pub state: tempfile::TempDir,
+    pub runtime: Runtime,
+    served: Served,
+    options: Options,
     agent: ureq::Agent,
+    /// The sqld and Redis the harness started for this app (remote
+    /// backend); dropped after the app.
+    services: Option<services::Services>,
+}
+
+enum Served {
+    Host {
+        host: Arc<Host>,
+        rt: tokio::runtime::Runtime,
+    },
+    Spin {
+        child: Child,
+        /// The manifest variant and spin's own output.
+        scratch: tempfile::TempDir,
+    },
+    /// Killed (a restart moved the state directory on).
+    Gone,
 }
 
 /// An HTTP answer.
@@ -57,40 +181,100 @@ impl App {
         App::start_with(|_| {})
     }
 
-    /// Start the app, letting the caller adjust the host's options.
-    pub fn start_with(mutate: impl FnOnce(&mut HostOptions)) -> App {
+    /// Start the app, letting the caller adjust its options.
+    pub fn start_with(mutate: impl FnOnce(&mut Options)) -> App {
         let state = tempfile::tempdir().unwrap();
         App::start_in(state, mutate)
     }
 
-    /// Start the app on an existing state directory (restart after a "crash").
-    pub fn start_in(state: tempfile::TempDir, mutate: impl FnOnce(&mut HostOptions)) -> App {
-        let mut opts = options(state.path());
+    /// Start the app on an existing state directory.
+    pub fn start_in(state: tempfile::TempDir, mutate: impl FnOnce(&mut Options)) -> App {
+        let mut opts = Options::new();
         mutate(&mut opts);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let host =
-            Arc::new(Host::new(opts).expect("host starts (did you run scripts/build-wasm?)"));
-        let (addr, _task) = rt
-            .block_on(spinoff_host::server::bind(
-                host.clone(),
-                "127.0.0.1:0".parse().unwrap(),
-            ))
-            .unwrap();
+        App::try_start(Runtime::from_env(), state, opts)
+            .unwrap_or_else(|e| panic!("the app starts (did you run scripts/build-wasm?): {e:#}"))
+    }
+
+    /// Start the app on `runtime`; Err carries why it did not start (the
+    /// runtime's own message).
+    pub fn try_start(
+        runtime: Runtime,
+        state: tempfile::TempDir,
+        mut options: Options,
+    ) -> anyhow::Result<App> {
+        let services = match (Backend::from_env(), &options.runtime_config) {
+            (Backend::Remote, None) => {
+                let s = services::Services::start()
+                    .map_err(|why| anyhow::anyhow!("SPINOFF_E2E_BACKEND=remote: {why}"))?;
+                options.runtime_config = Some(s.runtime_config_toml());
+                Some(s)
+            }
+            _ => None,
+        };
+        App::start_served(runtime, state, options, services)
+    }
+
+    fn start_served(
+        runtime: Runtime,
+        state: tempfile::TempDir,
+        options: Options,
+        services: Option<services::Services>,
+    ) -> anyhow::Result<App> {
+        let (served, base) = match runtime {
+            Runtime::Host => start_host(state.path(), &options)?,
+            Runtime::Spin => start_spin(state.path(), &options)?,
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .build()
             .into();
-        App {
-            base: format!("http://{addr}"),
-            host,
-            rt,
+        Ok(App {
+            base,
             state,
+            runtime,
+            served,
+            options,
             agent,
+            services,
+        })
+    }
+
+    /// The sqld and Redis behind this app, when the harness started them.
+    pub fn services(&self) -> Option<&services::Services> {
+        self.services.as_ref()
+    }
+
+    /// Kill the app at once (SIGKILL of `spin up` and its triggers; the
+    /// host's runtime dropped mid-flight) and start it again on the same
+    /// state directory, with the options adjusted by `mutate`.
+    pub fn restart_with(mut self, mutate: impl FnOnce(&mut Options)) -> App {
+        self.kill();
+        let mut options = std::mem::take(&mut self.options);
+        mutate(&mut options);
+        let state = std::mem::replace(&mut self.state, tempfile::tempdir().unwrap());
+        // The same servers: their data is the app's state.
+        let services = self.services.take();
+        App::start_served(self.runtime, state, options, services)
+            .unwrap_or_else(|e| panic!("the app restarts: {e:#}"))
+    }
+
+    /// The in-process host (the host runtime only), for the benchmarks'
+    /// memory figures.
+    pub fn host(&self) -> Option<&Arc<Host>> {
+        match &self.served {
+            Served::Host { host, .. } => Some(host),
+            _ => None,
+        }
+    }
+
+    /// Kill the app at once: SIGKILL of `spin up` and its triggers, or the
+    /// host's runtime dropped mid-flight. Requests fail from then on.
+    pub fn kill(&mut self) {
+        match std::mem::replace(&mut self.served, Served::Gone) {
+            Served::Host { rt, .. } => rt.shutdown_background(),
+            Served::Spin { mut child, .. } => kill_group(&mut child),
+            Served::Gone => {}
         }
     }
 
@@ -145,15 +329,27 @@ impl App {
         self.request(method, path, &h, Some(body.to_string().as_bytes()))
     }
 
-    /// Fire one cron tick of the clone worker, as the cron trigger would.
+    /// One tick of the clone worker (`POST /internal/worker/tick`, admin
+    /// token): what its cron trigger runs, on either runtime.
     pub fn tick(&self) -> anyhow::Result<()> {
-        self.rt.block_on(self.host.fire_cron("clone-worker"))
+        self.admin_post("/internal/worker/tick").map(|_| ())
     }
 
-    /// Fire one cron tick of the notifier (the clone worker's Wasm with its
-    /// delivery duty), as the cron trigger would.
+    /// One tick of the notifier (`POST /internal/notifier/tick`): what its
+    /// cron trigger runs, on either runtime.
     pub fn notify(&self) -> anyhow::Result<()> {
-        self.rt.block_on(self.host.fire_cron("notifier"))
+        self.admin_post("/internal/notifier/tick").map(|_| ())
+    }
+
+    fn admin_post(&self, path: &str) -> anyhow::Result<Value> {
+        let r = self.request(
+            "POST",
+            path,
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            None,
+        );
+        anyhow::ensure!(r.status == 200, "{path}: {} {}", r.status, r.body);
+        Ok(r.json())
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -169,16 +365,6 @@ fn http_request(method: &str, url: &str, headers: &[(&str, &str)]) -> ureq::http
     b
 }
 
-/// The host options for the repository's `spin.toml` in `state`.
-pub fn options(state: &Path) -> HostOptions {
-    let root = repo_root();
-    let mut opts = HostOptions::new(root.join("spin.toml"), state);
-    opts.cache_dir = Some(root.join("target/spinoff-host-cache"));
-    opts.variables
-        .insert("admin_token".into(), ADMIN_TOKEN.into());
-    opts
-}
-
 impl App {
     /// Mint a tenant token with the admin token.
     pub fn token(&self, tenant: &str) -> String {
@@ -192,22 +378,180 @@ impl App {
         r.json()["token"].as_str().unwrap().to_string()
     }
 
-    /// Fire the worker over HTTP (`POST /internal/worker/tick`).
+    /// Fire the worker over HTTP (`POST /internal/worker/tick`); its report.
     pub fn http_tick(&self) -> Value {
-        let r = self.request(
-            "POST",
-            "/internal/worker/tick",
-            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-            None,
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
+        self.admin_post("/internal/worker/tick")
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The app's SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.state.path().join("sqlite_db.db")
     }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // A failing test under Spin shows what Spin and the components said
+        // (the host's own output is the test's already).
+        if std::thread::panicking() {
+            if let Served::Spin { scratch, .. } = &self.served {
+                let mut files: Vec<PathBuf> = [scratch.path(), &self.state.path().join("logs")]
+                    .iter()
+                    .filter_map(|d| std::fs::read_dir(d).ok())
+                    .flatten()
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "out" || x == "txt"))
+                    .collect();
+                files.sort();
+                for f in files {
+                    let text = std::fs::read_to_string(&f).unwrap_or_default();
+                    let tail: String = text.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+                    if !tail.trim().is_empty() {
+                        eprintln!("--- {} (last 4000 chars) ---\n{tail}", f.display());
+                    }
+                }
+            }
+        }
+        self.kill();
+    }
+}
+
+fn start_host(state: &Path, options: &Options) -> anyhow::Result<(Served, String)> {
+    let root = repo_root();
+    let mut opts = HostOptions::new(root.join("spin.toml"), state);
+    opts.cache_dir = Some(root.join("target/spinoff-host-cache"));
+    opts.variables = options.variables.clone();
+    if let Some(toml) = &options.runtime_config {
+        opts.runtime_config = Some(spinoff_host::runtime_config::RuntimeConfig::parse(toml, state)?);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let host = Arc::new(Host::new(opts)?);
+    let (addr, _task) = rt.block_on(spinoff_host::server::bind(
+        host.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))?;
+    if options.cron {
+        let _in_rt = rt.enter();
+        // The tasks end with the runtime.
+        drop(host.start_cron()?);
+    }
+    Ok((Served::Host { host, rt }, format!("http://{addr}")))
+}
+
+/// `spin.toml` as the harness serves it under Spin: component sources made
+/// absolute (the copy lives in a temporary directory) and, unless `cron`,
+/// without its `[[trigger.cron]]` tables.
+pub fn manifest_variant(cron: bool) -> String {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let mut out = String::new();
+    let mut in_cron = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            in_cron = !cron && t.starts_with("[[trigger.cron]]");
+        }
+        if in_cron {
+            continue;
+        }
+        if let Some(rel) = t
+            .strip_prefix("source = \"")
+            .and_then(|r| r.strip_suffix('"'))
+        {
+            out.push_str(&format!("source = {:?}\n", root.join(rel).display().to_string()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String)> {
+    let spin = spin_binary().ok_or_else(|| {
+        anyhow::anyhow!("SPINOFF_E2E_RUNTIME=spin but no spin (set SPINOFF_SPIN or put spin on PATH)")
+    })?;
+    let scratch = tempfile::tempdir()?;
+    let manifest = scratch.path().join("spin.toml");
+    std::fs::write(&manifest, manifest_variant(options.cron))?;
+    // A port taken between our probe and spin's bind: try another.
+    let mut last = String::new();
+    for attempt in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let out = std::fs::File::create(scratch.path().join(format!("spin-{attempt}.out")))?;
+        let mut cmd = Command::new(&spin);
+        cmd.args(["up", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+            .arg(state)
+            .arg("-f")
+            .arg(&manifest);
+        if let Some(toml) = &options.runtime_config {
+            let file = scratch.path().join("runtime-config.toml");
+            std::fs::write(&file, toml)?;
+            cmd.arg("--runtime-config-file").arg(file);
+        }
+        cmd
+            .current_dir(scratch.path())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SPIN_VARIABLE_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &options.variables {
+            cmd.env(format!("SPIN_VARIABLE_{}", k.to_uppercase()), v);
+        }
+        // Its own process group: `spin up` starts its triggers as children,
+        // and a kill must reach them all.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            if let Some(status) = child.try_wait()? {
+                kill_group(&mut child);
+                last = format!(
+                    "spin up exited ({status}): {}",
+                    std::fs::read_to_string(scratch.path().join(format!("spin-{attempt}.out")))
+                        .unwrap_or_default()
+                );
+                break;
+            }
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok((
+                    Served::Spin {
+                        child,
+                        scratch,
+                    },
+                    format!("http://127.0.0.1:{port}"),
+                ));
+            }
+            if Instant::now() > deadline {
+                kill_group(&mut child);
+                anyhow::bail!("spin up did not listen on {addr} within 300 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !last.contains("in use") {
+            break;
+        }
+    }
+    anyhow::bail!("{last}")
+}
+
+/// SIGKILL to a child's whole process group (`spin up` and its triggers).
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `Authorization: Bearer <token>` as a header list.

@@ -13,8 +13,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spinoff_host::runtime_config::{KvConfig, RuntimeConfig, SqliteConfig};
-
 use crate::repo_root;
 
 /// A running sqld and Redis, and the runtime config naming them.
@@ -95,27 +93,9 @@ impl Services {
         }
     }
 
-    /// The runtime config putting the app's `default` database on this
-    /// sqld and its `default` store on this Redis.
-    pub fn runtime_config(&self) -> RuntimeConfig {
-        let mut c = RuntimeConfig::default();
-        c.sqlite_databases.insert(
-            "default".into(),
-            SqliteConfig::Libsql {
-                url: format!("http://{}", self.sqld.addr),
-                token: String::new(),
-            },
-        );
-        c.key_value_stores.insert(
-            "default".into(),
-            KvConfig::Redis {
-                url: format!("redis://{}", self.redis.addr),
-            },
-        );
-        c
-    }
-
-    /// The same as Spin's TOML, for `--runtime-config-file`.
+    /// The runtime config (Spin's TOML, as `--runtime-config-file` reads
+    /// it) putting the app's `default` database on this sqld and its
+    /// `default` store on this Redis.
     pub fn runtime_config_toml(&self) -> String {
         format!(
             "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"http://{}\"\n\n\

@@ -20,17 +20,41 @@ fn host_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_e2e-spinoff-host"))
 }
 
-struct Instance {
-    child: Child,
-    base: String,
-    port: u16,
+/// One instance: a host process (the host runtime), or `spin up` with the
+/// real cron plugin (`SPINOFF_E2E_RUNTIME=spin`), both SIGKILLed by `kill`.
+enum Instance {
+    Host { child: Child, base: String, port: u16 },
+    Spin(Box<App>),
+}
+
+impl Instance {
+    fn base(&self) -> &str {
+        match self {
+            Instance::Host { base, .. } => base,
+            Instance::Spin(app) => &app.base,
+        }
+    }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Instance::Host { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// A `spin up` instance on the shared servers, with its cron triggers.
+fn start_spin(config: &str) -> Instance {
+    let state = tempfile::tempdir().unwrap();
+    let mut o = Options::default();
+    o.variables.insert("admin_token".into(), ADMIN_TOKEN.into());
+    o.cron = true;
+    o.runtime_config = Some(config.to_string());
+    Instance::Spin(Box::new(
+        App::try_start(Runtime::Spin, state, o).expect("spin up starts"),
+    ))
 }
 
 fn free_port() -> u16 {
@@ -60,13 +84,13 @@ fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) 
         .stderr(log)
         .spawn()
         .unwrap();
-    let i = Instance {
+    let i = Instance::Host {
         child,
         base: format!("http://127.0.0.1:{port}"),
         port,
     };
     let t = Instant::now();
-    while ureq::get(format!("{}/data/v1/openapi.json", i.base))
+    while ureq::get(format!("{}/data/v1/openapi.json", i.base()))
         .call()
         .is_err()
     {
@@ -128,9 +152,12 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("runtime-config.toml");
     std::fs::write(&config, services.runtime_config_toml()).unwrap();
-    let mut nodes: Vec<Instance> = (0..3)
-        .map(|_| start(&bin, &config, &state, free_port()))
-        .collect();
+    let runtime = Runtime::from_env();
+    let launch = |port: u16| match runtime {
+        Runtime::Host => start(&bin, &config, &state, port),
+        Runtime::Spin => start_spin(&services.runtime_config_toml()),
+    };
+    let mut nodes: Vec<Instance> = (0..3).map(|_| launch(free_port())).collect();
     phase("3 instances up");
     let a = agent();
     let admin = format!("Bearer {ADMIN_TOKEN}");
@@ -139,7 +166,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let (s, body) = call(
         &a,
         "POST",
-        &format!("{}/data/v1/tokens", nodes[0].base),
+        &format!("{}/data/v1/tokens", nodes[0].base()),
         &admin,
         Some(r#"{"tenant":"acme"}"#),
     );
@@ -150,14 +177,14 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
         .to_string();
     let auth = format!("Bearer {token}");
     for n in &nodes {
-        let (s, body) = call(&a, "GET", &format!("{}/data/v1/tokens/current", n.base), &auth, None);
+        let (s, body) = call(&a, "GET", &format!("{}/data/v1/tokens/current", n.base()), &auth, None);
         assert_eq!(s, 200, "{body}");
     }
 
     // Three sources, loaded through different instances.
     let sources = ["native:s0", "native:s1", "native:s2"];
     for (i, r) in sources.iter().enumerate() {
-        let base = &nodes[i].base;
+        let base = nodes[i].base();
         let (s, body) = call(&a, "PUT", &format!("{base}/data/v1/resources/{r}"), &auth, None);
         assert_eq!(s, 201, "{body}");
         let lines: String = (0..8_000)
@@ -183,7 +210,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
                 .iter()
                 .map(|n| {
                     let (a, auth, target) = (&a, &auth, &target);
-                    let url = format!("{}/data/v1/resources/{r}/clones", n.base);
+                    let url = format!("{}/data/v1/resources/{r}/clones", n.base());
                     s.spawn(move || {
                         call(a, "POST", &url, auth, Some(&json!({"target": target}).to_string()))
                     })
@@ -211,7 +238,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let (a, auth, ops, stop) = (&a, &auth, &ops, &stop);
-        let base1 = nodes[1].base.clone();
+        let base1 = nodes[1].base().clone();
         s.spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 for (id, _, _) in ops {
@@ -230,7 +257,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             let copied: Vec<(i64, String)> = ops
                 .iter()
                 .map(|(id, _, _)| {
-                    let (_, body) = call(a, "GET", &format!("{}/data/v1/operations/{id}", nodes[2].base), auth, None);
+                    let (_, body) = call(a, "GET", &format!("{}/data/v1/operations/{id}", nodes[2].base()), auth, None);
                     let op: Value = serde_json::from_str(&body).unwrap();
                     (
                         op["progress"]["records_copied"].as_i64().unwrap_or(0),
@@ -249,19 +276,27 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             std::thread::sleep(Duration::from_millis(20));
         }
         phase("copy under way: killing instance 1");
-        let _ = nodes[1].child.kill(); // SIGKILL
-        let _ = nodes[1].child.wait();
+        match &mut nodes[1] {
+            Instance::Host { child, .. } => {
+                let _ = child.kill(); // SIGKILL
+                let _ = child.wait();
+            }
+            Instance::Spin(app) => app.kill(), // SIGKILL of spin and its triggers
+        }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    let port = nodes[1].port;
-    nodes[1] = start(&bin, &config, &state, port);
+    let port = match &nodes[1] {
+        Instance::Host { port, .. } => *port,
+        Instance::Spin(_) => free_port(),
+    };
+    nodes[1] = launch(port);
     phase("instance 1 restarted");
     // Every clone finishes, polled round-robin over the instances.
     for (n, (id, _, _)) in ops.iter().enumerate() {
         let t = Instant::now();
         let mut i = n;
         loop {
-            let base = &nodes[i % 3].base;
+            let base = &nodes[i % 3].base();
             i += 1;
             let (s, body) = call(&a, "GET", &format!("{base}/data/v1/operations/{id}"), &auth, None);
             assert_eq!(s, 200, "{body}");
@@ -282,7 +317,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     // Nothing lost, nothing doubled: each copy equals its source at its
     // snapshot, read through an instance other than the one that started it.
     for (i, (r, (_, target, snap))) in sources.iter().zip(&ops).enumerate() {
-        let base = &nodes[(i + 1) % 3].base;
+        let base = &nodes[(i + 1) % 3].base();
         let copy = sorted_export(&a, base, &auth, target, None);
         assert_eq!(copy.len(), 8_000);
         let mut dedup = copy.clone();
@@ -292,15 +327,15 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     }
 
     // Revoked on one instance: refused on all.
-    let (_, body) = call(&a, "GET", &format!("{}/data/v1/tokens/current", nodes[2].base), &auth, None);
+    let (_, body) = call(&a, "GET", &format!("{}/data/v1/tokens/current", nodes[2].base()), &auth, None);
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let (s, body) = call(&a, "DELETE", &format!("{}/data/v1/tokens/{id}", nodes[2].base), &auth, None);
+    let (s, body) = call(&a, "DELETE", &format!("{}/data/v1/tokens/{id}", nodes[2].base()), &auth, None);
     assert_eq!(s, 204, "{body}");
     for n in &nodes {
-        let (s, _) = call(&a, "GET", &format!("{}/data/v1/resources/native:s0", n.base), &auth, None);
-        assert_eq!(s, 401, "revoked token still accepted on {}", n.base);
+        let (s, _) = call(&a, "GET", &format!("{}/data/v1/resources/native:s0", n.base()), &auth, None);
+        assert_eq!(s, 401, "revoked token still accepted on {}", n.base());
     }
 }

@@ -23,7 +23,7 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
     let Some(services) = Services::start_or_skip("remote_backends") else {
         return;
     };
-    let config = services.runtime_config();
+    let config = services.runtime_config_toml();
     let app = App::start_with(|o| o.runtime_config = Some(config));
     let token = app.token("acme");
     let auth = format!("Bearer {token}");

@@ -275,13 +275,10 @@ fn internal_webhook_addresses_are_refused_at_start_and_at_send() {
     let id = op.json()["id"].as_str().unwrap().to_string();
     app.http_tick();
     let state = app.state.path().to_path_buf();
-    let app = {
-        let App { state: dir, .. } = app;
-        App::start_in(dir, |o| {
-            o.variables
-                .insert("webhook_allowed_hosts".into(), String::new());
-        })
-    };
+    let app = app.restart_with(|o| {
+        o.variables
+            .insert("webhook_allowed_hosts".into(), String::new());
+    });
     assert_eq!(app.state.path(), state);
     let report = notifier_tick(&app);
     assert_eq!(report["failed"], 1, "{report}");

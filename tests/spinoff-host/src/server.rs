@@ -14,20 +14,27 @@ use tokio::net::TcpListener;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpHooks, DEFAULT_FORBIDDEN_HEADERS};
+use wasmtime_wasi_http::WasiHttpView;
 
 use crate::runtime::Host;
 
 /// Serve the app on `listener` until the task is dropped.
 pub async fn serve(host: Arc<Host>, listener: TcpListener) -> Result<()> {
     loop {
+        // No TCP_NODELAY: Spin's server leaves Nagle's algorithm on, and a
+        // reply split over segments waits for the client's delayed ACK
+        // there; the host must show that cost too.
         let (client, client_addr) = listener.accept().await?;
-        let _ = client.set_nodelay(true);
         let host = host.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let host = host.clone();
-                async move { Ok::<_, std::convert::Infallible>(host.handle(req, client_addr).await) }
+                async move {
+                    // Spin drops the connection, without an answer, when a
+                    // request's authority is missing or unusable.
+                    authority_of(req.headers(), req.uri())?;
+                    Ok::<_, anyhow::Error>(host.handle(req, client_addr).await)
+                }
             });
             let _ = http1::Builder::new()
                 .keep_alive(true)
@@ -49,44 +56,72 @@ pub async fn bind(
     Ok((local, tokio::spawn(serve(host, listener))))
 }
 
-fn plain(status: StatusCode, text: impl Into<String>) -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from(text.into()))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(body)
-        .expect("static response")
+/// The request's authority as Spin takes it: the `Host` header or the
+/// URI's, which must agree when both are there.
+fn authority_of(headers: &http::HeaderMap, uri: &http::Uri) -> Result<String> {
+    let header = headers
+        .get(http::header::HOST)
+        .map(|h| -> Result<http::uri::Authority> {
+            Ok(h.to_str()
+                .context("'Host' header is not valid UTF-8")?
+                .parse()?)
+        })
+        .transpose()?;
+    match (header, uri.authority()) {
+        (None, None) => anyhow::bail!("no 'Host' header present in request"),
+        (Some(a), None) => Ok(a.to_string()),
+        (None, Some(a)) => Ok(a.to_string()),
+        (Some(a), Some(b)) if a == *b => Ok(a.to_string()),
+        _ => anyhow::bail!("authority in 'Host' header does not match authority in URI"),
+    }
 }
 
-/// The headers an incoming request hands the guest: like Spin, the `host`
-/// header stays (wasmtime's default strips it with the hop-by-hop headers,
-/// and a family that reads the project from the host name would see none);
-/// requests the guest builds still may not set it.
-struct IncomingHooks;
-
-impl WasiHttpHooks for IncomingHooks {
-    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
-        *name != http::header::HOST && DEFAULT_FORBIDDEN_HEADERS.contains(name)
+/// A reply with a fixed body (none when empty), as Spin's own replies are.
+fn fixed(
+    status: StatusCode,
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+) -> Response<HyperOutgoingBody> {
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut r = Response::builder().status(status);
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
     }
-    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
-        Arc::new(|name| *name != http::header::HOST && DEFAULT_FORBIDDEN_HEADERS.contains(name))
-    }
+    r.body(body).expect("static response")
 }
 
 impl Host {
-    /// Handle one request: 404 when no route matches, 500 when the guest traps.
+    /// Handle one request as Spin does: `/.well-known/spin/health` and
+    /// `/info` answered by the runtime itself, an empty 404 when no route
+    /// matches, an empty 500 when the request cannot be given to the
+    /// component (a header value that is not UTF-8) or the guest traps.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
         client_addr: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
+        if let Some(which) = req.uri().path().strip_prefix("/.well-known/spin/") {
+            return match which {
+                "health" => fixed(StatusCode::OK, None, "OK"),
+                "info" => {
+                    let app = &self.manifest().application;
+                    let mut info = serde_json::json!({"name": app.name});
+                    if let Some(v) = &app.version {
+                        info["version"] = v.clone().into();
+                    }
+                    let body = serde_json::to_vec_pretty(&info).expect("JSON");
+                    fixed(StatusCode::OK, Some("application/json"), body)
+                }
+                _ => fixed(StatusCode::NOT_FOUND, None, ""),
+            };
+        }
         match self.handle_impl(req, client_addr).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("spinoff-host: request failed: {e:?}");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+                fixed(StatusCode::INTERNAL_SERVER_ERROR, None, "")
             }
         }
     }
@@ -98,8 +133,17 @@ impl Host {
     ) -> Result<Response<HyperOutgoingBody>> {
         let path = req.uri().path().to_string();
         let Some(m) = self.router.route(&path) else {
-            return Ok(plain(StatusCode::NOT_FOUND, "Not Found\n"));
+            return Ok(fixed(StatusCode::NOT_FOUND, None, ""));
         };
+        // Spin hands the component its headers as UTF-8 text, and fails
+        // the request (500) when a value is not.
+        if let Some((name, _)) = req
+            .headers()
+            .iter()
+            .find(|(_, v)| std::str::from_utf8(v.as_bytes()).is_err())
+        {
+            anyhow::bail!("header {name} is not valid UTF-8");
+        }
         let component_id = self.route_components[m.index].clone();
         let loaded = self.component(&component_id)?;
         let proxy = loaded
@@ -108,12 +152,7 @@ impl Host {
             .context("component has no HTTP handler")?;
 
         let (mut parts, body) = req.into_parts();
-        let authority = parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(String::from)
-            .unwrap_or_else(|| "localhost".to_string());
+        let authority = authority_of(&parts.headers, &parts.uri)?;
         let path_and_query = parts
             .uri
             .path_and_query()
@@ -147,14 +186,11 @@ impl Host {
 
         let mut store = self.new_store(&component_id);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let state = store.data_mut();
-        let mut view = WasiHttpCtxView {
-            ctx: &mut state.http,
-            table: &mut state.table,
-            hooks: &mut IncomingHooks,
-        };
-        let wasi_req = view.new_incoming_request(Scheme::Http, req)?;
-        let out = view.new_response_outparam(sender)?;
+        let wasi_req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
         let task = tokio::spawn(async move {
             let instance = proxy.instantiate_async(&mut store).await?;
             instance

@@ -24,6 +24,7 @@ impl Engine<'_> {
         self.ensure_signing_secret(req)?;
         let now = self.env.now_us();
         let id = new_id(self.env);
+        let limits = &self.config.limits();
         transaction(self.db, |db| {
             if let Some(op) = replay(db, req)? {
                 return Ok((op, true));
@@ -32,7 +33,6 @@ impl Engine<'_> {
             if let Some(key) = &req.exclusive_key {
                 ensure_none_active(db, key, &source.reference())?;
             }
-            let limits = &self.config.limits;
             limits::check_start(db, limits, &req.tenant, now)?;
             let (snapshot_lsn, target_time) = resolve_snapshot(db, req.strategy, &source, now)?;
             limits::check_resources(db, limits, &req.tenant)?;

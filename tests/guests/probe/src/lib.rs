@@ -7,7 +7,8 @@
 //!   connection; each parameter is `{"integer": 1}`, `{"real": 1.5}`,
 //!   `{"text": "x"}`, `{"blob": [1, 2]}` or `null`; rows come back the same way;
 //! - `GET /var/{name}`: a variable's value;
-//! - anything else: the method, URI, `host` and `spin-*` headers as JSON.
+//! - anything else: the method, URI and `spin-*` headers as JSON, and every
+//!   header the guest received under `headers` (name → value).
 //!
 //! Errors answer 409 with the WIT error's debug text, so tests can match them.
 
@@ -60,8 +61,19 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 format!("\"method\":{}", json_escape(&format!("{:?}", req.method()))),
                 format!("\"uri\":{}", json_escape(req.uri())),
             ];
+            let all: Vec<String> = req
+                .headers()
+                .map(|(name, value)| {
+                    format!(
+                        "{}:{}",
+                        json_escape(name),
+                        json_escape(value.as_str().unwrap_or(""))
+                    )
+                })
+                .collect();
+            fields.push(format!("\"headers\":{{{}}}", all.join(",")));
             for (name, value) in req.headers() {
-                if name.starts_with("spin-") || name == "host" {
+                if name.starts_with("spin-") {
                     fields.push(format!(
                         "{}:{}",
                         json_escape(name),
