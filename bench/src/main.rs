@@ -241,6 +241,7 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
             ]
             .into(),
             cron: false,
+            runtime_config: None,
         },
     )
     .unwrap_or_else(|e| panic!("{name} starts: {e:#}"));

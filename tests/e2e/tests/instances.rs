@@ -238,7 +238,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let (a, auth, ops, stop) = (&a, &auth, &ops, &stop);
-        let base1 = nodes[1].base().clone();
+        let base1 = nodes[1].base().to_string();
         s.spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 for (id, _, _) in ops {
