@@ -98,7 +98,7 @@ impl Services {
     /// `default` store on this Redis.
     pub fn runtime_config_toml(&self) -> String {
         format!(
-            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"http://{}\"\n\n\
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"http://{}\"\ntoken = \"\"\n\n\
              [key_value_store.default]\ntype = \"redis\"\nurl = \"redis://{}\"\n",
             self.sqld.addr, self.redis.addr
         )

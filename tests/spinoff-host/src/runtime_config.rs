@@ -5,7 +5,7 @@
 //! [sqlite_database.default]
 //! type = "libsql"                 # a remote libSQL server: sqld, Turso
 //! url = "http://127.0.0.1:8080"   # or https://<db>.turso.io
-//! token = "…"                     # optional for a local sqld
+//! token = "…"                     # required, as by Spin: "" for a local sqld
 //!
 //! [key_value_store.default]
 //! type = "redis"
@@ -89,7 +89,10 @@ impl RuntimeConfig {
                     url: s
                         .url
                         .ok_or_else(|| anyhow!("[sqlite_database.{label}]: libsql needs `url`"))?,
-                    token: s.token.unwrap_or_default(),
+                    // Spin requires it too (empty for a server without auth).
+                    token: s.token.ok_or_else(|| {
+                        anyhow!("[sqlite_database.{label}]: libsql needs `token` (\"\" for none)")
+                    })?,
                 },
                 other => bail!(
                     "[sqlite_database.{label}]: type {other:?} is not supported (\"spin\" or \"libsql\")"
@@ -176,5 +179,12 @@ mod tests {
         let e = RuntimeConfig::parse("[sqlite_database.default]\ntype = \"libsql\"\n", Path::new("."))
             .unwrap_err();
         assert!(e.to_string().contains("needs `url`"), "{e}");
+        // Spin refuses a libsql database without `token`; so does the host.
+        let e = RuntimeConfig::parse(
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"http://x\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("needs `token`"), "{e}");
     }
 }
