@@ -240,6 +240,34 @@ impl App {
         })
     }
 
+    /// The app's database, beneath the API (tests that check what is stored
+    /// or inject a failure): the local file, or the app's sqld.
+    pub fn database(&self) -> Box<dyn engine::Db> {
+        match &self.services {
+            Some(s) => Box::new(s.database()),
+            None => Box::new(engine::native::NativeDb::open(&self.db_path()).unwrap()),
+        }
+    }
+
+    /// Every key of the app's key-value store and its value (as text), one
+    /// `key=value` line each: the local file, or the app's Redis.
+    pub fn kv_dump(&self) -> String {
+        if let Some(s) = &self.services {
+            return s.redis_dump();
+        }
+        let db = engine::native::NativeDb::open(&self.state_dir().join("sqlite_key_value.db"))
+            .unwrap();
+        let rows = engine::Db::execute(
+            &db,
+            "SELECT key, CAST(value AS TEXT) FROM spin_key_value ORDER BY key",
+            &[],
+        )
+        .unwrap();
+        rows.iter()
+            .map(|r| format!("{}={}\n", r.text(0).unwrap(), r.text(1).unwrap_or_default()))
+            .collect()
+    }
+
     /// The sqld and Redis behind this app, when the harness started them.
     pub fn services(&self) -> Option<&services::Services> {
         self.services.as_ref()

@@ -171,3 +171,163 @@ fn start_redis(bin: &PathBuf) -> Server {
     wait_until("redis-server", || TcpStream::connect(&server.addr).is_ok());
     server
 }
+
+impl Services {
+    /// Every key of the Redis and its value, one `key=value` line each,
+    /// sorted (values as text).
+    pub fn redis_dump(&self) -> String {
+        let mut s = TcpStream::connect(&self.redis.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut send = |args: &[&str]| -> Resp {
+            let mut cmd = format!("*{}\r\n", args.len());
+            for a in args {
+                cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+            }
+            s.write_all(cmd.as_bytes()).unwrap();
+            read_resp(&mut r)
+        };
+        let Resp::Array(keys) = send(&["KEYS", "*"]) else {
+            panic!("KEYS answered no array")
+        };
+        let mut lines: Vec<String> = keys
+            .into_iter()
+            .map(|k| {
+                let Resp::Bulk(Some(k)) = k else { panic!("a key that is no string") };
+                let k = String::from_utf8_lossy(&k).into_owned();
+                let v = match send(&["GET", &k]) {
+                    Resp::Bulk(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+                    _ => String::new(),
+                };
+                format!("{k}={v}\n")
+            })
+            .collect();
+        lines.sort();
+        lines.concat()
+    }
+
+    /// The app's database on this sqld, over Hrana's HTTP pipeline: for
+    /// tests that look beneath the API, as they open the local file.
+    pub fn database(&self) -> HranaDb {
+        HranaDb {
+            url: format!("http://{}/v2/pipeline", self.sqld.addr),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into(),
+            baton: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+/// A RESP reply (the subset `redis_dump` reads).
+enum Resp {
+    Simple,
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Resp>),
+}
+
+fn read_resp(r: &mut impl std::io::BufRead) -> Resp {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let line = line.trim_end();
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "+" | ":" => Resp::Simple,
+        "-" => panic!("redis error: {rest}"),
+        "$" => {
+            let n: i64 = rest.parse().unwrap();
+            if n < 0 {
+                return Resp::Bulk(None);
+            }
+            let mut buf = vec![0; n as usize + 2];
+            r.read_exact(&mut buf).unwrap();
+            buf.truncate(n as usize);
+            Resp::Bulk(Some(buf))
+        }
+        "*" => {
+            let n: i64 = rest.parse().unwrap();
+            Resp::Array((0..n.max(0)).map(|_| read_resp(r)).collect())
+        }
+        other => panic!("unexpected RESP type {other:?}"),
+    }
+}
+
+/// An engine [`engine::Db`] on a sqld over Hrana's HTTP pipeline
+/// (`POST /v2/pipeline`), keeping the stream's baton between statements so
+/// a transaction spans them.
+pub struct HranaDb {
+    url: String,
+    agent: ureq::Agent,
+    baton: std::cell::RefCell<Option<String>>,
+}
+
+impl engine::Db for HranaDb {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[engine::Value],
+    ) -> Result<Vec<engine::Row>, engine::DbError> {
+        use base64::Engine as _;
+        use serde_json::{json, Value};
+        let args: Vec<Value> = params
+            .iter()
+            .map(|v| match v {
+                engine::Value::Null => json!({"type": "null"}),
+                engine::Value::Integer(i) => json!({"type": "integer", "value": i.to_string()}),
+                engine::Value::Real(f) => json!({"type": "float", "value": f}),
+                engine::Value::Text(s) => json!({"type": "text", "value": s}),
+                engine::Value::Blob(b) => json!({"type": "blob",
+                    "base64": base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)}),
+            })
+            .collect();
+        let body = json!({
+            "baton": *self.baton.borrow(),
+            "requests": [{"type": "execute", "stmt": {"sql": sql, "args": args}}],
+        });
+        let mut r = self
+            .agent
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .map_err(|e| engine::DbError::Unavailable(e.to_string()))?;
+        let text = r
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| engine::DbError::Other(e.to_string()))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| engine::DbError::Other(format!("{e}: {text}")))?;
+        *self.baton.borrow_mut() = v["baton"].as_str().map(str::to_string);
+        let res = &v["results"][0];
+        if res["type"] != "ok" {
+            return Err(engine::DbError::Other(res["error"].to_string()));
+        }
+        let rows = res["response"]["result"]["rows"].as_array().cloned().unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|row| {
+                engine::Row(
+                    row.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| match c["type"].as_str() {
+                            Some("integer") => engine::Value::Integer(
+                                c["value"].as_str().unwrap().parse().unwrap(),
+                            ),
+                            Some("float") => engine::Value::Real(c["value"].as_f64().unwrap()),
+                            Some("text") => {
+                                engine::Value::Text(c["value"].as_str().unwrap().to_string())
+                            }
+                            Some("blob") => engine::Value::Blob(
+                                base64::engine::general_purpose::STANDARD_NO_PAD
+                                    .decode(c["base64"].as_str().unwrap().trim_end_matches('='))
+                                    .unwrap(),
+                            ),
+                            _ => engine::Value::Null,
+                        })
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+}

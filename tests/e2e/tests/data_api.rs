@@ -325,8 +325,8 @@ fn cancel_retry_idempotency_and_tenancy() {
     );
     {
         // A worker hits a storage error on this operation (same engine code, same file).
-        let db = engine::native::NativeDb::open(&app.db_path()).unwrap();
-        let e = engine::Engine::open(&db, &engine::native::SystemEnv).unwrap();
+        let db = app.database();
+        let e = engine::Engine::open(db.as_ref(), &engine::native::SystemEnv).unwrap();
         e.fail(&id, "disk I/O error").unwrap();
     }
     let failed = c.get(&format!("/operations/{id}")).json();
@@ -641,7 +641,7 @@ fn the_worker_tick_over_http_finishes_copies_and_the_notifier_delivers_webhooks(
 fn tokens_are_stored_only_as_hashes_and_an_empty_admin_token_is_a_503() {
     let app = App::start();
     let token = app.token("acme");
-    let kv = rusqlite_like_dump(&app.state_dir().join("sqlite_key_value.db"));
+    let kv = app.kv_dump();
     assert!(!kv.contains(&token), "the token itself is stored");
     assert!(kv.contains("token:"), "{kv}");
     // An admin_token set to "" counts as unset: a clear 503, never open access.
@@ -668,16 +668,3 @@ fn tokens_are_stored_only_as_hashes_and_an_empty_admin_token_is_a_503() {
         .contains("admin_token"));
 }
 
-/// Every key and value of the key-value file, as text.
-fn rusqlite_like_dump(path: &std::path::Path) -> String {
-    let db = engine::native::NativeDb::open(path).unwrap();
-    let rows = engine::Db::execute(
-        &db,
-        "SELECT key, CAST(value AS TEXT) FROM spin_key_value",
-        &[],
-    )
-    .unwrap();
-    rows.iter()
-        .map(|r| format!("{}={}\n", r.text(0).unwrap(), r.text(1).unwrap_or_default()))
-        .collect()
-}

@@ -160,11 +160,11 @@ fn the_cron_triggers_advance_a_clone_with_no_http_tick() {
     let id = op["id"].as_str().unwrap().to_string();
     // Watch the operation in the database file: an HTTP status read would
     // itself advance the copy (`nudge`).
-    let db = engine::native::NativeDb::open(&app.db_path()).unwrap();
+    let db = app.database();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rows = engine::Db::execute(
-            &db,
+            db.as_ref(),
             "SELECT status FROM operations WHERE id = ?1",
             &[engine::Value::Text(id.clone())],
         )

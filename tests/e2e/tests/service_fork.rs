@@ -280,8 +280,8 @@ fn a_failed_fork_is_unstable_with_its_reason_and_can_be_deleted() {
     let f = t.fork("p", &id, json!({"fork_strategy": "NOW"}));
     let fid = f["service_id"].as_str().unwrap().to_string();
     {
-        let db = engine::native::NativeDb::open(&app.db_path()).unwrap();
-        let e = engine::Engine::open(&db, &engine::native::SystemEnv).unwrap();
+        let db = app.database();
+        let e = engine::Engine::open(db.as_ref(), &engine::native::SystemEnv).unwrap();
         let c = e.container("timescale", "acme", &fid).unwrap();
         e.fail(
             c.spec["fork_operation"].as_str().unwrap(),

@@ -623,7 +623,6 @@ fn tokens_revoke_themselves_and_the_admin_revokes_any() {
     );
     assert_eq!(app.request("DELETE", &path, &[], None).status, 401);
     // Nothing but hashes and ids in key-value: neither secret appears.
-    let kv = std::fs::read(app.state_dir().join("sqlite_key_value.db")).unwrap();
-    let kv = String::from_utf8_lossy(&kv);
+    let kv = app.kv_dump();
     assert!(!kv.contains(&t1) && !kv.contains(m["token"].as_str().unwrap()));
 }
