@@ -68,6 +68,10 @@ fn map_err(e: SqlError) -> DbError {
             if l.contains("database is locked") || l.contains("database is busy") {
                 DbError::Busy(m)
             } else if l.contains("transaction_timeout")
+                // sqld interrupts a transaction that holds the write lock
+                // while another writer waits: rolled back, safe to rerun.
+                || l.contains("sqlite_interrupt")
+                || l.contains("interrupted")
                 || l.contains("stream_expired")
                 || l.contains("stream expired")
                 || l.contains("transaction timed out")
