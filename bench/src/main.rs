@@ -175,7 +175,10 @@ fn main() {
         println!("| figure | spin | spinoff-host | spin / host |");
         println!("|---|---:|---:|---:|");
         for ((n, s, sn), (_, h, hn)) in spin.throughput.iter().zip(&host.throughput) {
-            println!("| {n}: copy throughput (records/s) | {s:.0} | {h:.0} | {:.2} |", s / h);
+            println!(
+                "| {n}: copy throughput (records/s) | {s:.0} | {h:.0} | {:.2} |",
+                s / h
+            );
             println!(
                 "| {n}: copy throughput vs native INSERT…SELECT | {:.2} | {:.2} | {:.2} |",
                 s / sn,
@@ -499,14 +502,37 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
             app.tick().unwrap();
         }
         let phases: [(&str, String, Option<&str>, u16); 4] = [
-            ("404 from the router (instantiate, route)", "/data/v1/no-such-route".into(), None, 404),
-            ("401 unknown token (+ admin_token variable, key-value get)", format!("/data/v1/operations/{id}"), Some("Bearer spk_unknown"), 401),
-            ("404 unknown operation (+ SQLite open, engine open, one query)", "/data/v1/operations/op_unknown".into(), Some(ctx.auth.as_str()), 404),
-            ("200 finished clone (the status read)", format!("/data/v1/operations/{id}"), Some(ctx.auth.as_str()), 200),
+            (
+                "404 from the router (instantiate, route)",
+                "/data/v1/no-such-route".into(),
+                None,
+                404,
+            ),
+            (
+                "401 unknown token (+ admin_token variable, key-value get)",
+                format!("/data/v1/operations/{id}"),
+                Some("Bearer spk_unknown"),
+                401,
+            ),
+            (
+                "404 unknown operation (+ SQLite open, engine open, one query)",
+                "/data/v1/operations/op_unknown".into(),
+                Some(ctx.auth.as_str()),
+                404,
+            ),
+            (
+                "200 finished clone (the status read)",
+                format!("/data/v1/operations/{id}"),
+                Some(ctx.auth.as_str()),
+                200,
+            ),
         ];
         for (what, path, auth, status) in phases {
             let url = format!("{}{path}", app.base);
-            let r = app.get(&path, &auth.map(|a| vec![("authorization", a)]).unwrap_or_default());
+            let r = app.get(
+                &path,
+                &auth.map(|a| vec![("authorization", a)]).unwrap_or_default(),
+            );
             assert_eq!(r.status, status, "{what}: {}", r.body);
             let l = wrk_load(&url, auth, 1, 4, status == 200);
             println!(
@@ -584,7 +610,10 @@ fn fresh_connection_costs(db_path: &std::path::Path, tenant: &str, id: &str) {
     }
     let reused = t.elapsed();
     let us = |d: Duration| d.as_secs_f64() * 1e6 / N as f64;
-    println!("| native | | status read, fresh connection: open the file (µs) | {:.0} | | |", us(open));
+    println!(
+        "| native | | status read, fresh connection: open the file (µs) | {:.0} | | |",
+        us(open)
+    );
     println!(
         "| native | | status read, fresh connection: Engine::open, {open_stmts} statements: migration check, PRAGMAs (µs) | {:.0} | | |",
         us(engine_open)

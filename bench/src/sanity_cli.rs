@@ -45,7 +45,11 @@ impl Cli {
             .current_dir(&self.project)
             .env(
                 "PATH",
-                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
             )
             .env("HOME", self.home.path())
             .env("SANITY_INTERNAL_ENV", &self.api)
@@ -162,10 +166,22 @@ fn main() {
 
         // Baseline: the CLI's export, then its import into a new dataset.
         let archive = work.path().join(format!("{src}.tar.gz"));
-        let export = cli.run(&["dataset", "export", &src, archive.to_str().unwrap(), "--overwrite"]);
+        let export = cli.run(&[
+            "dataset",
+            "export",
+            &src,
+            archive.to_str().unwrap(),
+            "--overwrite",
+        ]);
         let imported = format!("imported{n}");
         cli.run(&["dataset", "create", &imported]);
-        let import = cli.run(&["dataset", "import", archive.to_str().unwrap(), "--dataset", &imported]);
+        let import = cli.run(&[
+            "dataset",
+            "import",
+            archive.to_str().unwrap(),
+            "--dataset",
+            &imported,
+        ]);
         assert_eq!(
             content(&documents(&app, &auth, &imported)),
             content(&source),

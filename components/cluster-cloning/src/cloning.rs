@@ -138,6 +138,9 @@ pub fn start(ctx: &Ctx, req: &Req, cluster: &str) -> Result<Reply, Reply> {
             notify: emails,
             meta: json!({"source_region": source_region, "target_region": target_region, "typesense_server_version": version}),
             idempotency: None,
+            mode: spin_adapter::vars::clone_mode(),
+            hydrate: false,
+            ttl_us: None,
         })
         .map_err(|er| match er.kind {
             engine::ErrorKind::Conflict { .. } => fail(

@@ -16,6 +16,9 @@ fn err(e: engine::Error) -> Reply {
     Reply::error(&e)
 }
 
+/// The longest `ttl_seconds` (100 years: the expiry stays a representable time).
+const MAX_TTL_SECONDS: i64 = 3_153_600_000;
+
 /// `POST /resources/{ref}/clones`.
 pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
     #[derive(serde::Deserialize)]
@@ -32,8 +35,40 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
         collections: Option<Vec<String>>,
         #[serde(default)]
         notify: Option<Vec<String>>,
+        /// `branch` (default) or `copy`.
+        #[serde(default)]
+        mode: Option<String>,
+        /// A branch starts hydrating at once.
+        #[serde(default)]
+        hydrate: Option<bool>,
+        /// The worker deletes the clone this long after it is made.
+        #[serde(default)]
+        ttl_seconds: Option<i64>,
     }
     let b: Body = req.json()?;
+    let mode = match b.mode.as_deref() {
+        None => engine::CloneMode::Branch,
+        Some(m) => engine::CloneMode::parse(m).map_err(err)?,
+    };
+    let hydrate = b.hydrate.unwrap_or(false);
+    if hydrate && mode == engine::CloneMode::Copy {
+        return Err(Reply::problem(
+            422,
+            "invalid_input",
+            "hydrate is for mode branch (a copy is physical already)",
+        ));
+    }
+    let ttl_us = match b.ttl_seconds {
+        None => None,
+        Some(t) if (1..=MAX_TTL_SECONDS).contains(&t) => Some(t * 1_000_000),
+        Some(t) => {
+            return Err(Reply::problem(
+                422,
+                "invalid_input",
+                &format!("ttl_seconds must be 1 to {MAX_TTL_SECONDS}, got {t}"),
+            ))
+        }
+    };
     let (tf, tname) = parse_ref(&b.target)?;
     if tf != "native" {
         return Err(Reply::problem(
@@ -109,6 +144,9 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
             notify: b.notify.unwrap_or_default(),
             meta: json!({}),
             idempotency,
+            mode,
+            hydrate,
+            ttl_us,
         })
         .map_err(err)?;
     let mut reply = Reply::json(202, &shapes::operation(&op))

@@ -45,6 +45,9 @@ pub fn clone(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply, Reply> {
         notify: vec![],
         meta: json!({}),
         idempotency: None,
+        mode: spin_adapter::vars::clone_mode(),
+        hydrate: false,
+        ttl_us: None,
     });
     let op = match started {
         Ok((op, _)) => op,

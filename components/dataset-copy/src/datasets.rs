@@ -48,10 +48,16 @@ pub fn project_in_host(host: &str, api_host: Option<&str>) -> Option<String> {
         return None;
     }
     let labels: Vec<&str> = name.split('.').collect();
-    if labels.iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .iter()
+        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None; // an IPv4 address
     }
-    let first = match api_host.map(|a| a.trim().trim_end_matches('.')).filter(|a| !a.is_empty()) {
+    let first = match api_host
+        .map(|a| a.trim().trim_end_matches('.'))
+        .filter(|a| !a.is_empty())
+    {
         Some(api) => {
             let api = api.split(':').next().unwrap_or(api);
             let rest = name.len().checked_sub(api.len() + 1)?;
@@ -202,8 +208,16 @@ mod tests {
         assert_eq!(p("p1.api.example.com:8443").as_deref(), Some("p1"));
         assert_eq!(p("p1.localhost:3000").as_deref(), Some("p1"));
         assert_eq!(p("p1.spinoff.test:3000").as_deref(), Some("p1"));
-        for none in ["api.example.com", "www.example.com", "example.com", "localhost:3000",
-                     "127.0.0.1:3000", "[::1]:3000", "", "spinoff.test:80"] {
+        for none in [
+            "api.example.com",
+            "www.example.com",
+            "example.com",
+            "localhost:3000",
+            "127.0.0.1:3000",
+            "[::1]:3000",
+            "",
+            "spinoff.test:80",
+        ] {
             assert_eq!(p(none), None, "{none}");
         }
         let q = |h: &str| project_in_host(h, Some("sanity.acme.dev"));

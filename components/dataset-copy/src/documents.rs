@@ -121,7 +121,12 @@ pub fn export(ctx: Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> 
 }
 
 /// The live document `id` of `c`, looked up in each of its types.
-fn find(e: &Engine, c: &Container, types: &[String], id: &str) -> Result<Option<(String, Value)>, Reply> {
+fn find(
+    e: &Engine,
+    c: &Container,
+    types: &[String],
+    id: &str,
+) -> Result<Option<(String, Value)>, Reply> {
     for t in types {
         match e.get(c, t, id, AsOf::Head) {
             Ok(v) => {
@@ -140,8 +145,7 @@ fn find(e: &Engine, c: &Container, types: &[String], id: &str) -> Result<Option<
 }
 
 fn types_of(e: &Engine, c: &Container) -> Result<Vec<String>, Reply> {
-    Ok(e
-        .collections(c)
+    Ok(e.collections(c)
         .map_err(|er| error(&er))?
         .into_iter()
         .map(|s| s.name)
@@ -234,7 +238,11 @@ pub fn mutate(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply>
     let rev = match b.get("transactionId") {
         None | Some(Value::Null) => spin_adapter::ids::random_hex(11),
         Some(Value::String(t)) if check_id(t).is_ok() => t.clone(),
-        Some(_) => return Err(bad("transactionId must be a string of letters, digits, '_', '-' and '.'")),
+        Some(_) => {
+            return Err(bad(
+                "transactionId must be a string of letters, digits, '_', '-' and '.'",
+            ))
+        }
     };
     let e = ctx.engine()?;
     let c = dataset(ctx, &e, p, name)?;
@@ -425,7 +433,10 @@ fn path(p: &str) -> Result<Vec<&str>, String> {
     let parts: Vec<&str> = p.split('.').collect();
     if p.is_empty()
         || parts.iter().any(|s| {
-            s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         })
     {
         return Err(format!(
@@ -433,7 +444,10 @@ fn path(p: &str) -> Result<Vec<&str>, String> {
         ));
     }
     if SYSTEM.contains(&parts[0]) {
-        return Err(format!("{} is a system attribute and cannot be patched", parts[0]));
+        return Err(format!(
+            "{} is a system attribute and cannot be patched",
+            parts[0]
+        ));
     }
     Ok(parts)
 }
@@ -481,7 +495,12 @@ fn unset_at(d: &mut Map<String, Value>, parts: &[&str]) {
     }
 }
 
-fn set_at(d: &mut Map<String, Value>, parts: &[&str], v: Value, only_missing: bool) -> Result<(), String> {
+fn set_at(
+    d: &mut Map<String, Value>,
+    parts: &[&str],
+    v: Value,
+    only_missing: bool,
+) -> Result<(), String> {
     let (last, parents) = parts.split_last().unwrap();
     let mut cur = d;
     for p in parents {

@@ -62,6 +62,9 @@ pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
             notify: vec![],
             meta: json!({"projectId": p, "sourceDataset": name, "targetDataset": target, "authors": [ctx.tenant]}),
             idempotency: None,
+            mode: spin_adapter::vars::clone_mode(),
+            hydrate: false,
+            ttl_us: None,
         })
         .map_err(|er| match er.kind {
             engine::ErrorKind::AlreadyExists => fail(409, "Conflict", &format!("dataset {target:?} already exists; a copy creates a new dataset")),

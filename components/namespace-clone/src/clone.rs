@@ -8,31 +8,30 @@ use spin_adapter::http::{Reply, Req};
 use crate::namespaces::{
     check_name, claim_name, counts, create_namespace, find, name_key, namespace_json, new_id,
 };
-use crate::{bad, error, fail, fail_with, org_of, Caller, Ctx, FAMILY};
+use crate::{bad, error, fail, org_of, Caller, Ctx, FAMILY};
 
 /// The shortest `ttl_seconds` a clone accepts (Mixpeek's rule).
 pub const MIN_TTL_SECONDS: i64 = 60;
 /// The longest: 100 years, so the expiry stays a representable time.
 pub const MAX_TTL_SECONDS: i64 = 3_153_600_000;
 
-/// `mode` and `ttl_seconds` of a `CloneNamespaceRequest`: `copy` (the
-/// default) is a physical copy; `branch` (copy-on-write) does not exist yet
-/// and is refused with 422 naming why.
-fn mode_and_ttl(m: &serde_json::Map<String, Value>) -> Result<Option<i64>, Reply> {
-    match m.get("mode") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s == "copy" => {}
-        Some(Value::String(s)) if s == "branch" => {
-            return Err(fail_with(
-                422,
-                "unprocessable_entity",
-                Some("clone_mode_unavailable"),
-                "mode \"branch\" is not available yet: clones are physical copies; use \"copy\"",
-                json!({"mode": "branch", "available": ["copy"]}),
-            ))
-        }
+/// `mode` and `ttl_seconds` of a `CloneNamespaceRequest`: `branch` (the
+/// default) is a copy-on-write fork that shares the source's storage until
+/// either side writes, usable at once; `copy` is a physical copy in chunks.
+fn mode_and_ttl(
+    m: &serde_json::Map<String, Value>,
+) -> Result<(engine::CloneMode, Option<i64>), Reply> {
+    let mode = match m.get("mode") {
+        None | Some(Value::Null) => engine::CloneMode::Branch,
+        Some(Value::String(s)) if s == "copy" => engine::CloneMode::Copy,
+        Some(Value::String(s)) if s == "branch" => engine::CloneMode::Branch,
         Some(_) => return Err(bad("mode must be \"copy\" or \"branch\"")),
-    }
+    };
+    let ttl = ttl_seconds(m)?;
+    Ok((mode, ttl))
+}
+
+fn ttl_seconds(m: &serde_json::Map<String, Value>) -> Result<Option<i64>, Reply> {
     match m.get("ttl_seconds") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_i64() {
@@ -78,7 +77,7 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     check_name(&name)?;
     spin_adapter::body::opt_str(m, "description").map_err(|e| bad(&e))?;
     spin_adapter::body::opt_str(m, "source_organization_id").map_err(|e| bad(&e))?;
-    let ttl = mode_and_ttl(m)?;
+    let (mode, ttl) = mode_and_ttl(m)?;
     let flag = |k: &str, d: bool| -> Result<bool, Reply> {
         match &b["include_resources"] {
             Value::Null => Ok(d),
@@ -171,6 +170,9 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
         notify: vec![],
         meta: json!({"source_namespace_id": source.name, "include_resources": {"collections": cols, "retrievers": rets, "taxonomies": taxs}}),
         idempotency: None,
+        mode,
+        hydrate: false,
+        ttl_us: None,
     });
     let op = match started {
         Ok((op, _)) => op,

@@ -96,6 +96,9 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
             notify: vec![],
             meta: json!({"fork_strategy": b.get("fork_strategy")}),
             idempotency: None,
+            mode: spin_adapter::vars::clone_mode(),
+            hydrate: false,
+            ttl_us: None,
         })
         .map_err(|er| match &er.kind {
             ErrorKind::OutsideRetention { from, to } => bad(&format!(

@@ -57,6 +57,9 @@ pub struct Container {
     pub updated_at: i64,
     /// When the worker deletes it (µs), if it has a time-to-live.
     pub expires_at: Option<i64>,
+    /// The ancestors a branch reads through, parent first (empty: it holds
+    /// all its versions itself). See [`crate::branches`].
+    pub chain: Vec<crate::branches::Level>,
 }
 
 impl Container {
@@ -76,7 +79,13 @@ pub struct CollectionStats {
     pub version_bytes: i64,
 }
 
-pub(crate) const COLUMNS: &str =
+/// The columns [`from_row`] reads, the last the branch levels (the outer
+/// table must be `containers` unaliased).
+pub(crate) fn columns() -> String {
+    format!("{BASE_COLUMNS}, {}", crate::branches::CHAIN_COLUMN)
+}
+
+const BASE_COLUMNS: &str =
     "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
@@ -94,13 +103,14 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         created_at: r.i64(9)?,
         updated_at: r.i64(10)?,
         expires_at: r.opt_i64(11)?,
+        chain: crate::branches::parse_chain(r.opt_text(12)?)?,
     })
 }
 
 pub(crate) fn find(db: &dyn Db, family: &str, tenant: &str, name: &str) -> Result<Container> {
     one(
         db,
-        &format!("SELECT {COLUMNS} FROM containers WHERE family = ?1 AND tenant = ?2 AND name = ?3 AND deleting = 0"),
+        &format!("SELECT {} FROM containers WHERE family = ?1 AND tenant = ?2 AND name = ?3 AND deleting = 0", columns()),
         &[family.into(), tenant.into(), name.into()],
     )?
     .map(|r| from_row(&r))
@@ -111,7 +121,10 @@ pub(crate) fn find(db: &dyn Db, family: &str, tenant: &str, name: &str) -> Resul
 pub(crate) fn by_id(db: &dyn Db, id: i64) -> Result<Option<Container>> {
     one(
         db,
-        &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 AND deleting = 0"),
+        &format!(
+            "SELECT {} FROM containers WHERE id = ?1 AND deleting = 0",
+            columns()
+        ),
         &[id.into()],
     )?
     .map(|r| from_row(&r))
@@ -145,7 +158,7 @@ pub(crate) fn insert(
         db,
         &format!(
             "INSERT INTO containers (family, tenant, name, spec, state, floor_lsn, floor_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(lsn), 0) FROM lsns), ?6, ?6, ?6) RETURNING {COLUMNS}"
+             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(lsn), 0) FROM lsns), ?6, ?6, ?6) RETURNING {BASE_COLUMNS}, NULL"
         ),
         &[family.into(), tenant.into(), name.into(), spec.to_string().into(), state.as_str().into(), now.into()],
     )?
@@ -162,13 +175,21 @@ pub(crate) fn set_state(db: &dyn Db, id: i64, state: ContainerState, now: i64) -
 }
 
 /// Mark a container deleted: it disappears for readers and its name is free
-/// at once; its rows are purged in chunks by [`Engine::purge_step`].
-pub(crate) fn mark_deleting(db: &dyn Db, id: i64, now: i64) -> Result<()> {
+/// at once; its rows are purged in chunks by [`Engine::purge_step`] — once
+/// no branch reads through it: the branches whose parent it is start
+/// hydrating now, and its own hydration, if any, is moot.
+pub(crate) fn mark_deleting(db: &dyn Db, env: &dyn crate::Env, id: i64, now: i64) -> Result<()> {
     exec(
         db,
         "UPDATE containers SET deleting = 1, updated_at = ?2 WHERE id = ?1",
         &[id.into(), now.into()],
-    )
+    )?;
+    crate::operations::cancel_hydration(db, id, now)?;
+    crate::branches::detach_deleted(db, id)?;
+    for child in crate::branches::children(db, id)? {
+        crate::operations::start_hydration(db, env, child, "the parent was deleted", now)?;
+    }
+    Ok(())
 }
 
 impl Engine<'_> {
@@ -210,10 +231,16 @@ impl Engine<'_> {
         query(
             self.db,
             &format!(
-                "SELECT {COLUMNS} FROM containers WHERE tenant = ?1 AND family = ?2 AND deleting = 0 \
-                 ORDER BY created_at, id LIMIT ?3 OFFSET ?4"
+                "SELECT {} FROM containers WHERE tenant = ?1 AND family = ?2 AND deleting = 0 \
+                 ORDER BY created_at, id LIMIT ?3 OFFSET ?4",
+                columns()
             ),
-            &[tenant.into(), family.into(), limit.into(), offset.max(0).into()],
+            &[
+                tenant.into(),
+                family.into(),
+                limit.into(),
+                offset.max(0).into(),
+            ],
         )?
         .iter()
         .map(from_row)
@@ -289,10 +316,12 @@ impl Engine<'_> {
             let due = query(
                 db,
                 &format!(
-                    "SELECT {COLUMNS} FROM containers c WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                    "SELECT {} FROM containers WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
                      AND deleting = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
-                     WHERE (o.source = c.id OR o.target = c.id) AND o.status IN ('pending', 'in_progress')) \
-                     ORDER BY expires_at, id LIMIT ?2"
+                     WHERE (o.source = containers.id OR o.target = containers.id) \
+                       AND o.status IN ('pending', 'in_progress') AND o.kind <> 'hydrate') \
+                     ORDER BY expires_at, id LIMIT ?2",
+                    columns()
                 ),
                 &[now.into(), limit.max(0).into()],
             )?
@@ -300,21 +329,24 @@ impl Engine<'_> {
             .map(from_row)
             .collect::<Result<Vec<_>>>()?;
             for c in &due {
-                mark_deleting(db, c.id, now)?;
+                mark_deleting(db, self.env, c.id, now)?;
             }
             Ok(due)
         })
     }
 
     /// Delete a container. Refused with `Conflict` while it is the source or
-    /// target of an active operation (cancel that first).
+    /// target of an active copy (cancel that first); its own hydration is
+    /// canceled. Branches that read through it keep working: they hydrate
+    /// before its rows are freed.
     pub fn delete_container(&self, family: &str, tenant: &str, name: &str) -> Result<()> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
             let c = find(db, family, tenant, name)?;
             if let Some(r) = one(
                 db,
-                "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN ('pending', 'in_progress') LIMIT 1",
+                "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN ('pending', 'in_progress') \
+                 AND kind <> 'hydrate' LIMIT 1",
                 &[c.id.into()],
             )? {
                 let op = r.text(0)?;
@@ -323,7 +355,7 @@ impl Engine<'_> {
                     format!("{} has an active operation {op}; cancel it or wait for it to finish", c.reference()),
                 ));
             }
-            mark_deleting(db, c.id, now)
+            mark_deleting(db, self.env, c.id, now)
         })
     }
 
@@ -354,7 +386,8 @@ impl Engine<'_> {
         transaction(self.db, |db| {
             let Some(r) = one(
                 db,
-                "SELECT id FROM containers WHERE deleting = 1 ORDER BY id LIMIT 1",
+                "SELECT id FROM containers c WHERE deleting = 1 \
+                 AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.ancestor = c.id) ORDER BY id LIMIT 1",
                 &[],
             )?
             else {

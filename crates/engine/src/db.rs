@@ -215,11 +215,7 @@ pub trait Db {
     /// Rows changed by the connection's last INSERT, UPDATE or DELETE.
     fn changes(&self) -> Result<u64, DbError> {
         let rows = self.execute("SELECT changes()", &[])?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.i64(0).ok())
-            .unwrap_or(0)
-            .max(0) as u64)
+        Ok(rows.first().and_then(|r| r.i64(0).ok()).unwrap_or(0).max(0) as u64)
     }
 
     /// The rowid of the connection's last successful INSERT (0 if none).
@@ -333,6 +329,10 @@ fn transaction_once<T>(db: &dyn Db, f: &mut impl FnMut(&dyn Db) -> Result<T>) ->
 pub fn read<T>(db: &dyn Db, f: impl FnOnce(&dyn Db) -> Result<T>) -> Result<T> {
     db.begin(TxMode::Read)?;
     let r = f(db);
-    let _ = if r.is_ok() { db.commit() } else { db.rollback() };
+    let _ = if r.is_ok() {
+        db.commit()
+    } else {
+        db.rollback()
+    };
     r
 }

@@ -7,6 +7,7 @@
 //! - [`schema`]: tables, indexes and idempotent migrations;
 //! - [`lsn`]: the global LSN clock and time → LSN;
 //! - [`containers`]: resources (cluster, namespace, service, dataset, database);
+//! - [`branches`]: copy-on-write branches: levels, reads through ancestors;
 //! - [`records`]: versioned writes, latest and as-of reads, history, export pages;
 //! - [`snapshots`]: named, on-demand and scheduled snapshots;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
@@ -21,6 +22,7 @@
 //!
 //! Invariants are listed in ARCHITECTURE.md ("Engine").
 
+pub mod branches;
 pub mod containers;
 pub mod db;
 pub mod error;
@@ -43,7 +45,8 @@ pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
 pub use operations::{
-    CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport,
+    CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
+    TickReport,
 };
 pub use owners::Owned;
 pub use records::{AsOf, Committed, Version, Write};
@@ -66,6 +69,8 @@ pub struct Config {
     pub target_chunk_us: i64,
     /// Most records one [`Engine::nudge`] (a status read) copies.
     pub nudge_records: i64,
+    /// A branch deeper than this many levels starts hydrating when made.
+    pub max_branch_depth: usize,
     /// Webhook hosts the operator allows despite the address rules
     /// (Spin variable `webhook_allowed_hosts`).
     pub webhook_allow: webhooks::AllowList,
@@ -88,6 +93,7 @@ impl Default for Config {
             max_chunk: 20_000,
             target_chunk_us: 100_000,
             nudge_records: 500,
+            max_branch_depth: 8,
             webhook_allow: webhooks::AllowList::default(),
             limits: limits::Limits::default(),
             limits_lookup: None,

@@ -145,7 +145,16 @@ pub(crate) fn write_in(
     // database every statement is a round trip, so a batch of 1 000 writes
     // costs about 16 of them, not 2 000.
     let mut heads: Vec<Option<(bool, i64)>> = vec![None; writes.len()];
-    for (part, chunk) in writes.chunks(ROWS_PER_STATEMENT).enumerate() {
+    if !c.chain.is_empty() {
+        // A branch: the newest version may be an ancestor's.
+        let keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection(), w.key())).collect();
+        heads = crate::branches::heads(db, &crate::branches::read_arms(c, i64::MAX), &keys)?;
+    }
+    for (part, chunk) in writes
+        .chunks(ROWS_PER_STATEMENT)
+        .enumerate()
+        .filter(|_| c.chain.is_empty())
+    {
         let base = part * ROWS_PER_STATEMENT;
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3 + 1);
         params.push(c.id.into());
@@ -391,7 +400,13 @@ impl Engine<'_> {
     /// The live version of a record as of a point, or `NotFound`.
     pub fn get(&self, c: &Container, collection: &str, key: &str, as_of: AsOf) -> Result<Version> {
         let at = self.resolve(c, as_of)?;
-        let v = one(
+        let v = if !c.chain.is_empty() {
+            let arms = crate::branches::read_arms(c, at);
+            crate::branches::latest(self.db, &arms, collection, key, VERSION_COLUMNS)?
+                .map(|r| version_from(&r))
+                .transpose()?
+        } else {
+            one(
             self.db,
             &format!(
                 "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
@@ -400,7 +415,8 @@ impl Engine<'_> {
             &[c.id.into(), collection.into(), key.into(), at.into()],
         )?
         .map(|r| version_from(&r))
-        .transpose()?;
+        .transpose()?
+        };
         match v {
             Some(v) if !v.deleted => Ok(v),
             _ => Err(Error::not_found(format!(
@@ -420,6 +436,21 @@ impl Engine<'_> {
         limit: i64,
     ) -> Result<Vec<Version>> {
         let limit = limit.clamp(1, self.config.max_page);
+        if !c.chain.is_empty() {
+            let arms = crate::branches::read_arms(c, i64::MAX);
+            return crate::branches::history(
+                self.db,
+                &arms,
+                collection,
+                key,
+                before.unwrap_or(i64::MAX),
+                limit,
+                VERSION_COLUMNS,
+            )?
+            .iter()
+            .map(version_from)
+            .collect();
+        }
         query(
             self.db,
             &format!(
@@ -444,6 +475,15 @@ impl Engine<'_> {
     ) -> Result<Vec<Version>> {
         let at = self.resolve(c, as_of)?;
         let limit = limit.clamp(1, self.config.max_page);
+        if !c.chain.is_empty() {
+            return self.branch_page(
+                c,
+                at,
+                (collection, after.unwrap_or("")),
+                Some(collection),
+                limit,
+            );
+        }
         query(
             self.db,
             &format!(
@@ -472,6 +512,9 @@ impl Engine<'_> {
     ) -> Result<Vec<Version>> {
         let (ac, ak) = after.unwrap_or(("", ""));
         let limit = limit.clamp(1, self.config.max_page);
+        if !c.chain.is_empty() {
+            return self.branch_page(c, at, (ac, ak), None, limit);
+        }
         read(self.db, |db| {
             query(
                 db,
@@ -487,6 +530,53 @@ impl Engine<'_> {
             .iter()
             .map(version_from)
             .collect()
+        })
+    }
+}
+
+impl Engine<'_> {
+    /// A page of a branch's live records as of `at` after `after` (only
+    /// `collection` when given): candidate keys merged from every level,
+    /// each resolved to its newest version, deletions skipped — and more
+    /// candidates fetched while deletions leave the page short. One read
+    /// transaction, so every page sees one state.
+    fn branch_page(
+        &self,
+        c: &Container,
+        at: i64,
+        after: (&str, &str),
+        collection: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Version>> {
+        let arms = crate::branches::read_arms(c, at);
+        read(self.db, |db| {
+            let mut out = Vec::new();
+            let mut cursor = (after.0.to_string(), after.1.to_string());
+            loop {
+                let fetch = (limit - out.len() as i64).max(1) + 16;
+                let rows = crate::branches::scan_latest(
+                    db,
+                    &arms,
+                    (&cursor.0, &cursor.1),
+                    collection,
+                    fetch,
+                    VERSION_COLUMNS,
+                )?;
+                let exhausted = (rows.len() as i64) < fetch;
+                for r in &rows {
+                    let v = version_from(r)?;
+                    cursor = (v.collection.clone(), v.key.clone());
+                    if !v.deleted {
+                        out.push(v);
+                        if out.len() as i64 == limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+                if exhausted || rows.is_empty() {
+                    return Ok(out);
+                }
+            }
         })
     }
 }

@@ -4,12 +4,17 @@
 //! A pass over a container fixes a pin LSN P = min(now − window, its oldest
 //! snapshot, the snapshot LSN of every active or failed (retryable)
 //! skip-history operation reading it; an operation copying history pins the
-//! whole retained history) and
+//! whole retained history; every branch reading through it: its floor, or
+//! the level's bound when lower) and
 //! *first* raises the container's floor to P, so no read below P is answered
 //! from then on; then it deletes, key range by key range, every version
 //! that a newer version at or below P supersedes, and deletions that are a
 //! key's only version at or below P. Reads at or above P see exactly what
 //! they saw before.
+//!
+//! A branch that still reads through ancestors is not pruned until it is
+//! hydrated: its statistics count what it sees through them, which its own
+//! pruning could not account for.
 
 use crate::db::{changes, exec, one, transaction};
 use crate::error::Result;
@@ -47,9 +52,12 @@ impl Engine<'_> {
                             coalesce((SELECT min(s.lsn) FROM snapshots s WHERE s.container = c.id), ?1), \
                             coalesce((SELECT min(CASE WHEN o.history THEN c.floor_lsn ELSE o.snapshot_lsn END) \
                                       FROM operations o WHERE o.source = c.id \
-                                      AND o.status IN ('pending', 'in_progress', 'failed')), ?1)) AS pin \
+                                      AND o.status IN ('pending', 'in_progress', 'failed')), ?1), \
+                            coalesce((SELECT min(min(x.floor_lsn, b.bound)) FROM branch_levels b \
+                                      JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1)) AS pin \
                          FROM containers c WHERE c.deleting = 0 AND c.state = 'ready' AND c.floor_lsn < ?1 \
                          AND c.head_lsn > c.floor_lsn \
+                         AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.container = c.id) \
                          ORDER BY c.floor_at LIMIT 1",
                         &[cutoff.into()],
                     )?

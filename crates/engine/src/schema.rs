@@ -216,6 +216,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX containers_expiry ON containers (expires_at)
         WHERE expires_at IS NOT NULL AND deleting = 0;
     "#,
+    // 6: copy-on-write branches. A branch reads its own versions, then each
+    // ancestor's up to `bound` (see branches.rs): one row per ancestor,
+    // depth 1 the parent. Rows go when the branch is hydrated (it then holds
+    // every version it can see) or deleted. `cut_depth`: the depth of the
+    // first level below the nearest skip-history boundary (those levels show
+    // only the versions live at that level's bound). `records_lsn` finds a
+    // container's versions after an LSN (a branch's statistics at its base).
+    r#"
+    CREATE TABLE branch_levels (
+        container   INTEGER NOT NULL,
+        depth       INTEGER NOT NULL,
+        ancestor    INTEGER NOT NULL,
+        bound       INTEGER NOT NULL,
+        collections TEXT,
+        cut_depth   INTEGER,
+        PRIMARY KEY (container, depth)
+    ) WITHOUT ROWID;
+    CREATE INDEX branch_levels_ancestor ON branch_levels (ancestor, container);
+    CREATE INDEX records_lsn ON records (container, lsn);
+    ALTER TABLE operations ADD COLUMN mode TEXT NOT NULL DEFAULT 'copy';
+    "#,
 ];
 
 /// The schema version this engine writes.

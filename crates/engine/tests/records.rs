@@ -430,10 +430,16 @@ fn a_large_batch_with_repeats_matches_writes_one_by_one() {
         e.create_container("native", "acme", name, &serde_json::json!({}))
             .unwrap();
     }
-    let first: Vec<Write> = (0..50).map(|i| put("c", &format!("k{i:04}"), "{\"v\":0}")).collect();
+    let first: Vec<Write> = (0..50)
+        .map(|i| put("c", &format!("k{i:04}"), "{\"v\":0}"))
+        .collect();
     let mut batch: Vec<Write> = Vec::new();
     for i in 0..300 {
-        batch.push(put(["c", "d"][i % 2], &format!("k{:04}", i % 200), &format!("{{\"v\":{i}}}")));
+        batch.push(put(
+            ["c", "d"][i % 2],
+            &format!("k{:04}", i % 200),
+            &format!("{{\"v\":{i}}}"),
+        ));
     }
     for i in (0..60).step_by(3) {
         batch.push(del("c", &format!("k{i:04}")));
@@ -443,7 +449,10 @@ fn a_large_batch_with_repeats_matches_writes_one_by_one() {
     e.write("native", "acme", "b", &first).unwrap();
     let mut applied = 0;
     for w in &batch {
-        applied += e.write("native", "acme", "a", std::slice::from_ref(w)).unwrap().applied;
+        applied += e
+            .write("native", "acme", "a", std::slice::from_ref(w))
+            .unwrap()
+            .applied;
     }
     let done = e.write("native", "acme", "b", &batch).unwrap();
     assert_eq!(done.applied, applied);
@@ -514,7 +523,11 @@ fn a_transaction_the_database_gave_up_on_runs_again_and_lands_once() {
     let versions = e.history(&c, "c", "k", None, 10).unwrap();
     assert_eq!(versions.len(), 1, "written once: {versions:?}");
     assert_eq!(versions[0].lsn, done.lsn);
-    assert_eq!(e.head_lsn().unwrap(), done.lsn, "no LSN taken by the failed runs");
+    assert_eq!(
+        e.head_lsn().unwrap(),
+        done.lsn,
+        "no LSN taken by the failed runs"
+    );
 
     // More refusals than attempts: a retryable error, nothing committed.
     flaky.refusals.set(engine::db::TRANSACTION_ATTEMPTS);

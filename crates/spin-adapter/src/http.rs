@@ -331,14 +331,20 @@ mod tests {
 
     #[test]
     fn the_host_is_the_host_header_else_spin_full_urls_authority() {
-        let full = ("spin-full-url", "http://p1.api.example.com:3000/v1/datasets?x=1");
+        let full = (
+            "spin-full-url",
+            "http://p1.api.example.com:3000/v1/datasets?x=1",
+        );
         assert_eq!(req(&[("host", "a.b.c"), full]).host(), Some("a.b.c"));
         assert_eq!(req(&[full]).host(), Some("p1.api.example.com:3000"));
         assert_eq!(
             req(&[("spin-full-url", "http://h.example")]).host(),
             Some("h.example")
         );
-        assert_eq!(req(&[("host", " "), full]).host(), Some("p1.api.example.com:3000"));
+        assert_eq!(
+            req(&[("host", " "), full]).host(),
+            Some("p1.api.example.com:3000")
+        );
         assert_eq!(req(&[]).host(), None);
         assert_eq!(req(&[("spin-full-url", "nonsense")]).host(), None);
     }

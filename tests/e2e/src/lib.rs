@@ -255,8 +255,8 @@ impl App {
         if let Some(s) = &self.services {
             return s.redis_dump();
         }
-        let db = engine::native::NativeDb::open(&self.state_dir().join("sqlite_key_value.db"))
-            .unwrap();
+        let db =
+            engine::native::NativeDb::open(&self.state_dir().join("sqlite_key_value.db")).unwrap();
         let rows = engine::Db::execute(
             &db,
             "SELECT key, CAST(value AS TEXT) FROM spin_key_value ORDER BY key",
@@ -434,7 +434,14 @@ impl Drop for App {
                 files.sort();
                 for f in files {
                     let text = std::fs::read_to_string(&f).unwrap_or_default();
-                    let tail: String = text.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+                    let tail: String = text
+                        .chars()
+                        .rev()
+                        .take(4000)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
                     if !tail.trim().is_empty() {
                         eprintln!("--- {} (last 4000 chars) ---\n{tail}", f.display());
                     }
@@ -451,7 +458,9 @@ fn start_host(state: &Path, options: &Options) -> anyhow::Result<(Served, String
     opts.cache_dir = Some(root.join("target/spinoff-host-cache"));
     opts.variables = options.variables.clone();
     if let Some(toml) = &options.runtime_config {
-        opts.runtime_config = Some(spinoff_host::runtime_config::RuntimeConfig::parse(toml, state)?);
+        opts.runtime_config = Some(spinoff_host::runtime_config::RuntimeConfig::parse(
+            toml, state,
+        )?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -490,7 +499,10 @@ pub fn manifest_variant(cron: bool) -> String {
             .strip_prefix("source = \"")
             .and_then(|r| r.strip_suffix('"'))
         {
-            out.push_str(&format!("source = {:?}\n", root.join(rel).display().to_string()));
+            out.push_str(&format!(
+                "source = {:?}\n",
+                root.join(rel).display().to_string()
+            ));
         } else {
             out.push_str(line);
             out.push('\n');
@@ -501,7 +513,9 @@ pub fn manifest_variant(cron: bool) -> String {
 
 fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String)> {
     let spin = spin_binary().ok_or_else(|| {
-        anyhow::anyhow!("SPINOFF_E2E_RUNTIME=spin but no spin (set SPINOFF_SPIN or put spin on PATH)")
+        anyhow::anyhow!(
+            "SPINOFF_E2E_RUNTIME=spin but no spin (set SPINOFF_SPIN or put spin on PATH)"
+        )
     })?;
     let scratch = tempfile::tempdir()?;
     let manifest = scratch.path().join("spin.toml");
@@ -509,20 +523,26 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
     // A port taken between our probe and spin's bind: try another.
     let mut last = String::new();
     for attempt in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let out = std::fs::File::create(scratch.path().join(format!("spin-{attempt}.out")))?;
         let mut cmd = Command::new(&spin);
-        cmd.args(["up", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
-            .arg(state)
-            .arg("-f")
-            .arg(&manifest);
+        cmd.args([
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+        ])
+        .arg(state)
+        .arg("-f")
+        .arg(&manifest);
         if let Some(toml) = &options.runtime_config {
             let file = scratch.path().join("runtime-config.toml");
             std::fs::write(&file, toml)?;
             cmd.arg("--runtime-config-file").arg(file);
         }
-        cmd
-            .current_dir(scratch.path())
+        cmd.current_dir(scratch.path())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
@@ -552,10 +572,7 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
             }
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok((
-                    Served::Spin {
-                        child,
-                        scratch,
-                    },
+                    Served::Spin { child, scratch },
                     format!("http://127.0.0.1:{port}"),
                 ));
             }

@@ -193,7 +193,9 @@ impl Services {
         let mut lines: Vec<String> = keys
             .into_iter()
             .map(|k| {
-                let Resp::Bulk(Some(k)) = k else { panic!("a key that is no string") };
+                let Resp::Bulk(Some(k)) = k else {
+                    panic!("a key that is no string")
+                };
                 let k = String::from_utf8_lossy(&k).into_owned();
                 let v = match send(&["GET", &k]) {
                     Resp::Bulk(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
@@ -295,14 +297,17 @@ impl engine::Db for HranaDb {
             .body_mut()
             .read_to_string()
             .map_err(|e| engine::DbError::Other(e.to_string()))?;
-        let v: Value =
-            serde_json::from_str(&text).map_err(|e| engine::DbError::Other(format!("{e}: {text}")))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| engine::DbError::Other(format!("{e}: {text}")))?;
         *self.baton.borrow_mut() = v["baton"].as_str().map(str::to_string);
         let res = &v["results"][0];
         if res["type"] != "ok" {
             return Err(engine::DbError::Other(res["error"].to_string()));
         }
-        let rows = res["response"]["result"]["rows"].as_array().cloned().unwrap_or_default();
+        let rows = res["response"]["result"]["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         Ok(rows
             .iter()
             .map(|row| {

@@ -667,4 +667,3 @@ fn tokens_are_stored_only_as_hashes_and_an_empty_admin_token_is_a_503() {
         .unwrap()
         .contains("admin_token"));
 }
-

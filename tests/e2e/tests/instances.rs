@@ -23,7 +23,11 @@ fn host_binary() -> PathBuf {
 /// One instance: a host process (the host runtime), or `spin up` with the
 /// real cron plugin (`SPINOFF_E2E_RUNTIME=spin`), both SIGKILLed by `kill`.
 enum Instance {
-    Host { child: Child, base: String, port: u16 },
+    Host {
+        child: Child,
+        base: String,
+        port: u16,
+    },
     Spin(Box<App>),
 }
 
@@ -131,7 +135,13 @@ fn call(a: &ureq::Agent, method: &str, url: &str, auth: &str, body: Option<&str>
 
 fn sorted_export(a: &ureq::Agent, base: &str, auth: &str, r: &str, at: Option<i64>) -> Vec<String> {
     let q = at.map(|l| format!("?as_of={l}")).unwrap_or_default();
-    let (s, body) = call(a, "GET", &format!("{base}/data/v1/resources/{r}/export{q}"), auth, None);
+    let (s, body) = call(
+        a,
+        "GET",
+        &format!("{base}/data/v1/resources/{r}/export{q}"),
+        auth,
+        None,
+    );
     assert_eq!(s, 200, "{body}");
     let mut lines: Vec<String> = ndjson(&body)
         .into_iter()
@@ -177,7 +187,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
         .to_string();
     let auth = format!("Bearer {token}");
     for n in &nodes {
-        let (s, body) = call(&a, "GET", &format!("{}/data/v1/tokens/current", n.base()), &auth, None);
+        let (s, body) = call(
+            &a,
+            "GET",
+            &format!("{}/data/v1/tokens/current", n.base()),
+            &auth,
+            None,
+        );
         assert_eq!(s, 200, "{body}");
     }
 
@@ -185,7 +201,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let sources = ["native:s0", "native:s1", "native:s2"];
     for (i, r) in sources.iter().enumerate() {
         let base = nodes[i].base();
-        let (s, body) = call(&a, "PUT", &format!("{base}/data/v1/resources/{r}"), &auth, None);
+        let (s, body) = call(
+            &a,
+            "PUT",
+            &format!("{base}/data/v1/resources/{r}"),
+            &auth,
+            None,
+        );
         assert_eq!(s, 201, "{body}");
         let lines: String = (0..8_000)
             .map(|k| {
@@ -195,7 +217,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
                     + "\n"
             })
             .collect();
-        let (s, body) = call(&a, "POST", &format!("{base}/data/v1/resources/{r}/import"), &auth, Some(&lines));
+        let (s, body) = call(
+            &a,
+            "POST",
+            &format!("{base}/data/v1/resources/{r}/import"),
+            &auth,
+            Some(&lines),
+        );
         assert_eq!(s, 200, "{body}");
     }
 
@@ -212,7 +240,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
                     let (a, auth, target) = (&a, &auth, &target);
                     let url = format!("{}/data/v1/resources/{r}/clones", n.base());
                     s.spawn(move || {
-                        call(a, "POST", &url, auth, Some(&json!({"target": target}).to_string()))
+                        call(
+                            a,
+                            "POST",
+                            &url,
+                            auth,
+                            Some(&json!({"target": target}).to_string()),
+                        )
                     })
                 })
                 .collect();
@@ -257,7 +291,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             let copied: Vec<(i64, String)> = ops
                 .iter()
                 .map(|(id, _, _)| {
-                    let (_, body) = call(a, "GET", &format!("{}/data/v1/operations/{id}", nodes[2].base()), auth, None);
+                    let (_, body) = call(
+                        a,
+                        "GET",
+                        &format!("{}/data/v1/operations/{id}", nodes[2].base()),
+                        auth,
+                        None,
+                    );
                     let op: Value = serde_json::from_str(&body).unwrap();
                     (
                         op["progress"]["records_copied"].as_i64().unwrap_or(0),
@@ -272,7 +312,10 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             if copied.iter().any(|(n, _)| *n > 0) {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(60), "no copy started: {copied:?}");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no copy started: {copied:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         phase("copy under way: killing instance 1");
@@ -298,7 +341,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
         loop {
             let base = &nodes[i % 3].base();
             i += 1;
-            let (s, body) = call(&a, "GET", &format!("{base}/data/v1/operations/{id}"), &auth, None);
+            let (s, body) = call(
+                &a,
+                "GET",
+                &format!("{base}/data/v1/operations/{id}"),
+                &auth,
+                None,
+            );
             assert_eq!(s, 200, "{body}");
             let op: Value = serde_json::from_str(&body).unwrap();
             match op["status"].as_str().unwrap() {
@@ -323,19 +372,41 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
         let mut dedup = copy.clone();
         dedup.dedup();
         assert_eq!(dedup.len(), copy.len(), "no record twice");
-        assert_eq!(copy, sorted_export(&a, base, &auth, r, Some(*snap)), "{target}");
+        assert_eq!(
+            copy,
+            sorted_export(&a, base, &auth, r, Some(*snap)),
+            "{target}"
+        );
     }
 
     // Revoked on one instance: refused on all.
-    let (_, body) = call(&a, "GET", &format!("{}/data/v1/tokens/current", nodes[2].base()), &auth, None);
+    let (_, body) = call(
+        &a,
+        "GET",
+        &format!("{}/data/v1/tokens/current", nodes[2].base()),
+        &auth,
+        None,
+    );
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let (s, body) = call(&a, "DELETE", &format!("{}/data/v1/tokens/{id}", nodes[2].base()), &auth, None);
+    let (s, body) = call(
+        &a,
+        "DELETE",
+        &format!("{}/data/v1/tokens/{id}", nodes[2].base()),
+        &auth,
+        None,
+    );
     assert_eq!(s, 204, "{body}");
     for n in &nodes {
-        let (s, _) = call(&a, "GET", &format!("{}/data/v1/resources/native:s0", n.base()), &auth, None);
+        let (s, _) = call(
+            &a,
+            "GET",
+            &format!("{}/data/v1/resources/native:s0", n.base()),
+            &auth,
+            None,
+        );
         assert_eq!(s, 401, "revoked token still accepted on {}", n.base());
     }
 }

@@ -140,7 +140,12 @@ fn the_cron_triggers_advance_a_clone_with_no_http_tick() {
         201
     );
     let lines: String = (0..500)
-        .map(|i| format!("{}\n", json!({"collection": "c", "key": format!("k{i:04}"), "body": {"i": i}})))
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"collection": "c", "key": format!("k{i:04}"), "body": {"i": i}})
+            )
+        })
         .collect();
     let r = app.request(
         "POST",

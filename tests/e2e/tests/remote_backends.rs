@@ -35,7 +35,8 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
     assert!(!keys.contains(&token), "the token itself is stored");
 
     assert_eq!(
-        app.request("PUT", "/data/v1/resources/native:src", &h, None).status,
+        app.request("PUT", "/data/v1/resources/native:src", &h, None)
+            .status,
         201
     );
     // 10 000 records of ~1 KB in one import: all or nothing, and well inside
@@ -118,7 +119,8 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
     let local_keys = if kv.exists() {
         let c = engine::native::NativeDb::open(&kv).unwrap();
         use engine::Db;
-        c.execute("SELECT count(*) FROM spin_key_value", &[]).unwrap()[0]
+        c.execute("SELECT count(*) FROM spin_key_value", &[])
+            .unwrap()[0]
             .i64(0)
             .unwrap()
     } else {

@@ -225,9 +225,15 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     let gamma = project_dir(work.path(), "gamma");
 
     // dataset create: one in each of the tenant's two projects.
-    let out = cli.ok(&alpha, &["dataset", "create", "production", "--visibility", "public"]);
+    let out = cli.ok(
+        &alpha,
+        &["dataset", "create", "production", "--visibility", "public"],
+    );
     assert!(out.contains("Dataset created successfully"), "{out}");
-    let out = cli.ok(&beta, &["dataset", "create", "staging", "--visibility", "private"]);
+    let out = cli.ok(
+        &beta,
+        &["dataset", "create", "staging", "--visibility", "private"],
+    );
     assert!(out.contains("Dataset created successfully"), "{out}");
     assert_eq!(datasets(&app, &auth, "alpha"), ["production"]);
     assert_eq!(datasets(&app, &auth, "beta"), ["staging"]);
@@ -255,7 +261,13 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     std::fs::write(&file, text).unwrap();
     let out = cli.ok(
         &alpha,
-        &["dataset", "import", file.to_str().unwrap(), "--dataset", "production"],
+        &[
+            "dataset",
+            "import",
+            file.to_str().unwrap(),
+            "--dataset",
+            "production",
+        ],
     );
     assert!(
         out.contains("Done! Imported 300 documents to dataset \"production\""),
@@ -269,7 +281,13 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     .unwrap();
     cli.ok(
         &beta,
-        &["dataset", "import", small.to_str().unwrap(), "--dataset", "staging"],
+        &[
+            "dataset",
+            "import",
+            small.to_str().unwrap(),
+            "--dataset",
+            "staging",
+        ],
     );
     let r = app.get(
         "/data/v1/resources/sanity:alpha:production",
@@ -285,19 +303,39 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     // Importing the same ids again with `create` fails, and writes nothing.
     let again = cli.run(
         &alpha,
-        &["dataset", "import", file.to_str().unwrap(), "--dataset", "production"],
+        &[
+            "dataset",
+            "import",
+            file.to_str().unwrap(),
+            "--dataset",
+            "production",
+        ],
     );
     assert!(!again.ok, "{}", again.out);
     assert!(again.out.contains("already exists"), "{}", again.out);
     // --replace replaces them.
     cli.ok(
         &alpha,
-        &["dataset", "import", file.to_str().unwrap(), "--dataset", "production", "--replace"],
+        &[
+            "dataset",
+            "import",
+            file.to_str().unwrap(),
+            "--dataset",
+            "production",
+            "--replace",
+        ],
     );
 
     // dataset list: the project's own datasets.
     let out = cli.ok(&alpha, &["dataset", "list"]);
-    assert_eq!(out.lines().map(str::trim).filter(|l| *l == "production").count(), 1, "{out}");
+    assert_eq!(
+        out.lines()
+            .map(str::trim)
+            .filter(|l| *l == "production")
+            .count(),
+        1,
+        "{out}"
+    );
     assert!(!out.contains("staging"), "{out}");
     let out = cli.ok(&beta, &["dataset", "list"]);
     assert!(out.lines().any(|l| l.trim() == "staging"), "{out}");
@@ -308,13 +346,25 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     let sync_job = job_id(&out);
     assert!(out.contains(&format!("Job {sync_job} completed")), "{out}");
     // --detach, then --attach.
-    let out = cli.ok(&alpha, &["dataset", "copy", "production", "prod-detached", "--detach"]);
+    let out = cli.ok(
+        &alpha,
+        &["dataset", "copy", "production", "prod-detached", "--detach"],
+    );
     let detached = job_id(&out);
     assert!(!out.contains("completed"), "{out}");
     let out = cli.ok(&alpha, &["dataset", "copy", "--attach", &detached]);
     assert!(out.contains(&format!("Job {detached} completed")), "{out}");
     // --skip-history.
-    let out = cli.ok(&alpha, &["dataset", "copy", "production", "prod-flat", "--skip-history"]);
+    let out = cli.ok(
+        &alpha,
+        &[
+            "dataset",
+            "copy",
+            "production",
+            "prod-flat",
+            "--skip-history",
+        ],
+    );
     let flat_job = job_id(&out);
     // copy --list: the three jobs, with their datasets and history flags.
     let out = cli.ok(&alpha, &["dataset", "copy", "--list"]);
@@ -327,9 +377,19 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
             .lines()
             .find(|l| l.contains(job.as_str()))
             .unwrap_or_else(|| panic!("{job} not listed:\n{out}"));
-        assert!(line.contains(target) && line.contains("production"), "{line}");
+        assert!(
+            line.contains(target) && line.contains("production"),
+            "{line}"
+        );
         assert!(line.contains("completed"), "{line}");
-        assert!(line.contains(if target == "prod-flat" { "false" } else { "true" }), "{line}");
+        assert!(
+            line.contains(if target == "prod-flat" {
+                "false"
+            } else {
+                "true"
+            }),
+            "{line}"
+        );
     }
     let out = cli.ok(&beta, &["dataset", "copy", "--list"]);
     assert!(!out.contains(sync_job.as_str()), "{out}");
@@ -338,7 +398,13 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     let src = work.path().join("production.tar.gz");
     let out = cli.ok(
         &alpha,
-        &["dataset", "export", "production", src.to_str().unwrap(), "--overwrite"],
+        &[
+            "dataset",
+            "export",
+            "production",
+            src.to_str().unwrap(),
+            "--overwrite",
+        ],
     );
     assert!(out.contains("Export finished"), "{out}");
     let source_docs = exported(&src);
@@ -348,7 +414,13 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
         let path = work.path().join(format!("{copy}.tar.gz"));
         cli.ok(
             &alpha,
-            &["dataset", "export", copy, path.to_str().unwrap(), "--overwrite"],
+            &[
+                "dataset",
+                "export",
+                copy,
+                path.to_str().unwrap(),
+                "--overwrite",
+            ],
         );
         let mut a = exported(&path);
         let mut b = source_docs.clone();
@@ -364,7 +436,16 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     let r = cli.run(&gamma, &["dataset", "create", "intruder"]);
     assert!(!r.ok);
     assert!(r.out.contains("not found"), "{}", r.out);
-    let r = cli.run(&gamma, &["dataset", "import", small.to_str().unwrap(), "--dataset", "secret"]);
+    let r = cli.run(
+        &gamma,
+        &[
+            "dataset",
+            "import",
+            small.to_str().unwrap(),
+            "--dataset",
+            "secret",
+        ],
+    );
     assert!(!r.ok, "{}", r.out);
     let r = cli.run(&gamma, &["dataset", "copy", "secret", "stolen"]);
     assert!(!r.ok, "{}", r.out);

@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::{Host, HostOptions};
 use anyhow::{anyhow, Result};
 use clap::{Args, Parser, Subcommand};
-use crate::{Host, HostOptions};
 
 #[derive(Parser)]
 #[command(

@@ -124,7 +124,10 @@ impl RedisKv {
         Ok(kv)
     }
 
-    fn with<R>(&self, f: impl Fn(&mut redis::Connection) -> redis::RedisResult<R>) -> Result<R, Error> {
+    fn with<R>(
+        &self,
+        f: impl Fn(&mut redis::Connection) -> redis::RedisResult<R>,
+    ) -> Result<R, Error> {
         blocking(|| {
             let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             // One retry on a fresh connection: a server restart or an idle

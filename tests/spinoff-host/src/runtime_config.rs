@@ -176,8 +176,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("azure_cosmos"), "{e}");
-        let e = RuntimeConfig::parse("[sqlite_database.default]\ntype = \"libsql\"\n", Path::new("."))
-            .unwrap_err();
+        let e = RuntimeConfig::parse(
+            "[sqlite_database.default]\ntype = \"libsql\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("needs `url`"), "{e}");
         // Spin refuses a libsql database without `token`; so does the host.
         let e = RuntimeConfig::parse(

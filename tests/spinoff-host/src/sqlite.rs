@@ -105,9 +105,7 @@ impl Databases {
                         .enable_all()
                         .build()?;
                     let db = blocking(|| {
-                        rt.block_on(
-                            libsql::Builder::new_remote(url.clone(), token.clone()).build(),
-                        )
+                        rt.block_on(libsql::Builder::new_remote(url.clone(), token.clone()).build())
                     })
                     .with_context(|| format!("[sqlite_database.{label}]: libsql {url}"))?;
                     Backend::Remote(Remote { db, rt: Some(rt) })
@@ -213,7 +211,11 @@ impl State {
                 let t = std::time::Instant::now();
                 let out = r.run(execute_remote(conn, statement, parameters));
                 if std::env::var_os("SPINOFF_TRACE_SQL").is_some() {
-                    eprintln!("sql {:>8.2} ms  {}", t.elapsed().as_secs_f64() * 1000.0, &statement[..statement.len().min(90)].replace('\n', " "));
+                    eprintln!(
+                        "sql {:>8.2} ms  {}",
+                        t.elapsed().as_secs_f64() * 1000.0,
+                        &statement[..statement.len().min(90)].replace('\n', " ")
+                    );
                 }
                 Ok(out)
             }

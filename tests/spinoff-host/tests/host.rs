@@ -407,7 +407,13 @@ fn the_guest_gets_the_headers_spin_gives_it() {
     assert_eq!(h["te"], "trailers", "{v}");
     // Hop-by-hop headers and `host` never reach the guest under Spin; the
     // authority travels in the URI and `spin-full-url`.
-    for gone in ["host", "keep-alive", "proxy-authorization", "upgrade", "connection"] {
+    for gone in [
+        "host",
+        "keep-alive",
+        "proxy-authorization",
+        "upgrade",
+        "connection",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} reached the guest: {v}");
     }
     let url = format!("{}/probe/echo/x?a=1", app.base);
@@ -427,7 +433,10 @@ fn the_runtime_answers_its_well_known_paths_itself() {
     assert!(text.ends_with("\r\n\r\nok"), "{text}");
     assert!(!text.contains("content-type"), "{text}");
     let v = app.json("/.well-known/spin/info");
-    assert_eq!(v, serde_json::json!({"name": "host-probe", "version": "0.1.0"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"name": "host-probe", "version": "0.1.0"})
+    );
     let r = raw_exchange(
         &app,
         b"POST /.well-known/spin/other HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
@@ -441,7 +450,10 @@ fn the_runtime_answers_its_well_known_paths_itself() {
 fn requests_spin_refuses_are_refused_the_same_way() {
     let app = start();
     // No route: an empty 404.
-    let r = raw_exchange(&app, b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let r = raw_exchange(
+        &app,
+        b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
     let text = String::from_utf8_lossy(&r).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 404 not found\r\n"), "{text}");
     assert!(text.contains("content-length: 0\r\n"), "{text}");
@@ -451,12 +463,21 @@ fn requests_spin_refuses_are_refused_the_same_way() {
         b"GET /probe/echo HTTP/1.1\r\nhost: x\r\nx-bad: \xff\xfe\r\nconnection: close\r\n\r\n",
     );
     let text = String::from_utf8_lossy(&r).to_ascii_lowercase();
-    assert!(text.starts_with("http/1.1 500 internal server error\r\n"), "{text}");
+    assert!(
+        text.starts_with("http/1.1 500 internal server error\r\n"),
+        "{text}"
+    );
     assert!(text.contains("content-length: 0\r\n"), "{text}");
     // No authority at all: the connection closes without an answer.
-    let r = raw_exchange(&app, b"GET /probe/echo HTTP/1.1\r\nconnection: close\r\n\r\n");
+    let r = raw_exchange(
+        &app,
+        b"GET /probe/echo HTTP/1.1\r\nconnection: close\r\n\r\n",
+    );
     assert!(r.is_empty(), "{}", String::from_utf8_lossy(&r));
     // The same request with its Host header is served.
-    let r = raw_exchange(&app, b"GET /probe/echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let r = raw_exchange(
+        &app,
+        b"GET /probe/echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
     assert!(String::from_utf8_lossy(&r).starts_with("HTTP/1.1 200"));
 }

@@ -1,15 +1,19 @@
 //! Accepting an operation: validate the request, replay an idempotent
 //! request, resolve the strategy to a snapshot LSN, create the target,
-//! estimate the totals and insert the pending operation.
+//! estimate the totals and insert the pending operation. A branch (the
+//! default mode) is made whole here: its levels and statistics, and the
+//! operation ends in the same transaction.
 
 use super::lifecycle::ensure_none_active;
 use super::rows::load;
-use super::types::{CloneRequest, Operation, Strategy};
+use super::types::{CloneMode, CloneRequest, Operation, Status, Strategy};
+use crate::branches;
 use crate::containers::{self, Container, ContainerState};
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
 use crate::limits;
+use crate::records::apply_stats;
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
 use crate::{lsn, snapshots, Engine};
@@ -38,8 +42,10 @@ impl Engine<'_> {
             limits::check_resources(db, limits, &req.tenant)?;
             let target = create_target(db, req, &source, snapshot_lsn, now)?;
             let collections = collections_json(req);
-            let (records_total, bytes_total) =
-                estimate(db, &source, req.history, collections.clone())?;
+            let (records_total, bytes_total) = match req.mode {
+                CloneMode::Copy => estimate(db, &source, req.history, collections.clone())?,
+                CloneMode::Branch => make_branch(db, req, &source, &target, snapshot_lsn)?,
+            };
             limits::check_stored_bytes(db, limits, &req.tenant, bytes_total)?;
             let draft = Draft {
                 id: &id,
@@ -55,6 +61,28 @@ impl Engine<'_> {
             self.insert(db, &draft, now)?;
             let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             append(db, &id, now, "created", &op.progress_json())?;
+            if req.mode == CloneMode::Copy {
+                return Ok((op, false));
+            }
+            // A branch is whole as soon as it exists: the operation ends in
+            // the same transaction, with everything it reads counted.
+            exec(
+                db,
+                "UPDATE operations SET status = 'in_progress', started_at = ?2, attempts = 1, \
+                 records_copied = records_total, bytes_copied = bytes_total WHERE id = ?1",
+                &[id.as_str().into(), now.into()],
+            )?;
+            let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+            let op = self.finish(db, &op, Status::Succeeded, None, now)?;
+            let deep = target_depth(db, target.id)? > self.config.max_branch_depth;
+            if req.hydrate || deep {
+                let reason = if req.hydrate {
+                    "requested"
+                } else {
+                    "the branch is too deep"
+                };
+                super::hydrate::start_hydration(db, self.env, target.id, reason, now)?;
+            }
             Ok((op, false))
         })
     }
@@ -66,8 +94,8 @@ impl Engine<'_> {
             db,
             "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
                target_time, snapshot_lsn, history, collections, status, exclusive_key, records_total, bytes_total, \
-               chunk_size, notify, meta, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)",
+               chunk_size, notify, meta, created_at, updated_at, mode) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21)",
             &[
                 d.id.into(),
                 req.family.as_str().into(),
@@ -89,6 +117,7 @@ impl Engine<'_> {
                 if req.notify.is_empty() { Value::Null } else { serde_json::to_string(&req.notify).unwrap_or_default().into() },
                 req.meta.to_string().into(),
                 now.into(),
+                req.mode.as_str().into(),
             ],
         )?;
         if let Some((scope, key, fingerprint)) = &req.idempotency {
@@ -244,6 +273,10 @@ fn create_target(
     snapshot_lsn: i64,
     now: i64,
 ) -> Result<Container> {
+    let state = match req.mode {
+        CloneMode::Branch => ContainerState::Ready,
+        CloneMode::Copy => ContainerState::Cloning,
+    };
     let target = containers::insert(
         db,
         now,
@@ -251,7 +284,7 @@ fn create_target(
         &req.tenant,
         &req.target_name,
         &req.target_spec,
-        ContainerState::Cloning,
+        state,
     )?;
     // The clone's history starts where the source's does (with
     // history) or at the snapshot (without).
@@ -260,12 +293,50 @@ fn create_target(
     } else {
         (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now))
     };
+    let expires_at = req.ttl_us.map(|ttl| now.saturating_add(ttl));
     exec(
         db,
-        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
-        &[target.id.into(), floor_lsn.into(), floor_at.into()],
+        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3, expires_at = ?4 WHERE id = ?1",
+        &[
+            target.id.into(),
+            floor_lsn.into(),
+            floor_at.into(),
+            expires_at.into(),
+        ],
     )?;
     Ok(target)
+}
+
+/// Make the target a branch of `source` at `snapshot_lsn`: its levels, and
+/// its statistics as of the base. Returns `(records, bytes)` it shows (all
+/// versions with history, live records without).
+fn make_branch(
+    db: &dyn Db,
+    req: &CloneRequest,
+    source: &Container,
+    target: &Container,
+    snapshot_lsn: i64,
+) -> Result<(i64, i64)> {
+    let filter = req.collections.as_deref();
+    let levels = branches::derive_levels(source, snapshot_lsn, req.history, filter);
+    branches::insert_levels(db, target.id, &levels)?;
+    let stats = branches::stats_at_base(db, source, snapshot_lsn, req.history, filter)?;
+    apply_stats(db, target.id, &stats)?;
+    Ok(stats
+        .values()
+        .fold((0, 0), |(n, b), d| (n + d.versions, b + d.version_bytes)))
+}
+
+/// How many levels a container reads through.
+fn target_depth(db: &dyn Db, id: i64) -> Result<usize> {
+    Ok(one(
+        db,
+        "SELECT count(*) FROM branch_levels WHERE container = ?1",
+        &[id.into()],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()?
+    .unwrap_or(0) as usize)
 }
 
 /// The collection filter as a JSON array (None: all collections).

@@ -12,9 +12,11 @@
 //! - `lifecycle`: cancel, retry, fail and `finish`; the one-active-per-key rule;
 //! - `leases`: claim, release, next runnable;
 //! - `step`: the chunk step and its chunk-size rule;
+//! - `hydrate`: materialising a branch (a `hydrate` operation);
 //! - `tick`: the worker tick and `nudge`.
 
 mod accept;
+mod hydrate;
 mod leases;
 mod lifecycle;
 mod rows;
@@ -23,6 +25,8 @@ mod tick;
 mod types;
 
 pub use accept::check_destination;
+pub(crate) use hydrate::{cancel_hydration, start_hydration};
 pub use types::{
-    CancelPolicy, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy, TickReport,
+    CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
+    TickReport,
 };

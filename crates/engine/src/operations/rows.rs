@@ -9,7 +9,7 @@ use crate::Engine;
 const COLUMNS: &str = "id, family, tenant, kind, source, source_ref, target, target_ref, strategy, target_time, \
     snapshot_lsn, history, collections, status, records_copied, bytes_copied, records_total, bytes_total, \
     chunk_size, steps, attempts, error, lease_owner, lease_expires, copy_us, notify, meta, created_at, \
-    updated_at, started_at, completed_at, cur_collection, cur_key, cur_lsn";
+    updated_at, started_at, completed_at, cur_collection, cur_key, cur_lsn, mode";
 
 fn from_row(r: &Row) -> Result<Operation> {
     let json_list = |i: usize| -> Result<Option<Vec<String>>> {
@@ -54,6 +54,7 @@ fn from_row(r: &Row) -> Result<Operation> {
         started_at: r.opt_i64(29)?,
         completed_at: r.opt_i64(30)?,
         cursor: (r.text(31)?, r.text(32)?, r.i64(33)?),
+        mode: r.text(34)?,
     })
 }
 

@@ -1,38 +1,19 @@
 //! The chunk step: one transaction that copies at most N rows after the
 //! cursor with `INSERT OR IGNORE … SELECT`, updates the target's statistics,
 //! the cursor, counters and lease, and ends the operation after the last
-//! chunk.
+//! chunk. A copy and a hydration share it: both read a list of containers
+//! (see [`crate::branches`]) in (collection, key, LSN) order, so the cursor
+//! means the same thing when a level is dropped between two chunks.
 
 use super::rows::load;
 use super::types::{Operation, Status, StepOutcome};
+use crate::branches::{self, Arm};
 use crate::containers;
-use crate::db::{exec, one, query, transaction, Db, Value};
+use crate::db::{changes, exec, one, query, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
 use crate::records::{apply_stats, Delta};
 use crate::{Config, Engine};
-
-/// SQL filtering a source's rows to an operation: container ?1, snapshot
-/// LSN ?2, collection filter ?3 (JSON array or NULL), and for skip-history
-/// only the newest live version of each key.
-fn chunk_filter(history: bool) -> String {
-    let mut f = String::from(
-        "r.container = ?1 AND r.lsn <= ?2 \
-         AND (?3 IS NULL OR r.collection IN (SELECT value FROM json_each(?3)))",
-    );
-    if !history {
-        f.push_str(
-            " AND r.deleted = 0 AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
-             AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?2)",
-        );
-    }
-    f
-}
-
-/// 1 when this row is the newest version of its key at the snapshot and live.
-const FINAL_LIVE: &str =
-    "(r.deleted = 0 AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
-    AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?2))";
 
 impl Engine<'_> {
     /// Copy one chunk of at most `limit` records (None: the operation's
@@ -159,82 +140,140 @@ struct Chunk {
     end: Option<(String, String, i64)>,
 }
 
-/// Copy at most `n` rows after the operation's cursor into its target and
-/// add them to the target's statistics.
+/// The containers a step reads and whether it keeps the target's
+/// statistics: a copy reads the source as of its snapshot through the
+/// source's levels and adds what it copies to the target's statistics; a
+/// hydration reads the branch's own levels, and the branch's statistics
+/// already count everything it reads through.
+fn plan(db: &dyn Db, op: &Operation) -> Result<(Vec<Arm>, bool)> {
+    if op.kind == "hydrate" {
+        let target = containers::by_id(db, op.target)?
+            .ok_or_else(|| Error::corrupt("hydration target vanished"))?;
+        return Ok((branches::copy_arms(&target.chain), false));
+    }
+    let source =
+        containers::by_id(db, op.source)?.ok_or_else(|| Error::corrupt("copy source vanished"))?;
+    let levels = branches::derive_levels(
+        &source,
+        op.snapshot_lsn,
+        op.history,
+        op.collections.as_deref(),
+    );
+    Ok((branches::copy_arms(&levels), true))
+}
+
+/// `SELECT {cols} FROM records r WHERE <arm i shows r> AND {range}` for
+/// every arm, joined by `UNION` (which also drops a version two containers
+/// hold).
+fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
+    (0..arms.len())
+        .map(|i| {
+            format!(
+                "SELECT {cols} FROM records r WHERE {} AND {range}",
+                branches::visible(arms, i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(join)
+}
+
+/// Copy at most `n` rows after the operation's cursor into its target (and
+/// for a copy, add them to the target's statistics).
 fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
-    let filter = chunk_filter(op.history);
-    let cols = op
-        .collections
-        .as_ref()
-        .map(|c| serde_json::to_string(c).unwrap_or_default());
+    let (arms, keep_stats) = plan(db, op)?;
+    if arms.is_empty() {
+        return Ok(Chunk {
+            copied: 0,
+            bytes: 0,
+            end: None,
+        });
+    }
     let (cc, ck, cl) = op.cursor.clone();
-    let base: Vec<Value> = vec![
-        op.source.into(),
-        op.snapshot_lsn.into(),
-        cols.into(),
-        cc.into(),
-        ck.into(),
-        cl.into(),
-    ];
-    // The chunk's last row: the n-th row after the cursor.
-    let mut p = base.clone();
-    p.push((n - 1).into());
+    let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
+    // The chunk's last row: the n-th row after the cursor (an ORDER BY on
+    // the compound itself: SQLite merges the arms' index orders and stops
+    // at the LIMIT).
     let end = one(
         db,
         &format!(
-            "SELECT r.collection, r.key, r.lsn FROM records r WHERE {filter} \
-             AND (r.collection, r.key, r.lsn) > (?4, ?5, ?6) \
-             ORDER BY r.collection, r.key, r.lsn LIMIT 1 OFFSET ?7"
+            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
+            union(&arms, "r.collection, r.key, r.lsn", after, " UNION ")
         ),
-        &p,
+        &[
+            cc.as_str().into(),
+            ck.as_str().into(),
+            cl.into(),
+            (n - 1).into(),
+        ],
     )?
     .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
     .transpose()?;
-    let mut range = String::from("(r.collection, r.key, r.lsn) > (?4, ?5, ?6)");
-    let mut p = base;
+    let mut range = after.to_string();
+    let mut p: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
     if let Some((ec, ek, el)) = &end {
-        range.push_str(" AND (r.collection, r.key, r.lsn) <= (?7, ?8, ?9)");
+        range.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
         p.push(ec.into());
         p.push(ek.into());
         p.push((*el).into());
     }
-    // Statistics of the chunk per collection, then the copy itself.
-    let stats = query(
-        db,
-        &format!(
-            "SELECT r.collection, count(*), sum(r.size), sum({FINAL_LIVE}), sum({FINAL_LIVE} * r.size) \
-             FROM records r WHERE {filter} AND {range} GROUP BY r.collection"
-        ),
-        &p,
-    )?;
+    let mut copied = 0;
+    let mut bytes = 0;
+    if keep_stats {
+        // Statistics of the chunk per collection: versions, and the live
+        // ones (the newest at the snapshot and not a deletion).
+        let live = format!(
+            "(r.deleted = 0 AND r.lsn = {})",
+            branches::newest(&arms, "r.collection", "r.key")
+        );
+        let stats = query(
+            db,
+            &format!(
+                "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
+                union(
+                    &arms,
+                    &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"),
+                    &range,
+                    " UNION "
+                )
+            ),
+            &p,
+        )?;
+        let mut deltas = std::collections::BTreeMap::new();
+        for s in &stats {
+            let (count, size, live, live_bytes) = (s.i64(1)?, s.i64(2)?, s.i64(3)?, s.i64(4)?);
+            copied += count;
+            bytes += size;
+            deltas.insert(
+                s.text(0)?,
+                Delta {
+                    records: live,
+                    bytes: live_bytes,
+                    versions: count,
+                    version_bytes: size,
+                },
+            );
+        }
+        apply_stats(db, op.target, &deltas)?;
+    }
+    let tparam = p.len() + 1;
     let mut ins = p;
     ins.push(op.target.into());
-    let tparam = ins.len();
     exec(
         db,
         &format!(
-            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size) \
-             SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size FROM records r \
-             WHERE {filter} AND {range}"
+            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size) {}",
+            union(
+                &arms,
+                &format!("?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size"),
+                &range,
+                " UNION ALL "
+            )
         ),
         &ins,
     )?;
-    let mut copied = 0;
-    let mut bytes = 0;
-    let mut deltas = std::collections::BTreeMap::new();
-    for s in &stats {
-        let (count, size, live, live_bytes) = (s.i64(1)?, s.i64(2)?, s.i64(3)?, s.i64(4)?);
-        copied += count;
-        bytes += size;
-        let d = Delta {
-            records: live,
-            bytes: live_bytes,
-            versions: count,
-            version_bytes: size,
-        };
-        deltas.insert(s.text(0)?, d);
+    if !keep_stats {
+        copied = changes(db)?;
     }
-    apply_stats(db, op.target, &deltas)?;
     Ok(Chunk { copied, bytes, end })
 }
 

@@ -3,8 +3,8 @@
 
 use super::rows::load;
 use super::types::{Status, TickReport};
-use crate::error::{Error, ErrorKind, Result};
 use crate::db::{LockWait, Maintenance};
+use crate::error::{Error, ErrorKind, Result};
 use crate::util::new_id;
 use crate::Engine;
 

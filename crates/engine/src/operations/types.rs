@@ -74,6 +74,36 @@ pub enum CancelPolicy {
     RemoveTarget,
 }
 
+/// How a clone makes its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CloneMode {
+    /// A copy-on-write branch: usable when the request returns, reading
+    /// through the source until written or hydrated.
+    #[default]
+    Branch,
+    /// A physical copy in chunks: the target is `cloning` until done.
+    Copy,
+}
+
+impl CloneMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloneMode::Branch => "branch",
+            CloneMode::Copy => "copy",
+        }
+    }
+    /// `branch` or `copy`.
+    pub fn parse(s: &str) -> Result<CloneMode> {
+        match s {
+            "branch" => Ok(CloneMode::Branch),
+            "copy" => Ok(CloneMode::Copy),
+            _ => Err(Error::invalid(format!(
+                "mode {s:?} is not one of branch, copy"
+            ))),
+        }
+    }
+}
+
 /// A request to copy `source` into a new container.
 #[derive(Debug, Clone)]
 pub struct CloneRequest {
@@ -99,6 +129,12 @@ pub struct CloneRequest {
     /// `(scope, key, fingerprint)`: the same scope and key return the
     /// operation the first request started; another fingerprint is refused.
     pub idempotency: Option<(String, String, String)>,
+    /// Branch (default) or physical copy.
+    pub mode: CloneMode,
+    /// A branch also starts hydrating at once.
+    pub hydrate: bool,
+    /// The worker deletes the target this long (µs) after it is made.
+    pub ttl_us: Option<i64>,
 }
 
 /// An operation as stored, with its progress.
@@ -136,6 +172,8 @@ pub struct Operation {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub(super) cursor: (String, String, i64),
+    /// `branch` or `copy` (a hydration is a `copy`).
+    pub mode: String,
 }
 
 impl Operation {

@@ -67,6 +67,22 @@ pub fn clone_req(
         notify: vec![],
         meta: serde_json::json!({}),
         idempotency: None,
+        mode: CloneMode::Copy,
+        hydrate: false,
+        ttl_us: None,
+    }
+}
+
+/// A request for a copy-on-write branch.
+pub fn branch_req(
+    source: &Container,
+    target: &str,
+    strategy: Strategy,
+    history: bool,
+) -> CloneRequest {
+    CloneRequest {
+        mode: CloneMode::Branch,
+        ..clone_req(source, target, strategy, history)
     }
 }
 

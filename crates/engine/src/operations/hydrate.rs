@@ -1,0 +1,135 @@
+//! Hydration: an operation (kind `hydrate`) that copies every version a
+//! branch reads through its ancestors into the branch itself, in the same
+//! bounded, leased chunks as a copy. The branch stays readable and
+//! writable throughout (its own writes are newer than anything copied, and
+//! a copied version answers exactly as the ancestor's did); when the last
+//! chunk commits, its levels are dropped and it depends on nothing.
+//!
+//! Started by the user ([`Engine::hydrate`]), by a clone that asks for it or
+//! whose chain is deeper than [`Config::max_branch_depth`](crate::Config),
+//! and when a parent is deleted (its rows are freed only once no branch
+//! reads through it).
+//!
+//! A hydration is an operation of the data API (family `native`) whatever
+//! the branch's family, so it never shows among a vendor family's clones.
+
+use serde_json::json;
+
+use super::rows::load;
+use super::types::Operation;
+use crate::containers::{self, Container};
+use crate::db::{exec, one, query, transaction, Db};
+use crate::error::{Error, Result};
+use crate::events::append;
+use crate::util::new_id;
+use crate::{Engine, Env};
+
+/// The exclusive key of a container's hydration: one at a time.
+fn key(container: i64) -> String {
+    format!("hydrate:{container}")
+}
+
+/// Start hydrating `container` unless a hydration is already active;
+/// returns the active or new operation's id, or None when the container
+/// reads through nothing.
+pub(crate) fn start_hydration(
+    db: &dyn Db,
+    env: &dyn Env,
+    container: i64,
+    reason: &str,
+    now: i64,
+) -> Result<Option<String>> {
+    let Some(c) = containers::by_id(db, container)? else {
+        return Ok(None);
+    };
+    if c.chain.is_empty() {
+        return Ok(None);
+    }
+    if let Some(r) = one(
+        db,
+        "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+        &[key(container).into()],
+    )? {
+        return Ok(Some(r.text(0)?));
+    }
+    let (records, bytes) = one(
+        db,
+        "SELECT coalesce(sum(versions), 0), coalesce(sum(version_bytes), 0) FROM collection_stats WHERE container = ?1",
+        &[container.into()],
+    )?
+    .map(|r| -> Result<(i64, i64)> { Ok((r.i64(0)?, r.i64(1)?)) })
+    .transpose()?
+    .unwrap_or((0, 0));
+    let id = new_id(env);
+    let reference = c.reference();
+    let snapshot = c.chain.iter().map(|l| l.bound).max().unwrap_or(0);
+    exec(
+        db,
+        "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
+           snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
+           created_at, updated_at) \
+         VALUES (?1, ?2, ?3, 'hydrate', ?4, ?5, ?4, ?5, 'now', ?6, 1, 'pending', ?7, ?8, ?9, 2000, ?10, ?11, ?11)",
+        &[
+            id.as_str().into(),
+            "native".into(),
+            c.tenant.as_str().into(),
+            c.id.into(),
+            reference.as_str().into(),
+            snapshot.into(),
+            key(container).into(),
+            records.into(),
+            bytes.into(),
+            json!({ "reason": reason }).to_string().into(),
+            now.into(),
+        ],
+    )?;
+    let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+    let mut data = op.progress_json();
+    data["reason"] = json!(reason);
+    append(db, &id, now, "created", &data)?;
+    Ok(Some(id))
+}
+
+/// Cancel the active hydration of a container being deleted.
+pub(crate) fn cancel_hydration(db: &dyn Db, container: i64, now: i64) -> Result<()> {
+    for r in query(
+        db,
+        "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+        &[key(container).into()],
+    )? {
+        let id = r.text(0)?;
+        exec(
+            db,
+            "UPDATE operations SET status = 'canceled', completed_at = ?2, updated_at = ?2, lease_owner = NULL, \
+             lease_expires = 0 WHERE id = ?1",
+            &[id.as_str().into(), now.into()],
+        )?;
+        append(
+            db,
+            &id,
+            now,
+            "canceled",
+            &json!({ "status": "canceled", "reason": "the branch was deleted" }),
+        )?;
+    }
+    Ok(())
+}
+
+impl Engine<'_> {
+    /// Hydrate a branch: an operation that copies what it reads through its
+    /// ancestors into it. Returns the active hydration if one runs, a new
+    /// one otherwise; `None` when the container reads through nothing
+    /// (nothing to do).
+    pub fn hydrate(&self, c: &Container) -> Result<Option<Operation>> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let Some(fresh) = containers::by_id(db, c.id)? else {
+                return Err(Error::not_found(format!("{} not found", c.reference())));
+            };
+            match start_hydration(db, self.env, fresh.id, "requested", now)? {
+                Some(id) => Ok(load(db, &id)?),
+                None => Ok(None),
+            }
+        })
+    }
+}
