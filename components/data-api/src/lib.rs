@@ -89,6 +89,9 @@ static ROUTER: Router = Router {
         ("POST", "resources/*/clones", |r, s| {
             operations::clone(&ctx(r)?, r, s[0])
         }),
+        ("POST", "resources/*/hydrate", |r, s| {
+            operations::hydrate(&ctx(r)?, s[0])
+        }),
         ("GET", "operations", |r, _| operations::list(&ctx(r)?, r)),
         ("GET", "operations/*", |r, s| {
             operations::get(&ctx(r)?, s[0])

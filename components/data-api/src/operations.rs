@@ -157,6 +157,22 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
     Ok(reply)
 }
 
+/// `POST /resources/{ref}/hydrate`: copy what a branch reads through its
+/// ancestors into it, in the background. 202 with the hydration (the one
+/// already running, if any); 200 when the resource depends on nothing.
+pub fn hydrate(ctx: &Ctx, r: &str) -> R {
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    match e.hydrate(&c).map_err(err)? {
+        Some(op) => Ok(Reply::json(202, &shapes::operation(&op))
+            .with_header("location", &format!("/data/v1/operations/{}", op.id))),
+        None => Ok(Reply::json(
+            200,
+            &json!({"resource": c.reference(), "branch": null, "message": "the resource holds all its versions itself; nothing to hydrate"}),
+        )),
+    }
+}
+
 /// Read an operation, first making bounded progress when nobody works on it.
 pub fn get(ctx: &Ctx, id: &str) -> R {
     let e = ctx.engine()?;

@@ -40,6 +40,10 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
         "spec": c.spec,
         "collections": collections.iter().map(|s| json!({"name": s.name, "records": s.records, "bytes": s.bytes, "versions": s.versions})).collect::<Vec<_>>(),
         "retained_from": rfc3339(c.floor_at),
+        // A copy-on-write branch: how many ancestors it reads through and
+        // the LSN it was made at (null once hydrated, or for a resource
+        // that was never a branch).
+        "branch": c.chain.first().map(|l| json!({"depth": c.chain.len(), "base_lsn": l.bound})),
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
     })
@@ -66,6 +70,7 @@ pub fn operation(op: &Operation) -> Value {
     json!({
         "id": op.id,
         "kind": op.kind,
+        "mode": op.mode,
         "status": op.status.as_str(),
         "source": op.source_ref,
         "target": op.target_ref,
