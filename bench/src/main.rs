@@ -79,7 +79,7 @@ impl Ctx<'_> {
                 "POST",
                 &format!("/data/v1/resources/native:{src}/clones"),
                 &self.h(),
-                &json!({"target": format!("native:{dst}"), "history": history}),
+                &json!({"target": format!("native:{dst}"), "history": history, "mode": "copy"}),
             )
             .json();
         let id = op["id"].as_str().unwrap().to_string();
@@ -406,7 +406,7 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
                 "POST",
                 &format!("/data/v1/resources/native:src{n}/clones"),
                 &ctx.h(),
-                &json!({"target": format!("native:lat{busy}{clients}-{n}")}),
+                &json!({"target": format!("native:lat{busy}{clients}-{n}"), "mode": "copy"}),
             )
             .json();
         let id = op["id"].as_str().unwrap().to_string();
@@ -441,7 +441,7 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
                             let target = format!("native:busy{n}-{clients}-{k}");
                             let path = format!("/data/v1/resources/native:src{n}/clones");
                             let next = app
-                                .send_json("POST", &path, &ctx.h(), &json!({ "target": target }))
+                                .send_json("POST", &path, &ctx.h(), &json!({ "target": target, "mode": "copy" }))
                                 .json();
                             current = next["id"].as_str().unwrap().to_string();
                         }
@@ -490,7 +490,7 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
                 "POST",
                 &format!("/data/v1/resources/native:src{n}/clones"),
                 &ctx.h(),
-                &json!({"target": format!("native:phases-{n}")}),
+                &json!({"target": format!("native:phases-{n}"), "mode": "copy"}),
             )
             .json();
         let id = op["id"].as_str().unwrap().to_string();
