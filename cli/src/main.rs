@@ -2,8 +2,9 @@
 //!
 //! - `spinoff dataset copy [SOURCE] [TARGET] [--skip-history] [--detach] [--attach JOB] [--list]`:
 //!   Sanity-style dataset copies, followed live on the job's `listen` stream;
-//! - `spinoff clone REF TARGET [--strategy now|last_snapshot|pitr] [--at TIME] [--skip-history]`:
-//!   a data-API clone of any resource, followed live;
+//! - `spinoff clone REF TARGET [--strategy now|last_snapshot|pitr] [--at TIME] [--skip-history] [--copy] [--hydrate]`:
+//!   a data-API clone of any resource (a copy-on-write branch unless `--copy`), followed live;
+//! - `spinoff hydrate REF`: materialise a branch, followed live;
 //! - `spinoff op status|cancel ID`: any family's operation, through the data API;
 //! - `spinoff import FILE --into REF`, `spinoff export REF [--as-of X]`: NDJSON in and out.
 //!
@@ -68,6 +69,19 @@ enum Command {
         #[arg(long = "collection")]
         collections: Vec<String>,
         /// Start it and print the operation id without following.
+        #[arg(long)]
+        detach: bool,
+        /// A physical copy in chunks instead of a copy-on-write branch.
+        #[arg(long, conflicts_with = "hydrate")]
+        copy: bool,
+        /// A branch that also starts hydrating at once.
+        #[arg(long)]
+        hydrate: bool,
+    },
+    /// Hydrate a branch (family:id): copy what it reads through its ancestors into it, and follow it.
+    Hydrate {
+        resource: String,
+        /// Print the operation id without following.
         #[arg(long)]
         detach: bool,
     },
@@ -434,10 +448,15 @@ fn run(cli: Cli) -> Result<()> {
             skip_history,
             collections,
             detach,
+            copy,
+            hydrate,
         } => {
             need_token(&c)?;
-            let mut body =
-                json!({"target": target, "strategy": strategy, "history": !skip_history});
+            let mut body = json!({"target": target, "strategy": strategy, "history": !skip_history,
+                "mode": if copy { "copy" } else { "branch" }});
+            if hydrate {
+                body["hydrate"] = true.into();
+            }
             if let Some(t) = at {
                 body["target_time"] = t.into();
             }
@@ -459,6 +478,25 @@ fn run(cli: Cli) -> Result<()> {
                 op["source"], op["target"], op["snapshot_lsn"]
             );
             follow_op(&c, &id)
+        }
+        Command::Hydrate { resource, detach } => {
+            need_token(&c)?;
+            let v = c.ok(
+                "POST",
+                &format!("/data/v1/resources/{resource}/hydrate"),
+                None,
+            )?;
+            match v["id"].as_str() {
+                None => {
+                    println!("{resource} holds all its versions itself: nothing to hydrate");
+                    Ok(())
+                }
+                Some(id) if detach => {
+                    println!("{id}");
+                    Ok(())
+                }
+                Some(id) => follow_op(&c, id),
+            }
         }
         Command::Op { command } => {
             need_token(&c)?;
