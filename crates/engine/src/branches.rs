@@ -491,6 +491,37 @@ pub(crate) fn history(
         .collect())
 }
 
+/// The arms that hold at least one version within their bound (one
+/// `records_lsn` seek each, in one statement), for latest reads: an empty
+/// level (a branch never written, an intermediate branch) costs nothing
+/// per key. The cut is dropped (latest reads never need it).
+pub(crate) fn nonempty(db: &dyn Db, arms: Vec<Arm>) -> Result<Vec<Arm>> {
+    if arms.len() <= 1 {
+        return Ok(arms);
+    }
+    let values: Vec<String> = arms
+        .iter()
+        .map(|a| format!("({}, {})", a.container, a.bound))
+        .collect();
+    let keep: Vec<i64> = query(
+        db,
+        &format!(
+            "SELECT v.column1 FROM (VALUES {}) v WHERE EXISTS \
+             (SELECT 1 FROM records r WHERE r.container = v.column1 AND r.lsn <= v.column2)",
+            values.join(",")
+        ),
+        &[],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect::<Result<_>>()?;
+    Ok(arms
+        .into_iter()
+        .filter(|a| keep.contains(&a.container))
+        .map(|a| Arm { cut: None, ..a })
+        .collect())
+}
+
 /// Latest versions (live and deleted) of the keys after `after` through
 /// `arms`, in (collection, key) order, at most `fetch` keys; only
 /// `collection` when given.

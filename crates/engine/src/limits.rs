@@ -178,7 +178,8 @@ pub(crate) fn check_stored_bytes(
         db,
         "SELECT coalesce(sum(s.version_bytes), 0) FROM containers c \
          JOIN collection_stats s ON s.container = c.id \
-         WHERE c.tenant = ?1 AND c.deleting = 0",
+         WHERE c.tenant = ?1 AND c.deleting = 0 \
+         AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.container = c.id)",
         tenant,
     )?;
     if stored + adding > max {

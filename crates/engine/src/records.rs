@@ -484,20 +484,7 @@ impl Engine<'_> {
                 limit,
             );
         }
-        query(
-            self.db,
-            &format!(
-                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-                 AND r.key > ?3 AND r.lsn <= ?4 AND r.deleted = 0 \
-                 AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
-                              AND x.key = r.key AND x.lsn <= ?4) \
-                 ORDER BY r.key LIMIT ?5"
-            ),
-            &[c.id.into(), collection.into(), after.unwrap_or("").into(), at.into(), limit.into()],
-        )?
-        .iter()
-        .map(version_from)
-        .collect()
+        list_in(self.db, c.id, collection, after.unwrap_or(""), at, limit)
     }
 
     /// One page of a whole container's live records as of an LSN (from
@@ -515,23 +502,65 @@ impl Engine<'_> {
         if !c.chain.is_empty() {
             return self.branch_page(c, at, (ac, ak), None, limit);
         }
-        read(self.db, |db| {
-            query(
-                db,
-                &format!(
-                    "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
-                     AND (r.collection, r.key) > (?2, ?3) AND r.lsn <= ?4 AND r.deleted = 0 \
-                     AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
-                                  AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4) \
-                     ORDER BY r.collection, r.key LIMIT ?5"
-                ),
-                &[c.id.into(), ac.into(), ak.into(), at.into(), Value::Integer(limit)],
-            )?
-            .iter()
-            .map(version_from)
-            .collect()
-        })
+        read(self.db, |db| export_in(db, c.id, at, (ac, ak), limit))
     }
+}
+
+/// Live records of one collection of one container as of `at`, by key,
+/// after `after`: a primary-key range scan.
+fn list_in(
+    db: &dyn Db,
+    container: i64,
+    collection: &str,
+    after: &str,
+    at: i64,
+    limit: i64,
+) -> Result<Vec<Version>> {
+    query(
+        db,
+        &format!(
+            "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
+             AND r.key > ?3 AND r.lsn <= ?4 AND r.deleted = 0 \
+             AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
+                          AND x.key = r.key AND x.lsn <= ?4) \
+             ORDER BY r.key LIMIT ?5"
+        ),
+        &[container.into(), collection.into(), after.into(), at.into(), limit.into()],
+    )?
+    .iter()
+    .map(version_from)
+    .collect()
+}
+
+/// One page of one container's live records as of `at` in (collection,
+/// key) order after `after`: a primary-key range scan.
+fn export_in(
+    db: &dyn Db,
+    container: i64,
+    at: i64,
+    after: (&str, &str),
+    limit: i64,
+) -> Result<Vec<Version>> {
+    query(
+        db,
+        &format!(
+            "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
+             AND (r.collection, r.key) > (?2, ?3) AND r.lsn <= ?4 AND r.deleted = 0 \
+             AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
+                          AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4) \
+             ORDER BY r.collection, r.key LIMIT ?5"
+        ),
+        &[
+            container.into(),
+            after.0.into(),
+            after.1.into(),
+            at.into(),
+            Value::Integer(limit),
+        ],
+    )?
+    .iter()
+    .map(version_from)
+    .collect()
 }
 
 impl Engine<'_> {
@@ -548,8 +577,20 @@ impl Engine<'_> {
         collection: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Version>> {
-        let arms = crate::branches::read_arms(c, at);
         read(self.db, |db| {
+            // Levels with nothing to show drop out; one unfiltered level
+            // left is read like a container of its own.
+            let arms = crate::branches::nonempty(db, crate::branches::read_arms(c, at))?;
+            match arms.as_slice() {
+                [] => return Ok(Vec::new()),
+                [one] if one.collections.is_none() => {
+                    return match collection {
+                        Some(col) => list_in(db, one.container, col, after.1, one.bound, limit),
+                        None => export_in(db, one.container, one.bound, after, limit),
+                    };
+                }
+                _ => {}
+            }
             let mut out = Vec::new();
             let mut cursor = (after.0.to_string(), after.1.to_string());
             loop {

@@ -46,7 +46,11 @@ impl Engine<'_> {
                 CloneMode::Copy => estimate(db, &source, req.history, collections.clone())?,
                 CloneMode::Branch => make_branch(db, req, &source, &target, snapshot_lsn)?,
             };
-            limits::check_stored_bytes(db, limits, &req.tenant, bytes_total)?;
+            // A branch stores nothing until written or hydrated: what the
+            // tenant stores counts containers that hold their versions.
+            if req.mode == CloneMode::Copy {
+                limits::check_stored_bytes(db, limits, &req.tenant, bytes_total)?;
+            }
             let draft = Draft {
                 id: &id,
                 req,
