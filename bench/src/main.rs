@@ -241,6 +241,8 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
             variables: [
                 ("admin_token".to_string(), ADMIN_TOKEN.to_string()),
                 ("worker_budget_ms".to_string(), "1000".to_string()),
+                // The bench starts clones back to back: no per-minute cap.
+                ("limit_starts_per_minute".to_string(), "0".to_string()),
             ]
             .into(),
             cron: false,
@@ -348,7 +350,7 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
         );
 
         // 7. Copy-on-write branches, against the physical copy above.
-        branch_figures(&ctx, &name, n, &db_file, rate, native_rate, manual);
+        branch_figures(&ctx, name, n, &db_file, rate, native_rate, manual);
 
         // 5. Worker tick wall time vs its 1 s budget (an HTTP tick, as a
         // cron trigger's call costs the same instantiation and work).
@@ -451,7 +453,10 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
                                     &json!({ "target": target, "mode": "copy" }),
                                 )
                                 .json();
-                            current = next["id"].as_str().unwrap().to_string();
+                            current = next["id"]
+                                .as_str()
+                                .unwrap_or_else(|| panic!("a clone under load: {next}"))
+                                .to_string();
                         }
                     }
                 });
