@@ -51,6 +51,9 @@ pub struct Level {
     /// The depth of the first level below the nearest skip-history boundary
     /// above this level, if any.
     pub cut_depth: Option<i64>,
+    /// The level shows only to reads at or after this LSN (a committed
+    /// import's staging branch, see [`crate::imports`]); 0 for a branch's.
+    pub from: i64,
 }
 
 /// One container a read or a copy scans, and what of it shows.
@@ -62,6 +65,9 @@ pub(crate) struct Arm {
     /// `(cut LSN, first arm of the cut group)`: only a version live at the
     /// cut LSN across `arms[first..]` shows from this arm.
     pub cut: Option<(i64, usize)>,
+    /// The level's `from` (0 for most): a copy of its rows keeps it as
+    /// their `visible_from`.
+    pub from: i64,
 }
 
 fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> {
@@ -86,6 +92,7 @@ pub(crate) fn derive_levels(
         bound: base,
         collections: filter.map(|f| f.to_vec()),
         cut_depth: (!history).then_some(1),
+        from: 0,
     }];
     for l in &source.chain {
         out.push(Level {
@@ -98,27 +105,38 @@ pub(crate) fn derive_levels(
             } else {
                 Some(1)
             },
+            from: l.from,
         });
     }
     out
 }
 
 /// Levels as arms, the first at index `offset` (1 when the container
-/// itself is arm 0), bounds lowered to `at`.
+/// itself is arm 0), bounds lowered to `at`; a level that shows only from a
+/// later LSN than it is read at is left out.
 fn level_arms(levels: &[Level], offset: usize, at: i64) -> Vec<Arm> {
-    levels
+    let shown: Vec<&Level> = levels
+        .iter()
+        .filter(|l| l.bound.min(at) >= l.from)
+        .collect();
+    shown
         .iter()
         .map(|l| Arm {
             container: l.ancestor,
             bound: l.bound.min(at),
             collections: l.collections.clone(),
             cut: l.cut_depth.map(|d| {
-                let first = (d - 1) as usize;
-                (
-                    levels.get(first).map(|f| f.bound).unwrap_or(l.bound),
-                    first + offset,
-                )
+                let cut_lsn = levels
+                    .iter()
+                    .find(|x| x.depth == d)
+                    .map(|f| f.bound)
+                    .unwrap_or(l.bound);
+                // The cut group starts at the first shown level at or
+                // below depth d.
+                let first = shown.iter().position(|x| x.depth >= d).unwrap_or(0);
+                (cut_lsn, first + offset)
             }),
+            from: l.from,
         })
         .collect()
 }
@@ -130,6 +148,7 @@ pub(crate) fn read_arms(c: &Container, at: i64) -> Vec<Arm> {
         bound: at,
         collections: None,
         cut: None,
+        from: 0,
     }];
     arms.extend(level_arms(&c.chain, 1, at));
     arms
@@ -155,11 +174,14 @@ fn literal_list(items: &[String]) -> String {
         .join(",")
 }
 
-/// `alias.container = c AND alias.lsn <= b [AND alias.collection IN (…)]`.
-fn arm_rows(arm: &Arm, alias: &str) -> String {
+/// `alias.container = c AND alias.lsn <= b AND <visible at b> [AND
+/// alias.collection IN (…)]`.
+pub(crate) fn arm_rows(arm: &Arm, alias: &str) -> String {
     let mut s = format!(
-        "{alias}.container = {} AND {alias}.lsn <= {}",
-        arm.container, arm.bound
+        "{alias}.container = {c} AND {alias}.lsn <= {b} \
+         AND ({alias}.visible_from IS NULL OR {alias}.visible_from <= {b})",
+        c = arm.container,
+        b = arm.bound
     );
     if let Some(cols) = &arm.collections {
         s.push_str(&format!(
@@ -225,8 +247,8 @@ pub(crate) fn containers_in(arms: &[Arm]) -> String {
 }
 
 /// A level as the chain column holds it: `[depth, ancestor, bound,
-/// collections, cut_depth]`.
-type StoredLevel = (i64, i64, i64, Option<Vec<String>>, Option<i64>);
+/// collections, cut_depth, from_lsn]`.
+type StoredLevel = (i64, i64, i64, Option<Vec<String>>, Option<i64>, i64);
 
 /// Parse the chain column of a container row (a JSON array of
 /// `[depth, ancestor, bound, collections, cut_depth]`).
@@ -238,13 +260,16 @@ pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
         serde_json::from_str(&text).map_err(|e| Error::corrupt(format!("branch levels: {e}")))?;
     let mut levels: Vec<Level> = rows
         .into_iter()
-        .map(|(depth, ancestor, bound, collections, cut_depth)| Level {
-            depth,
-            ancestor,
-            bound,
-            collections,
-            cut_depth,
-        })
+        .map(
+            |(depth, ancestor, bound, collections, cut_depth, from)| Level {
+                depth,
+                ancestor,
+                bound,
+                collections,
+                cut_depth,
+                from,
+            },
+        )
         .collect();
     levels.sort_by_key(|l| l.depth);
     Ok(levels)
@@ -253,7 +278,7 @@ pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
 /// The SQL expression reading a container's chain (outer table `containers`).
 pub(crate) const CHAIN_COLUMN: &str =
     "(SELECT json_group_array(json_array(b.depth, b.ancestor, b.bound, \
-     json(b.collections), b.cut_depth)) FROM branch_levels b WHERE b.container = containers.id \
+     json(b.collections), b.cut_depth, b.from_lsn)) FROM branch_levels b WHERE b.container = containers.id \
      HAVING count(*) > 0)";
 
 /// Store a new branch's levels.
@@ -261,8 +286,8 @@ pub(crate) fn insert_levels(db: &dyn Db, container: i64, levels: &[Level]) -> Re
     for l in levels {
         exec(
             db,
-            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             &[
                 container.into(),
                 l.depth.into(),
@@ -273,6 +298,7 @@ pub(crate) fn insert_levels(db: &dyn Db, container: i64, levels: &[Level]) -> Re
                     .map(|c| serde_json::to_string(c).unwrap_or_default())
                     .into(),
                 l.cut_depth.into(),
+                l.from.into(),
             ],
         )?;
     }
@@ -349,14 +375,24 @@ pub(crate) fn stats_at_base(
     // brought in.
     {
         // The versions the source's view gained after the base.
+        // Per level: every row when the level itself shows only after the
+        // base; else rows newer than the base, and rows that only became
+        // visible after it (`records_visible_from`).
         let arms_after: Vec<String> = now_arms
             .iter()
             .filter(|a| a.bound > base)
-            .map(|a| {
-                format!(
-                    "SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {} AND r.lsn > {base}",
-                    arm_rows(a, "r")
-                )
+            .flat_map(|a| {
+                let rows = arm_rows(a, "r");
+                if a.from > base {
+                    vec![format!(
+                        "SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {rows}"
+                    )]
+                } else {
+                    vec![
+                        format!("SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {rows} AND r.lsn > {base}"),
+                        format!("SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {rows} AND r.visible_from > {base}"),
+                    ]
+                }
             })
             .collect();
         let chg = arms_after.join(" UNION ");

@@ -185,6 +185,7 @@ pub(crate) fn mark_deleting(db: &dyn Db, env: &dyn crate::Env, id: i64, now: i64
         &[id.into(), now.into()],
     )?;
     crate::operations::cancel_hydration(db, id, now)?;
+    crate::imports::abandon_open(db, env, id, now)?;
     crate::branches::detach_deleted(db, id)?;
     for child in crate::branches::children(db, id)? {
         crate::operations::start_hydration(db, env, child, "the parent was deleted", now)?;

@@ -8,6 +8,7 @@
 //! - [`lsn`]: the global LSN clock and time → LSN;
 //! - [`containers`]: resources (cluster, namespace, service, dataset, database);
 //! - [`branches`]: copy-on-write branches: levels, reads through ancestors;
+//! - [`imports`]: staged imports of any size, all or nothing, in short transactions;
 //! - [`records`]: versioned writes, latest and as-of reads, history, export pages;
 //! - [`snapshots`]: named, on-demand and scheduled snapshots;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
@@ -27,6 +28,7 @@ pub mod containers;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod imports;
 pub mod limits;
 pub mod lsn;
 #[cfg(feature = "native")]
@@ -44,6 +46,7 @@ pub use containers::{CollectionStats, Container, ContainerState};
 pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
+pub use imports::Import;
 pub use operations::{
     CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
     TickReport,

@@ -322,6 +322,7 @@ impl Engine<'_> {
         transaction(self.db, |db| {
             let c = containers::find(db, family, tenant, name)?;
             check_writable(&c)?;
+            crate::imports::check_no_open_import(db, &c)?;
             crate::limits::count_writes(db, limits, tenant, writes.len() as i64, now)?;
             crate::limits::check_stored_bytes(db, limits, tenant, adding)?;
             write_in(db, self.env, &c, writes)
@@ -410,7 +411,8 @@ impl Engine<'_> {
             self.db,
             &format!(
                 "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-                 AND r.key = ?3 AND r.lsn <= ?4 ORDER BY r.lsn DESC LIMIT 1"
+                 AND r.key = ?3 AND r.lsn <= ?4 AND (r.visible_from IS NULL OR r.visible_from <= ?4) \
+                 ORDER BY r.lsn DESC LIMIT 1"
             ),
             &[c.id.into(), collection.into(), key.into(), at.into()],
         )?
@@ -522,7 +524,8 @@ fn list_in(
             "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
              AND r.key > ?3 AND r.lsn <= ?4 AND r.deleted = 0 \
              AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
-                          AND x.key = r.key AND x.lsn <= ?4) \
+                          AND x.key = r.key AND x.lsn <= ?4 \
+                          AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
              ORDER BY r.key LIMIT ?5"
         ),
         &[container.into(), collection.into(), after.into(), at.into(), limit.into()],
@@ -547,7 +550,8 @@ fn export_in(
             "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
              AND (r.collection, r.key) > (?2, ?3) AND r.lsn <= ?4 AND r.deleted = 0 \
              AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
-                          AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4) \
+                          AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4 \
+                          AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
              ORDER BY r.collection, r.key LIMIT ?5"
         ),
         &[

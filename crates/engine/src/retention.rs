@@ -121,7 +121,8 @@ impl Engine<'_> {
             // Superseded versions first, then deletions left as a key's
             // only version (after the first statement removed what they hid).
             let superseded = "EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 AND x.collection = r.collection \
-                 AND x.key = r.key AND x.lsn > r.lsn AND x.lsn <= ?4)";
+                 AND x.key = r.key AND x.lsn > r.lsn AND x.lsn <= ?4 \
+                 AND (x.visible_from IS NULL OR x.visible_from <= ?4))";
             let lone_tombstone =
                 "r.deleted = 1 AND NOT EXISTS (SELECT 1 FROM records x WHERE x.container = ?1 \
                  AND x.collection = r.collection AND x.key = r.key AND x.lsn < r.lsn)";

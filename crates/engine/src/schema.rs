@@ -237,6 +237,33 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_lsn ON records (container, lsn);
     ALTER TABLE operations ADD COLUMN mode TEXT NOT NULL DEFAULT 'copy';
     "#,
+    // 7: staged imports (imports.rs): an import loads into a hidden
+    // staging branch in short transactions and commits in one small one;
+    // the container then reads the staging branch from the commit LSN on
+    // (`from_lsn`), and rows hydrated from it keep that (`visible_from`).
+    // One open import per container.
+    r#"
+    ALTER TABLE branch_levels ADD COLUMN from_lsn INTEGER NOT NULL DEFAULT 0;
+    -- A version copied out of a committed import's staging branch shows only
+    -- from the import's commit LSN (NULL: from its own LSN).
+    ALTER TABLE records ADD COLUMN visible_from INTEGER;
+    CREATE INDEX records_visible_from ON records (container, visible_from)
+        WHERE visible_from IS NOT NULL;
+    CREATE TABLE imports (
+        id            TEXT PRIMARY KEY,
+        tenant        TEXT NOT NULL,
+        container     INTEGER NOT NULL,
+        stage         INTEGER NOT NULL,           -- the staging branch
+        state         TEXT NOT NULL,              -- open | committed | abandoned
+        staged        INTEGER NOT NULL,           -- lines staged
+        committed_lsn INTEGER,
+        expires_at    INTEGER NOT NULL,           -- abandoned when idle past it
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX imports_open ON imports (container) WHERE state = 'open';
+    CREATE INDEX imports_expiry ON imports (expires_at) WHERE state = 'open';
+    "#,
 ];
 
 /// The schema version this engine writes.

@@ -42,6 +42,8 @@ struct V {
     key: String,
     lsn: i64,
     body: Option<String>,
+    /// Visible to reads at or after this LSN (an import's commit LSN).
+    from: i64,
 }
 
 /// A container in the model: its own versions and what it reads through.
@@ -58,33 +60,41 @@ struct Model {
     cs: Vec<M>,
 }
 
+/// What a container shows: (collection, key, lsn) → (body, visible from).
+type Shown = BTreeMap<(String, String, i64), (Option<String>, i64)>;
+
 impl Model {
-    /// Every version container `i` sees, by (collection, key, lsn).
-    fn visible(&self, i: usize) -> BTreeMap<(String, String, i64), Option<String>> {
+    /// Every version container `i` sees, by (collection, key, lsn), with
+    /// the LSN from which it shows.
+    fn visible(&self, i: usize) -> Shown {
         let c = &self.cs[i];
         let mut out = BTreeMap::new();
         if let Some((p, base, history, filter)) = &c.base {
             let parent = self.visible(*p);
             let keep = |col: &str| filter.as_ref().is_none_or(|f| f.iter().any(|x| x == col));
-            let mut newest: BTreeMap<(String, String), (i64, Option<String>)> = BTreeMap::new();
-            for ((col, key, lsn), body) in parent {
-                if lsn > *base || !keep(&col) {
+            let mut newest: BTreeMap<(String, String), (i64, Option<String>, i64)> =
+                BTreeMap::new();
+            for ((col, key, lsn), (body, from)) in parent {
+                if lsn > *base || from > *base || !keep(&col) {
                     continue;
                 }
                 if *history {
-                    out.insert((col, key, lsn), body);
+                    out.insert((col, key, lsn), (body, from));
                 } else {
-                    newest.insert((col, key), (lsn, body));
+                    newest.insert((col, key), (lsn, body, from));
                 }
             }
-            for ((col, key), (lsn, body)) in newest {
+            for ((col, key), (lsn, body, from)) in newest {
                 if body.is_some() {
-                    out.insert((col, key, lsn), body);
+                    out.insert((col, key, lsn), (body, from));
                 }
             }
         }
         for v in &c.own {
-            out.insert((v.collection.clone(), v.key.clone(), v.lsn), v.body.clone());
+            out.insert(
+                (v.collection.clone(), v.key.clone(), v.lsn),
+                (v.body.clone(), v.from),
+            );
         }
         out
     }
@@ -92,8 +102,8 @@ impl Model {
     /// Live records of `i` as of `at`.
     fn live(&self, i: usize, at: i64) -> BTreeMap<(String, String), (i64, String)> {
         let mut newest: BTreeMap<(String, String), (i64, Option<String>)> = BTreeMap::new();
-        for ((col, key, lsn), body) in self.visible(i) {
-            if lsn <= at {
+        for ((col, key, lsn), (body, from)) in self.visible(i) {
+            if lsn <= at && from <= at {
                 newest.insert((col, key), (lsn, body));
             }
         }
@@ -122,6 +132,14 @@ enum Action {
     Delete(u8),
     /// Retention passes with a short window.
     Prune,
+    /// Open an import into container i.
+    ImportOpen(u8),
+    /// Stage a batch in the open import.
+    ImportStage(Vec<(u8, u8, Option<u16>)>),
+    /// Commit (true) or abandon (false) the open import.
+    ImportEnd(bool),
+    /// The worker abandons imports idle past their expiry (the clock jumps).
+    ImportExpire,
     /// Purge steps.
     Purge,
 }
@@ -142,6 +160,10 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0u8..8).prop_map(Action::Delete),
         1 => Just(Action::Prune),
         1 => Just(Action::Purge),
+        1 => (0u8..8).prop_map(Action::ImportOpen),
+        2 => prop::collection::vec((0u8..3, 0u8..KEYS, prop::option::weighted(0.75, 0u16..1000)), 1..5).prop_map(Action::ImportStage),
+        1 => any::<bool>().prop_map(Action::ImportEnd),
+        1 => Just(Action::ImportExpire),
     ]
 }
 
@@ -165,6 +187,8 @@ struct Run<'a> {
     /// Committed write times per container index (for PITR).
     times: Vec<Vec<i64>>,
     pruned: bool,
+    /// The open import: (container index, id, staged versions so far).
+    import: Option<(usize, String, Vec<V>)>,
 }
 
 impl Run<'_> {
@@ -180,16 +204,15 @@ impl Run<'_> {
         (!live.is_empty()).then(|| live[i as usize % live.len()])
     }
 
-    fn write(&mut self, i: usize, b: &[(u8, u8, Option<u16>)]) {
-        let e = self.e();
-        let name = self.m.cs[i].name.clone();
-        let writes = to_writes(b);
-        let done = e.write("native", "t", &name, &writes).unwrap();
-        // The model applies the batch as the engine does: a later write of
-        // a key replaces an earlier one; deleting a key not live is nothing.
-        let live = self.m.live(i, i64::MAX);
+    /// The versions a batch writes, as the engine applies it: a later write
+    /// of a key replaces an earlier one; deleting a key not live is nothing.
+    fn batch_versions(
+        live: &BTreeMap<(String, String), (i64, String)>,
+        writes: &[Write],
+        lsn: i64,
+    ) -> Vec<V> {
         let mut state: BTreeMap<(String, String), Option<Option<String>>> = BTreeMap::new();
-        for w in &writes {
+        for w in writes {
             match w {
                 Write::Put {
                     collection,
@@ -211,17 +234,93 @@ impl Run<'_> {
                 }
             }
         }
-        for ((collection, key), v) in state {
-            if let Some(body) = v {
-                self.m.cs[i].own.push(V {
+        state
+            .into_iter()
+            .filter_map(|((collection, key), v)| {
+                v.map(|body| V {
                     collection,
                     key,
-                    lsn: done.lsn,
+                    lsn,
                     body,
-                });
+                    from: 0,
+                })
+            })
+            .collect()
+    }
+
+    fn write(&mut self, i: usize, b: &[(u8, u8, Option<u16>)]) {
+        let e = self.e();
+        let name = self.m.cs[i].name.clone();
+        let writes = to_writes(b);
+        if self.import.as_ref().is_some_and(|(j, _, _)| *j == i) {
+            let err = e.write("native", "t", &name, &writes).unwrap_err();
+            assert!(
+                matches!(err.kind, engine::ErrorKind::Conflict { .. }),
+                "{err:?}"
+            );
+            return;
+        }
+        let done = e.write("native", "t", &name, &writes).unwrap();
+        let live = self.m.live(i, i64::MAX);
+        let vs = Self::batch_versions(&live, &writes, done.lsn);
+        self.m.cs[i].own.extend(vs);
+        self.times[i].push(done.committed_at);
+    }
+
+    fn import_open(&mut self, i: usize) {
+        if self.import.is_some() {
+            return;
+        }
+        let e = self.e();
+        let c = e.container("native", "t", &self.m.cs[i].name).unwrap();
+        let im = e.open_import(&c, 60_000_000).unwrap();
+        self.import = Some((i, im.id, vec![]));
+    }
+
+    fn import_stage(&mut self, b: &[(u8, u8, Option<u16>)]) {
+        let Some((i, id, staged)) = self.import.clone() else {
+            return;
+        };
+        let e = self.e();
+        let c = e.container("native", "t", &self.m.cs[i].name).unwrap();
+        let writes = to_writes(b);
+        let (_, done) = e.stage_import(&c, &id, &writes, 60_000_000).unwrap();
+        // Live as the staging branch sees it: the container, then the batches so far.
+        let mut live = self.m.live(i, i64::MAX);
+        for v in &staged {
+            let k = (v.collection.clone(), v.key.clone());
+            match &v.body {
+                Some(b) => {
+                    live.insert(k, (v.lsn, b.clone()));
+                }
+                None => {
+                    live.remove(&k);
+                }
             }
         }
-        self.times[i].push(done.committed_at);
+        let mut staged = staged;
+        staged.extend(Self::batch_versions(&live, &writes, done.lsn));
+        self.import = Some((i, id, staged));
+    }
+
+    fn import_end(&mut self, commit: bool) {
+        let Some((i, id, staged)) = self.import.take() else {
+            return;
+        };
+        let e = self.e();
+        let c = e.container("native", "t", &self.m.cs[i].name).unwrap();
+        if commit {
+            let done = e.commit_import(&c, &id).unwrap();
+            for v in staged {
+                self.m.cs[i].own.push(V {
+                    from: done.lsn,
+                    ..v
+                });
+            }
+            self.times[i].push(done.committed_at);
+        } else {
+            e.abandon_import(&c, &id).unwrap();
+        }
     }
 
     fn branch(&mut self, i: usize, history: bool, filter: bool, strategy: u8, pick: u8) {
@@ -444,7 +543,7 @@ impl Run<'_> {
                     let mut want_hist: Vec<(i64, Option<String>)> = visible
                         .iter()
                         .filter(|((c2, k2, l), _)| c2 == col && *k2 == key && *l > c.floor_lsn)
-                        .map(|((_, _, l), b)| (*l, b.clone()))
+                        .map(|((_, _, l), (b, _))| (*l, b.clone()))
                         .collect();
                     want_hist.reverse();
                     prop_assert_eq!(hist, want_hist, "history {}/{} of {}", col, key, mc.name);
@@ -468,6 +567,7 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
         m: Model { cs: vec![] },
         times: vec![],
         pruned: false,
+        import: None,
     };
     r.e()
         .create_container("native", "t", "c0", &serde_json::json!({}))
@@ -512,6 +612,9 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                     let name = r.m.cs[i].name.clone();
                     r.e().delete_container("native", "t", &name).unwrap();
                     r.m.cs[i].deleted = true;
+                    if r.import.as_ref().is_some_and(|(j, _, _)| *j == i) {
+                        r.import = None; // abandoned with its container
+                    }
                 }
             }
             Action::Prune => {
@@ -525,6 +628,20 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
             Action::Purge => {
                 for _ in 0..3 {
                     r.e().purge_step(5).unwrap();
+                }
+            }
+            Action::ImportOpen(i) => {
+                if let Some(i) = r.pick(i) {
+                    r.import_open(i);
+                }
+            }
+            Action::ImportStage(b) => r.import_stage(&b),
+            Action::ImportEnd(commit) => r.import_end(commit),
+            Action::ImportExpire => {
+                if r.import.is_some() {
+                    fx.env.advance(61_000_000);
+                    assert_eq!(r.e().expire_imports(10).unwrap(), 1);
+                    r.import = None;
                 }
             }
         }

@@ -258,16 +258,24 @@ fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
     let tparam = p.len() + 1;
     let mut ins = p;
     ins.push(op.target.into());
+    // A copied row keeps when it shows: its own `visible_from`, or its
+    // level's `from` when later.
+    let parts: Vec<String> = (0..arms.len())
+        .map(|i| {
+            format!(
+                "SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size, \
+                 CASE WHEN {from} > coalesce(r.visible_from, 0) THEN {from} ELSE r.visible_from END \
+                 FROM records r WHERE {} AND {range}",
+                branches::visible(&arms, i),
+                from = arms[i].from
+            )
+        })
+        .collect();
     exec(
         db,
         &format!(
-            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size) {}",
-            union(
-                &arms,
-                &format!("?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size"),
-                &range,
-                " UNION ALL "
-            )
+            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {}",
+            parts.join(" UNION ALL ")
         ),
         &ins,
     )?;
