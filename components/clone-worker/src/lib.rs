@@ -83,6 +83,9 @@ fn tick() -> Result<Value, engine::Error> {
     // Containers past their time-to-live (a Mixpeek clone's ttl_seconds)
     // are marked deleting; the purge below frees their rows.
     let expired = e.expire_step(100)?.len();
+    // Import sessions idle past import_idle_seconds are abandoned (their
+    // staged rows go with the purge).
+    let abandoned_imports = e.expire_imports(100)?;
     let mut purged = 0;
     for _ in 0..4 {
         let n = e.purge_step(5000)?;
@@ -101,6 +104,7 @@ fn tick() -> Result<Value, engine::Error> {
         "snapshots": snapshots,
         "pruned_versions": pruned,
         "expired": expired,
+        "abandoned_imports": abandoned_imports,
         "purged_records": purged,
     }))
 }

@@ -2,11 +2,13 @@
 //! in any family's resources, and clones them. A router table, handlers that
 //! turn HTTP into engine calls and back; the engine owns the logic.
 //!
-//! - `resources.rs`: resources, records, import/export, snapshots;
+//! - `resources.rs`: resources, records, export, snapshots;
+//! - `imports.rs`: imports, in one request or an import session (staged);
 //! - `operations.rs`: clones and operations, the SSE event stream;
 //! - `shapes.rs`: JSON shapes of resources and operations;
 //! - `webhooks.rs`: the tenant's webhook signing secret.
 
+mod imports;
 mod operations;
 mod resources;
 mod shapes;
@@ -75,7 +77,19 @@ static ROUTER: Router = Router {
             |r, s| resources::history(&ctx(r)?, r, s[0], s[1], s[2]),
         ),
         ("POST", "resources/*/import", |r, s| {
-            resources::import(&ctx(r)?, r, s[0])
+            imports::import(&ctx(r)?, r, s[0])
+        }),
+        ("POST", "resources/*/imports", |r, s| {
+            imports::open(&ctx(r)?, s[0])
+        }),
+        ("POST", "resources/*/imports/*/lines", |r, s| {
+            imports::lines(&ctx(r)?, r, s[0], s[1])
+        }),
+        ("POST", "resources/*/imports/*/commit", |r, s| {
+            imports::commit(&ctx(r)?, s[0], s[1])
+        }),
+        ("DELETE", "resources/*/imports/*", |r, s| {
+            imports::abandon(&ctx(r)?, s[0], s[1])
         }),
         ("GET", "resources/*/export", |r, s| {
             resources::export(ctx(r)?, r, s[0])

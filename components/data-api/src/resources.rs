@@ -1,6 +1,6 @@
 //! Resources, records, bulk import and export, snapshots.
 
-use engine::{AsOf, Container, Engine, Write};
+use engine::{AsOf, Container, Engine};
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 use spin_adapter::store::{SpinDb, SpinEnv};
@@ -178,91 +178,6 @@ pub fn history(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R 
         200,
         &json!({"versions": versions.iter().map(shapes::version).collect::<Vec<_>>()}),
     ))
-}
-
-/// `POST …/import`: NDJSON, one `{"collection", "key", "body"}` or
-/// `{"collection", "key", "deleted": true}` per line; all or nothing.
-pub fn import(ctx: &Ctx, req: &Req, r: &str) -> R {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Line {
-        collection: String,
-        key: String,
-        #[serde(default)]
-        body: Option<Value>,
-        #[serde(default)]
-        deleted: bool,
-    }
-    let text = std::str::from_utf8(&req.body).map_err(|e| {
-        Reply::problem(
-            400,
-            "invalid_ndjson",
-            &format!("the body is not UTF-8: {e}"),
-        )
-    })?;
-    let mut writes = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad =
-            |m: String| Reply::problem(400, "invalid_ndjson", &format!("line {}: {m}", i + 1));
-        let l: Line = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        writes.push(match (l.deleted, l.body) {
-            (true, None) => Write::Delete {
-                collection: l.collection,
-                key: l.key,
-            },
-            (false, Some(b)) => Write::Put {
-                collection: l.collection,
-                key: l.key,
-                body: b.to_string(),
-            },
-            (true, Some(_)) => return Err(bad("a deleted line has no body".into())),
-            (false, None) => return Err(bad("missing body (or \"deleted\": true)".into())),
-        });
-    }
-    if writes.is_empty() {
-        return Err(Reply::problem(
-            400,
-            "invalid_ndjson",
-            "the body has no NDJSON lines",
-        ));
-    }
-    let e = ctx.engine()?;
-    let c = find(&e, &ctx.tenant, r)?;
-    let done = e
-        .write(&c.family, &c.tenant, &c.name, &writes)
-        .map_err(|er| {
-            let mut reply = err(er.clone());
-            // Name the line of an invalid record.
-            if er.kind == engine::ErrorKind::InvalidInput {
-                if let Some(i) = writes.iter().position(|w| e_check(w).is_err()) {
-                    reply = Reply::problem(
-                        422,
-                        "invalid_input",
-                        &format!("line {}: {}", i + 1, er.message),
-                    );
-                }
-            }
-            reply
-        })?;
-    Ok(Reply::json(
-        200,
-        &json!({"imported": writes.len(), "applied": done.applied, "lsn": done.lsn}),
-    ))
-}
-
-fn e_check(w: &Write) -> engine::Result<()> {
-    match w {
-        Write::Put {
-            collection, key, ..
-        }
-        | Write::Delete { collection, key } => {
-            engine::util::check_collection(collection)?;
-            engine::util::check_key(key)
-        }
-    }
 }
 
 /// `GET …/export?as_of=`: NDJSON of live records, streamed page by page.
