@@ -276,10 +276,9 @@ pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
 }
 
 /// The SQL expression reading a container's chain (outer table `containers`).
-pub(crate) const CHAIN_COLUMN: &str =
-    "(SELECT json_group_array(json_array(b.depth, b.ancestor, b.bound, \
-     json(b.collections), b.cut_depth, b.from_lsn)) FROM branch_levels b WHERE b.container = containers.id \
-     HAVING count(*) > 0)";
+pub(crate) const CHAIN_COLUMN: &str = "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
+     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn)) END FROM branch_levels b \
+     WHERE b.container = containers.id)";
 
 /// Store a new branch's levels.
 pub(crate) fn insert_levels(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {

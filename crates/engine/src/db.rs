@@ -325,14 +325,23 @@ fn transaction_once<T>(db: &dyn Db, f: &mut impl FnMut(&dyn Db) -> Result<T>) ->
 }
 
 /// A read-only snapshot: `BEGIN` (deferred) … `COMMIT`, so several reads see
-/// one state of the database.
-pub fn read<T>(db: &dyn Db, f: impl FnOnce(&dyn Db) -> Result<T>) -> Result<T> {
-    db.begin(TxMode::Read)?;
-    let r = f(db);
-    let _ = if r.is_ok() {
-        db.commit()
-    } else {
-        db.rollback()
-    };
-    r
+/// one state of the database. Run again (up to [`TRANSACTION_ATTEMPTS`])
+/// when the database gave up on it (`Unavailable`): a read changes nothing.
+pub fn read<T>(db: &dyn Db, mut f: impl FnMut(&dyn Db) -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        db.begin(TxMode::Read)?;
+        let r = f(db);
+        let _ = if r.is_ok() {
+            db.commit()
+        } else {
+            db.rollback()
+        };
+        match r {
+            Err(e) if e.kind == ErrorKind::Unavailable && attempt < TRANSACTION_ATTEMPTS => {
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
 }

@@ -11,12 +11,17 @@ use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 /// maintenance is attempted and a refusal ([`DbError::Unsupported`], what a
 /// libSQL server answers to PRAGMAs) is the sign of a remote backend: the
 /// connection stops trying for the rest of its life.
+/// Runs of a statement outside a transaction that the server gave up on.
+const STATEMENT_ATTEMPTS: u32 = 3;
+
 pub struct SpinDb {
     conn: Connection,
     /// A PRAGMA was refused: the backend is remote.
     remote: Cell<bool>,
     /// The lock wait before [`LockWait::Never`], to restore.
     saved_wait: Cell<Option<i64>>,
+    /// Inside `BEGIN … COMMIT/ROLLBACK`.
+    in_tx: Cell<bool>,
 }
 
 impl SpinDb {
@@ -27,6 +32,7 @@ impl SpinDb {
                 conn,
                 remote: Cell::new(false),
                 saved_wait: Cell::new(None),
+                in_tx: Cell::new(false),
             })
             .map_err(|e| {
                 engine::Error::new(
@@ -149,7 +155,26 @@ impl Db for SpinDb {
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
-        let result = self.conn.execute(sql, &params).map_err(map_err)?;
+        // Outside a transaction a statement the server gave up on (sqld's
+        // SQLITE_INTERRUPT) did nothing: it runs again, a few times. Inside
+        // one, the engine reruns the whole transaction instead.
+        let mut attempt = 1;
+        let result = loop {
+            match self.conn.execute(sql, &params).map_err(map_err) {
+                Err(DbError::Unavailable(_))
+                    if !self.in_tx.get() && attempt < STATEMENT_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                r => break r?,
+            }
+        };
+        let head = sql.trim_start().get(..8).unwrap_or("").to_ascii_uppercase();
+        if head.starts_with("BEGIN") {
+            self.in_tx.set(true);
+        } else if head.starts_with("COMMIT") || head.starts_with("ROLLBACK") || head.starts_with("END") {
+            self.in_tx.set(false);
+        }
         Ok(result
             .rows
             .iter()
