@@ -203,7 +203,10 @@ fn clone_flow(app: App, copy: bool) {
         assert_eq!(first["service_deployment_status"], "UP_TO_DATE", "{first}");
         assert_eq!(first["status_details"]["status"], "SUCCESS", "{first}");
         assert_eq!(source_rows(&format!("qovery:{cid}")), at_start);
-        assert_eq!(source_rows(&format!("qovery:{id}")).len(), at_start.len() + 1);
+        assert_eq!(
+            source_rows(&format!("qovery:{id}")).len(),
+            at_start.len() + 1
+        );
     }
     assert!(
         ["DEPLOYMENT_QUEUED", "DEPLOYING", "DEPLOYED"].contains(&first["state"].as_str().unwrap())

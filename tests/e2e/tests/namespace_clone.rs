@@ -169,10 +169,18 @@ fn clone_with_default_and_custom_resources() {
     // A write to the source afterwards never shows in the clone.
     m.import(
         &src,
-        &[line("points:col_a", "pt_late".into(), json!({"vector": [0.0, 0.0, 0.0]}))],
+        &[line(
+            "points:col_a",
+            "pt_late".into(),
+            json!({"vector": [0.0, 0.0, 0.0]}),
+        )],
     );
     let task = m.ok(
-        m.call("GET", &format!("/v1/tasks/{}", r["task_id"].as_str().unwrap()), None),
+        m.call(
+            "GET",
+            &format!("/v1/tasks/{}", r["task_id"].as_str().unwrap()),
+            None,
+        ),
         "TaskResponse",
     );
     assert_eq!(task["status"], "COMPLETED");
