@@ -145,18 +145,33 @@ def main():
         listed.to_dict(),
     )
 
-    # mode "branch" is refused, naming why.
-    try:
-        cloner.clone_namespace(src_id, CloneNamespaceRequest(namespace_name="sdk_branch", mode="branch"))
-        check("branch refused", False, "accepted")
-    except ApiException as e:
-        body = json.loads(e.body)
-        check(
-            "branch refused",
-            400 <= e.status < 500 and "branch" in body["error"]["message"]
-            and "not available yet" in body["error"]["message"],
-            {"status": e.status, "body": body},
-        )
+    # mode "branch" (the service's default; the typed model sends "copy"
+    # unless told): a copy-on-write fork, ready when the clone answers.
+    before = docs_of(byo, src_id, ids)
+    b = cloner.clone_namespace(src_id, CloneNamespaceRequest(namespace_name="sdk_branch", mode="branch"))
+    check("branch: ready at once", b.status == "ready" and b.task_id, b.to_dict())
+    bt = tasks.get_task(b.task_id)
+    check("branch: task completed at once", bt.status.value == "COMPLETED", bt.to_dict())
+    branch = b.namespace.namespace_id
+    check("branch: documents equal", docs_of(byo, branch, ids) == before)
+    # A write to the source afterwards never shows in the branch.
+    byo.upsert_documents_byo_namespaces(
+        src_id,
+        BYOUpsertRequest(
+            collection_id="col_articles",
+            documents=[
+                BYODocument(
+                    document_id="doc_0",
+                    vectors={"text": VectorsValue([9.0, 9.0, 9.0])},
+                    payload={"title": "rewritten", "n": 0},
+                )
+            ],
+        ),
+    )
+    check(
+        "branch: later source writes hidden",
+        docs_of(byo, branch, ids) == before and docs_of(byo, src_id, ids) != before,
+    )
     # ttl_seconds: accepted, the namespace says when it expires.
     r = cloner.clone_namespace(src_id, CloneNamespaceRequest(namespace_name="sdk_temp", ttl_seconds=3600))
     temp = namespaces.get_namespace(r.namespace.namespace_id)
@@ -199,12 +214,9 @@ def main():
     )
     check("wrapper: upsert", up.inserted == 5, up)
     c = mp.namespaces.clone(wid, namespace_name="sdk_wrapped_copy")
-    check("wrapper: clone accepted", c.status == "cloning", c)
-    for _ in range(200):
-        task = mp.tasks.get(c.task_id)
-        if task.status not in ("PENDING", "IN_PROGRESS"):
-            break
-        tick()
+    # The wrapper sends no mode: a branch, ready when the clone answers.
+    check("wrapper: clone ready at once", c.status == "ready", c)
+    task = mp.tasks.get(c.task_id)
     check("wrapper: task completed", task.status == "COMPLETED", task)
     copy = mp.namespaces.get(c.namespace.namespace_id)
     check("wrapper: clone ready", copy.namespace_ready is True and copy.source_namespace_id == wid, copy)
@@ -234,14 +246,8 @@ def main():
         check("401 raises MixpeekAPIError", False, "answered")
     except MixpeekAPIError as e:
         check("401 raises MixpeekAPIError", e.status == 401, e.detail)
-    try:
-        mp.namespaces.clone(wid, namespace_name="sdk_branch2", mode="branch")
-        check("wrapper: branch refused", False, "answered")
-    except MixpeekAPIError as e:
-        check("wrapper: branch refused", 400 <= e.status < 500 and "not available yet" in e.detail["error"]["message"], e.detail)
-
     # --- delete --------------------------------------------------------------
-    for n in (staging, temp.namespace_id, copy.namespace_id, wid):
+    for n in (staging, branch, temp.namespace_id, copy.namespace_id, wid):
         mp.namespaces.delete(n)
     namespaces.delete_namespace(src_id)
     try:

@@ -102,6 +102,9 @@ const sourceRows = await exportRows(db.id)
 
 const {data: clone} = await databases.cloneDatabase(db.id, {name: 'orders-staging', environment_id: staging.id})
 out.clone = clone
+// A write to the source after the clone started: never in the clone.
+await http('PUT', `/data/v1/resources/qovery:${db.id}/collections/public.orders/records/late`, `Bearer ${token}`, '{}')
+out.sourceRecordsAfter = (await exportRows(db.id)).length
 const states = []
 let status
 for (let i = 0; i < 300; i++) {

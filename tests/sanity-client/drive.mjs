@@ -25,6 +25,8 @@ out.copy = await client.request({
   uri: `/projects/${process.env.SANITY_PROJECT}/datasets/production/copy`,
   body: {targetDataset: 'production-copy', skipHistory: false},
 })
+// A copy is a copy-on-write branch by default: completed at the first read.
+out.firstJob = await client.request({uri: `/jobs/${out.copy.jobId}`})
 for (let i = 0; i < 200; i++) {
   out.job = await client.request({uri: `/jobs/${out.copy.jobId}`})
   if (out.job.state === 'completed' || out.job.state === 'failed') break

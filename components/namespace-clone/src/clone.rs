@@ -197,9 +197,16 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
             )
             .map_err(|er| error(&er))?;
     }
+    // A branch is ready when its start answers: say so, with what it holds
+    // (Mixpeek's 'cloning' / 'ready' / 'failed').
+    let (status, cloned) = match op.status {
+        Status::Succeeded => ("ready", counts(&e, &target)),
+        Status::Failed | Status::Canceled => ("failed", Value::Null),
+        _ => ("cloning", Value::Null),
+    };
     Ok(Reply::json(
         200,
-        &json!({"namespace": namespace_json(&e, &target), "source_namespace_id": source.name, "status": "cloning", "task_id": op.id, "cloned_resources": Value::Null}),
+        &json!({"namespace": namespace_json(&e, &target), "source_namespace_id": source.name, "status": status, "task_id": op.id, "cloned_resources": cloned}),
     ))
 }
 

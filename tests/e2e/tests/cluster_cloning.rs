@@ -18,9 +18,28 @@ fn create_cluster(app: &App, key: &str) -> Value {
     v["cluster"].clone()
 }
 
+/// An app whose clones are physical copies (the Spin variable `clone_mode`).
+fn copy_app() -> App {
+    App::start_with(|o| {
+        o.variables.insert("clone_mode".into(), "copy".into());
+    })
+}
+
+/// The default: a clone is a copy-on-write branch, `succeeded` with its
+/// target cluster as soon as the start answers.
 #[test]
 fn clone_a_cluster_to_another_region_and_version() {
-    let app = App::start();
+    clone_flow(App::start(), false);
+}
+
+/// `clone_mode = "copy"`: pending, then the worker copies; one active
+/// operation per cluster; only a pending one cancels.
+#[test]
+fn a_physical_copy_is_pending_then_succeeds() {
+    clone_flow(copy_app(), true);
+}
+
+fn clone_flow(app: App, copy: bool) {
     let token = app.token("acme");
     let cluster = create_cluster(&app, &token);
     let id = cluster["id"].as_str().unwrap().to_string();
@@ -46,12 +65,18 @@ fn clone_a_cluster_to_another_region_and_version() {
     );
     assert_eq!(start.status, 201, "{}", start.body);
     let op = start.json()["cloning_operation"].clone();
-    assert_eq!(op["status"], "pending");
     assert_eq!(op["source_region"], "oregon");
     assert_eq!(op["target_region"], "frankfurt");
     assert_eq!(op["typesense_server_version"], "28.0");
-    assert_eq!(op["target_cluster_reference_id"], Value::Null);
-    assert_eq!(op["completed_at"], Value::Null);
+    if copy {
+        assert_eq!(op["status"], "pending");
+        assert_eq!(op["target_cluster_reference_id"], Value::Null);
+        assert_eq!(op["completed_at"], Value::Null);
+    } else {
+        assert_eq!(op["status"], "succeeded", "{op}");
+        assert!(op["target_cluster_reference_id"].is_string(), "{op}");
+        assert!(op["completed_at"].is_i64(), "{op}");
+    }
     let op_id = op["id"].as_str().unwrap().to_string();
     assert_eq!(op_id.len(), 36);
     // Writes after the start never reach the clone.
@@ -62,22 +87,23 @@ fn clone_a_cluster_to_another_region_and_version() {
         &json!({}),
     );
 
-    // A second start while one is active is refused.
-    let again = app.send_json(
-        "POST",
-        &format!("/api/v1/clusters/{id}/cloning-operations"),
-        &[(KEY, &token)],
-        &json!({}),
-    );
-    assert_eq!(again.status, 409, "{}", again.body);
-    assert!(again.json()["message"]
-        .as_str()
-        .unwrap()
-        .contains("only one"));
+    if copy {
+        // A second start while one is active is refused.
+        let again = app.send_json(
+            "POST",
+            &format!("/api/v1/clusters/{id}/cloning-operations"),
+            &[(KEY, &token)],
+            &json!({}),
+        );
+        assert_eq!(again.status, 409, "{}", again.body);
+        assert!(again.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("only one"));
+    }
 
     let mut done = Value::Null;
     for _ in 0..500 {
-        app.tick().unwrap();
         done = app
             .get(
                 &format!("/api/v1/clusters/{id}/cloning-operations/{op_id}"),
@@ -87,6 +113,8 @@ fn clone_a_cluster_to_another_region_and_version() {
         if done["status"] == "succeeded" {
             break;
         }
+        assert!(copy, "a branch succeeds at its start: {done}");
+        app.tick().unwrap();
     }
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(done["completed_at"].as_i64().unwrap() >= done["created_at"].as_i64().unwrap());
@@ -155,14 +183,14 @@ fn clone_a_cluster_to_another_region_and_version() {
         &json!({"status": "canceled"}),
     );
     assert_eq!(late.status, 409, "{}", late.body);
-    let second = app
-        .send_json(
-            "POST",
-            &format!("/api/v1/clusters/{id}/cloning-operations"),
-            &[(KEY, &token)],
-            &json!({}),
-        )
-        .json();
+    let second = app.send_json(
+        "POST",
+        &format!("/api/v1/clusters/{id}/cloning-operations"),
+        &[(KEY, &token)],
+        &json!({}),
+    );
+    assert_eq!(second.status, 201, "{}", second.body);
+    let second = second.json();
     let second_id = second["cloning_operation"]["id"]
         .as_str()
         .unwrap()
@@ -180,8 +208,14 @@ fn clone_a_cluster_to_another_region_and_version() {
         &[(KEY, &token)],
         &json!({"status": "canceled"}),
     );
-    assert_eq!(canceled.status, 200, "{}", canceled.body);
-    assert_eq!(canceled.json()["cloning_operation"]["status"], "canceled");
+    if copy {
+        assert_eq!(canceled.status, 200, "{}", canceled.body);
+        assert_eq!(canceled.json()["cloning_operation"]["status"], "canceled");
+    } else {
+        // A branch has already succeeded: nothing left to cancel.
+        assert_eq!(second["cloning_operation"]["status"], "succeeded");
+        assert_eq!(canceled.status, 409, "{}", canceled.body);
+    }
 
     // The list pages, newest first.
     let page1 = app
@@ -228,7 +262,8 @@ fn clone_a_cluster_to_another_region_and_version() {
 
 #[test]
 fn two_simultaneous_starts_never_both_succeed() {
-    let app = App::start();
+    // Exclusivity holds while an operation is active: physical copies.
+    let app = copy_app();
     let token = app.token("acme");
     let id = create_cluster(&app, &token)["id"]
         .as_str()

@@ -46,9 +46,28 @@ fn q<'a>(app: &'a App, tenant: &str) -> Q<'a> {
     }
 }
 
+/// An app whose clones are physical copies (the Spin variable `clone_mode`).
+fn copy_app() -> App {
+    App::start_with(|o| {
+        o.variables.insert("clone_mode".into(), "copy".into());
+    })
+}
+
+/// The default: a clone is a copy-on-write branch, `DEPLOYED` as soon as its
+/// start answers.
 #[test]
 fn clone_a_postgres_database_into_another_environment() {
-    let app = App::start();
+    clone_flow(App::start(), false);
+}
+
+/// `clone_mode = "copy"`: the worker copies the data; the clone is queued or
+/// deploying meanwhile and a second clone of the source is refused.
+#[test]
+fn a_physical_copy_deploys_through_the_worker() {
+    clone_flow(copy_app(), true);
+}
+
+fn clone_flow(app: App, copy: bool) {
     let q = q(&app, "acme");
     let org = q.call("GET", "/organization", None).json()["results"][0]["id"]
         .as_str()
@@ -152,16 +171,18 @@ fn clone_a_postgres_database_into_another_environment() {
         &[("authorization", &bearer)],
         &json!({}),
     );
-    // The 409 cases.
-    let again = q.call(
-        "POST",
-        &format!("/database/{id}/clone"),
-        Some(json!({"name": "another", "environment_id": staging})),
-    );
-    assert_eq!(
-        (again.status, again.json()["message"].as_str()),
-        (409, Some("Operation is in progress"))
-    );
+    if copy {
+        // The 409 cases.
+        let again = q.call(
+            "POST",
+            &format!("/database/{id}/clone"),
+            Some(json!({"name": "another", "environment_id": staging})),
+        );
+        assert_eq!(
+            (again.status, again.json()["message"].as_str()),
+            (409, Some("Operation is in progress"))
+        );
+    }
     let dup = q.call(
         "POST",
         &format!("/environment/{staging}/database"),
@@ -176,10 +197,23 @@ fn clone_a_postgres_database_into_another_environment() {
         200,
         "Status",
     );
+    if !copy {
+        // A branch is deployed at once, its data the source's as of the start.
+        assert_eq!(first["state"], "DEPLOYED", "{first}");
+        assert_eq!(first["service_deployment_status"], "UP_TO_DATE", "{first}");
+        assert_eq!(first["status_details"]["status"], "SUCCESS", "{first}");
+        assert_eq!(source_rows(&format!("qovery:{cid}")), at_start);
+        assert_eq!(
+            source_rows(&format!("qovery:{id}")).len(),
+            at_start.len() + 1
+        );
+    }
     assert!(
         ["DEPLOYMENT_QUEUED", "DEPLOYING", "DEPLOYED"].contains(&first["state"].as_str().unwrap())
     );
-    assert!(first["data_copy"]["records_total"].as_i64().unwrap() >= 10_000);
+    if copy {
+        assert!(first["data_copy"]["records_total"].as_i64().unwrap() >= 10_000);
+    }
     let mut last = first;
     for _ in 0..500 {
         if last["state"] == "DEPLOYED" {
@@ -193,7 +227,9 @@ fn clone_a_postgres_database_into_another_environment() {
         );
     }
     assert_eq!(last["state"], "DEPLOYED", "{last}");
-    assert_eq!(last["data_copy"]["percent"], 100.0);
+    if copy {
+        assert_eq!(last["data_copy"]["percent"], 100.0);
+    }
     assert_eq!(source_rows(&format!("qovery:{cid}")), at_start);
     // Done: another clone may start; the list shows both databases per environment.
     assert_eq!(
@@ -314,7 +350,8 @@ fn errors_and_organizations() {
 
 #[test]
 fn simultaneous_clones_of_one_database_never_both_start() {
-    let app = App::start();
+    // Exclusivity holds while a clone is active: physical copies.
+    let app = copy_app();
     let q = q(&app, "acme");
     let env = q.env("p", "prod");
     let id = q
@@ -373,7 +410,8 @@ fn simultaneous_clones_of_one_database_never_both_start() {
 
 #[test]
 fn organization_projects_and_deletes() {
-    let app = App::start();
+    // The clone must still be running when its environments are deleted.
+    let app = copy_app();
     let q = q(&app, "acme");
     let orgs = q.ok(
         q.call("GET", "/organization", None),

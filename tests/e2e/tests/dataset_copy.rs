@@ -47,9 +47,28 @@ fn export(app: &App, auth: &str, dataset: &str) -> Vec<String> {
     v
 }
 
+/// An app whose copies are physical (the Spin variable `clone_mode`).
+fn copy_app() -> App {
+    App::start_with(|o| {
+        o.variables.insert("clone_mode".into(), "copy".into());
+    })
+}
+
+/// The default: the copy is a copy-on-write branch, its job `completed` as
+/// soon as the start answers.
 #[test]
 fn copy_with_and_without_history_and_listen_to_the_job() {
-    let app = App::start();
+    copy_flow(App::start(), false);
+}
+
+/// `clone_mode = "copy"`: the job reports its progress while the data is
+/// copied.
+#[test]
+fn a_physical_copy_reports_progress_while_it_runs() {
+    copy_flow(copy_app(), true);
+}
+
+fn copy_flow(app: App, copy: bool) {
     let (_, auth) = setup(&app);
     let before = export(&app, &auth, "production");
 
@@ -70,6 +89,11 @@ fn copy_with_and_without_history_and_listen_to_the_job() {
     assert_eq!(started["aclMode"], "private");
     let job = started["jobId"].as_str().unwrap().to_string();
     assert_eq!(job.len(), 32);
+    if !copy {
+        // A branch: the job has completed when its start answers.
+        let status = app.get(&format!("/v1/jobs/{job}"), &[]).json();
+        assert_eq!(status["state"], "completed", "{status}");
+    }
     // A write after the start never reaches the copy.
     app.send_json(
         "PUT",
@@ -88,7 +112,11 @@ fn copy_with_and_without_history_and_listen_to_the_job() {
         .filter(|e| e.event == "job")
         .map(|e| serde_json::from_str(&e.data).unwrap())
         .collect();
-    assert!(jobs.len() >= 3, "{kinds:?}");
+    if copy {
+        assert!(jobs.len() >= 3, "{kinds:?}");
+    } else {
+        assert!(!jobs.is_empty(), "{kinds:?}");
+    }
     let progress: Vec<i64> = jobs
         .iter()
         .map(|j| j["progress"].as_i64().unwrap())
@@ -100,6 +128,7 @@ fn copy_with_and_without_history_and_listen_to_the_job() {
     assert_eq!(status["state"], "completed");
     assert_eq!(status["id"], job.as_str());
     assert_eq!(export(&app, &auth, "staging"), before);
+    assert_ne!(export(&app, &auth, "production"), before);
     let hist = |d: &str| {
         app.get(
             &format!(

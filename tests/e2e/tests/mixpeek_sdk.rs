@@ -2,8 +2,10 @@
 //! tests/mixpeek-sdk/requirements.txt), unchanged, against the Mixpeek
 //! family: tests/mixpeek-sdk/flow.py creates a namespace, upserts documents,
 //! clones it with the typed API and the wrapper, follows the tasks, compares
-//! the clones' documents with the source's, and checks the refusals (mode
-//! "branch", a bad request, an unmatched route, 405, 401) raise the SDK's own
+//! the clones' documents with the source's (a physical copy, the typed
+//! model's default "mode": "copy", and branches, the service's default, ready
+//! at once and blind to later writes to the source), and checks the refusals
+//! (a bad request, an unmatched route, 405, 401) raise the SDK's own
 //! exceptions. It prints its checks as JSON; any failed check fails this test.
 
 use std::process::Command;
@@ -43,7 +45,11 @@ fn the_official_sdk_drives_the_whole_flow() {
         "clone: namespace_ready",
         "clone: source_namespace_id",
         "clone: documents equal",
-        "branch refused",
+        "branch: ready at once",
+        "branch: task completed at once",
+        "branch: documents equal",
+        "branch: later source writes hidden",
+        "wrapper: clone ready at once",
         "ttl accepted",
         "ttl below 60 refused",
         "bad request raises",

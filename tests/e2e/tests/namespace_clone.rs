@@ -142,20 +142,56 @@ fn clone_with_default_and_custom_resources() {
         m.call("POST", "/v1/namespaces/production/clone", Some(body)),
         "CloneNamespaceResponse",
     );
+    // The default mode is a branch: ready when the start answers.
     assert_eq!(
         (r["status"].as_str(), r["source_namespace_id"].as_str()),
-        (Some("cloning"), Some(src.as_str()))
+        (Some("ready"), Some(src.as_str()))
     );
+    assert_eq!(r["cloned_resources"]["points"], 10_000, "{r}");
     let new_id = r["namespace"]["namespace_id"].as_str().unwrap().to_string();
     assert_ne!(new_id, src);
     assert_eq!(r["namespace"]["description"], "prod data");
-    let task = m.wait(r["task_id"].as_str().unwrap());
+    let export = |ns: &str| -> Vec<String> {
+        let mut v: Vec<String> = app
+            .get(
+                &format!("/data/v1/resources/mixpeek:{ns}/export"),
+                &[("authorization", &m.auth)],
+            )
+            .body
+            .lines()
+            .filter(|l| l.contains("\"points:"))
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    let src_points = export(&src);
+    // A write to the source afterwards never shows in the clone.
+    m.import(
+        &src,
+        &[line(
+            "points:col_a",
+            "pt_late".into(),
+            json!({"vector": [0.0, 0.0, 0.0]}),
+        )],
+    );
+    let task = m.ok(
+        m.call(
+            "GET",
+            &format!("/v1/tasks/{}", r["task_id"].as_str().unwrap()),
+            None,
+        ),
+        "TaskResponse",
+    );
     assert_eq!(task["status"], "COMPLETED");
     assert_eq!(task["additional_data"]["status"], "ready");
     assert_eq!(
         task["additional_data"]["cloned_resources"],
         json!({"collections": 2, "retrievers": 2, "taxonomies": 0, "buckets": 1, "objects": 50, "points": 10_000})
     );
+    assert_eq!(src_points.len(), 10_000);
+    assert_eq!(export(&new_id), src_points);
+    assert_eq!(export(&src).len(), 10_001);
     let ns = m.ok(
         m.call("GET", "/v1/namespaces/staging", None),
         "NamespaceModel",
@@ -255,15 +291,18 @@ fn cross_org_cancel_and_templates() {
         &json!({"namespace_name": "by-admin", "source_organization_id": org}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    // Cancel a clone: the partial namespace goes, and its name is free.
+    // Cancel a physical copy while it runs: the partial namespace goes, and
+    // its name is free.
     let r = m.ok(
         m.call(
             "POST",
             &format!("/v1/namespaces/{src}/clone"),
-            Some(json!({"namespace_name": "doomed"})),
+            Some(json!({"namespace_name": "doomed", "mode": "copy"})),
         ),
         "CloneNamespaceResponse",
     );
+    assert_eq!(r["status"], "cloning", "{r}");
+    assert_eq!(r["cloned_resources"], Value::Null);
     let task = r["task_id"].as_str().unwrap();
     assert_eq!(
         m.call("DELETE", &format!("/v1/tasks/{task}"), None).status,

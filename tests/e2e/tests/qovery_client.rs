@@ -1,8 +1,8 @@
 //! Qovery's official TypeScript client (npm `qovery-typescript-axios`),
 //! unchanged, against the app in the host: organization, project,
-//! environments, a database, its clone into another environment followed to
-//! DEPLOYED with equal data, errors as axios errors with Qovery's body, and
-//! the deletes (tests/qovery-client/flow.mjs). Needs Node.js; `scripts/test`
+//! environments, a database, its clone into another environment (a branch:
+//! DEPLOYED at its first status read) with the source's data as of the
+//! start, errors as axios errors with Qovery's body, and the deletes (tests/qovery-client/flow.mjs). Needs Node.js; `scripts/test`
 //! runs `npm ci` in tests/qovery-client. Skipped with a message when
 //! node_modules is absent (outside CI).
 
@@ -68,7 +68,10 @@ fn the_official_qovery_client_creates_clones_and_deletes() {
         assert_eq!(v["clone"][k], v["database"][k], "{k}");
     }
     assert_eq!(v["cloneStatus"]["state"], "DEPLOYED", "{v}");
-    assert_eq!(v["states"].as_array().unwrap().last().unwrap(), "DEPLOYED");
+    // A clone is a copy-on-write branch by default: DEPLOYED at its first
+    // status read, no worker step between.
+    assert_eq!(v["states"], json!(["DEPLOYED"]), "{v}");
+    assert_eq!(v["sourceRecordsAfter"], 1801);
     assert_eq!(v["stagingDatabases"], json!(["orders-staging"]));
     assert_eq!(v["sourceRecords"], 1800);
     assert_eq!(v["cloneRecords"], 1800);

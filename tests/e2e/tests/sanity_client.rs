@@ -78,6 +78,7 @@ fn the_official_sanity_client_lists_creates_and_copies() {
         v["copy"]["message"],
         "Starting copying dataset production to production-copy..."
     );
+    assert_eq!(v["firstJob"]["state"], "completed", "{v}");
     assert_eq!(v["job"]["state"], "completed", "{v}");
     assert_eq!(v["final"].as_array().unwrap().len(), 3);
     let copied = app
@@ -131,10 +132,23 @@ fn the_official_sanity_client_lists_creates_and_copies() {
             .contains("project not-mine not found"),
         "{v}"
     );
-    // The documents went to proj42's production and nowhere else.
+    // The documents went to proj42's production and nowhere else: not to
+    // the copy made before them.
     let r = app.get(
         "/data/v1/resources/sanity:proj42:production/collections/post/records/doc-1",
         &[("authorization", &auth)],
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    let r = app.get(
+        "/data/v1/resources/sanity:proj42:production-copy/collections/post/records/doc-1",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let copied = app
+        .get(
+            "/data/v1/resources/sanity:proj42:production-copy",
+            &[("authorization", &auth)],
+        )
+        .json();
+    assert_eq!(copied["collections"][0]["records"], 200);
 }

@@ -80,9 +80,26 @@ fn generation(app: &App, auth: &str, id: &str, g: i64) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// An app whose forks are physical copies (the Spin variable `clone_mode`).
+fn copy_app() -> App {
+    App::start_with(|o| {
+        o.variables.insert("clone_mode".into(), "copy".into());
+    })
+}
+
+/// The default: a fork is a copy-on-write branch, READY at its first read.
 #[test]
 fn forks_now_last_snapshot_and_pitr_hold_exactly_that_point() {
-    let app = App::start();
+    forks_flow(App::start(), false);
+}
+
+/// `clone_mode = "copy"`: the worker copies; QUEUED or CONFIGURING meanwhile.
+#[test]
+fn physical_copy_forks_hold_exactly_that_point() {
+    forks_flow(copy_app(), true);
+}
+
+fn forks_flow(app: App, copy: bool) {
     let token = app.token("acme");
     let t = Tiger {
         app: &app,
@@ -167,11 +184,25 @@ fn forks_now_last_snapshot_and_pitr_hold_exactly_that_point() {
 
     let rows = |f: &Value| -> Vec<String> {
         let fid = f["service_id"].as_str().unwrap();
-        t.wait_ready("proj1", fid);
+        if copy {
+            t.wait_ready("proj1", fid);
+        } else {
+            // A branch is READY at once: no worker step needed.
+            let v = t.service(
+                &t.call("GET", &format!("/projects/proj1/services/{fid}"), None),
+                200,
+            );
+            assert_eq!(v["status"], "READY", "{v}");
+        }
         t.rows(fid)
     };
     let (a, b, c) = (rows(&now_fork), rows(&snap_fork), rows(&pitr_fork));
     assert_eq!(a, gen3);
+    // Writes to the parent afterwards never show in a fork.
+    generation(&app, &t.auth, &id, 4);
+    assert_ne!(t.rows(&id), gen3);
+    assert_eq!(t.rows(now_fork["service_id"].as_str().unwrap()), gen3);
+    assert_eq!(t.rows(snap_fork["service_id"].as_str().unwrap()), gen2);
     assert_eq!(b, gen2);
     assert_eq!(c.len(), 5000);
     assert!(c.iter().all(|l| l.contains("\"gen\":1")), "{}", c[0]);
@@ -262,7 +293,8 @@ fn invalid_fork_requests_are_400_with_a_clear_message() {
 
 #[test]
 fn a_failed_fork_is_unstable_with_its_reason_and_can_be_deleted() {
-    let app = App::start();
+    // Only an operation still running can fail: a physical copy.
+    let app = copy_app();
     let token = app.token("acme");
     let t = Tiger {
         app: &app,
