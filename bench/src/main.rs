@@ -295,7 +295,7 @@ fn run(rt: Runtime, opts: &Opts, wrk: bool) -> Figures {
             let t = Instant::now();
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
             let copied = conn
-                .execute("INSERT INTO records SELECT -1, collection, key, lsn, deleted, body, size FROM records WHERE container = ?1 AND lsn <= ?2", [src_id, snap])
+                .execute("INSERT INTO records SELECT -1, collection, key, lsn, deleted, body, size, visible_from FROM records WHERE container = ?1 AND lsn <= ?2", [src_id, snap])
                 .unwrap();
             conn.execute_batch("COMMIT").unwrap();
             let took = t.elapsed();
