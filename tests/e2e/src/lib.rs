@@ -3,7 +3,7 @@
 //! and talks to it over real HTTP.
 //!
 //! Two runtimes, picked by `SPINOFF_E2E_RUNTIME`:
-//! - `host` (the default): the project's own host (`tests/spinoff-host`),
+//! - `host` (the default): the project's own host (`host/`),
 //!   in-process;
 //! - `spin`: real `spin up` as a child process (`$SPINOFF_SPIN`, else `spin`
 //!   on PATH) with the same built components, killed (the whole process
@@ -43,7 +43,7 @@ pub fn repo_root() -> PathBuf {
 /// Which runtime serves the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    /// The project's host (`tests/spinoff-host`), in this process.
+    /// The project's host (`host/`), in this process.
     Host,
     /// Real `spin up`, a child process.
     Spin,
