@@ -6,7 +6,8 @@
 //!   a data-API clone of any resource (a copy-on-write branch unless `--copy`), followed live;
 //! - `spinoff hydrate REF`: materialise a branch, followed live;
 //! - `spinoff op status|cancel ID`: any family's operation, through the data API;
-//! - `spinoff import FILE --into REF`, `spinoff export REF [--as-of X]`: NDJSON in and out.
+//! - `spinoff import FILE --into REF` (all or nothing at any size: an import session),
+//!   `spinoff export REF [--as-of X]`: NDJSON in and out.
 //!
 //! Connection: `--url`/`SPINOFF_URL` (default http://127.0.0.1:3000),
 //! `--token`/`SPINOFF_TOKEN`. Ctrl-C stops following; the job goes on.
@@ -520,42 +521,79 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            let (mut done, mut sent, mut buf, mut n) = (0u64, 0u64, String::new(), 0usize);
-            let mut flush = |buf: &mut String, n: &mut usize| -> Result<()> {
-                if *n == 0 {
-                    return Ok(());
-                }
-                let (s, r) = c.call(
-                    "POST",
-                    &format!("/data/v1/resources/{into}/import"),
-                    Some(std::mem::take(buf).into_bytes()),
-                )?;
-                if s != 200 {
-                    bail!("import stopped after {done} records: {s}: {}", message(&r));
-                }
-                done += r["imported"].as_u64().unwrap_or(0);
-                *n = 0;
-                Ok(())
-            };
-            for line in BufReader::new(f).lines() {
-                let line = line?;
-                sent += line.len() as u64 + 1;
-                buf.push_str(&line);
-                buf.push('\n');
-                n += 1;
-                if n >= batch {
-                    flush(&mut buf, &mut n)?;
-                    if let Some(pb) = &pb {
-                        pb.set_position(sent);
+            // All or nothing at any size: an import session (staged on the
+            // server in short transactions) committed once every line is
+            // in; abandoned on any error.
+            let (s, r) = c.call("POST", &format!("/data/v1/resources/{into}/imports"), None)?;
+            if s != 201 {
+                bail!("opening an import into {into}: {s}: {}", message(&r));
+            }
+            let id = r["id"].as_str().unwrap_or("").to_string();
+            let result = (|| -> Result<u64> {
+                let (mut staged, mut sent, mut buf, mut n) = (0u64, 0u64, String::new(), 0usize);
+                let mut flush = |buf: &mut String, n: &mut usize| -> Result<()> {
+                    if *n == 0 {
+                        return Ok(());
+                    }
+                    let (s, r) = c.call(
+                        "POST",
+                        &format!("/data/v1/resources/{into}/imports/{id}/lines"),
+                        Some(std::mem::take(buf).into_bytes()),
+                    )?;
+                    if s != 200 {
+                        bail!(
+                            "import stopped after {staged} records (nothing was imported): {s}: {}",
+                            message(&r)
+                        );
+                    }
+                    staged += *n as u64;
+                    *n = 0;
+                    Ok(())
+                };
+                for line in BufReader::new(f).lines() {
+                    let line = line?;
+                    sent += line.len() as u64 + 1;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    buf.push_str(&line);
+                    buf.push('\n');
+                    n += 1;
+                    if n >= batch {
+                        flush(&mut buf, &mut n)?;
+                        if let Some(pb) = &pb {
+                            pb.set_position(sent);
+                        }
                     }
                 }
-            }
-            flush(&mut buf, &mut n)?;
+                flush(&mut buf, &mut n)?;
+                let (s, r) = c.call(
+                    "POST",
+                    &format!("/data/v1/resources/{into}/imports/{id}/commit"),
+                    None,
+                )?;
+                if s != 200 {
+                    bail!("committing the import: {s}: {}", message(&r));
+                }
+                Ok(r["imported"].as_u64().unwrap_or(0))
+            })();
             if let Some(pb) = pb {
                 pb.finish_and_clear();
             }
-            eprintln!("imported {done} records into {into}");
-            Ok(())
+            match result {
+                Ok(done) => {
+                    eprintln!("imported {done} records into {into}");
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = c.call(
+                        "DELETE",
+                        &format!("/data/v1/resources/{into}/imports/{id}"),
+                        None,
+                    );
+                    Err(e)
+                }
+            }
         }
         Command::Export {
             resource,

@@ -50,6 +50,25 @@ fn dataset_copy_sync_detach_attach_list_and_errors() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("imported 3000 records"), "{err}");
 
+    // All or nothing across batches: a bad line in the third batch leaves
+    // the dataset as it was.
+    let bad = dir.path().join("bad.ndjson");
+    let mut lines: String = (3000..5500).map(|i| format!("{}\n", json!({"collection": "post", "key": format!("p{i}"), "body": {"_id": format!("p{i}"), "n": i}}))).collect();
+    lines.push_str("{\"collection\": \"post\", \"key\": \"\", \"body\": {}}\n");
+    std::fs::write(&bad, lines).unwrap();
+    let (code, _, err) = spinoff(
+        &app,
+        &token,
+        &["import", bad.to_str().unwrap(), "--into", "sanity:proj1:production", "--batch", "1000"],
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    let res = app
+        .get("/data/v1/resources/sanity:proj1:production", &[("authorization", &auth)])
+        .json();
+    let records: i64 = res["collections"].as_array().unwrap().iter().map(|c| c["records"].as_i64().unwrap()).sum();
+    assert_eq!(records, 3000, "{res}");
+
     // Synchronous copy: progress lines (no TTY), then done.
     let (code, _, err) = spinoff(
         &app,

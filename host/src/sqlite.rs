@@ -38,6 +38,13 @@ pub enum OpenConnection {
     Remote {
         conn: libsql::Connection,
         label: String,
+        /// The last statement's rows, kept until the next statement has
+        /// run. The `libsql` client stops reading a cursor response at the
+        /// step's end and drops it; sqld takes the dropped response for a
+        /// cancel and interrupts whatever that stream runs next (the next
+        /// statement fails with SQLITE_INTERRUPT). Kept one statement
+        /// longer, the response is complete before it is dropped.
+        last: Option<libsql::Rows>,
     },
 }
 
@@ -187,6 +194,7 @@ impl State {
                 Ok(conn) => OpenConnection::Remote {
                     conn,
                     label: database,
+                    last: None,
                 },
                 Err(e) => return Ok(Err(Error::Io(e.to_string()))),
             },
@@ -200,22 +208,32 @@ impl State {
         statement: &str,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
-        match self.table.get(c)? {
+        match self.table.get_mut(c)? {
             OpenConnection::Local { conn, .. } => {
                 Ok(blocking(|| execute(conn, statement, parameters)).map_err(map_error))
             }
-            OpenConnection::Remote { conn, label } => {
-                let Some(Backend::Remote(r)) = self.shared.databases.0.get(label) else {
+            OpenConnection::Remote { conn, label, last } => {
+                let Some(Backend::Remote(r)) = self.shared.databases.0.get(label.as_str()) else {
                     return Ok(Err(Error::InvalidConnection));
                 };
                 let t = std::time::Instant::now();
-                let out = r.run(execute_remote(conn, statement, parameters));
+                let out =
+                    r.run(execute_remote(conn, statement, parameters))
+                        .map(|(result, rows)| {
+                            // The one before goes now that this one has run.
+                            let previous = last.replace(rows);
+                            drop(previous);
+                            result
+                        });
                 if std::env::var_os("SPINOFF_TRACE_SQL").is_some() {
                     eprintln!(
                         "sql {:>8.2} ms  {}",
                         t.elapsed().as_secs_f64() * 1000.0,
                         &statement[..statement.len().min(90)].replace('\n', " ")
                     );
+                    if let Err(e) = &out {
+                        eprintln!("sql error {e:?} in: {statement}");
+                    }
                 }
                 Ok(out)
             }
@@ -223,12 +241,13 @@ impl State {
     }
 }
 
-/// One statement on a remote stream, rows read in full.
+/// One statement on a remote stream, rows read in full; the rows object is
+/// returned to be dropped later (see [`OpenConnection::Remote`]).
 async fn execute_remote(
     conn: &libsql::Connection,
     statement: &str,
     parameters: Vec<Value>,
-) -> Result<QueryResult, Error> {
+) -> Result<(QueryResult, libsql::Rows), Error> {
     let params: Vec<libsql::Value> = parameters
         .into_iter()
         .map(|v| match v {
@@ -259,7 +278,7 @@ async fn execute_remote(
         }
         out.push(RowResult { values });
     }
-    Ok(QueryResult { columns, rows: out })
+    Ok((QueryResult { columns, rows: out }, rows))
 }
 
 fn execute(

@@ -182,8 +182,10 @@ pub fn open(ctx: &Ctx, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let im = e.open_import(&c, idle_us()).map_err(err)?;
-    Ok(Reply::json(201, &session_json(&c, &im))
-        .with_header("location", &format!("/data/v1/resources/{r}/imports/{}", im.id)))
+    Ok(Reply::json(201, &session_json(&c, &im)).with_header(
+        "location",
+        &format!("/data/v1/resources/{r}/imports/{}", im.id),
+    ))
 }
 
 /// `POST …/imports/{id}/lines`: stage NDJSON lines.

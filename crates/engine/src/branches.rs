@@ -276,7 +276,8 @@ pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
 }
 
 /// The SQL expression reading a container's chain (outer table `containers`).
-pub(crate) const CHAIN_COLUMN: &str = "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
+pub(crate) const CHAIN_COLUMN: &str =
+    "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
      b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn)) END FROM branch_levels b \
      WHERE b.container = containers.id)";
 
@@ -622,42 +623,56 @@ pub(crate) fn scan_latest(
     Ok(out)
 }
 
-/// The newest version's `(deleted, size, lsn)` of each `(collection, key)`
-/// in `keys` through `arms` (for a write's statistics).
+/// The newest version's `(deleted, size)` of each `(collection, key)` in
+/// `keys` through `arms` (for a write's statistics): per arm one
+/// set-based statement of simple seeks (a remote server answers a
+/// statement folding several containers' subqueries into one expression
+/// with SQLITE_INTERRUPT at times), the newest across arms kept here.
 pub(crate) fn heads(
     db: &dyn Db,
     arms: &[Arm],
     keys: &[(&str, &str)],
 ) -> Result<Vec<Option<(bool, i64)>>> {
-    let mut out = vec![None; keys.len()];
-    for (part, chunk) in keys.chunks(ROWS).enumerate() {
-        let base = part * ROWS;
-        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        let mut values = Vec::with_capacity(chunk.len());
-        for (i, (c, k)) in chunk.iter().enumerate() {
-            let n = params.len();
-            values.push(format!("(?{}, ?{}, ?{})", n + 1, n + 2, n + 3));
-            params.push(((base + i) as i64).into());
-            params.push((*c).into());
-            params.push((*k).into());
-        }
-        let sql = format!(
-            "WITH w(i, collection, key) AS (VALUES {}) \
-             SELECT w.i, r.deleted, r.size FROM w JOIN records r ON r.container {} \
-               AND r.collection = w.collection AND r.key = w.key AND r.lsn = {}",
-            values.join(","),
-            containers_in(arms),
-            newest(arms, "w.collection", "w.key")
-        );
-        for row in query(db, &sql, &params)? {
-            let i = usize::try_from(row.i64(0)?)
-                .ok()
-                .filter(|i| *i < keys.len())
-                .ok_or_else(|| Error::corrupt("head lookup answered an unknown row"))?;
-            out[i] = Some((row.bool(1)?, row.i64(2)?));
+    // (lsn, deleted, size) per key.
+    let mut best: Vec<Option<(i64, bool, i64)>> = vec![None; keys.len()];
+    for arm in arms {
+        for (part, chunk) in keys.chunks(ROWS).enumerate() {
+            let base = part * ROWS;
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+            let mut values = Vec::with_capacity(chunk.len());
+            for (i, (c, k)) in chunk.iter().enumerate() {
+                let n = params.len();
+                values.push(format!("(?{}, ?{}, ?{})", n + 1, n + 2, n + 3));
+                params.push(((base + i) as i64).into());
+                params.push((*c).into());
+                params.push((*k).into());
+            }
+            let sql = format!(
+                "WITH w(i, collection, key) AS (VALUES {}) \
+                 SELECT w.i, r.lsn, r.deleted, r.size FROM w JOIN records r ON r.container = {c} \
+                   AND r.collection = w.collection AND r.key = w.key \
+                   AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
+                                AND x.collection = w.collection AND x.key = w.key)",
+                values.join(","),
+                c = arm.container,
+                rows = arm_rows(arm, "x"),
+            );
+            for row in query(db, &sql, &params)? {
+                let i = usize::try_from(row.i64(0)?)
+                    .ok()
+                    .filter(|i| *i < keys.len())
+                    .ok_or_else(|| Error::corrupt("head lookup answered an unknown row"))?;
+                let lsn = row.i64(1)?;
+                if best[i].is_none_or(|(l, _, _)| lsn > l) {
+                    best[i] = Some((lsn, row.bool(2)?, row.i64(3)?));
+                }
+            }
         }
     }
-    Ok(out)
+    Ok(best
+        .into_iter()
+        .map(|b| b.map(|(_, deleted, size)| (deleted, size)))
+        .collect())
 }
 
 /// Rows per multi-row statement (3 parameters each, under 999).

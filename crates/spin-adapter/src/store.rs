@@ -11,11 +11,44 @@ use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 /// maintenance is attempted and a refusal ([`DbError::Unsupported`], what a
 /// libSQL server answers to PRAGMAs) is the sign of a remote backend: the
 /// connection stops trying for the rest of its life.
-/// Runs of a statement outside a transaction that the server gave up on.
-const STATEMENT_ATTEMPTS: u32 = 3;
+/// A write transaction never starts on a connection older than this. sqld
+/// takes the write lock back from a connection that has held it, across
+/// transactions, for a few seconds while another waits (its statements then
+/// fail with SQLITE_INTERRUPT): a request that writes in many short
+/// transactions (a staged import) would lose every one after that.
+const WRITER_LIFETIME: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Runs of a statement the server gave up on (a read anywhere, a write
+/// outside a transaction).
+const STATEMENT_ATTEMPTS: u32 = 5;
+
+/// A statement that only reads: `SELECT …`, or `WITH …` ending in a SELECT.
+/// (sqld interrupts statements on a stream now and then — SQLITE_INTERRUPT —
+/// seen with libsql's cursor requests; a read can simply run again.)
+fn read_only(head: &str, sql: &str) -> bool {
+    if head.starts_with("SELECT") {
+        return true;
+    }
+    if !head.starts_with("WITH") {
+        return false;
+    }
+    let up = sql.to_ascii_uppercase();
+    !["INSERT ", "UPDATE ", "DELETE ", "REPLACE "]
+        .iter()
+        .any(|w| up.contains(w))
+}
 
 pub struct SpinDb {
-    conn: Connection,
+    /// Replaced after the server gave up on it (see `execute`).
+    conn: std::cell::RefCell<Connection>,
+    /// The server gave up on a statement of this connection: a remote
+    /// server's stream can stay that way (sqld answers every later statement
+    /// with SQLITE_INTERRUPT), so the next statement outside a transaction
+    /// opens a new connection first.
+    poisoned: Cell<bool>,
+    /// When the connection was opened: a write transaction on a connection
+    /// older than [`WRITER_LIFETIME`] starts on a fresh one (see `execute`).
+    opened_at: Cell<std::time::Instant>,
     /// A PRAGMA was refused: the backend is remote.
     remote: Cell<bool>,
     /// The lock wait before [`LockWait::Never`], to restore.
@@ -29,7 +62,9 @@ impl SpinDb {
     pub fn open() -> Result<SpinDb, engine::Error> {
         Connection::open_default()
             .map(|conn| SpinDb {
-                conn,
+                conn: std::cell::RefCell::new(conn),
+                poisoned: Cell::new(false),
+                opened_at: Cell::new(std::time::Instant::now()),
                 remote: Cell::new(false),
                 saved_wait: Cell::new(None),
                 in_tx: Cell::new(false),
@@ -100,6 +135,16 @@ fn map_err(e: SqlError) -> DbError {
 }
 
 impl SpinDb {
+    /// A fresh connection in place of a poisoned one.
+    fn reconnect(&self) -> Result<(), DbError> {
+        let conn = Connection::open_default()
+            .map_err(|e| DbError::Unavailable(format!("reopening database default: {e:?}")))?;
+        *self.conn.borrow_mut() = conn;
+        self.poisoned.set(false);
+        self.opened_at.set(std::time::Instant::now());
+        Ok(())
+    }
+
     /// Run a PRAGMA unless the backend is known to refuse them.
     fn pragma(&self, sql: &str) -> Result<Vec<Row>, DbError> {
         if self.remote.get() {
@@ -155,24 +200,55 @@ impl Db for SpinDb {
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
-        // Outside a transaction a statement the server gave up on (sqld's
-        // SQLITE_INTERRUPT) did nothing: it runs again, a few times. Inside
-        // one, the engine reruns the whole transaction instead.
+        let head = sql.trim_start().get(..8).unwrap_or("").to_ascii_uppercase();
+        if self.poisoned.get() && head.starts_with("ROLLBACK") {
+            // Roll back on the connection the server gave up on (releasing
+            // any lock it still holds), then leave it for a fresh one.
+            let _ = self.conn.borrow().execute(sql, &params);
+            self.in_tx.set(false);
+            return self.reconnect().map(|()| Vec::new());
+        }
+        // Outside a transaction a statement the server gave up on did
+        // nothing: it runs again on a fresh connection, a few times. Inside
+        // one, the engine rolls back and reruns the whole transaction.
+        if head.starts_with("BEGIN IM")
+            && !self.in_tx.get()
+            && self.opened_at.get().elapsed() > WRITER_LIFETIME
+        {
+            self.reconnect()?;
+        }
         let mut attempt = 1;
         let result = loop {
-            match self.conn.execute(sql, &params).map_err(map_err) {
+            if self.poisoned.get() && !self.in_tx.get() {
+                self.reconnect()?;
+            }
+            let r = self.conn.borrow().execute(sql, &params).map_err(map_err);
+            match r {
+                // An interrupted read changed nothing and, unlike an
+                // interrupted write, leaves the transaction it is in as it
+                // was (SQLite rolls a transaction back only for a write):
+                // it runs again where it is.
                 Err(DbError::Unavailable(_))
-                    if !self.in_tx.get() && attempt < STATEMENT_ATTEMPTS =>
+                    if read_only(&head, sql) && attempt < STATEMENT_ATTEMPTS =>
                 {
+                    attempt += 1;
+                }
+                Err(DbError::Unavailable(m)) => {
+                    self.poisoned.set(true);
+                    if self.in_tx.get() || attempt >= STATEMENT_ATTEMPTS {
+                        return Err(DbError::Unavailable(m));
+                    }
                     attempt += 1;
                 }
                 r => break r?,
             }
         };
-        let head = sql.trim_start().get(..8).unwrap_or("").to_ascii_uppercase();
         if head.starts_with("BEGIN") {
             self.in_tx.set(true);
-        } else if head.starts_with("COMMIT") || head.starts_with("ROLLBACK") || head.starts_with("END") {
+        } else if head.starts_with("COMMIT")
+            || head.starts_with("ROLLBACK")
+            || head.starts_with("END")
+        {
             self.in_tx.set(false);
         }
         Ok(result

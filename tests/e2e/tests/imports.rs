@@ -64,9 +64,16 @@ fn count_rows(app: &App, sql: &str) -> i64 {
 fn a_large_import_is_staged_and_shows_at_once_or_not_at_all() {
     let app = App::start();
     let c = Client::new(&app, "acme");
-    assert_eq!(c.send("PUT", "/resources/native:big", &json!({})).status, 201);
+    assert_eq!(
+        c.send("PUT", "/resources/native:big", &json!({})).status,
+        201
+    );
     // 12 000 lines: more than one transaction takes (2 000), so staged.
-    let r = c.raw("POST", "/resources/native:big/import", Some(ndjson(0, 12_000, "one").as_bytes()));
+    let r = c.raw(
+        "POST",
+        "/resources/native:big/import",
+        Some(ndjson(0, 12_000, "one").as_bytes()),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["imported"], 12_000);
@@ -84,19 +91,30 @@ fn a_large_import_is_staged_and_shows_at_once_or_not_at_all() {
     // import shows, and the resource takes writes again at once.
     let mut body = ndjson(12_000, 20_000, "two");
     body.push_str("{\"collection\": \"a\", \"key\": \"\", \"body\": {}}\n");
-    let r = c.raw("POST", "/resources/native:big/import", Some(body.as_bytes()));
+    let r = c.raw(
+        "POST",
+        "/resources/native:big/import",
+        Some(body.as_bytes()),
+    );
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("line 8001"), "{}", r.body);
     assert_eq!(c.count("native:big"), 12_000);
     assert_eq!(c.export("native:big").len(), 12_000);
-    let put = c.send("PUT", "/resources/native:big/collections/a/records/after", &json!({"ok": true}));
+    let put = c.send(
+        "PUT",
+        "/resources/native:big/collections/a/records/after",
+        &json!({"ok": true}),
+    );
     assert_eq!(put.status, 200, "{}", put.body);
     // The worker frees what the failed import staged.
     for _ in 0..20 {
         app.tick().unwrap();
     }
     assert_eq!(
-        count_rows(&app, "SELECT count(*) FROM containers WHERE family = 'staging'"),
+        count_rows(
+            &app,
+            "SELECT count(*) FROM containers WHERE family = 'staging'"
+        ),
         0,
         "the staging branches are purged"
     );
@@ -111,7 +129,11 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
     let c = Client::new(&app, "acme");
     let other = Client::new(&app, "globex");
     assert_eq!(c.send("PUT", "/resources/native:s", &json!({})).status, 201);
-    let r = c.raw("POST", "/resources/native:s/import", Some(ndjson(0, 100, "before").as_bytes()));
+    let r = c.raw(
+        "POST",
+        "/resources/native:s/import",
+        Some(ndjson(0, 100, "before").as_bytes()),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let before = c.export("native:s");
 
@@ -119,7 +141,10 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
     assert_eq!(open.status, 201, "{}", open.body);
     let id = open.json()["id"].as_str().unwrap().to_string();
     // A second session on the same resource waits its turn.
-    assert_eq!(c.raw("POST", "/resources/native:s/imports", None).status, 409);
+    assert_eq!(
+        c.raw("POST", "/resources/native:s/imports", None).status,
+        409
+    );
     // Three parts; rewriting the first 50 keys and adding 9 900.
     for (from, to) in [(50, 3_000), (3_000, 6_000), (6_000, 10_000)] {
         let r = c.raw(
@@ -130,7 +155,11 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
         assert_eq!(r.status, 200, "{}", r.body);
         // Nothing shows yet; other writes wait; another tenant cannot see it.
         assert_eq!(c.export("native:s"), before);
-        let w = c.send("PUT", "/resources/native:s/collections/a/records/x", &json!({}));
+        let w = c.send(
+            "PUT",
+            "/resources/native:s/collections/a/records/x",
+            &json!({}),
+        );
         assert_eq!(w.status, 409, "{}", w.body);
         let o = other.raw(
             "POST",
@@ -140,16 +169,38 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
         assert_eq!(o.status, 404, "{}", o.body);
     }
     // A branch made now reads the resource as it was.
-    let b = c.send("POST", "/resources/native:s/clones", &json!({"target": "native:during"}));
+    let b = c.send(
+        "POST",
+        "/resources/native:s/clones",
+        &json!({"target": "native:during"}),
+    );
     assert_eq!(b.status, 202, "{}", b.body);
-    let done = c.raw("POST", &format!("/resources/native:s/imports/{id}/commit"), None);
+    let done = c.raw(
+        "POST",
+        &format!("/resources/native:s/imports/{id}/commit"),
+        None,
+    );
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.json()["imported"], 9_950);
     if std::env::var("DEBUG_IMPORTS").is_ok() {
-        for r in app.database().execute("SELECT container, collection, records, versions FROM collection_stats", &[]).unwrap() {
+        for r in app
+            .database()
+            .execute(
+                "SELECT container, collection, records, versions FROM collection_stats",
+                &[],
+            )
+            .unwrap()
+        {
             eprintln!("stats {:?}", r);
         }
-        for r in app.database().execute("SELECT container, count(*) FROM records GROUP BY container", &[]).unwrap() {
+        for r in app
+            .database()
+            .execute(
+                "SELECT container, count(*) FROM records GROUP BY container",
+                &[],
+            )
+            .unwrap()
+        {
             eprintln!("rows {:?}", r);
         }
         eprintln!("res {}", c.get("/resources/native:s").body);
@@ -158,13 +209,26 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
     let after = c.export("native:s");
     assert_eq!(after.len(), 10_000);
     assert!(after.iter().filter(|l| l.contains("\"session\"")).count() == 9_950);
-    assert_eq!(c.export("native:during"), before, "the branch never sees the import");
+    assert_eq!(
+        c.export("native:during"),
+        before,
+        "the branch never sees the import"
+    );
     // Committing twice answers 409; the resource takes writes again.
     assert_eq!(
-        c.raw("POST", &format!("/resources/native:s/imports/{id}/commit"), None).status,
+        c.raw(
+            "POST",
+            &format!("/resources/native:s/imports/{id}/commit"),
+            None
+        )
+        .status,
         409
     );
-    let w = c.send("PUT", "/resources/native:s/collections/a/records/x", &json!({"n": 1}));
+    let w = c.send(
+        "PUT",
+        "/resources/native:s/collections/a/records/x",
+        &json!({"n": 1}),
+    );
     assert_eq!(w.status, 200, "{}", w.body);
     // The worker hydrates the resource from its staging branch and frees it;
     // reads are the same before and after.
@@ -175,7 +239,10 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
     assert!(res["branch"].is_null(), "{res}");
     assert_eq!(c.export("native:s").len(), 10_001);
     assert_eq!(
-        count_rows(&app, "SELECT count(*) FROM containers WHERE family = 'staging'"),
+        count_rows(
+            &app,
+            "SELECT count(*) FROM containers WHERE family = 'staging'"
+        ),
         0
     );
 
@@ -190,7 +257,15 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
         Some(ndjson(20_000, 21_000, "abandoned").as_bytes()),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(c.raw("DELETE", &format!("/resources/native:s/imports/{id2}"), None).status, 204);
+    assert_eq!(
+        c.raw(
+            "DELETE",
+            &format!("/resources/native:s/imports/{id2}"),
+            None
+        )
+        .status,
+        204
+    );
     assert_eq!(c.count("native:s"), 10_001);
 
     // An idle one is abandoned by the worker after import_idle_seconds.
@@ -207,7 +282,12 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(2_200));
     app.tick().unwrap();
     assert_eq!(
-        c.raw("POST", &format!("/resources/native:s/imports/{id3}/commit"), None).status,
+        c.raw(
+            "POST",
+            &format!("/resources/native:s/imports/{id3}/commit"),
+            None
+        )
+        .status,
         409,
         "an idle session is abandoned"
     );
@@ -215,9 +295,15 @@ fn an_import_session_loads_in_parts_all_or_nothing() {
         app.tick().unwrap();
     }
     assert_eq!(c.count("native:s"), 10_001);
-    assert!(!c.export("native:s").iter().any(|l| l.contains("abandoned") || l.contains("\"idle\"")));
+    assert!(!c
+        .export("native:s")
+        .iter()
+        .any(|l| l.contains("abandoned") || l.contains("\"idle\"")));
     assert_eq!(
-        count_rows(&app, "SELECT count(*) FROM containers WHERE family = 'staging'"),
+        count_rows(
+            &app,
+            "SELECT count(*) FROM containers WHERE family = 'staging'"
+        ),
         0
     );
 }
