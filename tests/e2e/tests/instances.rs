@@ -62,14 +62,6 @@ fn start_spin(config: &str) -> Instance {
     ))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) -> Instance {
     let root = repo_root();
     let log = std::fs::File::create(state.path().join(format!("host-{port}.log"))).unwrap();
