@@ -25,7 +25,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use spinoff_e2e::{json, sse_events, Value};
+use spinoff_e2e::{free_port, json, sse_events, Value};
 
 #[derive(Parser)]
 #[command(
@@ -322,14 +322,6 @@ fn slow_receiver() -> (String, Arc<AtomicU64>) {
 }
 
 // ---------------------------------------------------------------- the app
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn proc_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -31,6 +31,10 @@ pub fn parse_ref(r: &str) -> Result<(&str, &str), Reply> {
 }
 
 pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
+    // The levels a resource reads through that are other resources: an
+    // import's staging level (shown from its commit LSN on, `from` > 0)
+    // holds the resource's own records, not an ancestor's.
+    let ancestors: Vec<_> = c.chain.iter().filter(|l| l.from == 0).collect();
     json!({
         "ref": c.reference(),
         "family": c.family,
@@ -43,7 +47,7 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
         // A copy-on-write branch: how many ancestors it reads through and
         // the LSN it was made at (null once hydrated, or for a resource
         // that was never a branch).
-        "branch": c.chain.first().map(|l| json!({"depth": c.chain.len(), "base_lsn": l.bound})),
+        "branch": ancestors.first().map(|l| json!({"depth": ancestors.len(), "base_lsn": l.bound})),
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
     })

@@ -277,13 +277,15 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
     Ok(Reply::empty(204))
 }
 
-/// 409 while `c` is the source of a running clone (it cannot go yet).
+/// 409 while `c` is the source of a running clone into another database
+/// (it cannot go yet). `c`'s own hydration (source and target `c`, e.g.
+/// after a large import) does not hold it: it goes with `c`.
 pub fn check_not_cloning(e: &Engine, c: &Container) -> Result<(), Reply> {
     let filling = copy(e, c).map(|o| o.id);
     let busy = e
         .db()
         .execute(
-            "SELECT id FROM operations WHERE source = ?1 AND status IN ('pending', 'in_progress') LIMIT 1",
+            "SELECT id FROM operations WHERE source = ?1 AND target <> ?1 AND status IN ('pending', 'in_progress') LIMIT 1",
             &[c.id.into()],
         )
         .map_err(|er| error(&er.into()))?;

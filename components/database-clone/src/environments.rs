@@ -29,13 +29,26 @@ pub fn check_org(ctx: &Ctx, o: &str) -> Result<(), Reply> {
     }
 }
 
-/// A project id belongs to the tenant that first uses it.
-pub fn project(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<(), Reply> {
+/// A project id belongs to the tenant that first creates an environment in
+/// it (a write: `POST /project/{id}/environment`).
+pub fn claim_project(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<(), Reply> {
     e.claim_owned("qovery-project", p, &ctx.tenant)
         .map(|_| ())
         .map_err(|er| match er.kind {
             engine::ErrorKind::InvalidInput => bad(&er.message),
             _ => fail(404, &format!("project {p} not found")),
+        })
+}
+
+/// The tenant's project `p`, for reads: 404 when it was never created (by
+/// `POST /organization/{id}/project` or a first environment) or was
+/// deleted. A read never creates it.
+pub fn existing_project(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<(), Reply> {
+    e.owned("qovery-project", p, &ctx.tenant)
+        .map(|_| ())
+        .map_err(|er| match er.kind {
+            engine::ErrorKind::NotFound => fail(404, &format!("project {p} not found")),
+            _ => error(&er),
         })
 }
 
@@ -76,7 +89,7 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
     .unwrap_or("DEVELOPMENT");
     let cluster = spin_adapter::body::opt_str(&b, "cluster").map_err(|e| bad(&e))?;
     let e = ctx.engine()?;
-    project(ctx, &e, p)?;
+    claim_project(ctx, &e, p)?;
     // Names are unique per project, case-insensitively: an owned key makes it race-free.
     e.create_owned(
         "qovery-environment-name",
@@ -109,7 +122,7 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
 
 pub fn list(ctx: &Ctx, p: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
-    project(ctx, &e, p)?;
+    existing_project(ctx, &e, p)?;
     let list = e
         .list_owned("qovery-environment", &ctx.tenant, Some(p))
         .map_err(|er| error(&er))?;

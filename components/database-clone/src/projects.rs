@@ -2,9 +2,10 @@
 //!
 //! A project made with `POST /organization/{id}/project` has a UUID and a
 //! name unique in the organization (case-insensitively); a project id that
-//! environments name before any create is the tenant's on first use, named
-//! by its id. Deleting a project deletes its environments and their
-//! databases.
+//! an environment is created in before any create is the tenant's from that
+//! first environment on, named by its id. Reads never create a project: one
+//! never created, or deleted, is 404. Deleting a project deletes its
+//! environments and their databases.
 
 use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};

@@ -3,7 +3,7 @@
 //! and talks to it over real HTTP.
 //!
 //! Two runtimes, picked by `SPINOFF_E2E_RUNTIME`:
-//! - `host` (the default): the project's own host (`tests/spinoff-host`),
+//! - `host` (the default): the project's own host (`host/`),
 //!   in-process;
 //! - `spin`: real `spin up` as a child process (`$SPINOFF_SPIN`, else `spin`
 //!   on PATH) with the same built components, killed (the whole process
@@ -40,10 +40,21 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago (the OS
+/// picked it for a listener that is closed again): for servers the tests
+/// start themselves (app instances, sqld, Redis, the soak's host).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Which runtime serves the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    /// The project's host (`tests/spinoff-host`), in this process.
+    /// The project's host (`host/`), in this process.
     Host,
     /// Real `spin up`, a child process.
     Spin,
@@ -523,9 +534,7 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
     // A port taken between our probe and spin's bind: try another.
     let mut last = String::new();
     for attempt in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port();
         let out = std::fs::File::create(scratch.path().join(format!("spin-{attempt}.out")))?;
         let mut cmd = Command::new(&spin);
         cmd.args([

@@ -8,12 +8,12 @@
 //! (set by scripts/test), where a missing server fails the test.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::repo_root;
+use crate::{free_port, repo_root};
 
 /// A running sqld and Redis, and the runtime config naming them.
 pub struct Services {
@@ -46,14 +46,6 @@ pub fn binary(name: &str) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|f| f.is_file())
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {

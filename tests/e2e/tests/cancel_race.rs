@@ -55,7 +55,7 @@ fn cancel_racing_worker_ticks_ends_consistently() {
                 "POST",
                 "/data/v1/resources/native:src/clones",
                 &h,
-                &json!({"target": target}),
+                &json!({"target": target, "mode": "copy"}),
             )
             .json();
         let id = op["id"].as_str().unwrap().to_string();

@@ -87,7 +87,7 @@ fn clone_now_while_another_client_writes_equals_the_source_as_of_its_snapshot() 
     let start = c.send(
         "POST",
         "/resources/native:src/clones",
-        &json!({"target": "native:copy", "strategy": "now", "history": true}),
+        &json!({"target": "native:copy", "strategy": "now", "history": true, "mode": "copy"}),
     );
     assert_eq!(start.status, 202, "{}", start.body);
     let op = start.json();
@@ -267,7 +267,8 @@ fn cancel_retry_idempotency_and_tenancy() {
     c.import("native:src", &records(50));
 
     // Idempotent start: the same key replays the same operation.
-    let body = json!({"target": "native:a"});
+    // Physical copies: a branch succeeds when it starts, with nothing left to cancel.
+    let body = json!({"target": "native:a", "mode": "copy"});
     let h1 = [
         ("authorization", c.auth.as_str()),
         ("idempotency-key", "k-1"),
@@ -281,7 +282,7 @@ fn cancel_retry_idempotency_and_tenancy() {
         "POST",
         "/data/v1/resources/native:src/clones",
         &h1,
-        &json!({"target": "native:b"}),
+        &json!({"target": "native:b", "mode": "copy"}),
     );
     assert_eq!(r3.status, 422);
     assert_eq!(r3.json()["error"], "idempotency_key_reused");
@@ -314,7 +315,7 @@ fn cancel_retry_idempotency_and_tenancy() {
         .send(
             "POST",
             "/resources/native:src/clones",
-            &json!({"target": "native:b"}),
+            &json!({"target": "native:b", "mode": "copy"}),
         )
         .json();
     let id = op["id"].as_str().unwrap().to_string();
@@ -358,7 +359,7 @@ fn events_stream_over_sse_and_resume_from_last_event_id() {
         .send(
             "POST",
             "/resources/native:src/clones",
-            &json!({"target": "native:copy"}),
+            &json!({"target": "native:copy", "mode": "copy"}),
         )
         .json();
     let id = op["id"].as_str().unwrap().to_string();
@@ -603,7 +604,7 @@ fn the_worker_tick_over_http_finishes_copies_and_the_notifier_delivers_webhooks(
         .send(
             "POST",
             "/resources/native:src/clones",
-            &json!({"target": "native:copy", "notify": [url]}),
+            &json!({"target": "native:copy", "mode": "copy", "notify": [url]}),
         )
         .json();
     let id = op["id"].as_str().unwrap();
@@ -666,4 +667,329 @@ fn tokens_are_stored_only_as_hashes_and_an_empty_admin_token_is_a_503() {
         .as_str()
         .unwrap()
         .contains("admin_token"));
+}
+
+// ---- Copy-on-write branches (the default clone mode) ----
+
+impl<'a> Client<'a> {
+    /// Start a clone; assert 202 and hand back the operation.
+    fn clone_of(&self, src: &str, body: Value) -> Value {
+        let r = self.send("POST", &format!("/resources/{src}/clones"), &body);
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()
+    }
+    /// Everything a reader can see of a resource: export, per-collection
+    /// record counts, the first list page of each collection, one record and
+    /// one history.
+    fn view(&self, r: &str) -> Value {
+        let res = self.get(&format!("/resources/{r}"));
+        assert_eq!(res.status, 200, "{}", res.body);
+        let counts: Vec<Value> = res.json()["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| json!([c["name"], c["records"]]))
+            .collect();
+        let mut pages = vec![];
+        for coll in ["users", "orders", "events"] {
+            let p = self.get(&format!("/resources/{r}/collections/{coll}/records?limit=25"));
+            assert_eq!(p.status, 200, "{}", p.body);
+            pages.push(p.json());
+            let p = self.get(&format!(
+                "/resources/{r}/collections/{coll}/records?limit=25&after=k000600"
+            ));
+            assert_eq!(p.status, 200, "{}", p.body);
+            pages.push(p.json());
+        }
+        let one = self.get(&format!("/resources/{r}/collections/users/records/k000000"));
+        let hist = self.get(&format!(
+            "/resources/{r}/collections/users/records/k000000/history"
+        ));
+        json!({
+            "export": self.export(r, None),
+            "counts": counts,
+            "pages": pages,
+            "one": [one.status, one.json()],
+            "history": [hist.status, hist.json()],
+        })
+    }
+    fn put(&self, r: &str, coll: &str, key: &str, body: Value) {
+        let x = self.send(
+            "PUT",
+            &format!("/resources/{r}/collections/{coll}/records/{key}"),
+            &body,
+        );
+        assert_eq!(x.status, 200, "{}", x.body);
+    }
+    fn del(&self, r: &str, coll: &str, key: &str) {
+        let x = self.app.request(
+            "DELETE",
+            &format!("/data/v1/resources/{r}/collections/{coll}/records/{key}"),
+            &self.h(),
+            None,
+        );
+        assert_eq!(x.status, 200, "{}", x.body);
+    }
+    fn branch_of(&self, r: &str) -> Value {
+        let res = self.get(&format!("/resources/{r}"));
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.json()["branch"].clone()
+    }
+    /// Tick the worker until the resource no longer depends on a parent.
+    fn tick_until_hydrated(&self, r: &str) {
+        for _ in 0..200 {
+            if self.branch_of(r).is_null() {
+                return;
+            }
+            self.app.tick().unwrap();
+        }
+        panic!("{r} never hydrated: {}", self.get(&format!("/resources/{r}")).body);
+    }
+}
+
+/// A source with history: 3000 records, then updates and deletions.
+fn branch_source(c: &Client) {
+    assert_eq!(c.send("PUT", "/resources/native:src", &json!({})).status, 201);
+    c.import("native:src", &records(3_000));
+    c.import(
+        "native:src",
+        &[
+            json!({"collection": "users", "key": "k000000", "body": {"v": 2}}),
+            json!({"collection": "orders", "key": "k000001", "deleted": true}),
+            json!({"collection": "events", "key": "k000002", "body": {"v": 2}}),
+        ],
+    );
+}
+
+#[test]
+fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
+    let app = App::start();
+    let c = Client::new(&app, "acme");
+    let other = Client::new(&app, "globex");
+    branch_source(&c);
+    let src_view = c.view("native:src");
+
+    // The start request answers with the branch done: no tick, no wait.
+    let op = c.clone_of("native:src", json!({"target": "native:br"}));
+    assert_eq!(
+        (op["status"].as_str(), op["mode"].as_str(), op["kind"].as_str()),
+        (Some("succeeded"), Some("branch"), Some("clone")),
+        "{op}"
+    );
+    let res = c.get("/resources/native:br").json();
+    assert_eq!(res["state"], "ready", "{res}");
+    assert_eq!(res["branch"]["depth"], 1, "{res}");
+    assert_eq!(res["branch"]["base_lsn"], op["snapshot_lsn"], "{res}");
+    assert_eq!(c.branch_of("native:src"), Value::Null);
+    assert_eq!(c.view("native:br"), src_view);
+    // The operation reads the same afterwards.
+    let seen = c.get(&format!("/operations/{}", op["id"].as_str().unwrap())).json();
+    assert_eq!((seen["status"].as_str(), seen["mode"].as_str()), (Some("succeeded"), Some("branch")));
+
+    // Writes to the parent after the branch never show in it.
+    c.put("native:src", "users", "k000000", json!({"parent": 3}));
+    c.put("native:src", "users", "p-new", json!({"parent": "new"}));
+    c.del("native:src", "users", "k000003");
+    c.import("native:src", &[json!({"collection": "newcoll", "key": "x", "body": 1})]);
+    assert_eq!(c.view("native:br"), src_view);
+    let src_after = c.view("native:src");
+    assert_ne!(src_after, src_view);
+
+    // Writes and deletes in the branch never show in the parent.
+    c.put("native:br", "users", "k000006", json!({"branch": 1}));
+    c.put("native:br", "users", "b-new", json!({"branch": "new"}));
+    c.del("native:br", "users", "k000000");
+    c.del("native:br", "orders", "k000004");
+    assert_eq!(c.view("native:src"), src_after);
+    assert_eq!(
+        c.get("/resources/native:br/collections/users/records/k000000").status,
+        404
+    );
+    assert_eq!(
+        c.get("/resources/native:br/collections/users/records/k000006").json()["body"],
+        json!({"branch": 1})
+    );
+    assert_eq!(
+        c.get("/resources/native:br/collections/users/records/p-new").status,
+        404
+    );
+    assert_eq!(
+        c.get("/resources/native:src/collections/users/records/b-new").status,
+        404
+    );
+    let br_view = c.view("native:br");
+    assert_eq!(br_view["export"].as_array().unwrap().len(), 3_000 - 1 - 2 + 1);
+
+    // A branch of a branch of a branch, with writes at every level after.
+    let op2 = c.clone_of("native:br", json!({"target": "native:br2"}));
+    assert_eq!(op2["status"], "succeeded", "{op2}");
+    c.put("native:br", "users", "k000009", json!({"after": "br2"}));
+    assert_eq!(c.view("native:br2"), br_view);
+    c.put("native:br2", "events", "k000005", json!({"in": "br2"}));
+    c.del("native:br2", "users", "k000012");
+    let br2_view = c.view("native:br2");
+    let op3 = c.clone_of("native:br2", json!({"target": "native:br3"}));
+    assert_eq!(op3["status"], "succeeded", "{op3}");
+    assert_eq!(c.branch_of("native:br3")["depth"], 3);
+    assert_eq!(c.view("native:br3"), br2_view);
+    c.put("native:br2", "users", "k000015", json!({"after": "br3"}));
+    c.put("native:br", "users", "k000018", json!({"after": "br3"}));
+    c.put("native:src", "users", "k000021", json!({"after": "br3"}));
+    assert_eq!(c.view("native:br3"), br2_view);
+    c.put("native:br3", "orders", "k000007", json!({"in": "br3"}));
+    assert_eq!(
+        c.get("/resources/native:br3/collections/orders/records/k000007").json()["body"],
+        json!({"in": "br3"})
+    );
+    assert_eq!(
+        c.get("/resources/native:br2/collections/orders/records/k000007").json()["body"]["i"],
+        7
+    );
+    c.del("native:br3", "orders", "k000007");
+    let gone = c.get("/resources/native:br3/collections/orders/records/k000007");
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert_eq!(
+        c.view("native:br3")["export"].as_array().unwrap().len(),
+        br2_view["export"].as_array().unwrap().len() - 1
+    );
+
+    // Another tenant sees none of it and cannot hydrate or clone it.
+    for r in ["native:br", "native:br3"] {
+        assert_eq!(other.get(&format!("/resources/{r}")).status, 404);
+        assert_eq!(
+            other
+                .send("POST", &format!("/resources/{r}/hydrate"), &json!({}))
+                .status,
+            404
+        );
+        assert_eq!(
+            other
+                .send(
+                    "POST",
+                    &format!("/resources/{r}/clones"),
+                    &json!({"target": "native:steal"})
+                )
+                .status,
+            404
+        );
+        assert_eq!(
+            other.get(&format!("/resources/{r}/export")).status,
+            404
+        );
+    }
+    assert_eq!(other.get("/operations").json()["total"], 0);
+
+    // Hydration on request: 202, finished by worker ticks, reads unchanged.
+    let before = c.view("native:br3");
+    let h = c.send("POST", "/resources/native:br3/hydrate", &json!({}));
+    assert_eq!(h.status, 202, "{}", h.body);
+    let hop = h.json();
+    assert_eq!(hop["kind"], "hydrate", "{hop}");
+    // Asking again while it runs hands back the same operation.
+    let again = c.send("POST", "/resources/native:br3/hydrate", &json!({}));
+    if again.status == 202 {
+        assert_eq!(again.json()["id"], hop["id"], "{}", again.body);
+    }
+    c.tick_until_hydrated("native:br3");
+    let done = c.get(&format!("/operations/{}", hop["id"].as_str().unwrap())).json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(c.view("native:br3"), before);
+    assert_eq!(c.get("/resources/native:br3").json()["state"], "ready");
+    let idle = c.send("POST", "/resources/native:br3/hydrate", &json!({}));
+    assert_eq!(idle.status, 200, "{}", idle.body);
+    // Its parents are untouched and still branches.
+    assert_eq!(c.branch_of("native:br2")["depth"], 2);
+    // Writes after hydration still stay in the branch.
+    c.put("native:br3", "users", "after-hydrate", json!({}));
+    assert_eq!(
+        c.get("/resources/native:br2/collections/users/records/after-hydrate").status,
+        404
+    );
+}
+
+#[test]
+fn deleting_a_parent_answers_at_once_and_its_branches_keep_everything() {
+    let app = App::start();
+    let c = Client::new(&app, "acme");
+    branch_source(&c);
+    let src_view = c.view("native:src");
+    let op = c.clone_of("native:src", json!({"target": "native:br"}));
+    assert_eq!(op["status"], "succeeded", "{op}");
+    let op = c.clone_of("native:br", json!({"target": "native:br2"}));
+    assert_eq!(op["status"], "succeeded", "{op}");
+    c.put("native:src", "users", "k000000", json!({"gone": true}));
+
+    let d = app.request("DELETE", "/data/v1/resources/native:src", &c.h(), None);
+    assert_eq!(d.status, 204, "{}", d.body);
+    assert_eq!(c.get("/resources/native:src").status, 404);
+    // Nothing a branch reads went away, before or after its hydration.
+    assert_eq!(c.view("native:br"), src_view);
+    assert_eq!(c.view("native:br2"), src_view);
+    c.tick_until_hydrated("native:br");
+    assert_eq!(c.view("native:br"), src_view);
+    assert_eq!(c.view("native:br2"), src_view);
+    // br2 reads through br now, or was hydrated too; either way it is whole.
+    let hydrations = c.get("/operations?per_page=50").json();
+    assert!(
+        hydrations["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "hydrate" && o["target"] == "native:br"),
+        "{hydrations}"
+    );
+    // Deleting br too leaves br2 whole.
+    let d = app.request("DELETE", "/data/v1/resources/native:br", &c.h(), None);
+    assert_eq!(d.status, 204, "{}", d.body);
+    assert_eq!(c.view("native:br2"), src_view);
+    c.tick_until_hydrated("native:br2");
+    for _ in 0..5 {
+        app.tick().unwrap();
+    }
+    assert_eq!(c.view("native:br2"), src_view);
+    assert_eq!(c.get("/resources/native:br2").json()["state"], "ready");
+}
+
+#[test]
+fn hydrate_at_start_and_a_branch_ttl() {
+    let app = App::start();
+    let c = Client::new(&app, "acme");
+    branch_source(&c);
+    let src_view = c.view("native:src");
+
+    // `hydrate: true`: a branch at once, physical after worker ticks.
+    let op = c.clone_of("native:src", json!({"target": "native:h", "hydrate": true}));
+    assert_eq!((op["status"].as_str(), op["mode"].as_str()), (Some("succeeded"), Some("branch")), "{op}");
+    assert_eq!(c.view("native:h"), src_view);
+    c.tick_until_hydrated("native:h");
+    assert_eq!(c.view("native:h"), src_view);
+    // A copy cannot hydrate; bad modes and TTLs are 422.
+    for body in [
+        json!({"target": "native:x", "mode": "copy", "hydrate": true}),
+        json!({"target": "native:x", "mode": "fork"}),
+        json!({"target": "native:x", "ttl_seconds": 0}),
+    ] {
+        let r = c.send("POST", "/resources/native:src/clones", &body);
+        assert_eq!((r.status, r.json()["error"].as_str()), (422, Some("invalid_input")), "{body}: {}", r.body);
+    }
+    // A copy's operation says so.
+    let op = c.clone_of("native:src", json!({"target": "native:cp", "mode": "copy"}));
+    assert_eq!(op["mode"], "copy", "{op}");
+    assert_eq!(c.wait(op["id"].as_str().unwrap())["status"], "succeeded");
+    assert_eq!(c.branch_of("native:cp"), Value::Null);
+    assert_eq!(c.view("native:cp"), src_view);
+
+    // ttl_seconds: the worker deletes the branch once it has passed (1 s).
+    let op = c.clone_of("native:src", json!({"target": "native:tmp", "ttl_seconds": 1}));
+    assert_eq!(op["status"], "succeeded", "{op}");
+    assert_eq!(c.view("native:tmp"), src_view);
+    let report = app.http_tick();
+    assert_eq!(report["expired"], 0, "{report}");
+    assert_eq!(c.get("/resources/native:tmp").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1_300));
+    let report = app.http_tick();
+    assert_eq!(report["expired"], 1, "{report}");
+    assert_eq!(c.get("/resources/native:tmp").status, 404);
+    // Its source is untouched.
+    assert_eq!(c.view("native:src"), src_view);
 }

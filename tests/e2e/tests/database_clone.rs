@@ -514,12 +514,11 @@ fn organization_projects_and_deletes() {
     // The name is free again.
     q.env(&pid, "STAGING");
     // The project goes with its environments and databases.
-    assert_eq!(
-        q.call("DELETE", &format!("/project/{pid}"), None).status,
-        204
-    );
+    let gone = q.call("DELETE", &format!("/project/{pid}"), None);
+    assert_eq!(gone.status, 204, "{}", gone.body);
     for path in [
         format!("/project/{pid}"),
+        format!("/project/{pid}/environment"),
         format!("/environment/{prod}"),
         format!("/database/{db}"),
         format!("/data/v1/resources/qovery:{db}"),
@@ -538,6 +537,31 @@ fn organization_projects_and_deletes() {
     assert_eq!(
         q.call("DELETE", &format!("/project/{pid}"), None).status,
         404
+    );
+    // A project never created is not found, in Qovery's error shape, and
+    // reading it does not create it.
+    let missing = q.call("GET", "/project/never-made/environment", None);
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let err = missing.json();
+    assert_eq!(
+        (err["status"].as_i64(), err["error"].as_str()),
+        (Some(404), Some("Not Found")),
+        "{err}"
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("never-made"),
+        "{err}"
+    );
+    assert_eq!(
+        q.call("GET", "/project/never-made/environment", None)
+            .status,
+        404
+    );
+    assert_eq!(q.call("GET", "/project/never-made", None).status, 404);
+    assert_eq!(
+        q.call("GET", &format!("/organization/{org}/project"), None)
+            .json()["results"],
+        json!([])
     );
     // Another organization is not found.
     assert_eq!(

@@ -1,9 +1,10 @@
 //! Three instances of the app on one `sqld` and one Redis, as a scaled-out
 //! deployment runs: three `spinoff-host up` processes with the same runtime
 //! config, each with its own cron worker. Clients spread over all three;
-//! clones start at once; one instance is SIGKILLed mid-copy and restarted.
+//! clones start at once; one instance is SIGKILLed mid-copy (physical
+//! copies) and mid-hydration (a branch) and restarted.
 //! Then nothing is lost or doubled, every clone equals its source as of its
-//! snapshot, a target is started once however many instances race for it,
+//! snapshot, the branch reads the same before and after its hydration, a target is started once however many instances race for it,
 //! and a token minted on one instance (and later revoked on another) holds
 //! on all.
 
@@ -59,14 +60,6 @@ fn start_spin(config: &str) -> Instance {
     Instance::Spin(Box::new(
         App::try_start(Runtime::Spin, state, o).expect("spin up starts"),
     ))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) -> Instance {
@@ -245,7 +238,7 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
                             "POST",
                             &url,
                             auth,
-                            Some(&json!({"target": target}).to_string()),
+                            Some(&json!({"target": target, "mode": "copy"}).to_string()),
                         )
                     })
                 })
@@ -265,6 +258,36 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             op["snapshot_lsn"].as_i64().unwrap(),
         ));
     }
+
+    // A branch of s0, whole at once; its hydration runs through the crash.
+    let (s, body) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:s0/clones", nodes[0].base()),
+        &auth,
+        Some(r#"{"target":"native:b0"}"#),
+    );
+    assert_eq!(s, 202, "{body}");
+    let bop: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bop["status"], "succeeded", "{bop}");
+    let branch_before = sorted_export(&a, nodes[2].base(), &auth, "native:b0", None);
+    assert_eq!(branch_before.len(), 8_000);
+    assert_eq!(
+        branch_before,
+        sorted_export(&a, nodes[2].base(), &auth, "native:s0", bop["snapshot_lsn"].as_i64())
+    );
+    let (s, body) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:b0/hydrate", nodes[1].base()),
+        &auth,
+        None,
+    );
+    assert_eq!(s, 202, "{body}");
+    let hydration: Value = serde_json::from_str(&body).unwrap();
+    let hydration = hydration["id"].as_str().unwrap().to_string();
+    let mut ops = ops;
+    ops.push((hydration.clone(), "native:b0".into(), 0));
 
     // Kill instance 1 (SIGKILL) mid-copy: while status reads through it
     // advance the clones (each read steps one bounded chunk) and its cron
@@ -309,7 +332,9 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
                 copied.iter().all(|(_, st)| st != "succeeded"),
                 "a clone finished before the kill: {copied:?}"
             );
-            if copied.iter().any(|(n, _)| *n > 0) {
+            // A copy and the hydration (the last) are both under way.
+            let (hydrated, copies) = copied.split_last().unwrap();
+            if hydrated.0 > 0 && copies.iter().any(|(n, _)| *n > 0) {
                 break;
             }
             assert!(
@@ -352,7 +377,9 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             let op: Value = serde_json::from_str(&body).unwrap();
             match op["status"].as_str().unwrap() {
                 "succeeded" => {
-                    assert_eq!(op["progress"]["records_copied"], 8_000, "{op}");
+                    if *id != hydration {
+                        assert_eq!(op["progress"]["records_copied"], 8_000, "{op}");
+                    }
                     break;
                 }
                 "pending" | "in_progress" => {}
@@ -362,7 +389,21 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    phase("clones done");
+    phase("clones and hydration done");
+    // The hydrated branch depends on nothing and reads as before.
+    let (s, body) = call(
+        &a,
+        "GET",
+        &format!("{}/data/v1/resources/native:b0", nodes[0].base()),
+        &auth,
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let b0: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(b0["branch"], Value::Null, "{b0}");
+    for n in &nodes {
+        assert_eq!(sorted_export(&a, n.base(), &auth, "native:b0", None), branch_before);
+    }
     // Nothing lost, nothing doubled: each copy equals its source at its
     // snapshot, read through an instance other than the one that started it.
     for (i, (r, (_, target, snap))) in sources.iter().zip(&ops).enumerate() {

@@ -80,19 +80,19 @@ fn the_data_api_refuses_over_its_limits_with_nothing_done() {
     );
 
     // One active operation at a time: the second start is a 409 and leaves
-    // no target behind.
+    // no target behind. (Physical copies: a branch ends as it starts.)
     let c1 = app.send_json(
         "POST",
         "/data/v1/resources/native:src/clones",
         &h,
-        &json!({"target": "native:c1"}),
+        &json!({"target": "native:c1", "mode": "copy"}),
     );
     assert_eq!(c1.status, 202, "{}", c1.body);
     let c2 = app.send_json(
         "POST",
         "/data/v1/resources/native:src/clones",
         &h,
-        &json!({"target": "native:c2"}),
+        &json!({"target": "native:c2", "mode": "copy"}),
     );
     assert_eq!(c2.status, 409, "{}", c2.body);
     assert_eq!(c2.json()["limit"], "limit_active_operations");

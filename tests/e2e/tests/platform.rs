@@ -159,7 +159,7 @@ fn the_cron_triggers_advance_a_clone_with_no_http_tick() {
             "POST",
             "/data/v1/resources/native:src/clones",
             &h,
-            &json!({"target": "native:copy"}),
+            &json!({"target": "native:copy", "mode": "copy"}),
         )
         .json();
     let id = op["id"].as_str().unwrap().to_string();

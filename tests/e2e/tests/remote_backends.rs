@@ -71,7 +71,7 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
         "POST",
         "/data/v1/resources/native:src/clones",
         &h,
-        &json!({"target": "native:dst"}),
+        &json!({"target": "native:dst", "mode": "copy"}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.json()["id"].as_str().unwrap().to_string();
@@ -100,6 +100,30 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
     let copied = export("native:dst", None);
     assert_eq!(copied.len(), 10_000);
     assert_eq!(copied, export("native:src", Some(snap)));
+
+    // A branch on the same servers: whole when its start returns, then
+    // hydrated by worker ticks with the same reads.
+    let r = app.send_json(
+        "POST",
+        "/data/v1/resources/native:src/clones",
+        &h,
+        &json!({"target": "native:br"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let op = r.json();
+    assert_eq!((op["status"].as_str(), op["mode"].as_str()), (Some("succeeded"), Some("branch")), "{op}");
+    let snap = op["snapshot_lsn"].as_i64().unwrap();
+    let at_snap = export("native:src", Some(snap));
+    assert_eq!(export("native:br", None), at_snap);
+    let r = app.request("POST", "/data/v1/resources/native:br/hydrate", &h, None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let mut ticks = 0;
+    while !app.get("/data/v1/resources/native:br", &h).json()["branch"].is_null() {
+        app.tick().unwrap();
+        ticks += 1;
+        assert!(ticks < 200, "hydration still running after {ticks} ticks");
+    }
+    assert_eq!(export("native:br", None), at_snap);
 
     // Revoked: refused from then on (the revocation is in Redis).
     let id = app.get("/data/v1/tokens/current", &h).json()["id"]

@@ -10,7 +10,8 @@
 //! - [`kv`], [`sqlite`], [`variables`]: `fermyon:spin/{key-value,sqlite,variables}@2.0.0`,
 //!   backed by files laid out like Spin's `.spin/` state directory, or by
 //!   a remote libSQL server and Redis where [`runtime_config`] (Spin's
-//!   `--runtime-config-file`) names them.
+//!   `--runtime-config-file`) names them; [`hrana_transport`] is the HTTP
+//!   connector the `libsql` client reaches a remote database with.
 //! - [`runtime`]: the wasmtime engine, the compiled-component cache and the
 //!   per-request store state (WASI, `wasi:http`, Spin's interfaces).
 //! - [`server`]: the HTTP front end (hyper) that instantiates a component per request.
@@ -21,6 +22,7 @@
 
 pub mod cli;
 pub mod cron;
+pub mod hrana_transport;
 pub mod kv;
 pub mod manifest;
 pub mod router;

@@ -18,7 +18,7 @@ const ADMIN: &str = "crash-test-admin-token";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
         .unwrap()
 }
@@ -168,7 +168,7 @@ fn a_clone_survives_sigkill_at_random_points() {
         "POST",
         &format!("{}/data/v1/resources/native:src/clones", p.base),
         &auth,
-        Some(br#"{"target":"native:dst","history":true}"#),
+        Some(br#"{"target":"native:dst","history":true,"mode":"copy"}"#),
     );
     assert_eq!(s, 202, "{b}");
     let op: Value = serde_json::from_str(&b).unwrap();
@@ -326,7 +326,7 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
             "POST",
             &format!("{base}/data/v1/resources/native:src{s}/clones"),
             &auth,
-            Some(format!(r#"{{"target":"native:dst{s}"}}"#).as_bytes()),
+            Some(format!(r#"{{"target":"native:dst{s}","mode":"copy"}}"#).as_bytes()),
         );
         assert_eq!(st, 202, "{b}");
         ops.push(

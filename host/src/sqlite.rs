@@ -38,13 +38,6 @@ pub enum OpenConnection {
     Remote {
         conn: libsql::Connection,
         label: String,
-        /// The last statement's rows, kept until the next statement has
-        /// run. The `libsql` client stops reading a cursor response at the
-        /// step's end and drops it; sqld takes the dropped response for a
-        /// cancel and interrupts whatever that stream runs next (the next
-        /// statement fails with SQLITE_INTERRUPT). Kept one statement
-        /// longer, the response is complete before it is dropped.
-        last: Option<libsql::Rows>,
     },
 }
 
@@ -111,8 +104,14 @@ impl Databases {
                         .thread_name("libsql")
                         .enable_all()
                         .build()?;
+                    let connector = crate::hrana_transport::connector()
+                        .with_context(|| format!("[sqlite_database.{label}]: TLS roots"))?;
                     let db = blocking(|| {
-                        rt.block_on(libsql::Builder::new_remote(url.clone(), token.clone()).build())
+                        rt.block_on(
+                            libsql::Builder::new_remote(url.clone(), token.clone())
+                                .connector(connector)
+                                .build(),
+                        )
                     })
                     .with_context(|| format!("[sqlite_database.{label}]: libsql {url}"))?;
                     Backend::Remote(Remote { db, rt: Some(rt) })
@@ -194,7 +193,6 @@ impl State {
                 Ok(conn) => OpenConnection::Remote {
                     conn,
                     label: database,
-                    last: None,
                 },
                 Err(e) => return Ok(Err(Error::Io(e.to_string()))),
             },
@@ -212,19 +210,12 @@ impl State {
             OpenConnection::Local { conn, .. } => {
                 Ok(blocking(|| execute(conn, statement, parameters)).map_err(map_error))
             }
-            OpenConnection::Remote { conn, label, last } => {
+            OpenConnection::Remote { conn, label } => {
                 let Some(Backend::Remote(r)) = self.shared.databases.0.get(label.as_str()) else {
                     return Ok(Err(Error::InvalidConnection));
                 };
                 let t = std::time::Instant::now();
-                let out =
-                    r.run(execute_remote(conn, statement, parameters))
-                        .map(|(result, rows)| {
-                            // The one before goes now that this one has run.
-                            let previous = last.replace(rows);
-                            drop(previous);
-                            result
-                        });
+                let out = r.run(execute_remote(conn, statement, parameters));
                 if std::env::var_os("SPINOFF_TRACE_SQL").is_some() {
                     eprintln!(
                         "sql {:>8.2} ms  {}",
@@ -241,13 +232,15 @@ impl State {
     }
 }
 
-/// One statement on a remote stream, rows read in full; the rows object is
-/// returned to be dropped later (see [`OpenConnection::Remote`]).
+/// One statement on a remote stream, rows read in full. (`libsql` drops
+/// the cursor response at the step's end, before sqld has finished it; the
+/// connector, [`crate::hrana_transport`], reads such a response to its end
+/// so that sqld does not take it for a cancel.)
 async fn execute_remote(
     conn: &libsql::Connection,
     statement: &str,
     parameters: Vec<Value>,
-) -> Result<(QueryResult, libsql::Rows), Error> {
+) -> Result<QueryResult, Error> {
     let params: Vec<libsql::Value> = parameters
         .into_iter()
         .map(|v| match v {
@@ -278,7 +271,7 @@ async fn execute_remote(
         }
         out.push(RowResult { values });
     }
-    Ok((QueryResult { columns, rows: out }, rows))
+    Ok(QueryResult { columns, rows: out })
 }
 
 fn execute(

@@ -20,7 +20,7 @@ use crate::router::Router;
 use crate::variables::Resolver;
 
 wasmtime::component::bindgen!({
-    path: "../../wit",
+    path: "../wit",
     world: "fermyon:spin/host",
     imports: { default: trappable },
     with: {
@@ -32,7 +32,7 @@ wasmtime::component::bindgen!({
 /// Bindings for the cron trigger's world (`handle-cron-event`).
 pub mod cron_bindings {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../wit",
         world: "fermyon:spin-cron/spin-cron",
         exports: { default: async },
     });
