@@ -288,7 +288,6 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
         ));
     }
 
-    let mut ops = ops;
     ops.push((hydration.clone(), "native:b0".into(), 0));
 
     // Kill instance 1 (SIGKILL) mid-copy: while status reads through it
