@@ -221,6 +221,35 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     }
 
     phase("sources loaded");
+    // A branch of s0, whole at once; its hydration runs through the crash.
+    // Started before the copies, so that it is under way beside them
+    // (started after, the copies could end before it had a chunk).
+    let (s, body) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:s0/clones", nodes[0].base()),
+        &auth,
+        Some(r#"{"target":"native:b0"}"#),
+    );
+    assert_eq!(s, 202, "{body}");
+    let bop: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bop["status"], "succeeded", "{bop}");
+    let branch_before = sorted_export(&a, nodes[2].base(), &auth, "native:b0", None);
+    assert_eq!(branch_before.len(), 8_000);
+    assert_eq!(
+        branch_before,
+        sorted_export(&a, nodes[2].base(), &auth, "native:s0", bop["snapshot_lsn"].as_i64())
+    );
+    let (s, body) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:b0/hydrate", nodes[1].base()),
+        &auth,
+        None,
+    );
+    assert_eq!(s, 202, "{body}");
+    let hydration: Value = serde_json::from_str(&body).unwrap();
+    let hydration = hydration["id"].as_str().unwrap().to_string();
     // Each target is raced for by all three instances at once: exactly one
     // start wins, the others answer 409.
     let mut ops: Vec<(String, String, i64)> = Vec::new();
@@ -259,42 +288,23 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
         ));
     }
 
-    // A branch of s0, whole at once; its hydration runs through the crash.
-    let (s, body) = call(
-        &a,
-        "POST",
-        &format!("{}/data/v1/resources/native:s0/clones", nodes[0].base()),
-        &auth,
-        Some(r#"{"target":"native:b0"}"#),
-    );
-    assert_eq!(s, 202, "{body}");
-    let bop: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(bop["status"], "succeeded", "{bop}");
-    let branch_before = sorted_export(&a, nodes[2].base(), &auth, "native:b0", None);
-    assert_eq!(branch_before.len(), 8_000);
-    assert_eq!(
-        branch_before,
-        sorted_export(&a, nodes[2].base(), &auth, "native:s0", bop["snapshot_lsn"].as_i64())
-    );
-    let (s, body) = call(
-        &a,
-        "POST",
-        &format!("{}/data/v1/resources/native:b0/hydrate", nodes[1].base()),
-        &auth,
-        None,
-    );
-    assert_eq!(s, 202, "{body}");
-    let hydration: Value = serde_json::from_str(&body).unwrap();
-    let hydration = hydration["id"].as_str().unwrap().to_string();
-    let mut ops = ops;
     ops.push((hydration.clone(), "native:b0".into(), 0));
 
     // Kill instance 1 (SIGKILL) mid-copy: while status reads through it
     // advance the clones (each read steps one bounded chunk) and its cron
     // worker ticks, once a copy is under way and none has finished.
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // Stops the status reader however the scope ends (a failed assertion
+    // too, which would otherwise wait for it forever).
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|s| {
         let (a, auth, ops, stop) = (&a, &auth, &ops, &stop);
+        let _stop = Stop(stop);
         let base1 = nodes[1].base().to_string();
         s.spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
