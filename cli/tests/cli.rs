@@ -59,14 +59,29 @@ fn dataset_copy_sync_detach_attach_list_and_errors() {
     let (code, _, err) = spinoff(
         &app,
         &token,
-        &["import", bad.to_str().unwrap(), "--into", "sanity:proj1:production", "--batch", "1000"],
+        &[
+            "import",
+            bad.to_str().unwrap(),
+            "--into",
+            "sanity:proj1:production",
+            "--batch",
+            "1000",
+        ],
     );
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
     let res = app
-        .get("/data/v1/resources/sanity:proj1:production", &[("authorization", &auth)])
+        .get(
+            "/data/v1/resources/sanity:proj1:production",
+            &[("authorization", &auth)],
+        )
         .json();
-    let records: i64 = res["collections"].as_array().unwrap().iter().map(|c| c["records"].as_i64().unwrap()).sum();
+    let records: i64 = res["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["records"].as_i64().unwrap())
+        .sum();
     assert_eq!(records, 3000, "{res}");
 
     // Synchronous copy: progress lines (no TTY), then done.

@@ -692,7 +692,9 @@ impl<'a> Client<'a> {
             .collect();
         let mut pages = vec![];
         for coll in ["users", "orders", "events"] {
-            let p = self.get(&format!("/resources/{r}/collections/{coll}/records?limit=25"));
+            let p = self.get(&format!(
+                "/resources/{r}/collections/{coll}/records?limit=25"
+            ));
             assert_eq!(p.status, 200, "{}", p.body);
             pages.push(p.json());
             let p = self.get(&format!(
@@ -743,13 +745,19 @@ impl<'a> Client<'a> {
             }
             self.app.tick().unwrap();
         }
-        panic!("{r} never hydrated: {}", self.get(&format!("/resources/{r}")).body);
+        panic!(
+            "{r} never hydrated: {}",
+            self.get(&format!("/resources/{r}")).body
+        );
     }
 }
 
 /// A source with history: 3000 records, then updates and deletions.
 fn branch_source(c: &Client) {
-    assert_eq!(c.send("PUT", "/resources/native:src", &json!({})).status, 201);
+    assert_eq!(
+        c.send("PUT", "/resources/native:src", &json!({})).status,
+        201
+    );
     c.import("native:src", &records(3_000));
     c.import(
         "native:src",
@@ -772,7 +780,11 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
     // The start request answers with the branch done: no tick, no wait.
     let op = c.clone_of("native:src", json!({"target": "native:br"}));
     assert_eq!(
-        (op["status"].as_str(), op["mode"].as_str(), op["kind"].as_str()),
+        (
+            op["status"].as_str(),
+            op["mode"].as_str(),
+            op["kind"].as_str()
+        ),
         (Some("succeeded"), Some("branch"), Some("clone")),
         "{op}"
     );
@@ -783,14 +795,22 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
     assert_eq!(c.branch_of("native:src"), Value::Null);
     assert_eq!(c.view("native:br"), src_view);
     // The operation reads the same afterwards.
-    let seen = c.get(&format!("/operations/{}", op["id"].as_str().unwrap())).json();
-    assert_eq!((seen["status"].as_str(), seen["mode"].as_str()), (Some("succeeded"), Some("branch")));
+    let seen = c
+        .get(&format!("/operations/{}", op["id"].as_str().unwrap()))
+        .json();
+    assert_eq!(
+        (seen["status"].as_str(), seen["mode"].as_str()),
+        (Some("succeeded"), Some("branch"))
+    );
 
     // Writes to the parent after the branch never show in it.
     c.put("native:src", "users", "k000000", json!({"parent": 3}));
     c.put("native:src", "users", "p-new", json!({"parent": "new"}));
     c.del("native:src", "users", "k000003");
-    c.import("native:src", &[json!({"collection": "newcoll", "key": "x", "body": 1})]);
+    c.import(
+        "native:src",
+        &[json!({"collection": "newcoll", "key": "x", "body": 1})],
+    );
     assert_eq!(c.view("native:br"), src_view);
     let src_after = c.view("native:src");
     assert_ne!(src_after, src_view);
@@ -802,23 +822,30 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
     c.del("native:br", "orders", "k000004");
     assert_eq!(c.view("native:src"), src_after);
     assert_eq!(
-        c.get("/resources/native:br/collections/users/records/k000000").status,
+        c.get("/resources/native:br/collections/users/records/k000000")
+            .status,
         404
     );
     assert_eq!(
-        c.get("/resources/native:br/collections/users/records/k000006").json()["body"],
+        c.get("/resources/native:br/collections/users/records/k000006")
+            .json()["body"],
         json!({"branch": 1})
     );
     assert_eq!(
-        c.get("/resources/native:br/collections/users/records/p-new").status,
+        c.get("/resources/native:br/collections/users/records/p-new")
+            .status,
         404
     );
     assert_eq!(
-        c.get("/resources/native:src/collections/users/records/b-new").status,
+        c.get("/resources/native:src/collections/users/records/b-new")
+            .status,
         404
     );
     let br_view = c.view("native:br");
-    assert_eq!(br_view["export"].as_array().unwrap().len(), 3_000 - 1 - 2 + 1);
+    assert_eq!(
+        br_view["export"].as_array().unwrap().len(),
+        3_000 - 1 - 2 + 1
+    );
 
     // A branch of a branch of a branch, with writes at every level after.
     let op2 = c.clone_of("native:br", json!({"target": "native:br2"}));
@@ -838,11 +865,13 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
     assert_eq!(c.view("native:br3"), br2_view);
     c.put("native:br3", "orders", "k000007", json!({"in": "br3"}));
     assert_eq!(
-        c.get("/resources/native:br3/collections/orders/records/k000007").json()["body"],
+        c.get("/resources/native:br3/collections/orders/records/k000007")
+            .json()["body"],
         json!({"in": "br3"})
     );
     assert_eq!(
-        c.get("/resources/native:br2/collections/orders/records/k000007").json()["body"]["i"],
+        c.get("/resources/native:br2/collections/orders/records/k000007")
+            .json()["body"]["i"],
         7
     );
     c.del("native:br3", "orders", "k000007");
@@ -872,10 +901,7 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
                 .status,
             404
         );
-        assert_eq!(
-            other.get(&format!("/resources/{r}/export")).status,
-            404
-        );
+        assert_eq!(other.get(&format!("/resources/{r}/export")).status, 404);
     }
     assert_eq!(other.get("/operations").json()["total"], 0);
 
@@ -891,7 +917,9 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
         assert_eq!(again.json()["id"], hop["id"], "{}", again.body);
     }
     c.tick_until_hydrated("native:br3");
-    let done = c.get(&format!("/operations/{}", hop["id"].as_str().unwrap())).json();
+    let done = c
+        .get(&format!("/operations/{}", hop["id"].as_str().unwrap()))
+        .json();
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(c.view("native:br3"), before);
     assert_eq!(c.get("/resources/native:br3").json()["state"], "ready");
@@ -902,7 +930,8 @@ fn a_branch_is_usable_when_its_clone_returns_and_isolated_both_ways() {
     // Writes after hydration still stay in the branch.
     c.put("native:br3", "users", "after-hydrate", json!({}));
     assert_eq!(
-        c.get("/resources/native:br2/collections/users/records/after-hydrate").status,
+        c.get("/resources/native:br2/collections/users/records/after-hydrate")
+            .status,
         404
     );
 }
@@ -959,7 +988,11 @@ fn hydrate_at_start_and_a_branch_ttl() {
 
     // `hydrate: true`: a branch at once, physical after worker ticks.
     let op = c.clone_of("native:src", json!({"target": "native:h", "hydrate": true}));
-    assert_eq!((op["status"].as_str(), op["mode"].as_str()), (Some("succeeded"), Some("branch")), "{op}");
+    assert_eq!(
+        (op["status"].as_str(), op["mode"].as_str()),
+        (Some("succeeded"), Some("branch")),
+        "{op}"
+    );
     assert_eq!(c.view("native:h"), src_view);
     c.tick_until_hydrated("native:h");
     assert_eq!(c.view("native:h"), src_view);
@@ -970,7 +1003,12 @@ fn hydrate_at_start_and_a_branch_ttl() {
         json!({"target": "native:x", "ttl_seconds": 0}),
     ] {
         let r = c.send("POST", "/resources/native:src/clones", &body);
-        assert_eq!((r.status, r.json()["error"].as_str()), (422, Some("invalid_input")), "{body}: {}", r.body);
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (422, Some("invalid_input")),
+            "{body}: {}",
+            r.body
+        );
     }
     // A copy's operation says so.
     let op = c.clone_of("native:src", json!({"target": "native:cp", "mode": "copy"}));
@@ -980,7 +1018,10 @@ fn hydrate_at_start_and_a_branch_ttl() {
     assert_eq!(c.view("native:cp"), src_view);
 
     // ttl_seconds: the worker deletes the branch once it has passed (1 s).
-    let op = c.clone_of("native:src", json!({"target": "native:tmp", "ttl_seconds": 1}));
+    let op = c.clone_of(
+        "native:src",
+        json!({"target": "native:tmp", "ttl_seconds": 1}),
+    );
     assert_eq!(op["status"], "succeeded", "{op}");
     assert_eq!(c.view("native:tmp"), src_view);
     let report = app.http_tick();

@@ -238,7 +238,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     assert_eq!(branch_before.len(), 8_000);
     assert_eq!(
         branch_before,
-        sorted_export(&a, nodes[2].base(), &auth, "native:s0", bop["snapshot_lsn"].as_i64())
+        sorted_export(
+            &a,
+            nodes[2].base(),
+            &auth,
+            "native:s0",
+            bop["snapshot_lsn"].as_i64()
+        )
     );
     let (s, body) = call(
         &a,
@@ -412,7 +418,10 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let b0: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(b0["branch"], Value::Null, "{b0}");
     for n in &nodes {
-        assert_eq!(sorted_export(&a, n.base(), &auth, "native:b0", None), branch_before);
+        assert_eq!(
+            sorted_export(&a, n.base(), &auth, "native:b0", None),
+            branch_before
+        );
     }
     // Nothing lost, nothing doubled: each copy equals its source at its
     // snapshot, read through an instance other than the one that started it.

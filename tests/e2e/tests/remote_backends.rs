@@ -111,7 +111,11 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let op = r.json();
-    assert_eq!((op["status"].as_str(), op["mode"].as_str()), (Some("succeeded"), Some("branch")), "{op}");
+    assert_eq!(
+        (op["status"].as_str(), op["mode"].as_str()),
+        (Some("succeeded"), Some("branch")),
+        "{op}"
+    );
     let snap = op["snapshot_lsn"].as_i64().unwrap();
     let at_snap = export("native:src", Some(snap));
     assert_eq!(export("native:br", None), at_snap);

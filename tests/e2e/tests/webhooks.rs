@@ -163,7 +163,13 @@ fn a_dead_receiver_never_holds_up_another_tenants_copy() {
     import(&app, &b, "native:b-src", 20_000);
 
     // Beta's clone alone (a physical copy, in chunks), for the pace: how many ticks 20 000 records take.
-    let base = clone(&app, &b, "native:b-src", json!({"target": "native:b-base", "mode": "copy"})).json();
+    let base = clone(
+        &app,
+        &b,
+        "native:b-src",
+        json!({"target": "native:b-base", "mode": "copy"}),
+    )
+    .json();
     let alone = ticks_to_finish(&app, &b, base["id"].as_str().unwrap(), 400);
 
     // Alpha's clone notifies a receiver that accepts and never answers.
@@ -175,7 +181,13 @@ fn a_dead_receiver_never_holds_up_another_tenants_copy() {
     );
     assert_eq!(hooked.status, 202, "{}", hooked.body);
     let hooked_id = hooked.json()["id"].as_str().unwrap().to_string();
-    let op = clone(&app, &b, "native:b-src", json!({"target": "native:b-copy", "mode": "copy"})).json();
+    let op = clone(
+        &app,
+        &b,
+        "native:b-src",
+        json!({"target": "native:b-copy", "mode": "copy"}),
+    )
+    .json();
     let id = op["id"].as_str().unwrap().to_string();
 
     // The notifier keeps trying the dead receiver the whole time, in its own
