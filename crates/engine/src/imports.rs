@@ -77,21 +77,30 @@ struct Row {
     staged: i64,
 }
 
-fn load(db: &dyn Db, tenant: &str, id: &str) -> Result<Row> {
-    let r = one(
-        db,
-        "SELECT id, tenant, container, stage, state, staged FROM imports WHERE id = ?1",
-        &[id.into()],
-    )?;
-    let row = match r {
-        Some(r) => Row {
+/// The columns [`Row::from`] reads.
+const COLUMNS: &str = "id, tenant, container, stage, state, staged";
+
+impl Row {
+    fn from(r: &crate::db::Row) -> Result<Row> {
+        Ok(Row {
             id: r.text(0)?,
             tenant: r.text(1)?,
             container: r.i64(2)?,
             stage: r.i64(3)?,
             state: r.text(4)?,
             staged: r.i64(5)?,
-        },
+        })
+    }
+}
+
+fn load(db: &dyn Db, tenant: &str, id: &str) -> Result<Row> {
+    let r = one(
+        db,
+        &format!("SELECT {COLUMNS} FROM imports WHERE id = ?1"),
+        &[id.into()],
+    )?;
+    let row = match r {
+        Some(r) => Row::from(&r)?,
         None => return Err(Error::not_found(format!("import {id} not found"))),
     };
     if row.tenant != tenant {
@@ -209,23 +218,7 @@ impl Engine<'_> {
         writes: &[Write],
         idle_us: i64,
     ) -> Result<(Import, Committed)> {
-        if writes.len() > self.config.max_batch {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "a batch holds at most {} writes, got {}",
-                    self.config.max_batch,
-                    writes.len()
-                ),
-            ));
-        }
-        let adding: i64 = writes
-            .iter()
-            .map(|w| match w {
-                Write::Put { body, .. } => body.len() as i64,
-                Write::Delete { .. } => 0,
-            })
-            .sum();
+        let adding = crate::records::batch_bytes(writes, self.config.max_batch)?;
         let now = self.env.now_us();
         let limits = self.config.limits();
         transaction(self.db, |db| {
@@ -335,19 +328,14 @@ impl Engine<'_> {
         transaction(self.db, |db| {
             let due = crate::db::query(
                 db,
-                "SELECT id, tenant, container, stage, state, staged FROM imports \
-                 WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                &format!(
+                    "SELECT {COLUMNS} FROM imports \
+                     WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+                ),
                 &[now.into(), limit.into()],
             )?;
             for r in &due {
-                let row = Row {
-                    id: r.text(0)?,
-                    tenant: r.text(1)?,
-                    container: r.i64(2)?,
-                    stage: r.i64(3)?,
-                    state: r.text(4)?,
-                    staged: r.i64(5)?,
-                };
+                let row = Row::from(r)?;
                 abandon_in(db, self.env, &row, now)?;
             }
             Ok(due.len())

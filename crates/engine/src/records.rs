@@ -276,6 +276,26 @@ fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
     out
 }
 
+/// The body bytes a batch adds; `TooLarge` past `max_batch` writes.
+pub(crate) fn batch_bytes(writes: &[Write], max_batch: usize) -> Result<i64> {
+    if writes.len() > max_batch {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "a batch holds at most {max_batch} writes, got {}",
+                writes.len()
+            ),
+        ));
+    }
+    Ok(writes
+        .iter()
+        .map(|w| match w {
+            Write::Put { body, .. } => body.len() as i64,
+            Write::Delete { .. } => 0,
+        })
+        .sum())
+}
+
 pub(crate) fn check_writable(c: &Container) -> Result<()> {
     if c.state != ContainerState::Ready {
         return Err(Error::state(
@@ -300,23 +320,7 @@ impl Engine<'_> {
         name: &str,
         writes: &[Write],
     ) -> Result<Committed> {
-        if writes.len() > self.config.max_batch {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "a batch holds at most {} writes, got {}",
-                    self.config.max_batch,
-                    writes.len()
-                ),
-            ));
-        }
-        let adding: i64 = writes
-            .iter()
-            .map(|w| match w {
-                Write::Put { body, .. } => body.len() as i64,
-                Write::Delete { .. } => 0,
-            })
-            .sum();
+        let adding = batch_bytes(writes, self.config.max_batch)?;
         let now = self.env.now_us();
         let limits = &self.config.limits();
         transaction(self.db, |db| {
