@@ -211,9 +211,21 @@ impl App {
     pub fn try_start(
         runtime: Runtime,
         state: tempfile::TempDir,
+        options: Options,
+    ) -> anyhow::Result<App> {
+        App::try_start_on(runtime, Backend::from_env(), state, options)
+    }
+
+    /// Start the app on `runtime` with its data on `backend` (the remote
+    /// one: a sqld and a Redis started for it, unless `options` already
+    /// names a runtime config).
+    pub fn try_start_on(
+        runtime: Runtime,
+        backend: Backend,
+        state: tempfile::TempDir,
         mut options: Options,
     ) -> anyhow::Result<App> {
-        let services = match (Backend::from_env(), &options.runtime_config) {
+        let services = match (backend, &options.runtime_config) {
             (Backend::Remote, None) => {
                 let s = services::Services::start()
                     .map_err(|why| anyhow::anyhow!("SPINOFF_E2E_BACKEND=remote: {why}"))?;
@@ -371,7 +383,13 @@ impl App {
     /// One tick of the clone worker (`POST /internal/worker/tick`, admin
     /// token): what its cron trigger runs, on either runtime.
     pub fn tick(&self) -> anyhow::Result<()> {
-        self.admin_post("/internal/worker/tick").map(|_| ())
+        self.tick_report().map(|_| ())
+    }
+
+    /// One worker tick, and what it did (the worker's JSON report: `steps`,
+    /// `records_copied`, `purged_records`, …).
+    pub fn tick_report(&self) -> anyhow::Result<Value> {
+        self.admin_post("/internal/worker/tick")
     }
 
     /// One tick of the notifier (`POST /internal/notifier/tick`): what its
