@@ -244,6 +244,14 @@ pub trait Db {
         self.execute("ROLLBACK", &[]).map(|_| ())
     }
 
+    /// The database's page size in bytes, where the backend can tell (a
+    /// local file); `None` where it cannot (a remote libSQL server refuses
+    /// the PRAGMA: its pages are SQLite's default 4 KiB, fixed). The schema
+    /// lays records out by it (`schema::RECORDS_ON_SMALL_PAGES`).
+    fn page_size(&self) -> Option<i64> {
+        None
+    }
+
     /// File maintenance; a no-op where the backend cannot do it.
     fn maintain(&self, _task: Maintenance) -> Result<(), DbError> {
         Ok(())

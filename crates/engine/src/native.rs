@@ -78,6 +78,12 @@ impl Db for NativeDb {
         self.execute(sql, &[]).map(|_| ())
     }
 
+    fn page_size(&self) -> Option<i64> {
+        self.conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .ok()
+    }
+
     fn lock_wait(&self, wait: LockWait) -> Result<(), DbError> {
         self.conn
             .busy_timeout(match wait {

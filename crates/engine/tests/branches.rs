@@ -555,7 +555,10 @@ impl Run<'_> {
 }
 
 fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
-    let fx = Fx::new();
+    run_on(Fx::new(), actions)
+}
+
+fn run_on(fx: Fx, actions: Vec<Action>) -> Result<(), TestCaseError> {
     let cfg = Config {
         lease_us: 1_000_000,
         max_branch_depth: 3,
@@ -704,5 +707,16 @@ proptest! {
     #[test]
     fn every_read_of_every_container_equals_the_model(actions in prop::collection::vec(action(), 1..40)) {
         run(actions)?;
+    }
+}
+
+proptest! {
+    // The same on 4 KiB pages, where records are a rowid table (a remote
+    // libSQL server's layout): same SQL, other storage.
+    #![proptest_config(ProptestConfig { cases: 50, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_read_equals_the_model_on_small_pages(actions in prop::collection::vec(action(), 1..40)) {
+        run_on(Fx::on_small_pages(), actions)?;
     }
 }

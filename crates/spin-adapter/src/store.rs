@@ -161,6 +161,14 @@ impl SpinDb {
 }
 
 impl Db for SpinDb {
+    fn page_size(&self) -> Option<i64> {
+        // Refused on a remote libSQL server (None: 4 KiB pages there).
+        self.pragma("PRAGMA page_size")
+            .ok()?
+            .first()
+            .and_then(|r| r.i64(0).ok())
+    }
+
     fn maintain(&self, task: Maintenance) -> Result<(), DbError> {
         match task {
             Maintenance::Prepare => {

@@ -22,6 +22,26 @@ impl Fx {
             env: FakeEnv::new(T0),
         }
     }
+    /// A database on SQLite's default 4 KiB pages, as a remote libSQL
+    /// server has them (and as files made before the engine chose 16 KiB):
+    /// the file gets its pages and a first table before the engine sees
+    /// it, so the engine cannot choose its page size.
+    pub fn on_small_pages() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let db = NativeDb::open(&dir.path().join("db.sqlite")).unwrap();
+        for sql in [
+            "PRAGMA page_size = 4096",
+            "PRAGMA journal_mode = WAL",
+            "CREATE TABLE made_elsewhere (x)",
+        ] {
+            db.execute(sql, &[]).unwrap();
+        }
+        Fx {
+            dir,
+            db,
+            env: FakeEnv::new(T0),
+        }
+    }
     pub fn engine(&self) -> Engine<'_> {
         Engine::open(&self.db, &self.env).unwrap()
     }
