@@ -522,7 +522,10 @@ fn the_layout_migration_keeps_every_record() {
         .map(|r| r.text(0).unwrap())
         .collect();
     assert!(indexes.contains(&"records_lsn".to_string()), "{indexes:?}");
-    assert!(indexes.contains(&"records_visible_from".to_string()), "{indexes:?}");
+    assert!(
+        indexes.contains(&"records_visible_from".to_string()),
+        "{indexes:?}"
+    );
     let e = fx.engine();
     let c = e.container("native", "acme", "db").unwrap();
     assert_eq!(
