@@ -244,10 +244,11 @@ pub trait Db {
         self.execute("ROLLBACK", &[]).map(|_| ())
     }
 
-    /// The database's page size in bytes, where the backend can tell (a
-    /// local file); `None` where it cannot (a remote libSQL server refuses
-    /// the PRAGMA: its pages are SQLite's default 4 KiB, fixed). The schema
-    /// lays records out by it (`schema::RECORDS_ON_SMALL_PAGES`).
+    /// The database's page size in bytes, where the backend can tell: a
+    /// local file's, or a libSQL server's (it reports 4096 and refuses to
+    /// change it). `None` where it cannot; the schema then counts the
+    /// pages as small and lays records out for them
+    /// (`schema::RECORDS_ON_SMALL_PAGES`).
     fn page_size(&self) -> Option<i64> {
         None
     }

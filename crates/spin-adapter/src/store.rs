@@ -162,7 +162,7 @@ impl SpinDb {
 
 impl Db for SpinDb {
     fn page_size(&self) -> Option<i64> {
-        // Refused on a remote libSQL server (None: 4 KiB pages there).
+        // A libSQL server reports its fixed 4096; None where refused.
         self.pragma("PRAGMA page_size")
             .ok()?
             .first()

@@ -100,7 +100,7 @@ fn data_api_tokens_imports_and_clones_run_on_sqld_and_redis() {
     let copied = export("native:dst", None);
     assert_eq!(copied.len(), 10_000);
     assert_eq!(copied, export("native:src", Some(snap)));
-    // sqld's pages are 4 KiB (it refuses `PRAGMA page_size`): the app laid
+    // sqld's pages are 4 KiB (it refuses `PRAGMA page_size = N`): the app laid
     // records out as a rowid table there, so a ~1 KB record stays in its
     // page instead of an overflow page of its own (ARCHITECTURE.md).
     let layout = engine::Db::execute(
