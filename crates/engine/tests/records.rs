@@ -390,29 +390,12 @@ fn owned_names_belong_to_one_tenant() {
 #[test]
 fn a_new_database_keeps_one_kib_records_in_page() {
     let fx = Fx::new();
-    let e = fx.engine();
+    engine::schema::migrate(&fx.db).unwrap();
     let page: i64 = fx.db.execute("PRAGMA page_size", &[]).unwrap()[0]
         .i64(0)
         .unwrap();
     assert_eq!(page, engine::schema::PAGE_SIZE);
-    e.create_container("native", "acme", "db", &serde_json::json!({}))
-        .unwrap();
-    let pad = "x".repeat(1000);
-    let n = 2000;
-    let before: i64 = fx.db.execute("PRAGMA page_count", &[]).unwrap()[0]
-        .i64(0)
-        .unwrap();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let writes: Vec<Write> = chunk
-            .iter()
-            .map(|i| put("c", &format!("k{i:06}"), &format!("{{\"pad\":\"{pad}\"}}")))
-            .collect();
-        e.write("native", "acme", "db", &writes).unwrap();
-    }
-    let after: i64 = fx.db.execute("PRAGMA page_count", &[]).unwrap()[0]
-        .i64(0)
-        .unwrap();
-    let per_record = (after - before) * page / n;
+    let per_record = bytes_per_record(&fx);
     assert!(
         per_record < 1600,
         "{per_record} bytes per 1 KiB record: records spill into overflow pages"
