@@ -38,6 +38,19 @@ fn read_only(head: &str, sql: &str) -> bool {
         .any(|w| up.contains(w))
 }
 
+/// sqld interrupted the statement and nothing more (SQLITE_INTERRUPT): the
+/// stream, and any transaction open on it, are intact, so a read can run
+/// again where it is. Every other `Unavailable` (an expired stream, a
+/// transaction the server timed out, a dropped connection, no connection
+/// free) leaves no stream to run on: the libsql client keeps sending the
+/// dead stream's baton, so only a fresh connection helps.
+fn interrupted_only(message: &str) -> bool {
+    let l = message.to_ascii_lowercase();
+    (l.contains("sqlite_interrupt") || l.contains("interrupted"))
+        && !l.contains("transaction_timeout")
+        && !l.contains("stream_expired")
+}
+
 pub struct SpinDb {
     /// Replaced after the server gave up on it (see `execute`).
     conn: std::cell::RefCell<Connection>,
@@ -116,6 +129,10 @@ fn map_err(e: SqlError) -> DbError {
                 || l.contains("stream_expired")
                 || l.contains("stream expired")
                 || l.contains("transaction timed out")
+                // sqld has no connection free within a second (HTTP 429):
+                // nothing ran.
+                || l.contains("timed out while opening database connection")
+                || l.contains("too many requests")
                 || l.contains("connection refused")
                 || l.contains("connection reset")
                 || l.contains("broken pipe")
@@ -236,8 +253,10 @@ impl Db for SpinDb {
                 // interrupted write, leaves the transaction it is in as it
                 // was (SQLite rolls a transaction back only for a write):
                 // it runs again where it is.
-                Err(DbError::Unavailable(_))
-                    if read_only(&head, sql) && attempt < STATEMENT_ATTEMPTS =>
+                Err(DbError::Unavailable(m))
+                    if read_only(&head, sql)
+                        && interrupted_only(&m)
+                        && attempt < STATEMENT_ATTEMPTS =>
                 {
                     attempt += 1;
                 }
@@ -279,5 +298,49 @@ impl Env for SpinEnv {
     }
     fn random_u128(&self) -> u128 {
         u128::from_le_bytes(crate::ids::random_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What sqld 0.24.32 answered, word for word, through Spin's libsql client.
+    const EXPIRED: &str = "Hrana: `api error: `{\"message\":\"The stream has expired due to inactivity\",\"code\":\"STREAM_EXPIRED\"}``";
+    const NO_CONNECTION: &str =
+        "Hrana: `api error: `{\"error\":\"Timed out while opening database connection\"}``";
+
+    fn kind(m: &str) -> DbError {
+        map_err(SqlError::Io(m.to_string()))
+    }
+
+    #[test]
+    fn a_server_that_gave_up_is_unavailable_not_a_storage_error() {
+        for m in [
+            EXPIRED,
+            NO_CONNECTION,
+            "Hrana: TRANSACTION_TIMEOUT Transaction timed out",
+            "SQLite error: SQLITE_INTERRUPT: interrupted",
+        ] {
+            assert!(matches!(kind(m), DbError::Unavailable(_)), "{m}");
+        }
+        assert!(matches!(kind("database is locked"), DbError::Busy(_)));
+        assert!(matches!(
+            kind("SQL_PARSE_ERROR: unsupported statement"),
+            DbError::Unsupported(_)
+        ));
+    }
+
+    #[test]
+    fn only_an_interrupted_read_runs_again_on_the_same_stream() {
+        assert!(interrupted_only(
+            "SQLite error: SQLITE_INTERRUPT: interrupted"
+        ));
+        // The stream is gone: the client would resend its dead baton.
+        assert!(!interrupted_only(EXPIRED));
+        assert!(!interrupted_only(NO_CONNECTION));
+        assert!(!interrupted_only(
+            "Hrana: TRANSACTION_TIMEOUT Transaction timed out (interrupted)"
+        ));
     }
 }

@@ -122,6 +122,10 @@ fn start_sqld(bin: &PathBuf) -> Server {
         .arg("--db-path")
         .arg(dir.path().join("db"))
         .args(["--http-listen-addr", &addr])
+        // Time-based checkpoints only: sqld's frame-count auto-checkpoint
+        // can leave its write queue stuck for good under concurrent writers
+        // (docs/deploy.md).
+        .args(["--checkpoint-interval-s", "60"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

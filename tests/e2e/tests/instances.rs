@@ -28,6 +28,7 @@ enum Instance {
         child: Child,
         base: String,
         port: u16,
+        log: PathBuf,
     },
     Spin(Box<App>),
 }
@@ -43,9 +44,15 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if let Instance::Host { child, .. } = self {
+        if let Instance::Host { child, log, .. } = self {
             let _ = child.kill();
             let _ = child.wait();
+            // A failing test shows what the instance printed last.
+            if std::thread::panicking() {
+                let text = std::fs::read(&*log).unwrap_or_default();
+                let tail = String::from_utf8_lossy(&text[text.len() - text.len().min(4000)..]);
+                eprintln!("--- {} (last 4000 bytes) ---\n{tail}", log.display());
+            }
         }
     }
 }
@@ -64,7 +71,12 @@ fn start_spin(config: &str) -> Instance {
 
 fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) -> Instance {
     let root = repo_root();
-    let log = std::fs::File::create(state.path().join(format!("host-{port}.log"))).unwrap();
+    let log_path = state.path().join(format!("host-{port}.log"));
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
     let child = Command::new(bin)
         .current_dir(&root)
         .args(["up", "--manifest", "spin.toml", "--listen"])
@@ -85,6 +97,7 @@ fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) 
         child,
         base: format!("http://127.0.0.1:{port}"),
         port,
+        log: log_path,
     };
     let t = Instant::now();
     while ureq::get(format!("{}/data/v1/openapi.json", i.base()))
@@ -100,9 +113,12 @@ fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) 
     i
 }
 
+/// Every call has a deadline: a stuck backend fails the test instead of
+/// stalling it.
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
         .build()
         .into()
 }
