@@ -174,6 +174,44 @@ fn a_clone_survives_sigkill_at_random_points() {
     let op: Value = serde_json::from_str(&b).unwrap();
     let id = op["id"].as_str().unwrap().to_string();
     let snapshot = op["snapshot_lsn"].as_i64().unwrap();
+    // A branch of the same source, whole at once, and its hydration: the
+    // kills land in its chunks too.
+    let (s, b) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:src/clones", p.base),
+        &auth,
+        Some(br#"{"target":"native:br","history":true}"#),
+    );
+    assert_eq!(s, 202, "{b}");
+    let branch: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(branch["status"], "succeeded", "{branch}");
+    let branch_at = branch["snapshot_lsn"].as_i64().unwrap();
+    let (s, b) = call(
+        &a,
+        "POST",
+        &format!("{}/data/v1/resources/native:br/hydrate", p.base),
+        &auth,
+        None,
+    );
+    assert_eq!(s, 202, "{b}");
+    let hid = serde_json::from_str::<Value>(&b).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = |p: &Proc, id: &str, k: usize| -> Value {
+        let (s, b) = call(
+            &a,
+            "GET",
+            &format!("{}/data/v1/operations/{id}", p.base),
+            &auth,
+            None,
+        );
+        assert_eq!(s, 200, "after kill {k}: {b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert!(v["status"] != "failed", "after kill {k}: {v}");
+        v
+    };
 
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
@@ -183,6 +221,7 @@ fn a_clone_survives_sigkill_at_random_points() {
         rng
     };
     let mut killed_mid_copy = 0;
+    let mut killed_mid_hydration = 0;
     for k in 0..kills {
         // Workers tick back to back (and a writer keeps writing to the source) until the kill.
         let base = p.base.clone();
@@ -216,28 +255,34 @@ fn a_clone_survives_sigkill_at_random_points() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         load.join().unwrap();
         p = start(state.path());
-        let (s, b) = call(
-            &a,
-            "GET",
-            &format!("{}/data/v1/operations/{id}", p.base),
-            &auth,
-            None,
-        );
-        assert_eq!(s, 200, "after kill {k}: {b}");
-        let v: Value = serde_json::from_str(&b).unwrap();
-        assert!(v["status"] != "failed", "after kill {k}: {v}");
-        if v["status"] == "succeeded" {
-            break;
-        }
-        killed_mid_copy += 1;
+        let v = status(&p, &id, k);
+        let h = status(&p, &hid, k);
         eprintln!(
-            "kill {k}: {} of {} copied",
-            v["progress"]["records_copied"], v["progress"]["records_total"]
+            "kill {k}: {} of {} copied, {} of {} hydrated",
+            v["progress"]["records_copied"],
+            v["progress"]["records_total"],
+            h["progress"]["records_copied"],
+            h["progress"]["records_total"]
         );
+        let hydrated = h["status"] == "succeeded";
+        if !hydrated {
+            killed_mid_hydration += 1;
+        }
+        if v["status"] == "succeeded" {
+            if hydrated {
+                break;
+            }
+        } else {
+            killed_mid_copy += 1;
+        }
     }
     assert!(
         killed_mid_copy >= 15,
         "only {killed_mid_copy} kills landed before the copy ended"
+    );
+    assert!(
+        killed_mid_hydration >= 5,
+        "only {killed_mid_hydration} kills landed before the hydration ended"
     );
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -257,12 +302,24 @@ fn a_clone_survives_sigkill_at_random_points() {
             None,
         );
         let v: Value = serde_json::from_str(&b).unwrap();
-        if v["status"] == "succeeded" {
+        let h = status(&p, &hid, kills);
+        if v["status"] == "succeeded" && h["status"] == "succeeded" {
             assert_eq!(v["progress"]["records_copied"], 60_000, "{v}");
             break;
         }
         assert!(Instant::now() < deadline && v["status"] != "failed", "{v}");
     }
+    // The hydrated branch depends on its source no more.
+    let (s, b) = call(
+        &a,
+        "GET",
+        &format!("{}/data/v1/resources/native:br", p.base),
+        &auth,
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    let br: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(br["branch"], Value::Null, "{br}");
     p.child.kill().unwrap();
     p.child.wait().unwrap();
     // Record for record: every version of the source up to the snapshot, once.
@@ -274,6 +331,13 @@ fn a_clone_survives_sigkill_at_random_points() {
     let dst = versions(&db, "dst");
     assert_eq!(src.len(), 60_000);
     assert_eq!(dst, src);
+    // The branch holds, as its own rows, every version of the source up to
+    // its base, once.
+    let src_at_branch: Vec<_> = versions(&db, "src")
+        .into_iter()
+        .filter(|v| v.2 <= branch_at)
+        .collect();
+    assert_eq!(versions(&db, "br"), src_at_branch);
 }
 
 #[test]
