@@ -18,9 +18,24 @@ use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 /// transactions (a staged import) would lose every one after that.
 const WRITER_LIFETIME: std::time::Duration = std::time::Duration::from_millis(1000);
 
+/// How long, in all, a statement outside a transaction waits while a
+/// remote server answers SQLITE_BUSY at once — sqld refuses writers while a
+/// checkpoint holds its write queue — as `busy_timeout` waits on a file.
+const REMOTE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs of a statement the server gave up on (a read anywhere, a write
 /// outside a transaction).
 const STATEMENT_ATTEMPTS: u32 = 5;
+
+/// A statement's first bytes, upper-cased: enough to tell `BEGIN`, `BEGIN
+/// IMMEDIATE`, `COMMIT`, `ROLLBACK`, `SELECT` and `WITH` apart — the whole
+/// of a shorter statement (`COMMIT` and `BEGIN` are shorter than 8 bytes;
+/// cut to nothing, a `COMMIT` once left the connection counted inside its
+/// transaction for good, so no later statement was retried).
+fn head(sql: &str) -> String {
+    let t = sql.trim_start();
+    t.get(..8).unwrap_or(t).to_ascii_uppercase()
+}
 
 /// A statement that only reads: `SELECT …`, or `WITH …` ending in a SELECT.
 /// (sqld interrupts statements on a stream now and then — SQLITE_INTERRUPT —
@@ -51,6 +66,14 @@ fn interrupted_only(message: &str) -> bool {
         && !l.contains("stream_expired")
 }
 
+/// The error came from a remote libSQL server (the `libsql` client names
+/// its protocol, Hrana, in every error it reports); a local file's SQLite
+/// never does. (`SpinDb::remote` is only known once a PRAGMA was refused,
+/// which a request on a current schema never sends.)
+fn from_remote_server(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("hrana")
+}
+
 pub struct SpinDb {
     /// Replaced after the server gave up on it (see `execute`).
     conn: std::cell::RefCell<Connection>,
@@ -68,6 +91,8 @@ pub struct SpinDb {
     saved_wait: Cell<Option<i64>>,
     /// Inside `BEGIN … COMMIT/ROLLBACK`.
     in_tx: Cell<bool>,
+    /// [`LockWait::Never`] is in force: a busy database is answered at once.
+    never_wait: Cell<bool>,
 }
 
 impl SpinDb {
@@ -81,6 +106,7 @@ impl SpinDb {
                 remote: Cell::new(false),
                 saved_wait: Cell::new(None),
                 in_tx: Cell::new(false),
+                never_wait: Cell::new(false),
             })
             .map_err(|e| {
                 engine::Error::new(
@@ -205,6 +231,7 @@ impl Db for SpinDb {
     fn lock_wait(&self, wait: LockWait) -> Result<(), DbError> {
         match wait {
             LockWait::Never => {
+                self.never_wait.set(true);
                 if self.saved_wait.get().is_none() {
                     let now = self.pragma("PRAGMA busy_timeout")?;
                     match now.first().and_then(|r| r.i64(0).ok()) {
@@ -215,6 +242,7 @@ impl Db for SpinDb {
                 self.pragma("PRAGMA busy_timeout = 0")?;
             }
             LockWait::Default => {
+                self.never_wait.set(false);
                 if let Some(ms) = self.saved_wait.take() {
                     self.pragma(&format!("PRAGMA busy_timeout = {ms}"))?;
                 }
@@ -225,7 +253,7 @@ impl Db for SpinDb {
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
-        let head = sql.trim_start().get(..8).unwrap_or("").to_ascii_uppercase();
+        let head = head(sql);
         if self.poisoned.get() && head.starts_with("ROLLBACK") {
             // Roll back on the connection the server gave up on (releasing
             // any lock it still holds), then leave it for a fresh one.
@@ -243,6 +271,10 @@ impl Db for SpinDb {
             self.reconnect()?;
         }
         let mut attempt = 1;
+        let (mut waited, mut pause) = (
+            std::time::Duration::ZERO,
+            std::time::Duration::from_millis(10),
+        );
         let result = loop {
             if self.poisoned.get() && !self.in_tx.get() {
                 self.reconnect()?;
@@ -259,6 +291,19 @@ impl Db for SpinDb {
                         && attempt < STATEMENT_ATTEMPTS =>
                 {
                     attempt += 1;
+                }
+                // A remote server busy with a checkpoint: nothing ran, so
+                // outside a transaction (a `BEGIN IMMEDIATE`, a single
+                // write) the statement waits and runs again.
+                Err(DbError::Busy(m))
+                    if from_remote_server(&m)
+                        && !self.in_tx.get()
+                        && !self.never_wait.get()
+                        && waited < REMOTE_BUSY_WAIT =>
+                {
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(250));
                 }
                 Err(DbError::Unavailable(m)) => {
                     self.poisoned.set(true);
@@ -329,6 +374,22 @@ mod tests {
             kind("SQL_PARSE_ERROR: unsupported statement"),
             DbError::Unsupported(_)
         ));
+    }
+
+    #[test]
+    fn short_statements_keep_their_head() {
+        assert_eq!(head("COMMIT"), "COMMIT");
+        assert_eq!(head("  begin"), "BEGIN");
+        assert_eq!(head("BEGIN IMMEDIATE"), "BEGIN IM");
+        assert_eq!(head("ROLLBACK"), "ROLLBACK");
+    }
+
+    #[test]
+    fn a_busy_remote_server_is_told_from_a_busy_file() {
+        let remote = "Hrana: `cursor error: `error at step 0: (error code: SQLITE_BUSY) `SQLite error: database is locked```";
+        assert!(matches!(kind(remote), DbError::Busy(_)));
+        assert!(from_remote_server(remote));
+        assert!(!from_remote_server("database is locked"));
     }
 
     #[test]

@@ -62,10 +62,15 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 impl Services {
     /// Start both servers, or say why not.
     pub fn start() -> Result<Services, String> {
+        Services::start_checkpointing_every(60)
+    }
+
+    /// Start both, sqld checkpointing every `seconds`.
+    pub fn start_checkpointing_every(seconds: u32) -> Result<Services, String> {
         let sqld = binary("sqld").ok_or("no sqld (run scripts/services)")?;
         let redis = binary("redis-server").ok_or("no redis-server (run scripts/services)")?;
         Ok(Services {
-            sqld: start_sqld(&sqld),
+            sqld: start_sqld(&sqld, seconds),
             redis: start_redis(&redis),
         })
     }
@@ -73,7 +78,12 @@ impl Services {
     /// Start both, or skip: `None` after printing why, or a panic where
     /// `SPINOFF_REQUIRE_SERVICES=1` says they must be there.
     pub fn start_or_skip(test: &str) -> Option<Services> {
-        match Services::start() {
+        Services::start_or_skip_checkpointing_every(test, 60)
+    }
+
+    /// [`Services::start_or_skip`], sqld checkpointing every `seconds`.
+    pub fn start_or_skip_checkpointing_every(test: &str, seconds: u32) -> Option<Services> {
+        match Services::start_checkpointing_every(seconds) {
             Ok(s) => Some(s),
             Err(why) if std::env::var("SPINOFF_REQUIRE_SERVICES").as_deref() == Ok("1") => {
                 panic!("{test}: {why}, and SPINOFF_REQUIRE_SERVICES=1")
@@ -115,7 +125,7 @@ impl Services {
     }
 }
 
-fn start_sqld(bin: &PathBuf) -> Server {
+fn start_sqld(bin: &PathBuf, checkpoint_interval_s: u32) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let child = Command::new(bin)
@@ -125,7 +135,10 @@ fn start_sqld(bin: &PathBuf) -> Server {
         // Time-based checkpoints only: sqld's frame-count auto-checkpoint
         // can leave its write queue stuck for good under concurrent writers
         // (docs/deploy.md).
-        .args(["--checkpoint-interval-s", "60"])
+        .args([
+            "--checkpoint-interval-s",
+            &checkpoint_interval_s.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
