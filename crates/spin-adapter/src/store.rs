@@ -2,6 +2,7 @@
 //! `default`), `Env` on WASI's wall clock and random.
 
 use std::cell::Cell;
+use std::time::Duration;
 
 use engine::{Db, DbError, Env, LockWait, Maintenance, Row, Value};
 use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
@@ -16,12 +17,12 @@ use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 /// transactions, for a few seconds while another waits (its statements then
 /// fail with SQLITE_INTERRUPT): a request that writes in many short
 /// transactions (a staged import) would lose every one after that.
-const WRITER_LIFETIME: std::time::Duration = std::time::Duration::from_millis(1000);
+const WRITER_LIFETIME: Duration = Duration::from_millis(1000);
 
 /// How long, in all, a statement outside a transaction waits while a
 /// remote server answers SQLITE_BUSY at once — sqld refuses writers while a
 /// checkpoint holds its write queue — as `busy_timeout` waits on a file.
-const REMOTE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const REMOTE_BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs of a statement the server gave up on (a read anywhere, a write
 /// outside a transaction).
@@ -271,10 +272,7 @@ impl Db for SpinDb {
             self.reconnect()?;
         }
         let mut attempt = 1;
-        let (mut waited, mut pause) = (
-            std::time::Duration::ZERO,
-            std::time::Duration::from_millis(10),
-        );
+        let (mut waited, mut pause) = (Duration::ZERO, Duration::from_millis(10));
         let result = loop {
             if self.poisoned.get() && !self.in_tx.get() {
                 self.reconnect()?;
@@ -303,7 +301,7 @@ impl Db for SpinDb {
                 {
                     std::thread::sleep(pause);
                     waited += pause;
-                    pause = (pause * 2).min(std::time::Duration::from_millis(250));
+                    pause = (pause * 2).min(Duration::from_millis(250));
                 }
                 Err(DbError::Unavailable(m)) => {
                     self.poisoned.set(true);
