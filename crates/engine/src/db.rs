@@ -341,11 +341,12 @@ pub fn read<T>(db: &dyn Db, mut f: impl FnMut(&dyn Db) -> Result<T>) -> Result<T
     loop {
         db.begin(TxMode::Read)?;
         let r = f(db);
-        let _ = if r.is_ok() {
-            db.commit()
-        } else {
-            db.rollback()
-        };
+        // A commit that fails leaves the transaction open on this
+        // connection, and every later transaction on it would fail: roll
+        // it back then too.
+        if r.is_err() || db.commit().is_err() {
+            let _ = db.rollback();
+        }
         match r {
             Err(e) if e.kind == ErrorKind::Unavailable && attempt < TRANSACTION_ATTEMPTS => {
                 attempt += 1;

@@ -45,24 +45,21 @@ pub(crate) fn start_hydration(
     if c.chain.is_empty() {
         return Ok(None);
     }
+    let snapshot = c.chain.iter().map(|l| l.bound).max().unwrap_or(0);
     if let Some(r) = one(
         db,
-        "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+        "SELECT id, snapshot_lsn FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
         &[key(container).into()],
     )? {
-        return Ok(Some(r.text(0)?));
+        let id = r.text(0)?;
+        if r.i64(1)? < snapshot {
+            restart(db, &id, container, snapshot, reason, now)?;
+        }
+        return Ok(Some(id));
     }
-    let (records, bytes) = one(
-        db,
-        "SELECT coalesce(sum(versions), 0), coalesce(sum(version_bytes), 0) FROM collection_stats WHERE container = ?1",
-        &[container.into()],
-    )?
-    .map(|r| -> Result<(i64, i64)> { Ok((r.i64(0)?, r.i64(1)?)) })
-    .transpose()?
-    .unwrap_or((0, 0));
+    let (records, bytes) = totals(db, container)?;
     let id = new_id(env);
     let reference = c.reference();
-    let snapshot = c.chain.iter().map(|l| l.bound).max().unwrap_or(0);
     exec(
         db,
         "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
@@ -88,6 +85,45 @@ pub(crate) fn start_hydration(
     data["reason"] = json!(reason);
     append(db, &id, now, "created", &data)?;
     Ok(Some(id))
+}
+
+/// What a hydration of `container` reads through: the versions and bytes
+/// its statistics count.
+fn totals(db: &dyn Db, container: i64) -> Result<(i64, i64)> {
+    one(
+        db,
+        "SELECT coalesce(sum(versions), 0), coalesce(sum(version_bytes), 0) FROM collection_stats WHERE container = ?1",
+        &[container.into()],
+    )?
+    .map(|r| -> Result<(i64, i64)> { Ok((r.i64(0)?, r.i64(1)?)) })
+    .transpose()
+    .map(|t| t.unwrap_or((0, 0)))
+}
+
+/// A level was added under an active hydration (an import committed into
+/// the container): the hydration's cursor may already have passed keys
+/// the new level holds, and its last chunk drops every level, so it starts
+/// over from the first key. Rows it copied before stay (a copy is `INSERT
+/// OR IGNORE`, so they are not counted twice); only the scan repeats.
+fn restart(
+    db: &dyn Db,
+    id: &str,
+    container: i64,
+    snapshot: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    let (records, bytes) = totals(db, container)?;
+    exec(
+        db,
+        "UPDATE operations SET cur_collection = '', cur_key = '', cur_lsn = 0, snapshot_lsn = ?2, \
+           records_total = max(?3, records_copied), bytes_total = max(?4, bytes_copied), updated_at = ?5 WHERE id = ?1",
+        &[id.into(), snapshot.into(), records.into(), bytes.into(), now.into()],
+    )?;
+    let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+    let mut data = op.progress_json();
+    data["restarted"] = json!(reason);
+    append(db, id, now, "progress", &data).map(|_| ())
 }
 
 /// Cancel the active hydration of a container being deleted.

@@ -1,0 +1,956 @@
+//! The actors and the run: each round every actor gets one call (or none),
+//! the calls run interleaved statement by statement under the scheduler,
+//! then what they acknowledged goes into the model, in commit order, and
+//! the checker compares.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use engine::native::NativeDb;
+use engine::{
+    CancelPolicy, CloneMode, CloneRequest, Committed, Config, Db, Engine, ErrorKind, Operation,
+    Strategy, Write,
+};
+
+use crate::check;
+use crate::model::{batch_versions, Base, Import, Model, M, V};
+use crate::sched::{Crashed, Fault, Park, Shared, SimDb, SimEnv};
+use crate::Plan;
+
+pub const T0: i64 = 1_790_000_000_000_000;
+pub const COLLECTIONS: [&str; 3] = ["a", "b", "c"];
+pub const KEYS: u8 = 6;
+const CLIENTS: usize = 3;
+const WORKERS: usize = 2;
+const ACTORS: usize = CLIENTS + WORKERS;
+const MAX_CONTAINERS: usize = 12;
+/// An import abandoned after this long without a request.
+const IMPORT_IDLE_US: i64 = 3_000_000;
+
+/// One call an actor makes: a request of the API, or a worker's duty.
+#[derive(Debug, Clone)]
+pub enum Call {
+    Write {
+        c: usize,
+        name: String,
+        writes: Vec<Write>,
+    },
+    Branch {
+        c: usize,
+        name: String,
+        target: String,
+        history: bool,
+        filter: bool,
+        strategy: Strategy,
+        copy: bool,
+        hydrate: bool,
+        ttl_us: Option<i64>,
+    },
+    Snapshot {
+        name: String,
+    },
+    Hydrate {
+        name: String,
+    },
+    Delete {
+        c: usize,
+        name: String,
+    },
+    ImportOpen {
+        c: usize,
+        name: String,
+    },
+    ImportStage {
+        id: String,
+        name: String,
+        writes: Vec<Write>,
+    },
+    ImportEnd {
+        id: String,
+        name: String,
+        commit: bool,
+    },
+    /// Export and one get as of `at` (the head when the round began).
+    Read {
+        c: usize,
+        name: String,
+        at: i64,
+    },
+    Cancel {
+        op: String,
+    },
+    Retry {
+        op: String,
+    },
+    Nudge {
+        op: String,
+    },
+    Steps {
+        n: u8,
+        k: i64,
+    },
+    Tick {
+        budget_us: i64,
+    },
+    ExpireImports,
+    Prune,
+    Purge,
+    Expire,
+}
+
+/// What the engine answered.
+#[derive(Debug, Clone)]
+pub enum Ack {
+    Committed(Committed),
+    Opened(String),
+    Op(Option<Operation>),
+    Read(Vec<(String, String, i64, String)>),
+    Done,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ok(Ack),
+    Err(ErrorKind, String),
+    /// The actor crashed (its connection dropped) before answering.
+    Crashed,
+}
+
+/// A finished call: what it was, what it answered, and the sequence
+/// number of its last commit, if it committed anything.
+struct Done {
+    index: usize,
+    actor: usize,
+    call: Call,
+    out: Outcome,
+    committed: Option<u64>,
+}
+
+struct Slots {
+    calls: Vec<Option<(usize, Call)>>,
+    done: Vec<Option<Done>>,
+}
+
+fn cfg() -> Config {
+    Config {
+        lease_us: 2_000_000,
+        initial_chunk: 3,
+        min_chunk: 1,
+        max_chunk: 8,
+        nudge_records: 4,
+        max_branch_depth: 3,
+        ..Config::default()
+    }
+}
+
+fn body(token: u64, v: u16) -> String {
+    format!("{{\"w\":{token},\"v\":{v}}}")
+}
+
+/// Run one call on `db` (already wrapped for the scheduler).
+fn perform(db: &SimDb, env: &SimEnv, call: &Call, worker: &str) -> Result<Ack, engine::Error> {
+    let e = Engine::open(db, env)?.with_config(cfg());
+    // What opening committed (a migration check) is not the call's.
+    db.committed.set(None);
+    let find = |name: &str| e.container("native", "t", name);
+    Ok(match call {
+        Call::Write { name, writes, .. } => Ack::Committed(e.write("native", "t", name, writes)?),
+        Call::Branch {
+            name,
+            target,
+            history,
+            filter,
+            strategy,
+            copy,
+            hydrate,
+            ttl_us,
+            ..
+        } => {
+            let source = find(name)?;
+            let req = CloneRequest {
+                family: "native".into(),
+                kind: "clone".into(),
+                tenant: "t".into(),
+                source,
+                target_family: "native".into(),
+                target_name: target.clone(),
+                target_spec: serde_json::json!({}),
+                strategy: *strategy,
+                history: *history,
+                collections: filter.then(|| vec!["a".into(), "c".into()]),
+                exclusive_key: None,
+                notify: vec![],
+                meta: serde_json::json!({}),
+                idempotency: None,
+                mode: if *copy {
+                    CloneMode::Copy
+                } else {
+                    CloneMode::Branch
+                },
+                hydrate: *hydrate,
+                ttl_us: *ttl_us,
+            };
+            Ack::Op(Some(e.create_operation(&req)?.0))
+        }
+        Call::Snapshot { name } => {
+            e.snapshot(&find(name)?, None)?;
+            Ack::Done
+        }
+        Call::Hydrate { name } => Ack::Op(e.hydrate(&find(name)?)?),
+        Call::Delete { name, .. } => {
+            e.delete_container("native", "t", name)?;
+            Ack::Done
+        }
+        Call::ImportOpen { name, .. } => {
+            Ack::Opened(e.open_import(&find(name)?, IMPORT_IDLE_US)?.id)
+        }
+        Call::ImportStage { id, name, writes } => {
+            Ack::Committed(e.stage_import(&find(name)?, id, writes, IMPORT_IDLE_US)?.1)
+        }
+        Call::ImportEnd { id, name, commit } => {
+            let c = find(name)?;
+            if *commit {
+                Ack::Committed(e.commit_import(&c, id)?)
+            } else {
+                e.abandon_import(&c, id)?;
+                Ack::Done
+            }
+        }
+        Call::Read { name, at, .. } => {
+            let c = find(name)?;
+            let mut out = Vec::new();
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let page = e.export_page(
+                    &c,
+                    *at,
+                    after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                    4,
+                )?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.collection.clone(), last.key.clone()));
+                for v in &page {
+                    out.push((
+                        v.collection.clone(),
+                        v.key.clone(),
+                        v.lsn,
+                        v.body.clone().unwrap_or_default(),
+                    ));
+                }
+            }
+            Ack::Read(out)
+        }
+        Call::Cancel { op } => Ack::Op(Some(e.cancel("t", op, CancelPolicy::RemoveTarget)?)),
+        Call::Retry { op } => Ack::Op(Some(e.retry("t", op)?)),
+        Call::Nudge { op } => {
+            e.nudge(op)?;
+            Ack::Done
+        }
+        Call::Steps { n, k } => {
+            for _ in 0..*n {
+                let Some(id) = e.next_runnable(worker)? else {
+                    break;
+                };
+                if e.claim(&id, worker)? {
+                    let r = e.step(&id, worker, Some(*k));
+                    let _ = e.release(&id, worker);
+                    match r {
+                        Err(err)
+                            if matches!(
+                                err.kind,
+                                ErrorKind::LeaseLost | ErrorKind::InvalidState { .. }
+                            ) => {}
+                        Err(err) if err.is_retryable() => return Err(err),
+                        Err(err) => e.fail(&id, &err.message)?,
+                        Ok(_) => {}
+                    }
+                }
+            }
+            Ack::Done
+        }
+        Call::Tick { budget_us } => {
+            e.tick(worker, *budget_us)?;
+            Ack::Done
+        }
+        Call::ExpireImports => {
+            e.expire_imports(4)?;
+            Ack::Done
+        }
+        Call::Prune => {
+            e.prune_step(2_000_000, 50)?;
+            Ack::Done
+        }
+        Call::Purge => {
+            e.purge_step(20)?;
+            Ack::Done
+        }
+        Call::Expire => {
+            e.expire_step(4)?;
+            Ack::Done
+        }
+    })
+}
+
+/// An actor's thread: park between calls, run each call given, crash and
+/// restart when told.
+fn actor(me: usize, path: &Path, shared: &Shared, slots: &Mutex<Slots>) {
+    let open = || {
+        let db = NativeDb::open(path).expect("open");
+        db.connection()
+            .busy_timeout(std::time::Duration::ZERO)
+            .expect("busy timeout");
+        db
+    };
+    let mut conn = open();
+    let mut incarnation = 0;
+    loop {
+        if shared.baton.park(me, Park::Idle).is_err() {
+            return;
+        }
+        let Some((index, call)) = slots.lock().unwrap().calls[me].take() else {
+            continue;
+        };
+        let worker = format!("w{me}-{incarnation}");
+        let sdb = SimDb {
+            inner: &conn,
+            me,
+            baton: &shared.baton,
+            committed: std::cell::Cell::new(None),
+        };
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            perform(&sdb, &shared.env, &call, &worker)
+        }));
+        let committed = sdb.committed.get();
+        drop(sdb);
+        let out = match r {
+            Ok(Ok(ack)) => Outcome::Ok(ack),
+            Ok(Err(e)) => Outcome::Err(e.kind, e.message),
+            Err(p) if p.is::<Crashed>() => {
+                if shared.baton.st.lock().unwrap().stop {
+                    return;
+                }
+                // The process died: its connection goes (SQLite rolls back
+                // what it had not committed) and it starts again.
+                conn = open();
+                incarnation += 1;
+                let mut st = shared.baton.st.lock().unwrap();
+                if st.holder == Some(me) {
+                    st.holder = None;
+                }
+                Outcome::Crashed
+            }
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        slots.lock().unwrap().done[me] = Some(Done {
+            index,
+            actor: me,
+            call,
+            out,
+            committed,
+        });
+    }
+}
+
+/// The fault rates of a seed (per statement, in 1/10 000).
+struct Faults {
+    crash: u32,
+    busy: u32,
+    unavailable: u32,
+}
+
+/// The call indices a plan generates (for the shrinker).
+pub fn calls_in(plan: &Plan) -> Vec<usize> {
+    (0..plan.rounds * ACTORS).collect()
+}
+
+/// The round a failure message names ("round N: …").
+pub fn failed_round(msg: &str) -> usize {
+    msg.strip_prefix("round ")
+        .and_then(|s| s.split(':').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(usize::MAX / 2)
+}
+
+struct Sim<'a> {
+    plan: &'a Plan,
+    shared: &'a Shared,
+    slots: &'a Mutex<Slots>,
+    db: NativeDb,
+    m: Model,
+    trace: Vec<String>,
+    token: u64,
+    faults: Faults,
+    pruned: bool,
+}
+
+pub fn run(plan: &Plan) -> Result<Vec<String>, (String, Vec<String>)> {
+    quiet_crashes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite");
+    let shared = Arc::new(Shared {
+        baton: crate::sched::Baton::new(ACTORS),
+        env: SimEnv {
+            now: T0.into(),
+            counter: 0.into(),
+        },
+    });
+    let db = NativeDb::open(&path).expect("open");
+    Engine::open(&db, &shared.env).expect("migrate");
+    let slots = Mutex::new(Slots {
+        calls: (0..ACTORS).map(|_| None).collect(),
+        done: (0..ACTORS).map(|_| None).collect(),
+    });
+    let mut seed_rng = fastrand::Rng::with_seed(plan.seed);
+    let rates = [0, 10, 30];
+    let faults = Faults {
+        crash: rates[seed_rng.usize(..3)],
+        busy: rates[seed_rng.usize(..3)],
+        unavailable: rates[seed_rng.usize(..3)],
+    };
+    let result = std::thread::scope(|s| {
+        for me in 0..ACTORS {
+            let (path, shared, slots) = (&path, &*shared, &slots);
+            s.spawn(move || actor(me, path, shared, slots));
+        }
+        let mut sim = Sim {
+            plan,
+            shared: &shared,
+            slots: &slots,
+            db,
+            m: Model::default(),
+            trace: Vec::new(),
+            token: 0,
+            faults,
+            pruned: false,
+        };
+        let r = catch_unwind(AssertUnwindSafe(|| sim.all()));
+        // Stop the actors, wherever they are parked.
+        {
+            let _st = shared.baton.quiet(ACTORS);
+        }
+        shared.baton.stop();
+        let trace = std::mem::take(&mut sim.trace);
+        match r {
+            Ok(Ok(())) => Ok(trace),
+            Ok(Err(msg)) => Err((msg, trace)),
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                Err((format!("round {}: panicked: {msg}", usize::MAX / 2), trace))
+            }
+        }
+    });
+    result
+}
+
+impl Sim<'_> {
+    fn engine(&self) -> Engine<'_> {
+        Engine::open(&self.db, &self.shared.env)
+            .expect("open")
+            .with_config(cfg())
+    }
+
+    fn all(&mut self) -> Result<(), String> {
+        self.m.cs.push(M {
+            name: "root".into(),
+            own: vec![],
+            base: None,
+            deleted: false,
+            copy_op: None,
+            expires_at: None,
+        });
+        self.engine()
+            .create_container("native", "t", "root", &serde_json::json!({}))
+            .map_err(|e| e.to_string())?;
+        for round in 0..self.plan.rounds {
+            self.round(round)
+                .map_err(|m| format!("round {round}: {m}"))?;
+        }
+        let round = self.plan.rounds;
+        self.settle().map_err(|m| format!("round {round}: {m}"))
+    }
+
+    fn live_containers(&self, now: i64) -> Vec<usize> {
+        (0..self.m.cs.len())
+            .filter(|i| check::checkable(&self.m, &self.engine(), *i, now))
+            .collect()
+    }
+
+    fn writes(&mut self, rng: &mut fastrand::Rng) -> Vec<Write> {
+        let n = rng.usize(1..5);
+        (0..n)
+            .map(|j| {
+                let collection = COLLECTIONS[rng.usize(..3)].to_string();
+                let key = format!("k{}", rng.u8(..KEYS));
+                if j > 0 && rng.u8(..4) == 0 {
+                    Write::Delete { collection, key }
+                } else {
+                    self.token += 1;
+                    Write::Put {
+                        collection,
+                        key,
+                        body: body(self.token, rng.u16(..1000)),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// A client's call this round.
+    fn client_call(&mut self, rng: &mut fastrand::Rng, round: usize, actor: usize) -> Option<Call> {
+        let now = self
+            .shared
+            .env
+            .now
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let live = self.live_containers(now);
+        let c = *rng.choice(&live)?;
+        let name = self.m.cs[c].name.clone();
+        let ops = self.op_ids();
+        let call = match rng.u8(..20) {
+            0..=5 => Call::Write {
+                c,
+                name,
+                writes: self.writes(rng),
+            },
+            6..=8 if self.m.cs.len() < MAX_CONTAINERS => {
+                let strategy = match rng.u8(..4) {
+                    0 => Strategy::LastSnapshot,
+                    1 => Strategy::Pitr(T0 + rng.i64(0..(now - T0).max(1))),
+                    _ => Strategy::Now,
+                };
+                Call::Branch {
+                    c,
+                    name,
+                    target: format!("c{round}x{actor}"),
+                    history: rng.bool(),
+                    filter: rng.u8(..4) == 0,
+                    strategy,
+                    copy: rng.u8(..3) == 0,
+                    hydrate: rng.u8(..4) == 0,
+                    ttl_us: (rng.u8(..6) == 0).then(|| rng.i64(2_000_000..20_000_000)),
+                }
+            }
+            9 => Call::Snapshot { name },
+            10 => Call::Hydrate { name },
+            11 if c != 0 => Call::Delete { c, name },
+            12 | 13 => Call::ImportOpen { c, name },
+            14 | 15 => {
+                let (id, im) = rng.choice(self.m.imports.iter())?;
+                let (id, name) = (id.clone(), self.m.cs[im.container].name.clone());
+                if rng.u8(..3) == 0 {
+                    Call::ImportEnd {
+                        id,
+                        name,
+                        commit: rng.u8(..4) != 0,
+                    }
+                } else {
+                    Call::ImportStage {
+                        id,
+                        name,
+                        writes: self.writes(rng),
+                    }
+                }
+            }
+            16 if !ops.is_empty() => Call::Cancel {
+                op: rng.choice(&ops)?.clone(),
+            },
+            17 if !ops.is_empty() => Call::Retry {
+                op: rng.choice(&ops)?.clone(),
+            },
+            18 if !ops.is_empty() => Call::Nudge {
+                op: rng.choice(&ops)?.clone(),
+            },
+            _ => Call::Read {
+                c,
+                name,
+                at: self.engine().head_lsn().map_err(|e| e.to_string()).ok()?,
+            },
+        };
+        Some(call)
+    }
+
+    fn worker_call(&mut self, rng: &mut fastrand::Rng) -> Call {
+        match rng.u8(..12) {
+            0..=4 => Call::Steps {
+                n: rng.u8(1..4),
+                k: rng.i64(1..6),
+            },
+            5 | 6 => Call::Tick {
+                budget_us: rng.i64(1..400),
+            },
+            7 => Call::ExpireImports,
+            8 => Call::Prune,
+            9 | 10 => Call::Purge,
+            _ => Call::Expire,
+        }
+    }
+
+    fn op_ids(&self) -> Vec<String> {
+        self.db
+            .execute("SELECT id FROM operations ORDER BY created_at, id", &[])
+            .expect("ops")
+            .iter()
+            .map(|r| r.text(0).expect("id"))
+            .collect()
+    }
+
+    fn round(&mut self, round: usize) -> Result<(), String> {
+        // The clock moves: a little most rounds, past leases and idle
+        // imports now and then.
+        let mut rng =
+            fastrand::Rng::with_seed(self.plan.seed ^ (round as u64).wrapping_mul(0x9e37_79b9));
+        let jump = match rng.u8(..10) {
+            0 => rng.i64(2_000_000..8_000_000),
+            _ => rng.i64(0..300_000),
+        };
+        self.shared.env.advance(jump);
+        for actor in 0..ACTORS {
+            let index = round * ACTORS + actor;
+            let mut arng = fastrand::Rng::with_seed(
+                self.plan.seed.wrapping_mul(31).wrapping_add(index as u64),
+            );
+            let call = if actor < CLIENTS {
+                self.client_call(&mut arng, round, actor)
+            } else {
+                Some(self.worker_call(&mut arng))
+            };
+            if self.plan.skip.contains(&index) {
+                continue;
+            }
+            if let Some(call) = call {
+                self.slots.lock().unwrap().calls[actor] = Some((index, call));
+            }
+        }
+        self.schedule(&mut rng)?;
+        let mut done: Vec<Done> = self
+            .slots
+            .lock()
+            .unwrap()
+            .done
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        // Commit order; calls that committed nothing after.
+        done.sort_by_key(|d| (d.committed.unwrap_or(u64::MAX), d.actor));
+        for d in &done {
+            self.trace.push(format!(
+                "r{round} #{} actor {}: {:?} → {:?}{}",
+                d.index,
+                d.actor,
+                d.call,
+                d.out,
+                if d.committed.is_some() {
+                    " (committed)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for d in done {
+            self.apply(d)?;
+        }
+        self.forget_ended_imports();
+        let e = self.engine();
+        let now = self
+            .shared
+            .env
+            .now
+            .load(std::sync::atomic::Ordering::SeqCst);
+        check::light(&self.m, &e, now, self.pruned)
+    }
+
+    /// Interleave the round's calls statement by statement.
+    fn schedule(&mut self, rng: &mut fastrand::Rng) -> Result<(), String> {
+        loop {
+            let st = self.shared.baton.quiet(ACTORS);
+            let slots = self.slots.lock().unwrap();
+            let mut cands = Vec::new();
+            let mut blocked = 0;
+            for (a, p) in &st.parked {
+                match p {
+                    Park::Idle if slots.calls[*a].is_some() => cands.push((*a, false)),
+                    Park::Idle => {}
+                    Park::Stmt {
+                        begin_write,
+                        rollback,
+                    } => {
+                        if *begin_write && st.holder.is_some_and(|h| h != *a) {
+                            blocked += 1;
+                        } else {
+                            cands.push((*a, !*rollback));
+                        }
+                    }
+                }
+            }
+            drop(slots);
+            if cands.is_empty() {
+                if blocked > 0 {
+                    return Err(format!(
+                        "deadlock: {blocked} actors wait for the write lock held by {:?}",
+                        st.holder
+                    ));
+                }
+                return Ok(());
+            }
+            let (a, stmt) = cands[rng.usize(..cands.len())];
+            let roll = rng.u32(..10_000);
+            let f = &self.faults;
+            let fault = if !stmt {
+                None
+            } else if roll < f.crash {
+                Some(Fault::Crash)
+            } else if roll < f.crash + f.busy {
+                Some(Fault::Busy)
+            } else if roll < f.crash + f.busy + f.unavailable {
+                Some(Fault::Unavailable)
+            } else {
+                None
+            };
+            self.shared.baton.give(st, a, fault);
+        }
+    }
+
+    /// Find the LSN a crashed, committed batch got, by its first put's token.
+    fn lsn_of(&self, writes: &[Write]) -> Option<i64> {
+        let Some(Write::Put { body, .. }) = writes.first() else {
+            return None;
+        };
+        self.db
+            .execute(
+                "SELECT min(lsn) FROM records WHERE body = ?1",
+                &[body.as_str().into()],
+            )
+            .expect("lookup")
+            .first()
+            .and_then(|r| r.opt_i64(0).expect("lsn"))
+    }
+
+    fn apply(&mut self, d: Done) -> Result<(), String> {
+        let resolved =
+            matches!(d.out, Outcome::Crashed | Outcome::Err(..)) && d.committed.is_some();
+        match (&d.call, &d.out) {
+            (Call::Write { c, writes, .. }, out) => {
+                let lsn = match out {
+                    Outcome::Ok(Ack::Committed(done)) => Some(done.lsn),
+                    _ if resolved => {
+                        Some(self.lsn_of(writes).ok_or("a committed write is nowhere")?)
+                    }
+                    _ => None,
+                };
+                if let Some(lsn) = lsn {
+                    let live = self.m.live(*c, i64::MAX);
+                    let vs = batch_versions(&live, writes, lsn);
+                    self.m.cs[*c].own.extend(vs);
+                }
+            }
+            (
+                Call::Branch {
+                    c,
+                    target,
+                    history,
+                    filter,
+                    ttl_us,
+                    copy,
+                    ..
+                },
+                out,
+            ) => {
+                let op = match out {
+                    Outcome::Ok(Ack::Op(Some(op))) => Some(op.clone()),
+                    _ if resolved => {
+                        let id = self.db.execute(
+                            "SELECT o.id FROM operations o JOIN containers c ON c.id = o.target WHERE c.name = ?1 AND o.kind != 'hydrate'",
+                            &[target.as_str().into()]).expect("lookup").first().map(|r| r.text(0).expect("id"));
+                        let id = id.ok_or("a committed clone has no operation")?;
+                        self.engine()
+                            .operation_by_id(&id)
+                            .map_err(|e| e.to_string())?
+                    }
+                    _ => None,
+                };
+                if let Some(op) = op {
+                    self.m.cs.push(M {
+                        name: target.clone(),
+                        own: vec![],
+                        base: Some(Base {
+                            parent: *c,
+                            lsn: op.snapshot_lsn,
+                            history: *history,
+                            filter: filter.then(|| vec!["a".into(), "c".into()]),
+                        }),
+                        deleted: false,
+                        copy_op: copy.then(|| op.id.clone()),
+                        expires_at: ttl_us.map(|t| op.created_at + t),
+                    });
+                }
+            }
+            (Call::Delete { c, .. }, out) => {
+                if matches!(out, Outcome::Ok(_)) || resolved {
+                    self.m.cs[*c].deleted = true;
+                    self.m.imports.retain(|_, im| im.container != *c);
+                }
+            }
+            (Call::ImportOpen { c, name }, out) => {
+                let id = match out {
+                    Outcome::Ok(Ack::Opened(id)) => Some(id.clone()),
+                    _ if resolved => self.db.execute(
+                        "SELECT i.id FROM imports i JOIN containers c ON c.id = i.container WHERE c.name = ?1 AND i.state = 'open'",
+                        &[name.as_str().into()]).expect("lookup").first().map(|r| r.text(0).expect("id")),
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    self.m.imports.insert(
+                        id,
+                        Import {
+                            container: *c,
+                            staged: vec![],
+                        },
+                    );
+                }
+            }
+            (Call::ImportStage { id, writes, .. }, out) => {
+                let lsn = match out {
+                    Outcome::Ok(Ack::Committed(done)) => Some(done.lsn),
+                    _ if resolved => Some(
+                        self.lsn_of(writes)
+                            .ok_or("a committed staged batch is nowhere")?,
+                    ),
+                    Outcome::Err(ErrorKind::InvalidState { .. } | ErrorKind::NotFound, _) => {
+                        self.m.imports.remove(id);
+                        None
+                    }
+                    _ => None,
+                };
+                if let (Some(lsn), Some(im)) = (lsn, self.m.imports.get(id)) {
+                    let live = self.m.staging_live(im);
+                    let vs = batch_versions(&live, writes, lsn);
+                    self.m
+                        .imports
+                        .get_mut(id)
+                        .expect("import")
+                        .staged
+                        .extend(vs);
+                }
+            }
+            (Call::ImportEnd { id, commit, .. }, out) => {
+                let lsn = match out {
+                    Outcome::Ok(Ack::Committed(done)) => Some(done.lsn),
+                    _ if resolved => self
+                        .db
+                        .execute(
+                            "SELECT committed_lsn FROM imports WHERE id = ?1",
+                            &[id.as_str().into()],
+                        )
+                        .expect("lookup")
+                        .first()
+                        .and_then(|r| r.opt_i64(0).expect("lsn")),
+                    _ => None,
+                };
+                let ended = matches!(out, Outcome::Ok(_))
+                    || resolved
+                    || matches!(
+                        out,
+                        Outcome::Err(ErrorKind::InvalidState { .. } | ErrorKind::NotFound, _)
+                    );
+                if ended {
+                    if let Some(im) = self.m.imports.remove(id) {
+                        if let (true, Some(lsn)) = (*commit, lsn) {
+                            for v in im.staged {
+                                self.m.cs[im.container].own.push(V { from: lsn, ..v });
+                            }
+                        }
+                    }
+                }
+            }
+            (Call::Read { c, name, at }, Outcome::Ok(Ack::Read(rows))) => {
+                let got: BTreeMap<(String, String), (i64, String)> = rows
+                    .iter()
+                    .map(|(c, k, l, b)| ((c.clone(), k.clone()), (*l, b.clone())))
+                    .collect();
+                if got.len() != rows.len() {
+                    return Err(format!("read of {name} as of {at}: a key twice"));
+                }
+                let want = self.m.live(*c, *at);
+                if got != want {
+                    return Err(format!("read of {name} as of {at} beside the round's other calls:\n got  {got:?}\n want {want:?}"));
+                }
+            }
+            (Call::Prune, _) => self.pruned = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An import whose container is gone, or that the worker abandoned,
+    /// is no longer open (at the end of a round: its calls are applied).
+    fn forget_ended_imports(&mut self) {
+        let open: Vec<String> = self
+            .db
+            .execute("SELECT id FROM imports WHERE state = 'open'", &[])
+            .expect("imports")
+            .iter()
+            .map(|r| r.text(0).expect("id"))
+            .collect();
+        self.m.imports.retain(|id, _| open.contains(id));
+    }
+
+    /// After the last round: no more faults; the worker runs until nothing
+    /// is runnable, the clock passing every lease and idle import; then
+    /// every operation must have ended, and every read must agree.
+    fn settle(&mut self) -> Result<(), String> {
+        let e = self.engine();
+        for _ in 0..5_000 {
+            self.shared.env.advance(cfg().lease_us + 1);
+            e.expire_imports(100).map_err(|x| x.to_string())?;
+            e.expire_step(100).map_err(|x| x.to_string())?;
+            let Some(id) = e.next_runnable("settle").map_err(|x| x.to_string())? else {
+                while e.purge_step(1_000).map_err(|x| x.to_string())? > 0 {}
+                let stuck = e.db().execute(
+                    "SELECT count(*) FROM operations WHERE status IN ('pending', 'in_progress')", &[])
+                    .map_err(|x| format!("{x:?}"))?[0].i64(0).expect("count");
+                if stuck > 0 {
+                    return Err(format!(
+                        "{stuck} operations stay active with nothing runnable"
+                    ));
+                }
+                drop(e);
+                self.m.imports.clear();
+                let e = self.engine();
+                let now = self
+                    .shared
+                    .env
+                    .now
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                check::light(&self.m, &e, now, self.pruned)?;
+                return check::full(&self.m, &e, now);
+            };
+            if e.claim(&id, "settle").map_err(|x| x.to_string())? {
+                match e.step(&id, "settle", None) {
+                    Ok(_) => {}
+                    Err(x) => e.fail(&id, &x.message).map_err(|x| x.to_string())?,
+                }
+                e.release(&id, "settle").map_err(|x| x.to_string())?;
+            }
+        }
+        Err("the worker never settled: operations run for ever".into())
+    }
+}
+
+/// Injected crashes unwind quietly; any other panic is reported as usual.
+fn quiet_crashes() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crashed>() {
+                default(info);
+            }
+        }));
+    });
+}

@@ -1,0 +1,176 @@
+//! A deterministic simulation of the engine, in the manner of
+//! FoundationDB's and TigerBeetle's simulators: a seed drives logical
+//! clients and workers against one SQLite database, interleaved at every
+//! statement (`sched.rs`), with crashes, `Busy` and `Unavailable` answers
+//! and the clock moving; a checker compares every read of every container
+//! with a reference model built from what the engine acknowledged
+//! (`model.rs`, `check.rs`).
+//!
+//! - `cargo test -p engine --test sim`: `SIM_SEEDS` seeds (default 1 000)
+//!   from `SIM_FIRST` (default 0);
+//! - `SIM_SEED=n cargo test -p engine --test sim`: one seed, its trace
+//!   printed; with `SIM_SKIP=3,7,…` (as a failure prints it) the shrunk run;
+//! - a failing seed prints the seed, the smallest run that still fails
+//!   (calls dropped one chunk at a time while it fails) and its trace.
+
+mod actors;
+mod check;
+mod model;
+mod sched;
+
+use std::collections::BTreeSet;
+
+pub use actors::{Call, Outcome};
+
+/// What one run is: a seed, how many rounds, and calls to leave out (the
+/// shrinker's mask, by index of generation).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub seed: u64,
+    pub rounds: usize,
+    pub skip: BTreeSet<usize>,
+}
+
+/// The rounds of one seed.
+const ROUNDS: usize = 40;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Run `plan`; on failure the message and the run's trace.
+fn run(plan: &Plan) -> Result<Vec<String>, (String, Vec<String>)> {
+    actors::run(plan)
+}
+
+/// The smallest plan that still fails: fewer rounds (a failure at round r
+/// needs no later round), then calls masked one chunk at a time.
+fn shrink(plan: &Plan, failed_at_round: usize) -> (Plan, String, Vec<String>) {
+    let mut best = Plan {
+        rounds: failed_at_round + 1,
+        ..plan.clone()
+    };
+    let (mut msg, mut trace) = match run(&best) {
+        Err(e) => e,
+        Ok(_) => {
+            best = plan.clone();
+            run(&best).err().expect("the plan failed before")
+        }
+    };
+    let calls = actors::calls_in(&best);
+    let mut chunk = calls.len().div_ceil(2).max(1);
+    let mut attempts = 0;
+    while chunk >= 1 && attempts < 300 {
+        let mut i = 0;
+        while i < calls.len() && attempts < 300 {
+            let drop: Vec<usize> = calls[i..(i + chunk).min(calls.len())]
+                .iter()
+                .copied()
+                .filter(|c| !best.skip.contains(c))
+                .collect();
+            i += chunk;
+            if drop.is_empty() {
+                continue;
+            }
+            let mut next = best.clone();
+            next.skip.extend(drop);
+            attempts += 1;
+            if let Err((m, t)) = run(&next) {
+                best = next;
+                msg = m;
+                trace = t;
+            }
+        }
+        if chunk == 1 {
+            break;
+        }
+        chunk /= 2;
+    }
+    (best, msg, trace)
+}
+
+fn report(plan: &Plan, msg: &str) -> String {
+    let (best, msg2, trace) = shrink(plan, actors::failed_round(msg));
+    let skip: Vec<String> = best.skip.iter().map(|s| s.to_string()).collect();
+    format!(
+        "simulation failed: seed {seed}\n  {msg}\nshrunk to {} rounds, {} calls left out:\n  {msg2}\n\
+         replay: SIM_SEED={seed} SIM_ROUNDS={} SIM_SKIP={} cargo test -p engine --test sim -- --nocapture\n\
+         trace:\n{}",
+        best.rounds,
+        best.skip.len(),
+        best.rounds,
+        skip.join(","),
+        trace.join("\n"),
+        seed = plan.seed,
+    )
+}
+
+/// Run seeds `first..first + n` on `threads` threads; the first failure's
+/// report.
+fn run_seeds(first: u64, n: u64, rounds: usize) -> Option<String> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(4) as u64;
+    let failure = std::sync::Mutex::new(None::<String>);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let failure = &failure;
+            s.spawn(move || {
+                let mut seed = first + t;
+                while seed < first + n {
+                    if failure.lock().unwrap().is_some() {
+                        return;
+                    }
+                    let plan = Plan {
+                        seed,
+                        rounds,
+                        skip: BTreeSet::new(),
+                    };
+                    if let Err((msg, _)) = run(&plan) {
+                        let r = report(&plan, &msg);
+                        let mut f = failure.lock().unwrap();
+                        if f.is_none() {
+                            *f = Some(r);
+                        }
+                        return;
+                    }
+                    seed += threads;
+                }
+            });
+        }
+    });
+    failure.into_inner().unwrap()
+}
+
+#[test]
+fn simulation() {
+    let rounds = env_u64("SIM_ROUNDS").map(|r| r as usize).unwrap_or(ROUNDS);
+    if let Some(seed) = env_u64("SIM_SEED") {
+        let skip = std::env::var("SIM_SKIP")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        let plan = Plan { seed, rounds, skip };
+        match run(&plan) {
+            Ok(trace) => {
+                println!("seed {seed}: passed\n{}", trace.join("\n"));
+            }
+            Err((msg, trace)) => {
+                panic!("seed {seed} failed: {msg}\ntrace:\n{}", trace.join("\n"));
+            }
+        }
+        return;
+    }
+    let n = env_u64("SIM_SEEDS").unwrap_or(1_000);
+    let first = env_u64("SIM_FIRST").unwrap_or(0);
+    let started = std::time::Instant::now();
+    if let Some(report) = run_seeds(first, n, rounds) {
+        panic!("{report}");
+    }
+    println!(
+        "simulation: {n} seeds from {first}, {rounds} rounds each, passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}

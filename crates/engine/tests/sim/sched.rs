@@ -1,0 +1,258 @@
+//! The deterministic scheduler: every actor (a client or a worker) runs on a
+//! thread of its own, but only the one holding the baton runs. Every
+//! statement an actor sends through its [`SimDb`] is a yield point: the
+//! actor parks there, and the simulator — one seeded random choice at a
+//! time — picks which parked actor runs its next statement, and whether a
+//! fault lands on it (a crash, a `Busy` or `Unavailable` answer). So
+//! actors interleave at every statement, inside transactions where SQLite
+//! allows it (readers beside a writer; a second `BEGIN IMMEDIATE` never
+//! runs while another connection holds the write lock), and a seed names
+//! one interleaving exactly.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use engine::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
+
+/// A fault the simulator lands on one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The actor's process dies before the statement runs: its connection
+    /// is dropped (SQLite rolls back what was not committed) and it starts
+    /// again.
+    Crash,
+    /// The database answers `Busy` instead of running the statement.
+    Busy,
+    /// The database answers `Unavailable` (nothing of the statement ran).
+    Unavailable,
+}
+
+/// The panic payload of an injected crash.
+pub struct Crashed;
+
+/// Where a parked actor waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Park {
+    /// Between calls.
+    Idle,
+    /// Before a statement of a call; `begin_write` for `BEGIN IMMEDIATE`.
+    Stmt { begin_write: bool, rollback: bool },
+}
+
+#[derive(Default)]
+pub struct St {
+    /// The actor that may run now (None: the simulator decides).
+    pub turn: Option<usize>,
+    pub parked: BTreeMap<usize, Park>,
+    /// The fault that goes with the current turn.
+    pub fault: Option<Fault>,
+    /// The actor whose connection holds the write lock.
+    pub holder: Option<usize>,
+    /// Statements run so far, all actors (orders commits).
+    pub seq: u64,
+    /// Set when the run is over: parked actors leave.
+    pub stop: bool,
+}
+
+pub struct Baton {
+    pub st: Mutex<St>,
+    /// One per actor, so that only the actor given the turn wakes.
+    cvs: Vec<Condvar>,
+    /// The simulator's: an actor parked.
+    main: Condvar,
+}
+
+impl Baton {
+    pub fn new(actors: usize) -> Baton {
+        Baton {
+            st: Mutex::default(),
+            cvs: (0..actors).map(|_| Condvar::new()).collect(),
+            main: Condvar::new(),
+        }
+    }
+
+    /// Park `me` at `park` until the simulator gives it the turn; returns
+    /// the fault that lands there (Err when the run is stopping).
+    pub fn park(&self, me: usize, park: Park) -> Result<Option<Fault>, ()> {
+        let mut st = self.st.lock().unwrap();
+        st.parked.insert(me, park);
+        st.turn = None;
+        self.main.notify_one();
+        while st.turn != Some(me) {
+            if st.stop {
+                return Err(());
+            }
+            st = self.cvs[me].wait(st).unwrap();
+        }
+        st.parked.remove(&me);
+        Ok(st.fault.take())
+    }
+
+    /// Wait until no actor runs and `n` actors are parked; returns the
+    /// guard.
+    pub fn quiet(&self, n: usize) -> std::sync::MutexGuard<'_, St> {
+        let mut st = self.st.lock().unwrap();
+        while st.turn.is_some() || st.parked.len() < n {
+            st = self.main.wait(st).unwrap();
+        }
+        st
+    }
+
+    pub fn give(&self, mut st: std::sync::MutexGuard<'_, St>, to: usize, fault: Option<Fault>) {
+        st.turn = Some(to);
+        st.fault = fault;
+        drop(st);
+        self.cvs[to].notify_one();
+    }
+
+    /// End the run: every parked actor leaves.
+    pub fn stop(&self) {
+        self.st.lock().unwrap().stop = true;
+        for cv in &self.cvs {
+            cv.notify_all();
+        }
+    }
+}
+
+/// The simulated clock (moved by the simulator and by every read, like
+/// the engine tests' fake clock) and deterministic randomness.
+pub struct SimEnv {
+    pub now: AtomicI64,
+    pub counter: AtomicU64,
+}
+
+impl SimEnv {
+    pub fn advance(&self, us: i64) {
+        self.now.fetch_add(us, Ordering::SeqCst);
+    }
+}
+
+impl Env for SimEnv {
+    fn now_us(&self) -> i64 {
+        self.now.fetch_add(1, Ordering::SeqCst)
+    }
+    fn random_u128(&self) -> u128 {
+        let c = self.counter.fetch_add(1, Ordering::SeqCst) as u128 + 1;
+        c.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    }
+}
+
+/// One actor's connection as the engine sees it: every statement parks at
+/// the baton first, and may meet a fault there.
+pub struct SimDb<'a> {
+    pub inner: &'a dyn Db,
+    pub me: usize,
+    pub baton: &'a Baton,
+    /// Sequence number of this call's last successful COMMIT.
+    pub committed: std::cell::Cell<Option<u64>>,
+}
+
+impl SimDb<'_> {
+    fn gate(&self, begin_write: bool, rollback: bool) -> Result<(), DbError> {
+        let fault = match self.baton.park(
+            self.me,
+            Park::Stmt {
+                begin_write,
+                rollback,
+            },
+        ) {
+            Ok(f) => f,
+            Err(()) => std::panic::panic_any(Crashed),
+        };
+        match fault {
+            None => Ok(()),
+            Some(Fault::Crash) => std::panic::panic_any(Crashed),
+            Some(Fault::Busy) => Err(DbError::Busy("simulated: database is locked".into())),
+            Some(Fault::Unavailable) => {
+                Err(DbError::Unavailable("simulated: connection lost".into()))
+            }
+        }
+    }
+
+    fn after(&self, f: impl FnOnce(&mut St)) {
+        let mut st = self.baton.st.lock().unwrap();
+        st.seq += 1;
+        f(&mut st);
+    }
+}
+
+impl Db for SimDb<'_> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.gate(false, false)?;
+        let r = self.inner.execute(sql, params);
+        self.after(|_| {});
+        r
+    }
+
+    fn changes(&self) -> Result<u64, DbError> {
+        self.inner.changes()
+    }
+
+    fn last_insert_rowid(&self) -> Result<i64, DbError> {
+        self.inner.last_insert_rowid()
+    }
+
+    fn begin(&self, mode: TxMode) -> Result<(), DbError> {
+        let write = mode == TxMode::Write;
+        self.gate(write, false)?;
+        let r = self.inner.begin(mode);
+        let me = self.me;
+        self.after(|st| {
+            if write && r.is_ok() {
+                assert!(st.holder.is_none(), "two writers at once");
+                st.holder = Some(me);
+            }
+        });
+        r
+    }
+
+    fn commit(&self) -> Result<(), DbError> {
+        self.gate(false, false)?;
+        let r = self.inner.commit();
+        let me = self.me;
+        let mut seq = 0;
+        self.after(|st| {
+            seq = st.seq;
+            if st.holder == Some(me) {
+                st.holder = None;
+            }
+        });
+        if r.is_ok() {
+            self.committed.set(Some(seq));
+        }
+        r
+    }
+
+    fn rollback(&self) -> Result<(), DbError> {
+        self.gate(false, true)?;
+        let r = self.inner.rollback();
+        let me = self.me;
+        self.after(|st| {
+            if st.holder == Some(me) {
+                st.holder = None;
+            }
+        });
+        r
+    }
+
+    fn page_size(&self) -> Option<i64> {
+        self.inner.page_size()
+    }
+
+    fn maintain(&self, task: Maintenance) -> Result<(), DbError> {
+        self.inner.maintain(task)
+    }
+
+    /// The simulation never waits for a lock: a statement that would wait
+    /// answers `Busy` at once (the waiting actor would hold the baton).
+    fn lock_wait(&self, _wait: LockWait) -> Result<(), DbError> {
+        Ok(())
+    }
+}
+
+/// Shared between the simulator and its actors.
+pub struct Shared {
+    pub baton: Baton,
+    pub env: SimEnv,
+}
