@@ -620,13 +620,48 @@ fn run(cli: Cli) -> Result<()> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
+            // What the export must hold, where the server knows it (an
+            // export at the head): checked against what arrives.
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let want: Option<u64> = match header("spinoff-export-records") {
+                Some(v) => Some(v.parse().with_context(|| {
+                    format!("the server's spinoff-export-records header is not a count: {v:?}")
+                })?),
+                None => None,
+            };
+            let lsn = header("spinoff-as-of-lsn").unwrap_or_else(|| "?".into());
             let mut records = 0u64;
-            for line in BufReader::new(resp.into_body().into_reader()).lines() {
-                writeln!(out, "{}", line?)?;
-                records += 1;
+            let mut reader = BufReader::new(resp.into_body().into_reader());
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) if !line.ends_with('\n') => bail!(
+                        "the export was cut after {records} records: its last line has no end"
+                    ),
+                    Ok(_) => {
+                        out.write_all(line.as_bytes())?;
+                        records += 1;
+                    }
+                    Err(e) => bail!("the export was cut after {records} records: {e}"),
+                }
             }
             out.flush()?;
-            eprintln!("exported {records} records");
+            if let Some(want) = want {
+                if want != records {
+                    bail!(
+                        "the export holds {records} records, but {resource} had {want} at LSN {lsn}: \
+                         the export is not complete"
+                    );
+                }
+            }
+            eprintln!("exported {records} records (LSN {lsn})");
             Ok(())
         }
     }

@@ -187,40 +187,61 @@ pub fn export(ctx: Ctx, req: &Req, r: &str) -> R {
         let c = find(&e, &ctx.tenant, r)?;
         (e.resolve(&c, as_of(req)?).map_err(err)?, c)
     };
-    let at = if at == i64::MAX {
-        ctx.engine()?.head_lsn().map_err(err)?
+    // At the head, the count the export must hold goes with it (read in
+    // one snapshot with the LSN), so a client can tell a short export.
+    let (at, count) = if at == i64::MAX {
+        let (head, count) = ctx.engine()?.head_and_count(&c).map_err(err)?;
+        (head, Some(count))
     } else {
-        at
+        (at, None)
     };
     let db: SpinDb = ctx.db;
     let mut after: Option<(String, String)> = None;
     let mut done = false;
-    Ok(Reply::stream(
+    let reply = Reply::stream(
         200,
         "application/x-ndjson",
         Box::new(move || {
             if done {
-                return None;
+                return Ok(None);
             }
-            let e = Engine::open(&db, &SpinEnv).ok()?;
-            let page = e.export_page(&c, at, after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), 500).ok()?;
+            // A failure mid-way aborts the response (never a short body
+            // that ends cleanly).
+            let e = Engine::open(&db, &SpinEnv)?;
+            let page = e.export_page(
+                &c,
+                at,
+                after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                500,
+            )?;
             if page.is_empty() {
                 done = true;
-                return None;
+                return Ok(None);
             }
             let mut out = Vec::with_capacity(page.len() * 64);
             for v in &page {
-                let line = json!({"collection": v.collection, "key": v.key,
-                    "body": serde_json::from_str::<Value>(v.body.as_deref().unwrap_or("null")).unwrap_or(Value::Null)});
+                let body: Value = serde_json::from_str(v.body.as_deref().unwrap_or("null"))
+                    .map_err(|e| {
+                        engine::Error::corrupt(format!(
+                            "stored body of {}/{} is not JSON: {e}",
+                            v.collection, v.key
+                        ))
+                    })?;
+                let line = json!({"collection": v.collection, "key": v.key, "body": body});
                 out.extend(line.to_string().as_bytes());
                 out.push(b'\n');
             }
-            let last = page.last().unwrap();
-            after = Some((last.collection.clone(), last.key.clone()));
-            Some(out)
+            if let Some(last) = page.last() {
+                after = Some((last.collection.clone(), last.key.clone()));
+            }
+            Ok(Some(out))
         }),
     )
-    .with_header("spinoff-as-of-lsn", &at.to_string()))
+    .with_header("spinoff-as-of-lsn", &at.to_string());
+    Ok(match count {
+        Some(n) => reply.with_header("spinoff-export-records", &n.to_string()),
+        None => reply,
+    })
 }
 
 pub fn snapshot(ctx: &Ctx, req: &Req, r: &str) -> R {

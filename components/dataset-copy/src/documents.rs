@@ -87,20 +87,20 @@ pub fn export(ctx: Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> 
         "application/x-ndjson",
         Box::new(move || loop {
             if done {
-                return None;
+                return Ok(None);
             }
-            let e = Engine::open(&db, &SpinEnv).ok()?;
-            let page = e
-                .export_page(
-                    &c,
-                    at,
-                    after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-                    EXPORT_PAGE,
-                )
-                .ok()?;
+            // A failure mid-way aborts the response (never a short body
+            // that ends cleanly).
+            let e = Engine::open(&db, &SpinEnv)?;
+            let page = e.export_page(
+                &c,
+                at,
+                after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                EXPORT_PAGE,
+            )?;
             let Some(last) = page.last() else {
                 done = true;
-                return None;
+                return Ok(None);
             };
             after = Some((last.collection.clone(), last.key.clone()));
             let mut out = Vec::with_capacity(page.len() * 256);
@@ -114,7 +114,7 @@ pub fn export(ctx: Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> 
                 }
             }
             if !out.is_empty() {
-                return Some(out);
+                return Ok(Some(out));
             }
         }),
     ))

@@ -381,6 +381,24 @@ impl Engine<'_> {
         .collect()
     }
 
+    /// The head LSN and the container's live record count there, read in
+    /// one snapshot: what an export at the head must hold, so that a client
+    /// can check the count it received.
+    pub fn head_and_count(&self, container: &Container) -> Result<(i64, i64)> {
+        crate::db::read(self.db, |db| {
+            let head = crate::lsn::head(db)?;
+            let count = one(
+                db,
+                "SELECT coalesce(sum(records), 0) FROM collection_stats WHERE container = ?1",
+                &[container.id.into()],
+            )?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+            Ok((head, count))
+        })
+    }
+
     /// Purge up to `limit` rows of deleted containers; returns how many rows
     /// went. A container's last rows, stats and snapshots go with its row.
     pub fn purge_step(&self, limit: i64) -> Result<i64> {

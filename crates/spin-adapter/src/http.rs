@@ -94,8 +94,11 @@ impl Req {
     }
 }
 
-/// A streamed body: each call yields the next chunk, `None` at the end.
-pub type Chunks = Box<dyn FnMut() -> Option<Vec<u8>>>;
+/// A streamed body: each call yields the next chunk, `Ok(None)` at the
+/// end. An `Err` mid-way aborts the response: the body is dropped without
+/// its end (no terminating chunk), so the client sees a transfer error and
+/// never a clean end of a short body.
+pub type Chunks = Box<dyn FnMut() -> Result<Option<Vec<u8>>, engine::Error>>;
 
 pub enum Body {
     Bytes(Vec<u8>),
@@ -284,29 +287,79 @@ async fn send(out: ResponseOutparam, reply: Reply) {
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(reply.status);
-    let mut sink = response.take_body();
-    if write_first {
-        if let Body::Bytes(b) = reply.body {
-            if !b.is_empty() {
-                let _ = sink.send(b).await;
-            }
-        }
-        drop(sink);
-        out.set(response);
-        return;
-    }
-    out.set(response);
-    match reply.body {
+    let next = match reply.body {
+        Body::Stream(next) => next,
         Body::Bytes(b) => {
+            let mut sink = response.take_body();
+            if write_first {
+                if !b.is_empty() {
+                    let _ = sink.send(b).await;
+                }
+                drop(sink);
+                out.set(response);
+                return;
+            }
+            out.set(response);
             if !b.is_empty() {
                 let _ = sink.send(b).await;
             }
+            return;
         }
-        Body::Stream(mut next) => {
-            while let Some(chunk) = next() {
-                if sink.send(chunk).await.is_err() {
-                    break; // the client went away
+    };
+    let Ok(body) = response.body() else {
+        return;
+    };
+    out.set(response);
+    stream_body(body, next);
+}
+
+/// Write a streamed body chunk by chunk, then finish it; when the stream
+/// fails, leave it unfinished: the runtime then aborts the response (an
+/// HTTP/1.1 chunked body without its last chunk), which every client
+/// reports as an error.
+fn stream_body(body: spin_sdk::http::OutgoingBody, mut next: Chunks) {
+    let Ok(stream) = body.write() else {
+        return;
+    };
+    loop {
+        match next() {
+            Ok(Some(chunk)) => {
+                let mut rest = chunk.as_slice();
+                while !rest.is_empty() {
+                    match stream.check_write() {
+                        Ok(0) => stream.subscribe().block(),
+                        Ok(n) => {
+                            let k = rest.len().min(n as usize);
+                            if stream.write(&rest[..k]).is_err() {
+                                return; // the client went away
+                            }
+                            rest = &rest[k..];
+                        }
+                        Err(_) => return,
+                    }
                 }
+                if stream.flush().is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                // Wait for the flush, then end the body properly.
+                loop {
+                    match stream.check_write() {
+                        Ok(0) => stream.subscribe().block(),
+                        Ok(_) => break,
+                        Err(_) => return,
+                    }
+                }
+                drop(stream);
+                let _ = spin_sdk::http::OutgoingBody::finish(body, None);
+                return;
+            }
+            Err(e) => {
+                eprintln!("stream aborted: {e}");
+                drop(stream);
+                drop(body);
+                return;
             }
         }
     }

@@ -55,17 +55,19 @@ pub fn stream(db: SpinDb, id: String, mut after: i64, mut feed: impl Feed) -> Ch
     let mut ended = false;
     Box::new(move || loop {
         if ended || started.elapsed() > MAX_OPEN {
-            return None;
+            return Ok(None);
         }
         if !opened {
             opened = true;
             if let Some(s) = feed.opening() {
-                return Some(s.into_bytes());
+                return Ok(Some(s.into_bytes()));
             }
         }
-        let e = Engine::open(&db, &SpinEnv).ok()?;
-        let events = e.events(&id, after, BATCH).ok()?;
-        let op = e.operation_by_id(&id).ok().flatten();
+        // A database that fails mid-stream ends it with an error, never
+        // as if the operation had nothing more to say.
+        let e = Engine::open(&db, &SpinEnv)?;
+        let events = e.events(&id, after, BATCH)?;
+        let op = e.operation_by_id(&id)?;
         let active = op.as_ref().is_some_and(|o| o.status.is_active());
         if !events.is_empty() {
             let mut out = String::new();
@@ -79,17 +81,19 @@ pub fn stream(db: SpinDb, id: String, mut after: i64, mut feed: impl Feed) -> Ch
                 }
             }
             quiet_since = Instant::now();
-            return Some(out.into_bytes());
+            return Ok(Some(out.into_bytes()));
         }
-        let op = op?;
+        let Some(op) = op else {
+            return Err(engine::Error::not_found(format!("operation {id} vanished")));
+        };
         if !active {
             ended = true;
-            return feed.closing(&op).map(String::into_bytes);
+            return Ok(feed.closing(&op).map(String::into_bytes));
         }
         if !feed.nudge(&e, &id) {
             if quiet_since.elapsed() > KEEP_ALIVE {
                 quiet_since = Instant::now();
-                return Some(b": keep-alive\n\n".to_vec());
+                return Ok(Some(b": keep-alive\n\n".to_vec()));
             }
             std::thread::sleep(POLL);
         }

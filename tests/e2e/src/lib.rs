@@ -793,6 +793,12 @@ pub fn node_client(folder: &str, package: &str) -> Option<PathBuf> {
 /// requests (get-it over `http`), piped to the app byte for byte. Returns
 /// the proxy's URL (`http://127.0.0.1:<port>`) for `HTTP_PROXY`.
 pub fn wildcard_proxy(app_base: &str) -> String {
+    throttled_wildcard_proxy(app_base, None)
+}
+
+/// [`wildcard_proxy`], passing the app's answers on at most
+/// `bytes_per_second` (a slow client, so that a test can act mid-stream).
+pub fn throttled_wildcard_proxy(app_base: &str, bytes_per_second: Option<u64>) -> String {
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
     let target: std::net::SocketAddr = app_base
@@ -801,7 +807,11 @@ pub fn wildcard_proxy(app_base: &str) -> String {
         .expect("the app listens on an IP address");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    fn serve(mut client: TcpStream, target: std::net::SocketAddr) -> std::io::Result<()> {
+    fn serve(
+        mut client: TcpStream,
+        target: std::net::SocketAddr,
+        rate: Option<u64>,
+    ) -> std::io::Result<()> {
         let mut head = Vec::new();
         let mut buf = [0u8; 8192];
         let end = loop {
@@ -831,7 +841,27 @@ pub fn wildcard_proxy(app_base: &str) -> String {
             let _ = std::io::copy(&mut c2, &mut u2);
             let _ = u2.shutdown(Shutdown::Write);
         });
-        let _ = std::io::copy(&mut upstream, &mut client);
+        match rate {
+            None => {
+                let _ = std::io::copy(&mut upstream, &mut client);
+            }
+            Some(rate) => {
+                // 16 KiB at a time, each followed by its share of a second.
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    let n = match upstream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        n as u64 * 1_000_000 / rate.max(1),
+                    ));
+                }
+            }
+        }
         let _ = client.shutdown(Shutdown::Both);
         let _ = up.join();
         Ok(())
@@ -840,7 +870,7 @@ pub fn wildcard_proxy(app_base: &str) -> String {
         for conn in listener.incoming() {
             let Ok(client) = conn else { continue };
             std::thread::spawn(move || {
-                let _ = serve(client, target);
+                let _ = serve(client, target, bytes_per_second);
             });
         }
     });

@@ -125,13 +125,55 @@ impl Services {
     }
 }
 
+impl Services {
+    /// SIGKILL sqld: the app's database is lost mid-request.
+    pub fn kill_sqld(&mut self) {
+        let _ = self.sqld.child.kill();
+        let _ = self.sqld.child.wait();
+    }
+
+    /// Start sqld again on the same files and address, after
+    /// [`Services::kill_sqld`].
+    pub fn restart_sqld(&mut self) {
+        let bin = binary("sqld").expect("sqld");
+        self.sqld.child = spawn_sqld(&bin, self.sqld.dir.path(), &self.sqld.addr, 60);
+        wait_for_sqld(&self.sqld.addr);
+    }
+}
+
 fn start_sqld(bin: &PathBuf, checkpoint_interval_s: u32) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(bin)
+    let child = spawn_sqld(bin, dir.path(), &addr, checkpoint_interval_s);
+    let server = Server { child, addr, dir };
+    wait_for_sqld(&server.addr);
+    server
+}
+
+fn wait_for_sqld(addr: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    wait_until("sqld", || {
+        agent
+            .get(format!("http://{addr}/health"))
+            .call()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+}
+
+fn spawn_sqld(
+    bin: &PathBuf,
+    dir: &std::path::Path,
+    addr: &str,
+    checkpoint_interval_s: u32,
+) -> Child {
+    Command::new(bin)
         .arg("--db-path")
-        .arg(dir.path().join("db"))
-        .args(["--http-listen-addr", &addr])
+        .arg(dir.join("db"))
+        .args(["--http-listen-addr", addr])
         // Time-based checkpoints only: sqld's frame-count auto-checkpoint
         // can leave its write queue stuck for good under concurrent writers
         // (docs/deploy.md).
@@ -143,20 +185,7 @@ fn start_sqld(bin: &PathBuf, checkpoint_interval_s: u32) -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let server = Server { child, addr, dir };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    wait_until("sqld", || {
-        agent
-            .get(format!("http://{}/health", server.addr))
-            .call()
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-    });
-    server
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()))
 }
 
 fn start_redis(bin: &PathBuf) -> Server {

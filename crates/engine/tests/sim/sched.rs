@@ -40,11 +40,12 @@ pub enum Park {
     Stmt { begin_write: bool, rollback: bool },
 }
 
-#[derive(Default)]
 pub struct St {
-    /// The actor that may run now (None: the simulator decides).
+    /// The actor that may run now (None: the round is over, or not begun).
     pub turn: Option<usize>,
     pub parked: BTreeMap<usize, Park>,
+    /// Idle actors with a call waiting for them.
+    pub pending: std::collections::BTreeSet<usize>,
     /// The fault that goes with the current turn.
     pub fault: Option<Fault>,
     /// The actor whose connection holds the write lock.
@@ -53,32 +54,117 @@ pub struct St {
     pub seq: u64,
     /// Set when the run is over: parked actors leave.
     pub stop: bool,
+    /// The schedule's randomness and the seed's fault rates (per statement,
+    /// in 1/10 000: crash, busy, unavailable).
+    pub rng: fastrand::Rng,
+    pub rates: [u32; 3],
+    /// Why the round cannot go on (a deadlock).
+    pub error: Option<String>,
+}
+
+impl St {
+    /// Choose who runs next among the parked actors, and the fault that
+    /// lands there: whoever parks last decides (under the lock), so the
+    /// choice is the seed's alone and needs no extra thread switch.
+    fn decide(&mut self, last: Option<usize>) {
+        let mut cands = Vec::new();
+        let mut blocked = 0;
+        for (a, p) in &self.parked {
+            match p {
+                Park::Idle if self.pending.contains(a) => cands.push((*a, false)),
+                Park::Idle => {}
+                Park::Stmt {
+                    begin_write,
+                    rollback,
+                } => {
+                    if *begin_write && self.holder.is_some_and(|h| h != *a) {
+                        blocked += 1;
+                    } else {
+                        cands.push((*a, !*rollback));
+                    }
+                }
+            }
+        }
+        if cands.is_empty() {
+            if blocked > 0 {
+                self.error = Some(format!(
+                    "deadlock: {blocked} actors wait for the write lock held by {:?}",
+                    self.holder
+                ));
+            }
+            self.turn = None;
+            return;
+        }
+        // Half the time the actor that just parked goes on (fewer thread
+        // switches; every interleaving stays possible).
+        let pick = match last.and_then(|l| cands.iter().position(|(a, _)| *a == l)) {
+            Some(i) if self.rng.bool() => i,
+            _ => self.rng.usize(..cands.len()),
+        };
+        let (a, stmt) = cands[pick];
+        let roll = self.rng.u32(..10_000);
+        let [crash, busy, unavailable] = self.rates;
+        self.fault = if !stmt {
+            None
+        } else if roll < crash {
+            Some(Fault::Crash)
+        } else if roll < crash + busy {
+            Some(Fault::Busy)
+        } else if roll < crash + busy + unavailable {
+            Some(Fault::Unavailable)
+        } else {
+            None
+        };
+        self.pending.remove(&a);
+        self.turn = Some(a);
+    }
 }
 
 pub struct Baton {
     pub st: Mutex<St>,
     /// One per actor, so that only the actor given the turn wakes.
     cvs: Vec<Condvar>,
-    /// The simulator's: an actor parked.
+    /// The simulator's: the round is over.
     main: Condvar,
 }
 
 impl Baton {
-    pub fn new(actors: usize) -> Baton {
+    pub fn new(actors: usize, rng: fastrand::Rng, rates: [u32; 3]) -> Baton {
         Baton {
-            st: Mutex::default(),
+            st: Mutex::new(St {
+                turn: None,
+                parked: BTreeMap::new(),
+                pending: Default::default(),
+                fault: None,
+                holder: None,
+                seq: 0,
+                stop: false,
+                rng,
+                rates,
+                error: None,
+            }),
             cvs: (0..actors).map(|_| Condvar::new()).collect(),
             main: Condvar::new(),
         }
     }
 
-    /// Park `me` at `park` until the simulator gives it the turn; returns
-    /// the fault that lands there (Err when the run is stopping).
+    /// Park `me` at `park`, choose who runs next, and wait for the turn;
+    /// returns the fault that lands here (Err when the run is stopping).
     pub fn park(&self, me: usize, park: Park) -> Result<Option<Fault>, ()> {
         let mut st = self.st.lock().unwrap();
         st.parked.insert(me, park);
-        st.turn = None;
-        self.main.notify_one();
+        st.decide(Some(me));
+        // Wake the chosen one after letting go of the lock, so that it does
+        // not wake only to wait for it.
+        let next = st.turn;
+        if next != Some(me) {
+            drop(st);
+            match next {
+                Some(t) => self.cvs[t].notify_one(),
+                None => self.main.notify_one(),
+            }
+            st = self.st.lock().unwrap();
+        }
         while st.turn != Some(me) {
             if st.stop {
                 return Err(());
@@ -89,8 +175,7 @@ impl Baton {
         Ok(st.fault.take())
     }
 
-    /// Wait until no actor runs and `n` actors are parked; returns the
-    /// guard.
+    /// Wait until every one of `n` actors is parked and nobody runs.
     pub fn quiet(&self, n: usize) -> std::sync::MutexGuard<'_, St> {
         let mut st = self.st.lock().unwrap();
         while st.turn.is_some() || st.parked.len() < n {
@@ -99,11 +184,21 @@ impl Baton {
         st
     }
 
-    pub fn give(&self, mut st: std::sync::MutexGuard<'_, St>, to: usize, fault: Option<Fault>) {
-        st.turn = Some(to);
-        st.fault = fault;
+    /// Run a round: `calls` actors have a call waiting; returns when no
+    /// actor can go on (or why the round cannot).
+    pub fn round(&self, n: usize, calls: &[usize]) -> Result<(), String> {
+        let mut st = self.quiet(n);
+        st.pending.extend(calls.iter().copied());
+        st.decide(None);
+        if let Some(t) = st.turn {
+            self.cvs[t].notify_one();
+        }
         drop(st);
-        self.cvs[to].notify_one();
+        let mut st = self.quiet(n);
+        match st.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// End the run: every parked actor leaves.
