@@ -485,3 +485,83 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
     );
     assert_eq!(datasets(&app, &auth, "beta"), ["staging"]);
 }
+
+/// `sanity dataset export` of a dataset whose database (a real sqld) is
+/// lost mid-stream fails, and says so: the app aborts the export instead
+/// of ending it as if it were complete. Runs on the remote backend passes
+/// (a local file cannot be lost); the CLI reads through a slow proxy so
+/// that the kill lands mid-stream.
+#[test]
+fn a_sanity_export_cut_by_a_lost_database_fails() {
+    if Backend::from_env() != Backend::Remote {
+        eprintln!("SKIPPED a_sanity_export_cut_by_a_lost_database_fails: remote backend passes only");
+        return;
+    }
+    let Some(dir) = node_client("sanity-cli", "@sanity/cli") else {
+        return;
+    };
+    let Some(mut services) =
+        spinoff_e2e::services::Services::start_or_skip("a_sanity_export_cut_by_a_lost_database_fails")
+    else {
+        return;
+    };
+    let config = services.runtime_config_toml();
+    let app = App::start_with(|o| o.runtime_config = Some(config));
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let token = app.token("acme");
+    let auth = format!("Bearer {token}");
+    let h = [("authorization", auth.as_str())];
+    let r = app.send_json("PUT", "/v1/projects/alpha/datasets/production", &h, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // 20 000 documents of ~1 KB, loaded through the data API: more than
+    // the sockets between the app and the CLI buffer.
+    let lines: String = (0..20_000)
+        .map(|i| {
+            let id = format!("post-{i:05}");
+            json!({"collection": "post", "key": id,
+                   "body": {"_id": id, "_type": "post", "n": i, "pad": "x".repeat(900)}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let r = app.request(
+        "POST",
+        "/data/v1/resources/sanity:alpha:production/import",
+        &h,
+        Some(lines.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let cli = Cli {
+        dir,
+        api: format!("http://spinoff.test:{port}"),
+        // ~20 MB at 2 MB/s: the export takes about ten seconds.
+        proxy: throttled_wildcard_proxy(&app.base, Some(2 << 20)),
+        token,
+        home: tempfile::tempdir().unwrap(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let alpha = project_dir(work.path(), "alpha");
+    let out = work.path().join("production.tar.gz");
+    let (done, run) = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            cli.run(
+                &alpha,
+                &["dataset", "export", "production", out.to_str().unwrap(), "--overwrite"],
+            )
+        });
+        // The export is under way (the CLI checked the dataset and opened
+        // the stream), then the database goes.
+        std::thread::sleep(std::time::Duration::from_millis(3_500));
+        let done = run.is_finished();
+        services.kill_sqld();
+        (done, run.join().unwrap())
+    });
+    assert!(!done, "the export finished before the database was lost:\n{}", run.out);
+    assert!(
+        !run.ok,
+        "sanity dataset export succeeded on a cut stream:\n{}",
+        run.out
+    );
+    assert!(!run.out.contains("Export finished"), "{}", run.out);
+}
