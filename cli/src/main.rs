@@ -8,6 +8,7 @@
 //! - `spinoff op status|cancel ID`: any family's operation, through the data API;
 //! - `spinoff import FILE --into REF` (all or nothing at any size: an import session),
 //!   `spinoff export REF [--as-of X]`: NDJSON in and out.
+//!   `spinoff verify REF`: an fsck of one resource (non-zero when anything disagrees).
 //!
 //! Connection: `--url`/`SPINOFF_URL` (default http://127.0.0.1:3000),
 //! `--token`/`SPINOFF_TOKEN`. Ctrl-C stops following; the job goes on.
@@ -99,6 +100,15 @@ enum Command {
         /// Lines per request (each request is all or nothing).
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+    },
+    /// Verify a resource (an fsck): recount every collection from the data
+    /// and compare with the statistics, check its level chain and staging
+    /// bookkeeping. Exits non-zero when anything disagrees.
+    Verify {
+        resource: String,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Export a resource's live records as NDJSON.
     Export {
@@ -593,6 +603,78 @@ fn run(cli: Cli) -> Result<()> {
                     );
                     Err(e)
                 }
+            }
+        }
+        Command::Verify { resource, json } => {
+            need_token(&c)?;
+            let op = c.ok(
+                "POST",
+                &format!("/data/v1/resources/{resource}/verify"),
+                None,
+            )?;
+            let id = op["id"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the server answered no operation id: {op}"))?
+                .to_string();
+            // Each read of the operation advances it a bounded step when no
+            // worker does; the worker advances it too.
+            let tty = std::io::stderr().is_terminal();
+            let mut pb: Option<ProgressBar> = None;
+            let op = loop {
+                let op = c.ok("GET", &format!("/data/v1/operations/{id}"), None)?;
+                let (seen, total) = (
+                    op["progress"]["records_copied"].as_u64().unwrap_or(0),
+                    op["progress"]["records_total"].as_u64().unwrap_or(0),
+                );
+                if tty {
+                    let b = pb.get_or_insert_with(|| bar(total, "verifying"));
+                    b.set_length(total.max(seen));
+                    b.set_position(seen);
+                }
+                match op["status"].as_str() {
+                    Some("succeeded") => break op,
+                    Some("failed") | Some("canceled") => bail!(
+                        "verification {id} {}: {}",
+                        op["status"].as_str().unwrap_or(""),
+                        op["error"].as_str().unwrap_or("")
+                    ),
+                    _ => std::thread::sleep(Duration::from_millis(200)),
+                }
+            };
+            if let Some(b) = pb {
+                b.finish_and_clear();
+            }
+            let report = &op["report"];
+            if json {
+                println!("{report:#}");
+            } else {
+                println!("{resource} as of LSN {}", report["lsn"]);
+                if let Some(cols) = report["collections"].as_object() {
+                    for (name, v) in cols {
+                        println!(
+                            "  {name}: {} records, {} bytes counted; statistics {} records, {} bytes",
+                            v["counted"]["records"], v["counted"]["bytes"],
+                            v["statistics"]["records"], v["statistics"]["bytes"]
+                        );
+                    }
+                }
+            }
+            let problems: Vec<&str> = report["problems"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match report["clean"].as_bool() {
+                Some(true) => {
+                    eprintln!("clean: nothing disagrees");
+                    Ok(())
+                }
+                Some(false) => {
+                    for p in &problems {
+                        eprintln!("problem: {p}");
+                    }
+                    bail!("{resource}: {} problems found", problems.len())
+                }
+                None => bail!("the verification ended without a report: {op}"),
             }
         }
         Command::Export {

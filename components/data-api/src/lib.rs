@@ -103,6 +103,9 @@ static ROUTER: Router = Router {
         ("POST", "resources/*/clones", |r, s| {
             operations::clone(&ctx(r)?, r, s[0])
         }),
+        ("POST", "resources/*/verify", |r, s| {
+            operations::verify(&ctx(r)?, s[0])
+        }),
         ("POST", "resources/*/hydrate", |r, s| {
             operations::hydrate(&ctx(r)?, s[0])
         }),

@@ -173,6 +173,20 @@ pub fn hydrate(ctx: &Ctx, r: &str) -> R {
     }
 }
 
+/// `POST /resources/{ref}/verify`: an fsck of the resource, as an
+/// operation (202, the one already running if any); the worker, or reads
+/// of the operation, advance it in bounded chunks; its `report` shows once
+/// it ends.
+pub fn verify(ctx: &Ctx, r: &str) -> R {
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    let op = e.verify(&c).map_err(err)?;
+    let _ = e.nudge(&op.id);
+    let op = e.operation(&ctx.tenant, &op.id).map_err(err)?;
+    Ok(Reply::json(202, &shapes::operation(&op))
+        .with_header("location", &format!("/data/v1/operations/{}", op.id)))
+}
+
 /// Read an operation, first making bounded progress when nobody works on it.
 pub fn get(ctx: &Ctx, id: &str) -> R {
     let e = ctx.engine()?;

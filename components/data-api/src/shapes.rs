@@ -71,6 +71,14 @@ pub fn version(v: &Version) -> Value {
 }
 
 pub fn operation(op: &Operation) -> Value {
+    let mut v = operation_fields(op);
+    if op.kind == "verify" {
+        v["report"] = op.meta.get("report").cloned().unwrap_or(Value::Null);
+    }
+    v
+}
+
+fn operation_fields(op: &Operation) -> Value {
     json!({
         "id": op.id,
         "kind": op.kind,

@@ -494,15 +494,17 @@ fn the_sanity_cli_creates_imports_copies_exports_and_deletes_across_two_projects
 #[test]
 fn a_sanity_export_cut_by_a_lost_database_fails() {
     if Backend::from_env() != Backend::Remote {
-        eprintln!("SKIPPED a_sanity_export_cut_by_a_lost_database_fails: remote backend passes only");
+        eprintln!(
+            "SKIPPED a_sanity_export_cut_by_a_lost_database_fails: remote backend passes only"
+        );
         return;
     }
     let Some(dir) = node_client("sanity-cli", "@sanity/cli") else {
         return;
     };
-    let Some(mut services) =
-        spinoff_e2e::services::Services::start_or_skip("a_sanity_export_cut_by_a_lost_database_fails")
-    else {
+    let Some(mut services) = spinoff_e2e::services::Services::start_or_skip(
+        "a_sanity_export_cut_by_a_lost_database_fails",
+    ) else {
         return;
     };
     let config = services.runtime_config_toml();
@@ -511,7 +513,12 @@ fn a_sanity_export_cut_by_a_lost_database_fails() {
     let token = app.token("acme");
     let auth = format!("Bearer {token}");
     let h = [("authorization", auth.as_str())];
-    let r = app.send_json("PUT", "/v1/projects/alpha/datasets/production", &h, &json!({}));
+    let r = app.send_json(
+        "PUT",
+        "/v1/projects/alpha/datasets/production",
+        &h,
+        &json!({}),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     // 20 000 documents of ~1 KB, loaded through the data API: more than
     // the sockets between the app and the CLI buffer.
@@ -547,7 +554,13 @@ fn a_sanity_export_cut_by_a_lost_database_fails() {
         let run = s.spawn(|| {
             cli.run(
                 &alpha,
-                &["dataset", "export", "production", out.to_str().unwrap(), "--overwrite"],
+                &[
+                    "dataset",
+                    "export",
+                    "production",
+                    out.to_str().unwrap(),
+                    "--overwrite",
+                ],
             )
         });
         // The export is under way (the CLI checked the dataset and opened
@@ -557,7 +570,11 @@ fn a_sanity_export_cut_by_a_lost_database_fails() {
         services.kill_sqld();
         (done, run.join().unwrap())
     });
-    assert!(!done, "the export finished before the database was lost:\n{}", run.out);
+    assert!(
+        !done,
+        "the export finished before the database was lost:\n{}",
+        run.out
+    );
     assert!(
         !run.ok,
         "sanity dataset export succeeded on a cut stream:\n{}",

@@ -107,19 +107,25 @@ impl Engine<'_> {
              bytes_total = CASE WHEN ?2 = 'succeeded' THEN bytes_copied ELSE bytes_total END WHERE id = ?1",
             &[op.id.as_str().into(), status.as_str().into(), error.into(), now.into()],
         )?;
-        match (status, op.kind == "hydrate") {
-            // A hydrated branch reads through nothing any more; one that
-            // failed or was canceled keeps reading through its ancestors.
-            (Status::Succeeded, true) => crate::branches::detach(db, op.target)?,
-            (_, true) => {}
-            (Status::Succeeded, false) => {
-                containers::set_state(db, op.target, ContainerState::Ready, now)?
+        // A verification reads its container and changes nothing of it.
+        if op.kind == "verify" {
+        } else {
+            match (status, op.kind == "hydrate") {
+                // A hydrated branch reads through nothing any more; one that
+                // failed or was canceled keeps reading through its ancestors.
+                (Status::Succeeded, true) => crate::branches::detach(db, op.target)?,
+                (_, true) => {}
+                (Status::Succeeded, false) => {
+                    containers::set_state(db, op.target, ContainerState::Ready, now)?
+                }
+                (Status::Failed, false) => {
+                    containers::set_state(db, op.target, ContainerState::Failed, now)?
+                }
+                (Status::Canceled, false) => {
+                    containers::mark_deleting(db, self.env, op.target, now)?
+                }
+                _ => {}
             }
-            (Status::Failed, false) => {
-                containers::set_state(db, op.target, ContainerState::Failed, now)?
-            }
-            (Status::Canceled, false) => containers::mark_deleting(db, self.env, op.target, now)?,
-            _ => {}
         }
         let op = load(db, &op.id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
         let mut data = op.progress_json();

@@ -13,6 +13,7 @@
 //! - `leases`: claim, release, next runnable;
 //! - `step`: the chunk step and its chunk-size rule;
 //! - `hydrate`: materialising a branch (a `hydrate` operation);
+//! - `verify`: an fsck of one container (a `verify` operation): counts against statistics;
 //! - `tick`: the worker tick and `nudge`.
 
 mod accept;
@@ -23,6 +24,7 @@ mod rows;
 mod step;
 mod tick;
 mod types;
+mod verify;
 
 pub use accept::check_destination;
 pub(crate) use hydrate::{cancel_hydration, start_hydration};

@@ -43,7 +43,16 @@ impl Engine<'_> {
                 });
             }
             let n = limit.unwrap_or(op.chunk_size).max(1);
-            let chunk = copy_chunk(db, &op, n)?;
+            let chunk = if op.kind == "verify" {
+                let seen = super::verify::chunk(db, &op, n)?;
+                Chunk {
+                    copied: seen.versions,
+                    bytes: seen.bytes,
+                    end: seen.end,
+                }
+            } else {
+                copy_chunk(db, &op, n)?
+            };
             let finished_copy = chunk.end.is_none();
             let (nc, nk, nl) = chunk.end.unwrap_or_else(|| op.cursor.clone());
             // Adapt the chunk size toward the target chunk time (an explicit
@@ -76,6 +85,10 @@ impl Engine<'_> {
             )?;
             let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             let status = if finished_copy {
+                if op.kind == "verify" {
+                    let report = super::verify::report(db, &op)?;
+                    super::verify::store_report(db, &op, &report)?;
+                }
                 self.finish(db, &op, Status::Succeeded, None, now)?.status
             } else {
                 append(db, id, now, "progress", &op.progress_json())?;
@@ -165,7 +178,7 @@ fn plan(db: &dyn Db, op: &Operation) -> Result<(Vec<Arm>, bool)> {
 /// `SELECT {cols} FROM records r WHERE <arm i shows r> AND {range}` for
 /// every arm, joined by `UNION` (which also drops a version two containers
 /// hold).
-fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
+pub(super) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
     (0..arms.len())
         .map(|i| {
             format!(

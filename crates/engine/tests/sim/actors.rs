@@ -87,6 +87,10 @@ pub enum Call {
     Nudge {
         op: String,
     },
+    /// Start a verification (an fsck operation the workers advance).
+    Verify {
+        name: String,
+    },
     Steps {
         n: u8,
         k: i64,
@@ -244,6 +248,7 @@ fn perform(db: &SimDb, env: &SimEnv, call: &Call, worker: &str) -> Result<Ack, e
         }
         Call::Cancel { op } => Ack::Op(Some(e.cancel("t", op, CancelPolicy::RemoveTarget)?)),
         Call::Retry { op } => Ack::Op(Some(e.retry("t", op)?)),
+        Call::Verify { name } => Ack::Op(Some(e.verify(&find(name)?)?)),
         Call::Nudge { op } => {
             e.nudge(op)?;
             Ack::Done
@@ -515,7 +520,8 @@ impl Sim<'_> {
         let c = *rng.choice(&live)?;
         let name = self.m.cs[c].name.clone();
         let ops = self.op_ids();
-        let call = match rng.u8(..20) {
+        let call = match rng.u8(..21) {
+            20 => Call::Verify { name },
             0..=5 => Call::Write {
                 c,
                 name,
@@ -883,7 +889,8 @@ impl Sim<'_> {
                     .now
                     .load(std::sync::atomic::Ordering::SeqCst);
                 check::light(&self.m, &e, now, self.pruned)?;
-                return check::full(&self.m, &e, now);
+                check::full(&self.m, &e, now)?;
+                return check::verifications(&self.m, &e, now);
             };
             if e.claim(&id, "settle").map_err(|x| x.to_string())? {
                 match e.step(&id, "settle", None) {

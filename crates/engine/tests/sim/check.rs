@@ -201,3 +201,53 @@ pub fn full(m: &Model, e: &Engine, now: i64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every verification that ran beside the other calls found nothing; and
+/// one of every checkable container now, run to its end, finds nothing.
+pub fn verifications(m: &Model, e: &Engine, now: i64) -> Result<(), String> {
+    for (i, mc) in m.cs.iter().enumerate() {
+        if !checkable(m, e, i, now) {
+            continue;
+        }
+        let c = e
+            .container("native", "t", &mc.name)
+            .map_err(|x| x.to_string())?;
+        let op = e
+            .verify(&c)
+            .map_err(|x| format!("verify {}: {x}", mc.name))?;
+        if !e.claim(&op.id, "verifier").map_err(|x| x.to_string())? {
+            return Err(format!("verify {}: the lease is taken", mc.name));
+        }
+        for _ in 0..10_000 {
+            let o = e
+                .step(&op.id, "verifier", Some(7))
+                .map_err(|x| format!("verify {}: {x}", mc.name))?;
+            if o.status != Status::InProgress {
+                break;
+            }
+        }
+    }
+    let ids: Vec<String> = e
+        .db()
+        .execute(
+            "SELECT id FROM operations WHERE kind = 'verify' AND status = 'succeeded'",
+            &[],
+        )
+        .map_err(|x| format!("{x:?}"))?
+        .iter()
+        .map(|r| r.text(0).expect("id"))
+        .collect();
+    for id in ids {
+        let op = e
+            .operation_by_id(&id)
+            .map_err(|x| x.to_string())?
+            .ok_or("vanished")?;
+        if op.meta["report"]["clean"] != true {
+            return Err(format!(
+                "verification of {} (as of LSN {}) found problems: {}",
+                op.target_ref, op.snapshot_lsn, op.meta["report"]
+            ));
+        }
+    }
+    Ok(())
+}
