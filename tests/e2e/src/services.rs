@@ -249,13 +249,44 @@ impl Services {
     /// The app's database on this sqld, over Hrana's HTTP pipeline: for
     /// tests that look beneath the API, as they open the local file.
     pub fn database(&self) -> HranaDb {
+        HranaDb::open(&self.sqld.addr)
+    }
+}
+
+/// A sqld alone (no Redis), on a fresh database: the simulation's remote
+/// backend.
+pub fn start_sqld_alone() -> Result<Server, String> {
+    let sqld = binary("sqld").ok_or("no sqld (run scripts/services)")?;
+    Ok(start_sqld(&sqld, 60))
+}
+
+impl HranaDb {
+    /// A new stream on the sqld at `addr` (host:port).
+    pub fn open(addr: &str) -> HranaDb {
         HranaDb {
-            url: format!("http://{}/v2/pipeline", self.sqld.addr),
+            url: format!("http://{addr}/v2/pipeline"),
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
                 .build()
                 .into(),
             baton: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+/// A dropped connection closes its stream: sqld rolls back what it left
+/// open at once, instead of holding the write lock until the stream
+/// expires.
+impl Drop for HranaDb {
+    fn drop(&mut self) {
+        if let Some(baton) = self.baton.borrow_mut().take() {
+            let body = serde_json::json!({"baton": baton, "requests": [{"type": "close"}]});
+            let _ = self
+                .agent
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .send(body.to_string());
         }
     }
 }
@@ -338,10 +369,28 @@ impl engine::Db for HranaDb {
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| engine::DbError::Other(format!("{e}: {text}")))?;
         *self.baton.borrow_mut() = v["baton"].as_str().map(str::to_string);
+        if v["results"].is_null() {
+            // sqld refused the request itself (an expired or unknown stream).
+            return Err(engine::DbError::Unavailable(text));
+        }
         let res = &v["results"][0];
         if res["type"] != "ok" {
-            return Err(engine::DbError::Other(res["error"].to_string()));
+            // sqld's error codes, as the app's adapter classifies them.
+            let code = res["error"]["code"].as_str().unwrap_or("");
+            let m = res["error"].to_string();
+            return Err(
+                if code.starts_with("SQLITE_BUSY") || code.starts_with("SQLITE_LOCKED") {
+                    engine::DbError::Busy(m)
+                } else if code.starts_with("SQLITE_CONSTRAINT") {
+                    engine::DbError::Constraint(m)
+                } else if code.contains("STREAM_EXPIRED") || code.contains("TRANSACTION_TIMEOUT") {
+                    engine::DbError::Unavailable(m)
+                } else {
+                    engine::DbError::Other(m)
+                },
+            );
         }
+
         let rows = res["response"]["result"]["rows"]
             .as_array()
             .cloned()

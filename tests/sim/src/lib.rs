@@ -6,12 +6,23 @@
 //! with a reference model built from what the engine acknowledged
 //! (`model.rs`, `check.rs`).
 //!
-//! - `cargo test -p engine --test sim`: `SIM_SEEDS` seeds (default 1 000)
-//!   from `SIM_FIRST` (default 0);
-//! - `SIM_SEED=n cargo test -p engine --test sim`: one seed, its trace
-//!   printed; with `SIM_SKIP=3,7,…` (as a failure prints it) the shrunk run;
+//! Two backends: a local SQLite file (every seed on a fresh file) and a
+//! real sqld (every seed on a fresh server; the statements go over Hrana,
+//! as the app's do under a libSQL runtime config).
+//!
+//! - `cargo test -p spinoff-sim`: `SIM_SEEDS` seeds on the local file
+//!   (default 1 000) and `SIM_SQLD_SEEDS` on sqld (default 12), from
+//!   `SIM_FIRST` (default 0);
+//! - `SIM_SEED=n cargo test -p spinoff-sim`: one seed (on the file, or on
+//!   sqld with `SIM_BACKEND=sqld`), its trace printed; with `SIM_ROUNDS`
+//!   and `SIM_SKIP=3,7,…` (as a failure prints them) the shrunk run;
 //! - a failing seed prints the seed, the smallest run that still fails
-//!   (calls dropped one chunk at a time while it fails) and its trace.
+//!   (fewer rounds, then calls dropped a chunk at a time while it fails)
+//!   and its trace.
+//!
+//! Files: `sched.rs` (the scheduler, the faulty connection, the clock),
+//! `model.rs` (the reference model), `actors.rs` (the calls and the run),
+//! `check.rs` (the checker).
 
 mod actors;
 mod check;
@@ -22,6 +33,15 @@ use std::collections::BTreeSet;
 
 pub use actors::{Call, Outcome};
 
+/// Where a run keeps its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    File,
+    /// A sqld started for the run.
+    Sqld,
+}
+
 /// What one run is: a seed, how many rounds, and calls to leave out (the
 /// shrinker's mask, by index of generation).
 #[derive(Debug, Clone)]
@@ -29,12 +49,13 @@ pub struct Plan {
     pub seed: u64,
     pub rounds: usize,
     pub skip: BTreeSet<usize>,
+    pub backend: Backend,
 }
 
 /// The rounds of one seed.
-const ROUNDS: usize = 40;
+pub const ROUNDS: usize = 40;
 
-fn env_u64(name: &str) -> Option<u64> {
+pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
@@ -94,7 +115,7 @@ fn report(plan: &Plan, msg: &str) -> String {
     let skip: Vec<String> = best.skip.iter().map(|s| s.to_string()).collect();
     format!(
         "simulation failed: seed {seed}\n  {msg}\nshrunk to {} rounds, {} calls left out:\n  {msg2}\n\
-         replay: SIM_SEED={seed} SIM_ROUNDS={} SIM_SKIP={} cargo test -p engine --test sim -- --nocapture\n\
+         replay: SIM_SEED={seed}{backend} SIM_ROUNDS={} SIM_SKIP={} cargo test -p spinoff-sim -- --nocapture\n\
          trace:\n{}",
         best.rounds,
         best.skip.len(),
@@ -102,16 +123,24 @@ fn report(plan: &Plan, msg: &str) -> String {
         skip.join(","),
         trace.join("\n"),
         seed = plan.seed,
+        backend = if plan.backend == Backend::Sqld { " SIM_BACKEND=sqld" } else { "" },
     )
 }
 
-/// Run seeds `first..first + n` on `threads` threads; the first failure's
-/// report.
-fn run_seeds(first: u64, n: u64, rounds: usize) -> Option<String> {
-    let threads = std::thread::available_parallelism()
+/// Run seeds `first..first + n` on up to `threads` threads; the first
+/// failure's report.
+pub fn run_seeds(
+    first: u64,
+    n: u64,
+    rounds: usize,
+    backend: Backend,
+    threads: u64,
+) -> Option<String> {
+    let threads = (std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2)
-        .min(4) as u64;
+        .unwrap_or(2) as u64)
+        .min(threads)
+        .max(1);
     let failure = std::sync::Mutex::new(None::<String>);
     std::thread::scope(|s| {
         for t in 0..threads {
@@ -126,6 +155,7 @@ fn run_seeds(first: u64, n: u64, rounds: usize) -> Option<String> {
                         seed,
                         rounds,
                         skip: BTreeSet::new(),
+                        backend,
                     };
                     if let Err((msg, _)) = run(&plan) {
                         let r = report(&plan, &msg);
@@ -143,34 +173,27 @@ fn run_seeds(first: u64, n: u64, rounds: usize) -> Option<String> {
     failure.into_inner().unwrap()
 }
 
-#[test]
-fn simulation() {
+/// Replay one seed (`SIM_SEED`, `SIM_ROUNDS`, `SIM_SKIP`, `SIM_BACKEND`):
+/// its trace when it passes, a panic with the trace when it fails.
+pub fn replay(seed: u64) {
     let rounds = env_u64("SIM_ROUNDS").map(|r| r as usize).unwrap_or(ROUNDS);
-    if let Some(seed) = env_u64("SIM_SEED") {
-        let skip = std::env::var("SIM_SKIP")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        let plan = Plan { seed, rounds, skip };
-        match run(&plan) {
-            Ok(trace) => {
-                println!("seed {seed}: passed\n{}", trace.join("\n"));
-            }
-            Err((msg, trace)) => {
-                panic!("seed {seed} failed: {msg}\ntrace:\n{}", trace.join("\n"));
-            }
-        }
-        return;
+    let skip = std::env::var("SIM_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let backend = match std::env::var("SIM_BACKEND").as_deref() {
+        Ok("sqld") => Backend::Sqld,
+        _ => Backend::File,
+    };
+    let plan = Plan {
+        seed,
+        rounds,
+        skip,
+        backend,
+    };
+    match run(&plan) {
+        Ok(trace) => println!("seed {seed}: passed\n{}", trace.join("\n")),
+        Err((msg, trace)) => panic!("seed {seed} failed: {msg}\ntrace:\n{}", trace.join("\n")),
     }
-    let n = env_u64("SIM_SEEDS").unwrap_or(1_000);
-    let first = env_u64("SIM_FIRST").unwrap_or(0);
-    let started = std::time::Instant::now();
-    if let Some(report) = run_seeds(first, n, rounds) {
-        panic!("{report}");
-    }
-    println!(
-        "simulation: {n} seeds from {first}, {rounds} rounds each, passed in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
 }

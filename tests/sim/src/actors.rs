@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::sync::Mutex;
 
 use engine::native::NativeDb;
@@ -17,7 +16,7 @@ use engine::{
 use crate::check;
 use crate::model::{batch_versions, Base, Import, Model, M, V};
 use crate::sched::{Crashed, Park, Shared, SimDb, SimEnv};
-use crate::Plan;
+use crate::{Backend, Plan};
 
 pub const T0: i64 = 1_790_000_000_000_000;
 pub const COLLECTIONS: [&str; 3] = ["a", "b", "c"];
@@ -300,19 +299,8 @@ fn perform(db: &SimDb, env: &SimEnv, call: &Call, worker: &str) -> Result<Ack, e
 
 /// An actor's thread: park between calls, run each call given, crash and
 /// restart when told.
-fn actor(me: usize, path: &Path, shared: &Shared, slots: &Mutex<Slots>) {
-    let open = || {
-        let db = NativeDb::open(path).expect("open");
-        db.connection()
-            .busy_timeout(std::time::Duration::ZERO)
-            .expect("busy timeout");
-        // A crash here is a process's, not the machine's: WAL keeps every
-        // commit without waiting for the disk.
-        db.connection()
-            .pragma_update(None, "synchronous", "OFF")
-            .expect("synchronous");
-        db
-    };
+fn actor(me: usize, store: &Store, shared: &Shared, slots: &Mutex<Slots>) {
+    let open = || store.open();
     let mut conn = open();
     let mut incarnation = 0;
     loop {
@@ -324,10 +312,11 @@ fn actor(me: usize, path: &Path, shared: &Shared, slots: &Mutex<Slots>) {
         };
         let worker = format!("w{me}-{incarnation}");
         let sdb = SimDb {
-            inner: &conn,
+            inner: &*conn,
             me,
             baton: &shared.baton,
             committed: std::cell::Cell::new(None),
+            in_tx: std::cell::Cell::new(false),
         };
         let r = catch_unwind(AssertUnwindSafe(|| {
             perform(&sdb, &shared.env, &call, &worker)
@@ -380,17 +369,55 @@ struct Sim<'a> {
     plan: &'a Plan,
     shared: &'a Shared,
     slots: &'a Mutex<Slots>,
-    db: NativeDb,
+    db: Box<dyn Db>,
     m: Model,
     trace: Vec<String>,
     token: u64,
     pruned: bool,
 }
 
+/// Where the run's database lives; every actor and the checker opens its
+/// own connection.
+pub enum Store {
+    File(tempfile::TempDir),
+    Sqld(spinoff_e2e::services::Server),
+}
+
+impl Store {
+    fn new(backend: Backend) -> Store {
+        match backend {
+            Backend::File => Store::File(tempfile::tempdir().expect("tempdir")),
+            Backend::Sqld => Store::Sqld(
+                spinoff_e2e::services::start_sqld_alone().expect("a sqld (scripts/services)"),
+            ),
+        }
+    }
+
+    /// A new connection: on a file, one that never waits for the write
+    /// lock (the waiting actor would hold the baton) and does not wait for
+    /// the disk either (a crash here is a process's, not the machine's:
+    /// WAL keeps every commit); on sqld, a new Hrana stream (closed when
+    /// dropped, as a dead process's connection is).
+    fn open(&self) -> Box<dyn Db> {
+        match self {
+            Store::File(dir) => {
+                let db = NativeDb::open(&dir.path().join("db.sqlite")).expect("open");
+                db.connection()
+                    .busy_timeout(std::time::Duration::ZERO)
+                    .expect("busy timeout");
+                db.connection()
+                    .pragma_update(None, "synchronous", "OFF")
+                    .expect("synchronous");
+                Box::new(db)
+            }
+            Store::Sqld(server) => Box::new(spinoff_e2e::services::HranaDb::open(&server.addr)),
+        }
+    }
+}
+
 pub fn run(plan: &Plan) -> Result<Vec<String>, (String, Vec<String>)> {
     quiet_crashes();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("db.sqlite");
+    let store = Store::new(plan.backend);
     let mut seed_rng = fastrand::Rng::with_seed(plan.seed);
     let levels = [0, 10, 30];
     let rates = [
@@ -409,19 +436,16 @@ pub fn run(plan: &Plan) -> Result<Vec<String>, (String, Vec<String>)> {
             counter: 0.into(),
         },
     });
-    let db = NativeDb::open(&path).expect("open");
-    Engine::open(&db, &shared.env).expect("migrate");
-    db.connection()
-        .pragma_update(None, "synchronous", "OFF")
-        .expect("synchronous");
+    let db = store.open();
+    Engine::open(&*db, &shared.env).expect("migrate");
     let slots = Mutex::new(Slots {
         calls: (0..ACTORS).map(|_| None).collect(),
         done: (0..ACTORS).map(|_| None).collect(),
     });
     let result = std::thread::scope(|s| {
         for me in 0..ACTORS {
-            let (path, shared, slots) = (&path, &*shared, &slots);
-            s.spawn(move || actor(me, path, shared, slots));
+            let (store, shared, slots) = (&store, &*shared, &slots);
+            s.spawn(move || actor(me, store, shared, slots));
         }
         let mut sim = Sim {
             plan,
@@ -458,7 +482,7 @@ pub fn run(plan: &Plan) -> Result<Vec<String>, (String, Vec<String>)> {
 
 impl Sim<'_> {
     fn engine(&self) -> Engine<'_> {
-        Engine::open(&self.db, &self.shared.env)
+        Engine::open(&*self.db, &self.shared.env)
             .expect("open")
             .with_config(cfg())
     }
