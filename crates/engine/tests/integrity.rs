@@ -64,7 +64,6 @@ fn an_import_committed_while_a_hydration_runs_is_never_lost() {
     let c = e.container("native", "t", "src").unwrap();
     import(&e, &c, &puts("a", 100, 10));
     // Puts and deletes land beside it.
-    let c = e.container("native", "t", "src").unwrap();
     e.write(
         "native",
         "t",
@@ -151,8 +150,7 @@ fn verify(e: &Engine, c: &Container, limit: i64) -> serde_json::Value {
 fn verify_is_clean_on_a_sound_resource_of_branches_and_imports() {
     let fx = Fx::new();
     let e = fx.engine();
-    let src = e
-        .create_container("native", "t", "src", &serde_json::json!({}))
+    e.create_container("native", "t", "src", &serde_json::json!({}))
         .unwrap();
     e.write("native", "t", "src", &puts("a", 0, 30)).unwrap();
     e.write(

@@ -108,7 +108,7 @@ pub enum Call {
 pub enum Ack {
     Committed(Committed),
     Opened(String),
-    Op(Option<Operation>),
+    Op(Option<Box<Operation>>),
     Read(Vec<(String, String, i64, String)>),
     Done,
 }
@@ -195,13 +195,13 @@ fn perform(db: &SimDb, env: &SimEnv, call: &Call, worker: &str) -> Result<Ack, e
                 hydrate: *hydrate,
                 ttl_us: *ttl_us,
             };
-            Ack::Op(Some(e.create_operation(&req)?.0))
+            Ack::Op(Some(Box::new(e.create_operation(&req)?.0)))
         }
         Call::Snapshot { name } => {
             e.snapshot(&find(name)?, None)?;
             Ack::Done
         }
-        Call::Hydrate { name } => Ack::Op(e.hydrate(&find(name)?)?),
+        Call::Hydrate { name } => Ack::Op(e.hydrate(&find(name)?)?.map(Box::new)),
         Call::Delete { name, .. } => {
             e.delete_container("native", "t", name)?;
             Ack::Done
@@ -245,9 +245,13 @@ fn perform(db: &SimDb, env: &SimEnv, call: &Call, worker: &str) -> Result<Ack, e
             }
             Ack::Read(out)
         }
-        Call::Cancel { op } => Ack::Op(Some(e.cancel("t", op, CancelPolicy::RemoveTarget)?)),
-        Call::Retry { op } => Ack::Op(Some(e.retry("t", op)?)),
-        Call::Verify { name } => Ack::Op(Some(e.verify(&find(name)?)?)),
+        Call::Cancel { op } => Ack::Op(Some(Box::new(e.cancel(
+            "t",
+            op,
+            CancelPolicy::RemoveTarget,
+        )?))),
+        Call::Retry { op } => Ack::Op(Some(Box::new(e.retry("t", op)?))),
+        Call::Verify { name } => Ack::Op(Some(Box::new(e.verify(&find(name)?)?))),
         Call::Nudge { op } => {
             e.nudge(op)?;
             Ack::Done
@@ -322,7 +326,6 @@ fn actor(me: usize, store: &Store, shared: &Shared, slots: &Mutex<Slots>) {
             perform(&sdb, &shared.env, &call, &worker)
         }));
         let committed = sdb.committed.get();
-        drop(sdb);
         let out = match r {
             Ok(Ok(ack)) => Outcome::Ok(ack),
             Ok(Err(e)) => Outcome::Err(e.kind, e.message),
@@ -747,7 +750,7 @@ impl Sim<'_> {
                 out,
             ) => {
                 let op = match out {
-                    Outcome::Ok(Ack::Op(Some(op))) => Some(op.clone()),
+                    Outcome::Ok(Ack::Op(Some(op))) => Some((**op).clone()),
                     _ if resolved => {
                         let id = self.db.execute(
                             "SELECT o.id FROM operations o JOIN containers c ON c.id = o.target WHERE c.name = ?1 AND o.kind != 'hydrate'",
@@ -775,11 +778,9 @@ impl Sim<'_> {
                     });
                 }
             }
-            (Call::Delete { c, .. }, out) => {
-                if matches!(out, Outcome::Ok(_)) || resolved {
-                    self.m.cs[*c].deleted = true;
-                    self.m.imports.retain(|_, im| im.container != *c);
-                }
+            (Call::Delete { c, .. }, out) if matches!(out, Outcome::Ok(_)) || resolved => {
+                self.m.cs[*c].deleted = true;
+                self.m.imports.retain(|_, im| im.container != *c);
             }
             (Call::ImportOpen { c, name }, out) => {
                 let id = match out {

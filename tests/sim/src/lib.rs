@@ -75,7 +75,7 @@ fn shrink(plan: &Plan, failed_at_round: usize) -> (Plan, String, Vec<String>) {
         Err(e) => e,
         Ok(_) => {
             best = plan.clone();
-            run(&best).err().expect("the plan failed before")
+            run(&best).expect_err("the plan failed before")
         }
     };
     let calls = actors::calls_in(&best);
