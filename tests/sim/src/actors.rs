@@ -136,8 +136,11 @@ struct Slots {
     done: Vec<Option<Done>>,
 }
 
-fn cfg() -> Config {
+/// The engine's tunables in the simulation: tiny chunks and leases, so
+/// operations span many steps; `limits` as the seed chose them.
+fn cfg_with(limits: engine::limits::Limits) -> Config {
     Config {
+        limits,
         lease_us: 2_000_000,
         initial_chunk: 3,
         min_chunk: 1,
@@ -148,13 +151,25 @@ fn cfg() -> Config {
     }
 }
 
+/// What the checker and the settling worker use: no limits (they must not
+/// be refused).
+fn cfg() -> Config {
+    cfg_with(engine::limits::Limits::unlimited())
+}
+
 fn body(token: u64, v: u16) -> String {
     format!("{{\"w\":{token},\"v\":{v}}}")
 }
 
 /// Run one call on `db` (already wrapped for the scheduler).
-fn perform(db: &SimDb, env: &SimEnv, call: &Call, worker: &str) -> Result<Ack, engine::Error> {
-    let e = Engine::open(db, env)?.with_config(cfg());
+fn perform(
+    db: &SimDb,
+    env: &SimEnv,
+    limits: engine::limits::Limits,
+    call: &Call,
+    worker: &str,
+) -> Result<Ack, engine::Error> {
+    let e = Engine::open(db, env)?.with_config(cfg_with(limits));
     // What opening committed (a migration check) is not the call's.
     db.committed.set(None);
     let find = |name: &str| e.container("native", "t", name);
@@ -323,7 +338,7 @@ fn actor(me: usize, store: &Store, shared: &Shared, slots: &Mutex<Slots>) {
             in_tx: std::cell::Cell::new(false),
         };
         let r = catch_unwind(AssertUnwindSafe(|| {
-            perform(&sdb, &shared.env, &call, &worker)
+            perform(&sdb, &shared.env, shared.limits, &call, &worker)
         }));
         let committed = sdb.committed.get();
         let out = match r {
@@ -428,7 +443,21 @@ pub fn run(plan: &Plan) -> Result<Vec<String>, (String, Vec<String>)> {
         levels[seed_rng.usize(..3)],
         levels[seed_rng.usize(..3)],
     ];
+    // A third of the seeds run with tight per-tenant limits: refused
+    // calls must leave nothing behind.
+    let limits = if seed_rng.usize(..3) == 0 {
+        engine::limits::Limits {
+            active_operations: 3,
+            resources: 8,
+            stored_bytes: 6_000,
+            starts_per_minute: 12,
+            writes_per_minute: 150,
+        }
+    } else {
+        engine::limits::Limits::default()
+    };
     let shared = Box::new(Shared {
+        limits,
         baton: crate::sched::Baton::new(
             ACTORS,
             fastrand::Rng::with_seed(plan.seed ^ 0x5eed),

@@ -367,6 +367,8 @@ impl Db for SimDb<'_> {
 
 /// Shared between the simulator and its actors.
 pub struct Shared {
+    /// The per-tenant limits the actors' engines enforce.
+    pub limits: engine::limits::Limits,
     pub baton: Baton,
     pub env: SimEnv,
 }
