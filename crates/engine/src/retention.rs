@@ -16,7 +16,8 @@
 //! hydrated: its statistics count what it sees through them, which its own
 //! pruning could not account for.
 
-use crate::db::{changes, exec, one, transaction};
+use crate::branches;
+use crate::db::{changes, exec, one, transaction, Db, Value};
 use crate::error::Result;
 use crate::records::Delta;
 use crate::{lsn, Engine};
@@ -135,6 +136,9 @@ impl Engine<'_> {
                     &format!("SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed} GROUP BY r.collection"),
                     &p,
                 )?;
+                // Then what every branch that sees them loses, while they
+                // are still there to count.
+                dependents_lose(db, container, &doomed, &p)?;
                 exec(
                     db,
                     &format!(
@@ -181,4 +185,80 @@ impl Engine<'_> {
             Ok(gone)
         })
     }
+}
+
+/// The branches that read through `container` with history (an open
+/// import's staging branch among them) count its versions in their own
+/// statistics: each loses, like the container, the doomed versions it
+/// sees only there — not one it holds itself (copied by a hydration) or
+/// sees through another of its levels. A level below a skip-history
+/// boundary shows only the version live at the cut, which no pruned
+/// version is (every pruned version is superseded, or a deletion, at or
+/// below the pin, and the pin is at or below every dependent's bound).
+fn dependents_lose(db: &dyn Db, container: i64, doomed: &str, p: &[Value]) -> Result<()> {
+    let dependents = crate::db::query(
+        db,
+        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL",
+        &[container.into()],
+    )?;
+    for d in dependents {
+        let id = d.i64(0)?;
+        let Some(x) = crate::containers::by_id(db, id)? else {
+            continue;
+        };
+        let arms = branches::read_arms(&x, i64::MAX);
+        // What x sees of `container`: its level's filter (a history level).
+        let Some(level) = x
+            .chain
+            .iter()
+            .find(|l| l.ancestor == container && l.cut_depth.is_none())
+        else {
+            continue;
+        };
+        let mut only = String::new();
+        if let Some(cols) = &level.collections {
+            let list: Vec<String> = cols
+                .iter()
+                .map(|c| format!("'{}'", c.replace('\'', "''")))
+                .collect();
+            only = format!(" AND r.collection IN ({})", list.join(","));
+        }
+        let elsewhere: Vec<String> = arms
+            .iter()
+            .filter(|a| a.container != container)
+            .map(|a| branches::arm_rows(a, "y"))
+            .collect();
+        let held = if elsewhere.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND NOT EXISTS (SELECT 1 FROM records y WHERE y.collection = r.collection AND y.key = r.key \
+                 AND y.lsn = r.lsn AND (({})))",
+                elsewhere.join(") OR (")
+            )
+        };
+        let lost = crate::db::query(
+            db,
+            &format!(
+                "SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed}{only} \
+                 AND r.lsn <= {bound} AND (r.visible_from IS NULL OR r.visible_from <= {bound}){held} \
+                 GROUP BY r.collection",
+                bound = level.bound
+            ),
+            p,
+        )?;
+        let mut deltas = std::collections::BTreeMap::new();
+        for s in &lost {
+            deltas.insert(
+                s.text(0)?,
+                Delta {
+                    versions: -s.i64(1)?,
+                    version_bytes: -s.i64(2)?,
+                    ..Delta::default()
+                },
+            );
+        }
+        crate::records::apply_stats(db, id, &deltas)?;
+    }
+    Ok(())
 }

@@ -126,3 +126,78 @@ fn scheduled_snapshots_expire_with_the_window() {
     e.prune_step(HOUR, 100).unwrap();
     assert!(e.snapshots(&c, 10).unwrap().is_empty());
 }
+
+/// Run a verification of `c` to its end; its report.
+fn verified(e: &Engine, c: &Container) -> serde_json::Value {
+    let op = e.verify(c).unwrap();
+    run_to_end(e, &op.id, Some(5)).meta["report"].clone()
+}
+
+/// Pruning a container lowers the version counts of the branches that see
+/// its pruned versions — a branch with history, and an open import's
+/// staging branch, whose statistics the commit hands to the container —
+/// but not of one that holds its own copy (hydrated) or shows only live
+/// versions (skip-history). Found by the simulation's verifications.
+#[test]
+fn pruning_keeps_every_dependent_branchs_version_counts_exact() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    let root = e
+        .create_container("native", "acme", "root", &json!({}))
+        .unwrap();
+    for v in 0..3 {
+        let w: Vec<Write> = (0..6)
+            .map(|i| put(["a", "b"][i % 2], &format!("k{i}"), &v.to_string()))
+            .collect();
+        e.write("native", "acme", "root", &w).unwrap();
+        fx.env.advance(HOUR);
+    }
+    fx.env.advance(HOUR);
+    // A pruning pass opens (its pin fixed now, before any branch exists)
+    // and prunes its first key range; the branches come while it is open.
+    assert!(e.prune_step(HOUR, 2).unwrap() > 0);
+    let root = e.container("native", "acme", "root").unwrap();
+    let hist = e
+        .create_operation(&branch_req(&root, "hist", Strategy::Now, true))
+        .unwrap()
+        .0;
+    let flat = e
+        .create_operation(&branch_req(&root, "flat", Strategy::Now, false))
+        .unwrap()
+        .0;
+    assert_eq!(
+        (hist.status, flat.status),
+        (Status::Succeeded, Status::Succeeded)
+    );
+    let hydrated = e
+        .create_operation(&branch_req(&root, "hydrated", Strategy::Now, true))
+        .unwrap()
+        .0;
+    let h = e.container("native", "acme", "hydrated").unwrap();
+    let op = e.hydrate(&h).unwrap().unwrap();
+    // Half-hydrated: some of root's versions are its own copies.
+    assert!(e.claim(&op.id, "w").unwrap());
+    e.step(&op.id, "w", Some(7)).unwrap();
+    e.release(&op.id, "w").unwrap();
+    let _ = hydrated;
+    // An import open on root: its staging branch sees root's history.
+    let im = e.open_import(&root, 10 * HOUR).unwrap();
+    e.stage_import(&root, &im.id, &[put("c", "new", "1")], 10 * HOUR)
+        .unwrap();
+    let mut gone = 0;
+    loop {
+        let n = e.prune_step(HOUR, 4).unwrap();
+        gone += n;
+        if n == 0 && e.prune_step(HOUR, 4).unwrap() == 0 {
+            break;
+        }
+    }
+    assert!(gone > 0, "something was pruned");
+    let root = e.container("native", "acme", "root").unwrap();
+    e.commit_import(&root, &im.id).unwrap();
+    for name in ["root", "hist", "flat", "hydrated"] {
+        let c = e.container("native", "acme", name).unwrap();
+        let report = verified(&e, &c);
+        assert_eq!(report["clean"], true, "{name}: {report}");
+    }
+}

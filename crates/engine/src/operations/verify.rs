@@ -208,22 +208,6 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), delta_of(v))).collect())
         .unwrap_or_default();
-    // Retention prunes superseded versions of an ancestor without
-    // lowering the version counts of the branches that see them (a known
-    // gap, see ARCHITECTURE.md): versions are compared only where no
-    // history along the chain was pruned. Records and bytes always are.
-    let mut pruned = c.floor_lsn > 0;
-    for l in &c.chain {
-        pruned |= one(
-            db,
-            "SELECT floor_lsn FROM containers WHERE id = ?1",
-            &[l.ancestor.into()],
-        )?
-        .map(|r| r.i64(0))
-        .transpose()?
-        .unwrap_or(0)
-            > 0;
-    }
     let mut collections = serde_json::Map::new();
     let names: std::collections::BTreeSet<&String> = stats.keys().chain(counted.keys()).collect();
     for name in names {
@@ -236,7 +220,7 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
             ("versions", s.versions, n.versions),
             ("version bytes", s.version_bytes, n.version_bytes),
         ] {
-            if stat != data && (!pruned || what == "records" || what == "bytes") {
+            if stat != data {
                 problems.push(format!(
                     "collection {name}: the statistics count {stat} {what}, the data holds {data}"
                 ));
@@ -309,7 +293,6 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
     Ok(json!({
         "clean": problems.is_empty(),
         "lsn": op.snapshot_lsn,
-        "versions_compared": !pruned,
         "problems": problems,
         "collections": collections,
     }))
