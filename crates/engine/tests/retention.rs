@@ -142,8 +142,7 @@ fn verified(e: &Engine, c: &Container) -> serde_json::Value {
 fn pruning_keeps_every_dependent_branchs_version_counts_exact() {
     let fx = Fx::new();
     let e = fx.engine();
-    let root = e
-        .create_container("native", "acme", "root", &json!({}))
+    e.create_container("native", "acme", "root", &json!({}))
         .unwrap();
     for v in 0..3 {
         let w: Vec<Write> = (0..6)
@@ -179,7 +178,7 @@ fn pruning_keeps_every_dependent_branchs_version_counts_exact() {
     assert!(e.claim(&op.id, "w").unwrap());
     e.step(&op.id, "w", Some(7)).unwrap();
     e.release(&op.id, "w").unwrap();
-    let _ = hydrated;
+    assert_eq!(hydrated.status, Status::Succeeded);
     // An import open on root: its staging branch sees root's history.
     let im = e.open_import(&root, 10 * HOUR).unwrap();
     e.stage_import(&root, &im.id, &[put("c", "new", "1")], 10 * HOUR)
