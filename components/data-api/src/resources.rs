@@ -118,7 +118,7 @@ pub fn list(ctx: &Ctx, req: &Req, r: &str, collection: &str) -> R {
     };
     Ok(Reply::json(
         200,
-        &json!({"records": records.iter().map(shapes::version).collect::<Vec<_>>(), "next_after": next}),
+        &json!({"records": records.iter().map(shapes::version).collect::<Result<Vec<_>, _>>().map_err(err)?, "next_after": next}),
     ))
 }
 
@@ -139,7 +139,7 @@ pub fn read(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let v = e.get(&c, collection, key, as_of(req)?).map_err(err)?;
-    Ok(Reply::json(200, &shapes::version(&v)))
+    Ok(Reply::json(200, &shapes::version(&v).map_err(err)?))
 }
 
 pub fn remove(ctx: &Ctx, r: &str, collection: &str, key: &str) -> R {
@@ -176,7 +176,7 @@ pub fn history(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R 
     }
     Ok(Reply::json(
         200,
-        &json!({"versions": versions.iter().map(shapes::version).collect::<Vec<_>>()}),
+        &json!({"versions": versions.iter().map(shapes::version).collect::<Result<Vec<_>, _>>().map_err(err)?}),
     ))
 }
 

@@ -53,21 +53,26 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
     })
 }
 
-/// A record version: its body as JSON.
-pub fn version(v: &Version) -> Value {
-    let body: Value = v
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    json!({
+/// A record version: its body as JSON (null for a deletion). A stored body
+/// that is not JSON is corruption, answered as an error, never as null.
+pub fn version(v: &Version) -> Result<Value, engine::Error> {
+    let body: Value = match v.body.as_deref() {
+        Some(b) => serde_json::from_str(b).map_err(|e| {
+            engine::Error::corrupt(format!(
+                "stored body of {}/{} at LSN {} is not JSON: {e}",
+                v.collection, v.key, v.lsn
+            ))
+        })?,
+        None => Value::Null,
+    };
+    Ok(json!({
         "collection": v.collection,
         "key": v.key,
         "lsn": v.lsn,
         "deleted": v.deleted,
         "body": body,
         "committed_at": v.committed_at.map(rfc3339),
-    })
+    }))
 }
 
 pub fn operation(op: &Operation) -> Value {

@@ -130,11 +130,15 @@ fn find(
     for t in types {
         match e.get(c, t, id, AsOf::Head) {
             Ok(v) => {
-                let doc = v
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str(b).ok())
-                    .unwrap_or(Value::Null);
+                // A stored body that is not JSON is corruption: an error.
+                let doc = match v.body.as_deref() {
+                    Some(b) => serde_json::from_str(b).map_err(|e| {
+                        error(&engine::Error::corrupt(format!(
+                            "stored document {id} is not JSON: {e}"
+                        )))
+                    })?,
+                    None => Value::Null,
+                };
                 return Ok(Some((t.clone(), doc)));
             }
             Err(er) if er.kind == engine::ErrorKind::NotFound => continue,

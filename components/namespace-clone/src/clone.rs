@@ -200,17 +200,17 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     // A branch is ready when its start answers: say so, with what it holds
     // (Mixpeek's 'cloning' / 'ready' / 'failed').
     let (status, cloned) = match op.status {
-        Status::Succeeded => ("ready", counts(&e, &target)),
+        Status::Succeeded => ("ready", counts(&e, &target)?),
         Status::Failed | Status::Canceled => ("failed", Value::Null),
         _ => ("cloning", Value::Null),
     };
     Ok(Reply::json(
         200,
-        &json!({"namespace": namespace_json(&e, &target), "source_namespace_id": source.name, "status": status, "task_id": op.id, "cloned_resources": cloned}),
+        &json!({"namespace": namespace_json(&e, &target)?, "source_namespace_id": source.name, "status": status, "task_id": op.id, "cloned_resources": cloned}),
     ))
 }
 
-fn task_json(e: &Engine, op: &Operation) -> Value {
+fn task_json(e: &Engine, op: &Operation) -> Result<Value, Reply> {
     let status = match op.status {
         Status::Pending => "PENDING",
         Status::InProgress => "IN_PROGRESS",
@@ -232,8 +232,8 @@ fn task_json(e: &Engine, op: &Operation) -> Value {
     });
     let mut outputs = Value::Null;
     if op.status == Status::Succeeded {
-        if let Ok(Some(c)) = e.container_by_id(op.target) {
-            let k = counts(e, &c);
+        if let Some(c) = e.container_by_id(op.target).map_err(|er| error(&er))? {
+            let k = counts(e, &c)?;
             additional["cloned_resources"] = k.clone();
             outputs = json!([{"namespace_id": namespace_id, "cloned_resources": k}]);
         }
@@ -241,7 +241,7 @@ fn task_json(e: &Engine, op: &Operation) -> Value {
     if let Some(err) = &op.error {
         additional["error"] = err.clone().into();
     }
-    json!({
+    Ok(json!({
         "task_id": op.id,
         "task_type": "api_namespaces_create",
         "status": status,
@@ -249,7 +249,7 @@ fn task_json(e: &Engine, op: &Operation) -> Value {
         "outputs": outputs,
         "additional_data": additional,
         "error": op.error,
-    })
+    }))
 }
 
 fn load(ctx: &Ctx, e: &Engine, id: &str) -> Result<Operation, Reply> {
@@ -268,7 +268,7 @@ pub fn task(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
         let _ = e.nudge(id);
     }
     let op = load(ctx, &e, id)?;
-    Ok(Reply::json(200, &task_json(&e, &op)))
+    Ok(Reply::json(200, &task_json(&e, &op)?))
 }
 
 /// `DELETE /v1/tasks/{task_id}`: cancel the clone and remove the partial
@@ -356,5 +356,5 @@ pub fn instantiate(ctx: &Ctx, req: &Req, template: &str) -> Result<Reply, Reply>
         "auto_create_indexes": cfg["auto_create_indexes"], "template_id": template,
     });
     let c = create_namespace(&e, tenant, spec)?;
-    Ok(Reply::json(200, &namespace_json(&e, &c)))
+    Ok(Reply::json(200, &namespace_json(&e, &c)?))
 }

@@ -193,9 +193,14 @@ pub fn get(ctx: &Ctx, req: &Req, ident: &str, id: &str) -> Result<Reply, Reply> 
     let e = ctx.engine()?;
     let ns = find(&e, tenant, ident)?;
     for c in point_collections(&e, &ns)? {
-        if let Ok(v) = e.get(&ns, &c, id, AsOf::Head) {
-            let body = v.body.unwrap_or_default();
-            return Ok(Reply::json(200, &as_document(&c, id, &body, vectors)));
+        match e.get(&ns, &c, id, AsOf::Head) {
+            Ok(v) => {
+                let body = v.body.unwrap_or_default();
+                return Ok(Reply::json(200, &as_document(&c, id, &body, vectors)));
+            }
+            // Not in this collection; a storage error is an error.
+            Err(er) if er.kind == engine::ErrorKind::NotFound => {}
+            Err(er) => return Err(error(&er)),
         }
     }
     Err(fail(

@@ -57,8 +57,9 @@ pub fn find(e: &Engine, tenant: &str, ident: &str) -> Result<Container, Reply> {
 }
 
 /// Reserved collections: (field in counts, engine collection prefix).
-pub fn counts(e: &Engine, c: &Container) -> Value {
-    let stats = e.collections(c).unwrap_or_default();
+/// A failure to read them is an error, never a count of zero.
+pub fn counts(e: &Engine, c: &Container) -> Result<Value, Reply> {
+    let stats = e.collections(c).map_err(|er| error(&er))?;
     let n = |name: &str| {
         stats
             .iter()
@@ -71,15 +72,18 @@ pub fn counts(e: &Engine, c: &Container) -> Value {
         .filter(|s| s.name.starts_with("points:"))
         .map(|s| s.records)
         .sum();
-    json!({"collections": n("_collections"), "retrievers": n("_retrievers"), "taxonomies": n("_taxonomies"),
-           "buckets": n("_buckets"), "objects": n("_objects"), "points": points})
+    Ok(
+        json!({"collections": n("_collections"), "retrievers": n("_retrievers"), "taxonomies": n("_taxonomies"),
+           "buckets": n("_buckets"), "objects": n("_objects"), "points": points}),
+    )
 }
 
 /// The clone filling this namespace, if any.
-pub fn filling(e: &Engine, c: &Container) -> Option<engine::Operation> {
-    c.spec["clone_task"]
-        .as_str()
-        .and_then(|id| e.operation_by_id(id).ok().flatten())
+pub fn filling(e: &Engine, c: &Container) -> Result<Option<engine::Operation>, Reply> {
+    match c.spec["clone_task"].as_str() {
+        Some(id) => e.operation_by_id(id).map_err(|er| error(&er)),
+        None => Ok(None),
+    }
 }
 
 /// The `NamespaceModel`, plus `status` and (after a clone) `cloned_resources`.
@@ -89,9 +93,9 @@ pub fn filling(e: &Engine, c: &Container) -> Option<engine::Operation> {
 /// `source_namespace_id`, `clone_task_id`, `clone_status` (`cloning`,
 /// `ready`, `failed`), `clone_phase` (`queued`, `copying`, null once ended)
 /// and `clone_error`; a namespace never cloned has them null.
-pub fn namespace_json(e: &Engine, c: &Container) -> Value {
+pub fn namespace_json(e: &Engine, c: &Container) -> Result<Value, Reply> {
     let s = &c.spec;
-    let k = counts(e, c);
+    let k = counts(e, c)?;
     let mut v = json!({
         "object": "namespace",
         "namespace_id": c.name,
@@ -111,7 +115,7 @@ pub fn namespace_json(e: &Engine, c: &Container) -> Value {
         "updated_at": engine::util::rfc3339(c.updated_at),
         "expires_at": c.expires_at.map(engine::util::rfc3339),
     });
-    let op = filling(e, c);
+    let op = filling(e, c)?;
     let cloned = s["clone_task"].is_string();
     let (clone_status, clone_phase) = match (&op, c.state) {
         _ if !cloned => (Value::Null, Value::Null),
@@ -151,7 +155,7 @@ pub fn namespace_json(e: &Engine, c: &Container) -> Value {
             v["error"] = err.into();
         }
     }
-    v
+    Ok(v)
 }
 
 /// `POST /v1/namespaces` (`CreateNamespaceRequest`).
@@ -210,7 +214,7 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     });
     let e = ctx.engine()?;
     let c = create_namespace(&e, tenant, spec)?;
-    Ok(Reply::json(200, &namespace_json(&e, &c)))
+    Ok(Reply::json(200, &namespace_json(&e, &c)?))
 }
 
 /// Claim `name` for the namespace `id` in `tenant`; 409 when a live
@@ -271,11 +275,11 @@ pub fn get(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
     let e = ctx.engine()?;
     let c = find(&e, tenant, ident)?;
-    if let Some(op) = filling(&e, &c).filter(|o| o.status.is_active()) {
+    if let Some(op) = filling(&e, &c)?.filter(|o| o.status.is_active()) {
         let _ = e.nudge(&op.id);
     }
     let c = find(&e, tenant, ident)?;
-    Ok(Reply::json(200, &namespace_json(&e, &c)))
+    Ok(Reply::json(200, &namespace_json(&e, &c)?))
 }
 
 /// `GET /v1/namespaces?page=&page_size=` or `POST /v1/namespaces/list`.
@@ -301,10 +305,14 @@ pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
         .list_containers(FAMILY, tenant, (page - 1) * size, size)
         .map_err(|er| error(&er))?;
     let pages = (total + size - 1) / size;
+    let results = list
+        .iter()
+        .map(|c| namespace_json(&e, c))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Reply::json(
         200,
         &json!({
-            "results": list.iter().map(|c| namespace_json(&e, c)).collect::<Vec<_>>(),
+            "results": results,
             "pagination": {"total": total, "page": page, "page_size": size, "total_pages": pages,
                            "next_page": if page < pages { Value::from(format!("/v1/namespaces?page={}&page_size={size}", page + 1)) } else { Value::Null },
                            "previous_page": if page > 1 { Value::from(format!("/v1/namespaces?page={}&page_size={size}", page - 1)) } else { Value::Null }},
@@ -317,7 +325,7 @@ pub fn delete(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
     let e = ctx.engine()?;
     let c = find(&e, tenant, ident)?;
-    match filling(&e, &c) {
+    match filling(&e, &c)? {
         Some(op) if op.status.is_active() => {
             e.cancel(tenant, &op.id, engine::CancelPolicy::RemoveTarget)
                 .map_err(|er| error(&er))?;
