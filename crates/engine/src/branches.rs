@@ -251,7 +251,7 @@ pub(crate) fn containers_in(arms: &[Arm]) -> String {
 type StoredLevel = (i64, i64, i64, Option<Vec<String>>, Option<i64>, i64);
 
 /// Parse the chain column of a container row (a JSON array of
-/// `[depth, ancestor, bound, collections, cut_depth]`).
+/// `[depth, ancestor, bound, collections, cut_depth, from_lsn]`).
 pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
     let Some(text) = text else {
         return Ok(Vec::new());

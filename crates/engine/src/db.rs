@@ -3,7 +3,7 @@
 //!
 //! Implementations: `spin_adapter::SpinDb` over `spin_sdk::sqlite`, and
 //! [`crate::native::NativeDb`] over rusqlite (feature `native`) for tests,
-//! benchmarks and the CLI.
+//! benchmarks and tools (the `spinoff` CLI speaks HTTP and uses no engine).
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -206,7 +206,7 @@ pub enum TxMode {
 /// Implementations: `spin_adapter::SpinDb` over Spin's `sqlite` interface
 /// (a local file or libSQL, whichever the runtime config names), and
 /// [`crate::native::NativeDb`] over rusqlite (feature `native`) for tests,
-/// benchmarks and the CLI.
+/// benchmarks and tools.
 pub trait Db {
     /// Run one statement with positional parameters (`?1`, `?2`, …) and return
     /// its rows (empty for statements without a result).

@@ -12,7 +12,8 @@
 //! - [`records`]: versioned writes, latest and as-of reads, history, export pages;
 //! - [`snapshots`]: named, on-demand and scheduled snapshots;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
-//!   ticks (a folder: types, rows, accept, lifecycle, leases, step, tick);
+//!   ticks, hydration, verification (a folder: types, rows, accept, lifecycle,
+//!   leases, step, hydrate, verify, tick);
 //! - [`events`]: per-operation events and the notification outbox;
 //! - [`limits`]: per-tenant quotas and rates, checked inside the guarded transaction;
 //! - [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;

@@ -1,5 +1,7 @@
-//! The one function that maps engine errors to HTTP statuses, and the JSON
-//! error body every family's default shape uses.
+//! The mapping of engine errors to HTTP statuses (`status_of`), and the
+//! JSON error body every family's default shape uses. Four families adjust
+//! the status where their vendor does: Timescale, Sanity, Mixpeek and
+//! Qovery answer invalid input as 400, not 422 (each family's `error`).
 
 use engine::{Error, ErrorKind};
 

@@ -7,11 +7,6 @@ use std::time::Duration;
 use engine::{Db, DbError, Env, LockWait, Maintenance, Row, Value};
 use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 
-/// One Spin SQLite connection: a local file or a remote libSQL database,
-/// whichever the runtime config names. The guest cannot ask which, so file
-/// maintenance is attempted and a refusal ([`DbError::Unsupported`], what a
-/// libSQL server answers to PRAGMAs) is the sign of a remote backend: the
-/// connection stops trying for the rest of its life.
 /// A write transaction never starts on a connection older than this. sqld
 /// takes the write lock back from a connection that has held it, across
 /// transactions, for a few seconds while another waits (its statements then
@@ -75,6 +70,11 @@ fn from_remote_server(message: &str) -> bool {
     message.to_ascii_lowercase().contains("hrana")
 }
 
+/// One Spin SQLite connection: a local file or a remote libSQL database,
+/// whichever the runtime config names. The guest cannot ask which, so file
+/// maintenance is attempted and a refusal ([`DbError::Unsupported`], what a
+/// libSQL server answers to PRAGMAs) is the sign of a remote backend: the
+/// connection stops trying for the rest of its life.
 pub struct SpinDb {
     /// Replaced after the server gave up on it (see `execute`).
     conn: std::cell::RefCell<Connection>,

@@ -1,6 +1,9 @@
 //! Ending and restarting operations: cancel, retry, fail, and `finish`,
 //! which every end goes through (status, target state, events,
-//! notifications).
+//! notifications) — except a hydration canceled because its branch is
+//! being deleted (`hydrate::cancel_hydration`, inside the deletion's
+//! cascade: the branch goes, so there is no target state to set and no one
+//! to notify).
 
 use serde_json::json;
 
