@@ -184,7 +184,7 @@ pub(crate) fn mark_deleting(db: &dyn Db, env: &dyn crate::Env, id: i64, now: i64
         "UPDATE containers SET deleting = 1, updated_at = ?2 WHERE id = ?1",
         &[id.into(), now.into()],
     )?;
-    crate::operations::cancel_hydration(db, id, now)?;
+    crate::operations::cancel_for_deleted(db, id, now)?;
     crate::imports::abandon_open(db, env, id, now)?;
     crate::branches::detach_deleted(db, id)?;
     for child in crate::branches::children(db, id)? {
@@ -320,7 +320,7 @@ impl Engine<'_> {
                     "SELECT {} FROM containers WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
                      AND deleting = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
                      WHERE (o.source = containers.id OR o.target = containers.id) \
-                       AND o.status IN ('pending', 'in_progress') AND o.kind <> 'hydrate') \
+                       AND o.status IN ('pending', 'in_progress') AND o.kind NOT IN ('hydrate', 'verify')) \
                      ORDER BY expires_at, id LIMIT ?2",
                     columns()
                 ),
@@ -347,7 +347,7 @@ impl Engine<'_> {
             if let Some(r) = one(
                 db,
                 "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN ('pending', 'in_progress') \
-                 AND kind <> 'hydrate' LIMIT 1",
+                 AND kind NOT IN ('hydrate', 'verify') LIMIT 1",
                 &[c.id.into()],
             )? {
                 let op = r.text(0)?;

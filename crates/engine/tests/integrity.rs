@@ -234,3 +234,23 @@ fn verify_reports_statistics_that_disagree_with_the_data() {
         "{report}"
     );
 }
+
+/// A verification never stands in the way: deleting the resource cancels
+/// it (as a hydration is), and the deletion goes ahead.
+#[test]
+fn deleting_a_resource_cancels_its_verification() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    let c = e
+        .create_container("native", "t", "src", &serde_json::json!({}))
+        .unwrap();
+    e.write("native", "t", "src", &puts("a", 0, 20)).unwrap();
+    let op = e.verify(&c).unwrap();
+    assert!(e.claim(&op.id, "w").unwrap());
+    e.step(&op.id, "w", Some(3)).unwrap();
+    e.release(&op.id, "w").unwrap();
+    e.delete_container("native", "t", "src").unwrap();
+    let op = e.operation_by_id(&op.id).unwrap().unwrap();
+    assert_eq!(op.status, Status::Canceled);
+    assert!(e.next_runnable("w").unwrap().is_none());
+}

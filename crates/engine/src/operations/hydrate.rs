@@ -126,27 +126,33 @@ fn restart(
     append(db, id, now, "progress", &data).map(|_| ())
 }
 
-/// Cancel the active hydration of a container being deleted.
-pub(crate) fn cancel_hydration(db: &dyn Db, container: i64, now: i64) -> Result<()> {
-    for r in query(
-        db,
-        "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-        &[key(container).into()],
-    )? {
-        let id = r.text(0)?;
-        exec(
+/// Cancel the operations that read a container being deleted and change
+/// nothing else: its hydration and its verification (its own copies and
+/// clones from it refuse the deletion instead). They end here, inside the
+/// deletion's cascade, without `finish`: the container goes, so there is
+/// no target state to set and no one to notify.
+pub(crate) fn cancel_for_deleted(db: &dyn Db, container: i64, now: i64) -> Result<()> {
+    for key in [key(container), super::verify::key(container)] {
+        for r in query(
             db,
-            "UPDATE operations SET status = 'canceled', completed_at = ?2, updated_at = ?2, lease_owner = NULL, \
-             lease_expires = 0 WHERE id = ?1",
-            &[id.as_str().into(), now.into()],
-        )?;
-        append(
-            db,
-            &id,
-            now,
-            "canceled",
-            &json!({ "status": "canceled", "reason": "the branch was deleted" }),
-        )?;
+            "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
+            &[key.into()],
+        )? {
+            let id = r.text(0)?;
+            exec(
+                db,
+                "UPDATE operations SET status = 'canceled', completed_at = ?2, updated_at = ?2, lease_owner = NULL, \
+                 lease_expires = 0 WHERE id = ?1",
+                &[id.as_str().into(), now.into()],
+            )?;
+            append(
+                db,
+                &id,
+                now,
+                "canceled",
+                &json!({ "status": "canceled", "reason": "the resource was deleted" }),
+            )?;
+        }
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Ending and restarting operations: cancel, retry, fail, and `finish`,
 //! which every end goes through (status, target state, events,
-//! notifications) — except a hydration canceled because its branch is
-//! being deleted (`hydrate::cancel_hydration`, inside the deletion's
-//! cascade: the branch goes, so there is no target state to set and no one
-//! to notify).
+//! notifications) — except a hydration or verification canceled because
+//! its container is being deleted (`hydrate::cancel_for_deleted`, inside
+//! the deletion's cascade: the container goes, so there is no target state
+//! to set and no one to notify).
 
 use serde_json::json;
 

@@ -27,7 +27,7 @@ mod types;
 mod verify;
 
 pub use accept::check_destination;
-pub(crate) use hydrate::{cancel_hydration, start_hydration};
+pub(crate) use hydrate::{cancel_for_deleted, start_hydration};
 pub use types::{
     CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
     TickReport,

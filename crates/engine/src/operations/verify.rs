@@ -30,7 +30,7 @@ use crate::records::Delta;
 use crate::util::new_id;
 use crate::Engine;
 
-fn key(container: i64) -> String {
+pub(super) fn key(container: i64) -> String {
     format!("verify:{container}")
 }
 
