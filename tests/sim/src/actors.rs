@@ -576,7 +576,7 @@ impl Sim<'_> {
         let c = *rng.choice(&live)?;
         let name = self.m.cs[c].name.clone();
         let ops = self.op_ids();
-        let call = match rng.u8(..21) {
+        let call = match rng.u8(..24) {
             20 => Call::Verify { name },
             0..=5 => Call::Write {
                 c,
@@ -605,10 +605,12 @@ impl Sim<'_> {
             10 => Call::Hydrate { name },
             11 if c != 0 => Call::Delete { c, name },
             12 | 13 => Call::ImportOpen { c, name },
-            14 | 15 => {
+            // Imports under way get more calls than most: their commits
+            // are what meets the worker's hydrations.
+            14 | 15 | 21..=23 => {
                 let (id, im) = rng.choice(self.m.imports.iter())?;
                 let (id, name) = (id.clone(), self.m.cs[im.container].name.clone());
-                if rng.u8(..3) == 0 {
+                if rng.u8(..2) == 0 {
                     Call::ImportEnd {
                         id,
                         name,
