@@ -320,9 +320,10 @@ impl Engine<'_> {
                     "SELECT {} FROM containers WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
                      AND deleting = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
                      WHERE (o.source = containers.id OR o.target = containers.id) \
-                       AND o.status IN ('pending', 'in_progress') AND o.kind NOT IN ('hydrate', 'verify')) \
+                       AND o.status IN {active} AND o.kind NOT IN ('hydrate', 'verify')) \
                      ORDER BY expires_at, id LIMIT ?2",
-                    columns()
+                    columns(),
+                    active = crate::operations::ACTIVE
                 ),
                 &[now.into(), limit.max(0).into()],
             )?
@@ -346,14 +347,22 @@ impl Engine<'_> {
             let c = find(db, family, tenant, name)?;
             if let Some(r) = one(
                 db,
-                "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN ('pending', 'in_progress') \
-                 AND kind NOT IN ('hydrate', 'verify') LIMIT 1",
+                &format!(
+                    "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN {} \
+                     AND kind NOT IN ('hydrate', 'verify') LIMIT 1",
+                    crate::operations::ACTIVE
+                ),
                 &[c.id.into()],
             )? {
                 let op = r.text(0)?;
                 return Err(Error::new(
-                    ErrorKind::Conflict { active: Some(op.clone()) },
-                    format!("{} has an active operation {op}; cancel it or wait for it to finish", c.reference()),
+                    ErrorKind::Conflict {
+                        active: Some(op.clone()),
+                    },
+                    format!(
+                        "{} has an active operation {op}; cancel it or wait for it to finish",
+                        c.reference()
+                    ),
                 ));
             }
             mark_deleting(db, self.env, c.id, now)

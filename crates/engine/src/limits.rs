@@ -199,7 +199,10 @@ pub(crate) fn check_start(db: &dyn Db, limits: &Limits, tenant: &str, now: i64) 
     if limits.active_operations > 0 {
         let n = count(
             db,
-            "SELECT count(*) FROM operations WHERE tenant = ?1 AND status IN ('pending', 'in_progress')",
+            &format!(
+                "SELECT count(*) FROM operations WHERE tenant = ?1 AND status IN {}",
+                crate::operations::ACTIVE
+            ),
             tenant,
         )?;
         if n >= limits.active_operations {

@@ -420,3 +420,18 @@ fn split_statements(sql: &str) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    /// The queries' `status IN …` (`operations::ACTIVE`) and the partial
+    /// indexes' predicates are the same words, so that SQLite uses the
+    /// indexes for them.
+    #[test]
+    fn the_active_statuses_are_the_partial_indexes_predicate_word_for_word() {
+        let all = super::MIGRATIONS.concat();
+        let predicates = all.matches("status IN (").count();
+        assert!(predicates >= 3, "the partial indexes on operations");
+        let ours = format!("status IN {}", crate::operations::ACTIVE);
+        assert_eq!(all.matches(&ours).count(), predicates, "{ours}");
+    }
+}

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::rows::load;
 use super::types::Operation;
 use crate::containers::{self, Container};
-use crate::db::{exec, one, query, transaction, Db};
+use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
 use crate::util::new_id;
@@ -46,13 +46,9 @@ pub(crate) fn start_hydration(
         return Ok(None);
     }
     let snapshot = c.chain.iter().map(|l| l.bound).max().unwrap_or(0);
-    if let Some(r) = one(
-        db,
-        "SELECT id, snapshot_lsn FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-        &[key(container).into()],
-    )? {
-        let id = r.text(0)?;
-        if r.i64(1)? < snapshot {
+    if let Some(id) = super::lifecycle::active_with_key(db, &key(container))? {
+        let active = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+        if active.snapshot_lsn < snapshot {
             restart(db, &id, container, snapshot, reason, now)?;
         }
         return Ok(Some(id));
@@ -133,12 +129,7 @@ fn restart(
 /// no target state to set and no one to notify.
 pub(crate) fn cancel_for_deleted(db: &dyn Db, container: i64, now: i64) -> Result<()> {
     for key in [key(container), super::verify::key(container)] {
-        for r in query(
-            db,
-            "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-            &[key.into()],
-        )? {
-            let id = r.text(0)?;
+        if let Some(id) = super::lifecycle::active_with_key(db, &key)? {
             exec(
                 db,
                 "UPDATE operations SET status = 'canceled', completed_at = ?2, updated_at = ?2, lease_owner = NULL, \

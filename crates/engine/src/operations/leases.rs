@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::rows::load;
+use super::types::ACTIVE;
 use crate::db::{exec, one, transaction};
 use crate::error::{Error, Result};
 use crate::events::append;
@@ -27,12 +28,14 @@ impl Engine<'_> {
             .transpose()?;
             let claimed = one(
                 db,
-                "UPDATE operations SET lease_owner = ?2, lease_expires = ?3, \
-                   attempts = attempts + (status = 'pending'), started_at = coalesce(started_at, ?4), \
-                   status = 'in_progress', updated_at = ?4 \
-                 WHERE id = ?1 AND status IN ('pending', 'in_progress') \
-                   AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires < ?4) \
-                 RETURNING attempts",
+                &format!(
+                    "UPDATE operations SET lease_owner = ?2, lease_expires = ?3, \
+                       attempts = attempts + (status = 'pending'), started_at = coalesce(started_at, ?4), \
+                       status = 'in_progress', updated_at = ?4 \
+                     WHERE id = ?1 AND status IN {ACTIVE} \
+                       AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires < ?4) \
+                     RETURNING attempts"
+                ),
                 &[id.into(), worker.into(), until.into(), now.into()],
             )?;
             let Some(r) = claimed else { return Ok(false) };
@@ -66,11 +69,13 @@ impl Engine<'_> {
         let now = self.env.now_us();
         one(
             self.db,
-            "SELECT o.id FROM operations o WHERE o.status IN ('pending', 'in_progress') \
-             AND (o.lease_owner IS NULL OR o.lease_owner = ?1 OR o.lease_expires < ?2) \
-             ORDER BY (SELECT max(t.last_step_at) FROM operations t \
-                       WHERE t.tenant = o.tenant AND t.status IN ('pending', 'in_progress')), \
-                      o.last_step_at, o.created_at LIMIT 1",
+            &format!(
+                "SELECT o.id FROM operations o WHERE o.status IN {ACTIVE} \
+                 AND (o.lease_owner IS NULL OR o.lease_owner = ?1 OR o.lease_expires < ?2) \
+                 ORDER BY (SELECT max(t.last_step_at) FROM operations t \
+                           WHERE t.tenant = o.tenant AND t.status IN {ACTIVE}), \
+                          o.last_step_at, o.created_at LIMIT 1"
+            ),
             &[worker.into(), now.into()],
         )?
         .map(|r| r.text(0))

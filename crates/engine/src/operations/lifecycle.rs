@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::rows::{load, load_for};
-use super::types::{CancelPolicy, Operation, Status};
+use super::types::{CancelPolicy, Operation, Status, ACTIVE};
 use crate::containers::{self, ContainerState};
 use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
@@ -169,19 +169,25 @@ impl Engine<'_> {
 /// when an operation with `key` is pending or in progress. `source` names
 /// the source in the message.
 pub(super) fn ensure_none_active(db: &dyn Db, key: &str, source: &str) -> Result<()> {
-    let Some(r) = one(
-        db,
-        "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-        &[key.into()],
-    )?
-    else {
+    let Some(active) = active_with_key(db, key)? else {
         return Ok(());
     };
-    let active = r.text(0)?;
     Err(Error::new(
         ErrorKind::Conflict {
             active: Some(active.clone()),
         },
         format!("{source} already has an operation in progress ({active})"),
     ))
+}
+
+/// The active operation holding exclusive `key`, if any (at most one: a
+/// partial unique index).
+pub(super) fn active_with_key(db: &dyn Db, key: &str) -> Result<Option<String>> {
+    one(
+        db,
+        &format!("SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN {ACTIVE}"),
+        &[key.into()],
+    )?
+    .map(|r| r.text(0))
+    .transpose()
 }

@@ -28,6 +28,7 @@ mod verify;
 
 pub use accept::check_destination;
 pub(crate) use hydrate::{cancel_for_deleted, start_hydration};
+pub(crate) use types::ACTIVE;
 pub use types::{
     CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
     TickReport,

@@ -6,6 +6,12 @@ use serde_json::{json, Value as Json};
 use crate::containers::Container;
 use crate::error::{Error, Result};
 
+/// The statuses of an operation still under way, as an SQL list for
+/// `status IN …`. Word for word the predicate of the partial indexes on
+/// `operations` (`schema.rs`; a test holds them together), so that SQLite
+/// uses them.
+pub(crate) const ACTIVE: &str = "('pending', 'in_progress')";
+
 /// Which point of the source a copy reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {

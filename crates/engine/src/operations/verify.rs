@@ -58,12 +58,8 @@ impl Engine<'_> {
         transaction(self.db, |db| {
             let c = containers::by_id(db, c.id)?
                 .ok_or_else(|| Error::not_found(format!("{} not found", c.reference())))?;
-            if let Some(r) = one(
-                db,
-                "SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN ('pending', 'in_progress')",
-                &[key(c.id).into()],
-            )? {
-                return load(db, &r.text(0)?)?.ok_or_else(|| Error::corrupt("operation vanished"));
+            if let Some(id) = super::lifecycle::active_with_key(db, &key(c.id))? {
+                return load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"));
             }
             crate::limits::check_start(db, &limits, &c.tenant, now)?;
             let head = crate::lsn::head(db)?;
