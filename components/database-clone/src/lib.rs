@@ -119,18 +119,11 @@ fn route(req: Req) -> Reply {
 }
 
 pub(crate) fn fail(status: u16, message: &str) -> Reply {
-    let error = match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
+    // Qovery's `error` is the status's reason phrase.
+    let error = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
     Reply::json(
         status,
         &serde_json::json!({"status": status, "error": error, "message": message}),

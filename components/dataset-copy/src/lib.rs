@@ -134,18 +134,13 @@ fn route(req: Req) -> Reply {
 
 /// The reason phrase Sanity puts in `error` for a status.
 fn reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        s if s < 500 => "Bad Request",
-        _ => "Internal Server Error",
+    match http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(r) => r,
+        None if status < 500 => "Bad Request",
+        None => "Internal Server Error",
     }
 }
 
