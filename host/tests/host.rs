@@ -343,8 +343,13 @@ fn cron_schedule_fires_by_itself() {
 #[test]
 fn state_persists_across_host_restarts() {
     let app = start();
-    app.call("PUT", "/probe/kv/default/keep", Some(b"me"));
-    app.sql(json!([{"sql": "CREATE TABLE p (v TEXT)"}, {"sql": "INSERT INTO p VALUES ('kept')"}]));
+    assert_eq!(
+        app.call("PUT", "/probe/kv/default/keep", Some(b"me")).0,
+        204
+    );
+    let (s, r) = app
+        .sql(json!([{"sql": "CREATE TABLE p (v TEXT)"}, {"sql": "INSERT INTO p VALUES ('kept')"}]));
+    assert_eq!(s, 200, "{r}");
     let state = app.state;
     drop(app.rt);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -367,6 +372,14 @@ fn state_persists_across_host_restarts() {
         .call()
         .unwrap();
     assert_eq!(r.body_mut().read_to_string().unwrap(), "me");
+    // And the SQLite write.
+    let mut r = agent
+        .post(&format!("http://{addr}/probe/sql/default"))
+        .send(json!([{"sql": "SELECT v FROM p"}]).to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let rows: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(rows[0]["rows"], json!([[{"text": "kept"}]]), "{rows}");
 }
 
 /// Raw bytes to the host and everything it answers before closing.
