@@ -21,17 +21,19 @@
 //!   and its trace.
 //!
 //! Files: `sched.rs` (the scheduler, the faulty connection, the clock),
-//! `model.rs` (the reference model), `actors.rs` (the calls and the run),
+//! `model.rs` (the reference model), `calls.rs` (the calls and how one
+//! runs), `actors.rs` (the actors, the rounds, the settling),
 //! `check.rs` (the checker).
 
 mod actors;
+mod calls;
 mod check;
 mod model;
 mod sched;
 
 use std::collections::BTreeSet;
 
-pub use actors::{Call, Outcome};
+pub use calls::{Call, Outcome};
 
 /// Where a run keeps its database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
