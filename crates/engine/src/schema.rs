@@ -329,13 +329,20 @@ const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS spinoff_schema (
 /// (see [`Maintenance::Prepare`]).
 pub const PAGE_SIZE: i64 = 16384;
 
-/// The stored version, or `None` when there is no version table yet (or it
-/// cannot be read now: the slow path then finds out which).
-fn stored_version(db: &dyn Db) -> Option<i64> {
-    let rows = db
-        .execute("SELECT version FROM spinoff_schema WHERE id = 1", &[])
-        .ok()?;
-    Some(rows.first().and_then(|r| r.i64(0).ok()).unwrap_or(0))
+/// Whether the stored version is `VERSION` or newer: the fast path of
+/// every `Engine::open`, one read. Anything else — no version table yet, a
+/// busy or lost connection, no row, a value that is not an integer —
+/// answers false on purpose and nothing is skipped: the slow path is one
+/// write transaction that reads the version again and fails loudly on any
+/// error. No user data passes here.
+fn up_to_date(db: &dyn Db) -> bool {
+    match db.execute("SELECT version FROM spinoff_schema WHERE id = 1", &[]) {
+        Ok(rows) => rows
+            .first()
+            .and_then(|r| r.opt_i64(0).ok().flatten())
+            .is_some_and(|v| v >= VERSION),
+        Err(_) => false,
+    }
 }
 
 /// The version of a database from before the version table: SQLite's
@@ -350,7 +357,7 @@ fn legacy_version(db: &dyn Db) -> i64 {
 
 /// Bring the schema up to date. Idempotent, safe to run concurrently.
 pub fn migrate(db: &dyn Db) -> Result<()> {
-    if stored_version(db).is_some_and(|v| v >= VERSION) {
+    if up_to_date(db) {
         return Ok(());
     }
     // An empty database is about to get its first table: a local backend

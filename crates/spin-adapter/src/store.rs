@@ -206,11 +206,14 @@ impl SpinDb {
 
 impl Db for SpinDb {
     fn page_size(&self) -> Option<i64> {
-        // A libSQL server reports its fixed 4096; None where refused.
-        self.pragma("PRAGMA page_size")
-            .ok()?
-            .first()
-            .and_then(|r| r.i64(0).ok())
+        // A libSQL server reports its fixed 4096. Where the PRAGMA fails,
+        // `None` says "cannot tell", which the schema counts as small pages:
+        // it only picks the records layout (correct on any page size, asked
+        // once before the first migration); no user data passes here.
+        match self.pragma("PRAGMA page_size") {
+            Ok(rows) => rows.first().and_then(|r| r.opt_i64(0).ok().flatten()),
+            Err(_) => None,
+        }
     }
 
     fn maintain(&self, task: Maintenance) -> Result<(), DbError> {

@@ -40,6 +40,28 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// The `spinoff` CLI of the test binaries' profile
+/// (`target/<profile>/spinoff`, beside their `deps/`), built first when
+/// missing.
+pub fn spinoff_cli() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test binary in target/<profile>/deps");
+    let bin = profile.join("spinoff");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--locked", "-p", "spinoff-cli"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(st.success(), "building the spinoff CLI failed");
+    }
+    bin
+}
+
 /// A TCP port on 127.0.0.1 that nothing listened on a moment ago (the OS
 /// picked it for a listener that is closed again): for servers the tests
 /// start themselves (app instances, sqld, Redis, the soak's host).

@@ -9,7 +9,6 @@
 //! SSE stream. Sanity's own CLI is in `sanity_cli.rs`.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,22 +27,6 @@ fn records(n: usize) -> String {
                 + "\n"
         })
         .collect()
-}
-
-/// The `spinoff` CLI beside this test's binaries (built when missing).
-pub fn spinoff_cli() -> PathBuf {
-    let host = PathBuf::from(env!("CARGO_BIN_EXE_e2e-spinoff-host"));
-    let bin = host.with_file_name("spinoff");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--locked", "-p", "spinoff-cli"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo runs");
-        assert!(st.success(), "building the spinoff CLI failed");
-    }
-    bin
 }
 
 /// Read `n` bytes of `r` (the client's output, through a pipe): the client

@@ -9,18 +9,7 @@ use std::process::Command;
 use spinoff_e2e::*;
 
 fn spinoff(app: &App, token: &str, args: &[&str]) -> (bool, String, String) {
-    let host = std::path::PathBuf::from(env!("CARGO_BIN_EXE_e2e-spinoff-host"));
-    let bin = host.with_file_name("spinoff");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--locked", "-p", "spinoff-cli"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo runs");
-        assert!(st.success());
-    }
-    let out = Command::new(bin)
+    let out = Command::new(spinoff_cli())
         .args(args)
         .env("SPINOFF_URL", &app.base)
         .env("SPINOFF_TOKEN", token)

@@ -12,10 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use engine::{AsOf, Engine, ErrorKind, Status};
+use engine::{AsOf, Container, Engine, ErrorKind, Status};
 
 use crate::actors::{COLLECTIONS, KEYS};
-use crate::model::{Live, Model};
+use crate::model::{Live, Model, M};
 
 /// Whether container `i` must answer now: not deleted, not expired (the
 /// worker may have removed it), and for a physical copy, once its copy
@@ -31,6 +31,24 @@ pub fn checkable(m: &Model, e: &Engine, i: usize, now: i64) -> bool {
         None => true,
         Some(op) => matches!(e.operation_by_id(op), Ok(Some(o)) if o.status == Status::Succeeded),
     }
+}
+
+/// The containers that must answer now (`checkable`), each with its row.
+fn must_answer<'m>(
+    m: &'m Model,
+    e: &Engine,
+    now: i64,
+) -> Result<Vec<(usize, &'m M, Container)>, String> {
+    let mut out = Vec::new();
+    for (i, mc) in m.cs.iter().enumerate() {
+        if checkable(m, e, i, now) {
+            let c = e
+                .container("native", "t", &mc.name)
+                .map_err(|x| format!("{}: {x}", mc.name))?;
+            out.push((i, mc, c));
+        }
+    }
+    Ok(out)
 }
 
 fn export(e: &Engine, name: &str, at: i64) -> Result<Live, String> {
@@ -133,13 +151,7 @@ pub fn light(m: &Model, e: &Engine, now: i64, pruned: bool) -> Result<(), String
 
 /// Every key of every checkable container: latest, as of LSNs, history.
 pub fn full(m: &Model, e: &Engine, now: i64) -> Result<(), String> {
-    for (i, mc) in m.cs.iter().enumerate() {
-        if !checkable(m, e, i, now) {
-            continue;
-        }
-        let c = e
-            .container("native", "t", &mc.name)
-            .map_err(|x| x.to_string())?;
+    for (i, mc, c) in must_answer(m, e, now)? {
         let visible = m.visible(i);
         let want = m.live(i, i64::MAX);
         let lsns: BTreeSet<i64> = visible
@@ -205,13 +217,7 @@ pub fn full(m: &Model, e: &Engine, now: i64) -> Result<(), String> {
 /// Every verification that ran beside the other calls found nothing; and
 /// one of every checkable container now, run to its end, finds nothing.
 pub fn verifications(m: &Model, e: &Engine, now: i64) -> Result<(), String> {
-    for (i, mc) in m.cs.iter().enumerate() {
-        if !checkable(m, e, i, now) {
-            continue;
-        }
-        let c = e
-            .container("native", "t", &mc.name)
-            .map_err(|x| x.to_string())?;
+    for (_, mc, c) in must_answer(m, e, now)? {
         let op = e
             .verify(&c)
             .map_err(|x| format!("verify {}: {x}", mc.name))?;

@@ -190,6 +190,92 @@ pub(super) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String
         .join(join)
 }
 
+/// The rows of one chunk: at most `n` rows after `cursor` through `arms`,
+/// in `(collection, key, lsn)` order, as an SQL condition on alias `r` with
+/// its parameters (`?1`…`?6`).
+pub(super) struct ChunkRange {
+    /// The chunk's last row (None: the rows run out within `n`).
+    pub end: Option<(String, String, i64)>,
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+/// The range of the next chunk: its last row is the n-th row after the
+/// cursor (an ORDER BY on the compound itself: SQLite merges the arms'
+/// index orders and stops at the LIMIT).
+pub(super) fn chunk_range(
+    db: &dyn Db,
+    arms: &[Arm],
+    cursor: &(String, String, i64),
+    n: i64,
+) -> Result<ChunkRange> {
+    let (cc, ck, cl) = cursor.clone();
+    let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
+    let end = one(
+        db,
+        &format!(
+            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
+            union(arms, "r.collection, r.key, r.lsn", after, " UNION ")
+        ),
+        &[
+            cc.as_str().into(),
+            ck.as_str().into(),
+            cl.into(),
+            (n - 1).into(),
+        ],
+    )?
+    .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
+    .transpose()?;
+    let mut sql = after.to_string();
+    let mut params: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
+    if let Some((ec, ek, el)) = &end {
+        sql.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
+        params.push(ec.into());
+        params.push(ek.into());
+        params.push((*el).into());
+    }
+    Ok(ChunkRange { end, sql, params })
+}
+
+/// Statistics of a chunk's rows per collection: versions and their bytes,
+/// and the live ones (the newest through `arms` and not a deletion).
+pub(super) fn chunk_stats(
+    db: &dyn Db,
+    arms: &[Arm],
+    range: &ChunkRange,
+) -> Result<std::collections::BTreeMap<String, Delta>> {
+    let live = format!(
+        "(r.deleted = 0 AND r.lsn = {})",
+        branches::newest(arms, "r.collection", "r.key")
+    );
+    let rows = query(
+        db,
+        &format!(
+            "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
+            union(
+                arms,
+                &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"),
+                &range.sql,
+                " UNION "
+            )
+        ),
+        &range.params,
+    )?;
+    let mut out = std::collections::BTreeMap::new();
+    for s in &rows {
+        out.insert(
+            s.text(0)?,
+            Delta {
+                versions: s.i64(1)?,
+                version_bytes: s.i64(2)?,
+                records: s.i64(3)?,
+                bytes: s.i64(4)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// Copy at most `n` rows after the operation's cursor into its target (and
 /// for a copy, add them to the target's statistics).
 fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
@@ -201,73 +287,22 @@ fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
             end: None,
         });
     }
-    let (cc, ck, cl) = op.cursor.clone();
-    let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
-    // The chunk's last row: the n-th row after the cursor (an ORDER BY on
-    // the compound itself: SQLite merges the arms' index orders and stops
-    // at the LIMIT).
-    let end = one(
-        db,
-        &format!(
-            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
-            union(&arms, "r.collection, r.key, r.lsn", after, " UNION ")
-        ),
-        &[
-            cc.as_str().into(),
-            ck.as_str().into(),
-            cl.into(),
-            (n - 1).into(),
-        ],
-    )?
-    .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
-    .transpose()?;
-    let mut range = after.to_string();
-    let mut p: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
-    if let Some((ec, ek, el)) = &end {
-        range.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
-        p.push(ec.into());
-        p.push(ek.into());
-        p.push((*el).into());
-    }
+    let chunk = chunk_range(db, &arms, &op.cursor, n)?;
     let mut copied = 0;
     let mut bytes = 0;
     if keep_stats {
-        // Statistics of the chunk per collection: versions, and the live
-        // ones (the newest at the snapshot and not a deletion).
-        let live = format!(
-            "(r.deleted = 0 AND r.lsn = {})",
-            branches::newest(&arms, "r.collection", "r.key")
-        );
-        let stats = query(
-            db,
-            &format!(
-                "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
-                union(
-                    &arms,
-                    &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"),
-                    &range,
-                    " UNION "
-                )
-            ),
-            &p,
-        )?;
-        let mut deltas = std::collections::BTreeMap::new();
-        for s in &stats {
-            let (count, size, live, live_bytes) = (s.i64(1)?, s.i64(2)?, s.i64(3)?, s.i64(4)?);
-            copied += count;
-            bytes += size;
-            deltas.insert(
-                s.text(0)?,
-                Delta {
-                    records: live,
-                    bytes: live_bytes,
-                    versions: count,
-                    version_bytes: size,
-                },
-            );
+        let deltas = chunk_stats(db, &arms, &chunk)?;
+        for d in deltas.values() {
+            copied += d.versions;
+            bytes += d.version_bytes;
         }
         apply_stats(db, op.target, &deltas)?;
     }
+    let ChunkRange {
+        end,
+        sql: range,
+        params: p,
+    } = chunk;
     let tparam = p.len() + 1;
     let mut ins = p;
     ins.push(op.target.into());

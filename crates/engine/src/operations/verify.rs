@@ -21,9 +21,9 @@ use serde_json::{json, Value as Json};
 
 use super::rows::load;
 use super::types::Operation;
-use crate::branches::{self, Arm};
+use crate::branches;
 use crate::containers::{self, Container};
-use crate::db::{exec, one, query, transaction, Db, Value};
+use crate::db::{exec, one, query, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
 use crate::records::Delta;
@@ -113,32 +113,8 @@ pub(super) fn chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Seen> {
     let c = containers::by_id(db, op.target)?
         .ok_or_else(|| Error::corrupt("verified container vanished"))?;
     let arms = branches::read_arms(&c, op.snapshot_lsn);
-    let (cc, ck, cl) = op.cursor.clone();
-    let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
-    let end = one(
-        db,
-        &format!(
-            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
-            super::step::union(&arms, "r.collection, r.key, r.lsn", after, " UNION ")
-        ),
-        &[
-            cc.as_str().into(),
-            ck.as_str().into(),
-            cl.into(),
-            (n - 1).into(),
-        ],
-    )?
-    .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
-    .transpose()?;
-    let mut range = after.to_string();
-    let mut p: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
-    if let Some((ec, ek, el)) = &end {
-        range.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
-        p.push(ec.into());
-        p.push(ek.into());
-        p.push((*el).into());
-    }
-    let counted = count(db, &arms, &range, &p)?;
+    let range = super::step::chunk_range(db, &arms, &op.cursor, n)?;
+    let counted = super::step::chunk_stats(db, &arms, &range)?;
     let mut meta = op.meta.clone();
     let mut versions = 0;
     let mut bytes = 0;
@@ -160,37 +136,8 @@ pub(super) fn chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Seen> {
     Ok(Seen {
         versions,
         bytes,
-        end,
+        end: range.end,
     })
-}
-
-/// Versions and live records per collection of the rows in `range`.
-fn count(db: &dyn Db, arms: &[Arm], range: &str, p: &[Value]) -> Result<BTreeMap<String, Delta>> {
-    let live = format!(
-        "(r.deleted = 0 AND r.lsn = {})",
-        branches::newest(arms, "r.collection", "r.key")
-    );
-    let rows = query(
-        db,
-        &format!(
-            "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
-            super::step::union(arms, &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"), range, " UNION ")
-        ),
-        p,
-    )?;
-    let mut out = BTreeMap::new();
-    for s in &rows {
-        out.insert(
-            s.text(0)?,
-            Delta {
-                versions: s.i64(1)?,
-                version_bytes: s.i64(2)?,
-                records: s.i64(3)?,
-                bytes: s.i64(4)?,
-            },
-        );
-    }
-    Ok(out)
 }
 
 /// The last chunk's verdict: counts against statistics, the level chain,
