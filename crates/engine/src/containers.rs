@@ -1,11 +1,18 @@
-//! Containers: a cluster, namespace, service, dataset or database is a
-//! container of collections of versioned records. Scoped by family and
-//! tenant: a lookup with another tenant answers `NotFound`.
+//! Containers (`containers`): a cluster, namespace, service, dataset or
+//! database is a container of collections of versioned records. Scoped by
+//! family and tenant: a lookup with another tenant answers `NotFound`.
+//! This module is the table's only writer. Deleting one is a cascade, and
+//! lives above it ([`crate::deletion`]): here a container is only marked.
+//!
+//! Uses: `levels` (a row's chain), `chain`, `stats`, `lsn`, `limits`, `db`,
+//! `error`, `util`.
 
 use serde_json::Value as Json;
 
-use crate::db::{changes, exec, one, query, transaction, Db, Row};
+use crate::chain::{self, Arm, Level};
+use crate::db::{exec, one, query, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
+use crate::stats::{self, CollectionStats};
 use crate::util::check_name;
 use crate::Engine;
 
@@ -58,8 +65,8 @@ pub struct Container {
     /// When the worker deletes it (µs), if it has a time-to-live.
     pub expires_at: Option<i64>,
     /// The ancestors a branch reads through, parent first (empty: it holds
-    /// all its versions itself). See [`crate::branches`].
-    pub chain: Vec<crate::branches::Level>,
+    /// all its versions itself). See [`crate::chain`].
+    pub chain: Vec<Level>,
 }
 
 impl Container {
@@ -67,22 +74,17 @@ impl Container {
     pub fn reference(&self) -> String {
         format!("{}:{}", self.family, self.name)
     }
-}
 
-/// Live records and versions of one collection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectionStats {
-    pub name: String,
-    pub records: i64,
-    pub bytes: i64,
-    pub versions: i64,
-    pub version_bytes: i64,
+    /// What reading it as of `at` scans: itself, then its levels.
+    pub(crate) fn arms(&self, at: i64) -> Vec<Arm> {
+        chain::read_arms(self.id, &self.chain, at)
+    }
 }
 
 /// The columns [`from_row`] reads, the last the branch levels (the outer
 /// table must be `containers` unaliased).
 pub(crate) fn columns() -> String {
-    format!("{BASE_COLUMNS}, {}", crate::branches::CHAIN_COLUMN)
+    format!("{BASE_COLUMNS}, {}", crate::levels::CHAIN_COLUMN)
 }
 
 const BASE_COLUMNS: &str =
@@ -103,7 +105,7 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         created_at: r.i64(9)?,
         updated_at: r.i64(10)?,
         expires_at: r.opt_i64(11)?,
-        chain: crate::branches::parse_chain(r.opt_text(12)?)?,
+        chain: chain::parse_chain(r.opt_text(12)?)?,
     })
 }
 
@@ -175,22 +177,58 @@ pub(crate) fn set_state(db: &dyn Db, id: i64, state: ContainerState, now: i64) -
 }
 
 /// Mark a container deleted: it disappears for readers and its name is free
-/// at once; its rows are purged in chunks by [`Engine::purge_step`] — once
-/// no branch reads through it: the branches whose parent it is start
-/// hydrating now, and its own hydration, if any, is moot.
-pub(crate) fn mark_deleting(db: &dyn Db, env: &dyn crate::Env, id: i64, now: i64) -> Result<()> {
+/// at once. Only the mark: what follows is [`crate::deletion`]'s cascade.
+pub(crate) fn set_deleting(db: &dyn Db, id: i64, now: i64) -> Result<()> {
     exec(
         db,
         "UPDATE containers SET deleting = 1, updated_at = ?2 WHERE id = ?1",
         &[id.into(), now.into()],
-    )?;
-    crate::operations::cancel_for_deleted(db, id, now)?;
-    crate::imports::abandon_open(db, env, id, now)?;
-    crate::branches::detach_deleted(db, id)?;
-    for child in crate::branches::children(db, id)? {
-        crate::operations::start_hydration(db, env, child, "the parent was deleted", now)?;
-    }
-    Ok(())
+    )
+}
+
+/// A write committed at `lsn`.
+pub(crate) fn set_head(db: &dyn Db, id: i64, lsn: i64, at: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET head_lsn = ?2, updated_at = ?3 WHERE id = ?1",
+        &[id.into(), lsn.into(), at.into()],
+    )
+}
+
+/// History before `lsn` (committed at `at`) is no longer read: a clone's
+/// start, or retention's pin.
+pub(crate) fn set_floor(db: &dyn Db, id: i64, lsn: i64, at: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
+        &[id.into(), lsn.into(), at.into()],
+    )
+}
+
+/// When the worker deletes it (µs); `None`: never.
+pub(crate) fn set_expiry(db: &dyn Db, id: i64, at: Option<i64>, now: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET expires_at = ?2, updated_at = ?3 WHERE id = ?1",
+        &[id.into(), at.into(), now.into()],
+    )
+}
+
+/// A deleted container no branch reads through any more: its rows can go.
+pub(crate) fn next_to_purge(db: &dyn Db) -> Result<Option<i64>> {
+    one(
+        db,
+        "SELECT id FROM containers c WHERE deleting = 1 \
+         AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.ancestor = c.id) ORDER BY id LIMIT 1",
+        &[],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()
+}
+
+/// The row of a purged container goes.
+pub(crate) fn remove(db: &dyn Db, id: i64) -> Result<()> {
+    exec(db, "DELETE FROM containers WHERE id = ?1", &[id.into()])
 }
 
 impl Engine<'_> {
@@ -295,11 +333,7 @@ impl Engine<'_> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
             let c = find(db, family, tenant, name)?;
-            exec(
-                db,
-                "UPDATE containers SET expires_at = ?2, updated_at = ?3 WHERE id = ?1",
-                &[c.id.into(), at.into(), now.into()],
-            )?;
+            set_expiry(db, c.id, at, now)?;
             Ok(Container {
                 expires_at: at,
                 updated_at: now,
@@ -308,86 +342,9 @@ impl Engine<'_> {
         })
     }
 
-    /// Mark up to `limit` expired containers deleting (their rows go with
-    /// [`Engine::purge_step`]) and return them. A container that is the
-    /// source or target of an active operation waits for it to end.
-    pub fn expire_step(&self, limit: i64) -> Result<Vec<Container>> {
-        let now = self.env.now_us();
-        transaction(self.db, |db| {
-            let due = query(
-                db,
-                &format!(
-                    "SELECT {} FROM containers WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
-                     AND deleting = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
-                     WHERE (o.source = containers.id OR o.target = containers.id) \
-                       AND o.status IN {active} AND o.kind NOT IN ('hydrate', 'verify')) \
-                     ORDER BY expires_at, id LIMIT ?2",
-                    columns(),
-                    active = crate::operations::ACTIVE
-                ),
-                &[now.into(), limit.max(0).into()],
-            )?
-            .iter()
-            .map(from_row)
-            .collect::<Result<Vec<_>>>()?;
-            for c in &due {
-                mark_deleting(db, self.env, c.id, now)?;
-            }
-            Ok(due)
-        })
-    }
-
-    /// Delete a container. Refused with `Conflict` while it is the source or
-    /// target of an active copy (cancel that first); its own hydration is
-    /// canceled. Branches that read through it keep working: they hydrate
-    /// before its rows are freed.
-    pub fn delete_container(&self, family: &str, tenant: &str, name: &str) -> Result<()> {
-        let now = self.env.now_us();
-        transaction(self.db, |db| {
-            let c = find(db, family, tenant, name)?;
-            if let Some(r) = one(
-                db,
-                &format!(
-                    "SELECT id FROM operations WHERE (source = ?1 OR target = ?1) AND status IN {} \
-                     AND kind NOT IN ('hydrate', 'verify') LIMIT 1",
-                    crate::operations::ACTIVE
-                ),
-                &[c.id.into()],
-            )? {
-                let op = r.text(0)?;
-                return Err(Error::new(
-                    ErrorKind::Conflict {
-                        active: Some(op.clone()),
-                    },
-                    format!(
-                        "{} has an active operation {op}; cancel it or wait for it to finish",
-                        c.reference()
-                    ),
-                ));
-            }
-            mark_deleting(db, self.env, c.id, now)
-        })
-    }
-
     /// Collections of a container with their live record counts, by name.
     pub fn collections(&self, container: &Container) -> Result<Vec<CollectionStats>> {
-        query(
-            self.db,
-            "SELECT collection, records, bytes, versions, version_bytes FROM collection_stats \
-             WHERE container = ?1 AND versions > 0 ORDER BY collection",
-            &[container.id.into()],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(CollectionStats {
-                name: r.text(0)?,
-                records: r.i64(1)?,
-                bytes: r.i64(2)?,
-                versions: r.i64(3)?,
-                version_bytes: r.i64(4)?,
-            })
-        })
-        .collect()
+        stats::list(self.db, container.id)
     }
 
     /// The head LSN and the container's live record count there, read in
@@ -395,54 +352,7 @@ impl Engine<'_> {
     /// can check the count it received.
     pub fn head_and_count(&self, container: &Container) -> Result<(i64, i64)> {
         crate::db::read(self.db, |db| {
-            let head = crate::lsn::head(db)?;
-            let count = one(
-                db,
-                "SELECT coalesce(sum(records), 0) FROM collection_stats WHERE container = ?1",
-                &[container.id.into()],
-            )?
-            .map(|r| r.i64(0))
-            .transpose()?
-            .unwrap_or(0);
-            Ok((head, count))
-        })
-    }
-
-    /// Purge up to `limit` rows of deleted containers; returns how many rows
-    /// went. A container's last rows, stats and snapshots go with its row.
-    pub fn purge_step(&self, limit: i64) -> Result<i64> {
-        transaction(self.db, |db| {
-            let Some(r) = one(
-                db,
-                "SELECT id FROM containers c WHERE deleting = 1 \
-                 AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.ancestor = c.id) ORDER BY id LIMIT 1",
-                &[],
-            )?
-            else {
-                return Ok(0);
-            };
-            let id = r.i64(0)?;
-            exec(
-                db,
-                "DELETE FROM records WHERE (container, collection, key, lsn) IN \
-                 (SELECT container, collection, key, lsn FROM records WHERE container = ?1 LIMIT ?2)",
-                &[id.into(), limit.into()],
-            )?;
-            let gone = changes(db)?;
-            if gone < limit {
-                exec(
-                    db,
-                    "DELETE FROM collection_stats WHERE container = ?1",
-                    &[id.into()],
-                )?;
-                exec(
-                    db,
-                    "DELETE FROM snapshots WHERE container = ?1",
-                    &[id.into()],
-                )?;
-                exec(db, "DELETE FROM containers WHERE id = ?1", &[id.into()])?;
-            }
-            Ok(gone)
+            Ok((crate::lsn::head(db)?, stats::totals(db, container.id)?.records))
         })
     }
 }

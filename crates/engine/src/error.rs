@@ -40,7 +40,7 @@ pub enum ErrorKind {
     /// quota (HTTP 403, or 409 for active operations) when the tenant frees
     /// some of it.
     LimitExceeded {
-        limit: crate::limits::Limit,
+        limit: Limit,
         retry_after_s: Option<i64>,
     },
     /// The worker no longer holds the operation's lease (it expired and was
@@ -118,3 +118,44 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// One limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Operations pending or in progress at once.
+    ActiveOperations,
+    /// Resources (containers) alive at once, clone targets included.
+    Resources,
+    /// Bytes of record versions stored, history included.
+    StoredBytes,
+    /// Operations started in any 60 s.
+    StartsPerMinute,
+    /// Records written (imports, puts, deletes) per clock minute.
+    WritesPerMinute,
+}
+
+impl Limit {
+    /// The Spin variable that sets it.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Limit::ActiveOperations => "limit_active_operations",
+            Limit::Resources => "limit_resources",
+            Limit::StoredBytes => "limit_stored_bytes",
+            Limit::StartsPerMinute => "limit_starts_per_minute",
+            Limit::WritesPerMinute => "limit_writes_per_minute",
+        }
+    }
+
+    /// A rate (retry later: HTTP 429) rather than a quota.
+    pub fn is_rate(self) -> bool {
+        matches!(self, Limit::StartsPerMinute | Limit::WritesPerMinute)
+    }
+
+    pub const ALL: [Limit; 5] = [
+        Limit::ActiveOperations,
+        Limit::Resources,
+        Limit::StoredBytes,
+        Limit::StartsPerMinute,
+        Limit::WritesPerMinute,
+    ];
+}

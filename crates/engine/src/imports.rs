@@ -1,32 +1,13 @@
-//! Staged imports: a load of any size, all or nothing, in short
-//! transactions.
+//! The imports table (`imports`): this module is its only writer. An
+//! import's life — open, stage, commit, abandon, idle expiry — is
+//! [`crate::staging`]'s; a container's open import is abandoned by
+//! [`crate::deletion`]'s cascade.
 //!
-//! One transaction holding the write lock for a whole large import is what
-//! a remote libSQL server refuses (it rolls back a writer that holds the
-//! lock past 5 s while another waits). So an import is staged in a hidden
-//! branch of its container instead — a container of family `staging` that
-//! no tenant can address, made like any branch (levels, statistics) at the
-//! container's head — and each batch of lines is an ordinary write to it in
-//! its own short transaction. Readers of the container see nothing of it.
-//! Committing is one small transaction: the container gains the staging
-//! branch as a level that shows only for reads at or after the commit LSN
-//! (`branch_levels.from_lsn`), takes the staging branch's statistics, and
-//! the staging branch is marked deleted — which starts the container's
-//! hydration (its parent is gone), after which the staging rows are freed.
-//! While an import is open the container refuses other writes (so the
-//! staging branch's base stays the container's state); an import left
-//! without a request for its idle time is abandoned by the worker and its
-//! rows freed.
+//! Uses: `containers` (the type, for messages), `db`, `error`.
 
-use serde_json::json;
-
-use crate::branches::{self, Level};
-use crate::containers::{self, Container, ContainerState};
-use crate::db::{exec, one, transaction, Db};
+use crate::containers::Container;
+use crate::db::{exec, one, query, Db};
 use crate::error::{Error, ErrorKind, Result};
-use crate::records::{write_in, Committed, Write};
-use crate::util::new_id;
-use crate::{lsn, Engine};
 
 /// The family of staging branches: never routed, never listed.
 pub const STAGING_FAMILY: &str = "staging";
@@ -43,38 +24,35 @@ pub struct Import {
     pub expires_at: i64,
 }
 
-/// The open import of a container, if any.
-pub(crate) fn open_for(db: &dyn Db, container: i64) -> Result<Option<String>> {
-    one(
-        db,
-        "SELECT id FROM imports WHERE container = ?1 AND state = 'open'",
-        &[container.into()],
-    )?
-    .map(|r| r.text(0))
-    .transpose()
-}
-
 /// `Conflict` when the container has an import open.
 pub(crate) fn check_no_open_import(db: &dyn Db, c: &Container) -> Result<()> {
-    match open_for(db, c.id)? {
+    let open = one(
+        db,
+        "SELECT id FROM imports WHERE container = ?1 AND state = 'open'",
+        &[c.id.into()],
+    )?;
+    match open {
         None => Ok(()),
-        Some(id) => Err(Error::new(
+        Some(r) => Err(Error::new(
             ErrorKind::Conflict { active: None },
             format!(
-                "{} is loading import {id}; it takes writes again once the import is committed or abandoned",
-                c.reference()
+                "{} is loading import {}; it takes writes again once the import is committed or abandoned",
+                c.reference(),
+                r.text(0)?
             ),
         )),
     }
 }
 
-struct Row {
-    id: String,
-    tenant: String,
-    container: i64,
-    stage: i64,
-    state: String,
-    staged: i64,
+/// An import as stored.
+pub(crate) struct Row {
+    pub id: String,
+    pub tenant: String,
+    pub container: i64,
+    /// Its staging branch.
+    pub stage: i64,
+    pub state: String,
+    pub staged: i64,
 }
 
 /// The columns [`Row::from`] reads.
@@ -93,23 +71,27 @@ impl Row {
     }
 }
 
-fn load(db: &dyn Db, tenant: &str, id: &str) -> Result<Row> {
+/// An import of `tenant`, or `NotFound`.
+pub(crate) fn load(db: &dyn Db, tenant: &str, id: &str) -> Result<Row> {
     let r = one(
         db,
         &format!("SELECT {COLUMNS} FROM imports WHERE id = ?1"),
         &[id.into()],
     )?;
-    let row = match r {
-        Some(r) => Row::from(&r)?,
-        None => return Err(Error::not_found(format!("import {id} not found"))),
-    };
-    if row.tenant != tenant {
-        return Err(Error::not_found(format!("import {id} not found")));
+    match r {
+        Some(r) => {
+            let row = Row::from(&r)?;
+            if row.tenant == tenant {
+                return Ok(row);
+            }
+        }
+        None => {}
     }
-    Ok(row)
+    Err(Error::not_found(format!("import {id} not found")))
 }
 
-fn check_open(row: &Row, c: &Container) -> Result<()> {
+/// `NotFound` unless the import loads into `c`; `InvalidState` unless open.
+pub(crate) fn check_open(row: &Row, c: &Container) -> Result<()> {
     if row.container != c.id {
         return Err(Error::not_found(format!(
             "import {} not found for {}",
@@ -126,219 +108,104 @@ fn check_open(row: &Row, c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// Abandon an import inside the caller's transaction: its staging branch
-/// is deleted (its rows purged in chunks).
-fn abandon_in(db: &dyn Db, env: &dyn crate::Env, row: &Row, now: i64) -> Result<()> {
+/// The open import of a container, if any.
+pub(crate) fn open_of(db: &dyn Db, container: i64) -> Result<Option<Row>> {
+    one(
+        db,
+        &format!("SELECT {COLUMNS} FROM imports WHERE container = ?1 AND state = 'open'"),
+        &[container.into()],
+    )?
+    .map(|r| Row::from(&r))
+    .transpose()
+}
+
+/// Open imports idle past their expiry, oldest first.
+pub(crate) fn idle(db: &dyn Db, now: i64, limit: i64) -> Result<Vec<Row>> {
+    query(
+        db,
+        &format!(
+            "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+        ),
+        &[now.into(), limit.into()],
+    )?
+    .iter()
+    .map(Row::from)
+    .collect()
+}
+
+/// A new open import of `container` staged in `stage`.
+pub(crate) fn insert(
+    db: &dyn Db,
+    id: &str,
+    c: &Container,
+    stage: i64,
+    expires_at: i64,
+    now: i64,
+) -> Result<()> {
+    exec(
+        db,
+        "INSERT INTO imports (id, tenant, container, stage, state, staged, expires_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, 'open', 0, ?5, ?6, ?6)",
+        &[
+            id.into(),
+            c.tenant.as_str().into(),
+            c.id.into(),
+            stage.into(),
+            expires_at.into(),
+            now.into(),
+        ],
+    )
+}
+
+/// `lines` more were staged; the idle expiry moves to `expires_at`.
+pub(crate) fn add_staged(db: &dyn Db, id: &str, lines: i64, expires_at: i64, now: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE imports SET staged = staged + ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
+        &[id.into(), lines.into(), expires_at.into(), now.into()],
+    )
+}
+
+/// Committed at `lsn`.
+pub(crate) fn set_committed(db: &dyn Db, id: &str, lsn: i64, now: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE imports SET state = 'committed', committed_lsn = ?2, updated_at = ?3 WHERE id = ?1",
+        &[id.into(), lsn.into(), now.into()],
+    )
+}
+
+/// Abandoned: nothing of it ever shows.
+pub(crate) fn set_abandoned(db: &dyn Db, id: &str, now: i64) -> Result<()> {
     exec(
         db,
         "UPDATE imports SET state = 'abandoned', updated_at = ?2 WHERE id = ?1",
-        &[row.id.as_str().into(), now.into()],
-    )?;
-    containers::mark_deleting(db, env, row.stage, now)
+        &[id.into(), now.into()],
+    )
 }
 
-/// Abandon the open import of a container being deleted, if any.
-pub(crate) fn abandon_open(
-    db: &dyn Db,
-    env: &dyn crate::Env,
-    container: i64,
-    now: i64,
-) -> Result<()> {
-    let Some(r) = one(
+/// What is wrong with a container's import bookkeeping: an open import
+/// whose staging branch is gone, or a committed one whose staging branch
+/// was never released.
+pub(crate) fn problems(db: &dyn Db, container: i64) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for r in query(
         db,
-        "SELECT id, tenant FROM imports WHERE container = ?1 AND state = 'open'",
+        "SELECT i.id, i.state, i.stage, s.id, s.deleting FROM imports i LEFT JOIN containers s ON s.id = i.stage \
+         WHERE i.container = ?1 AND i.state IN ('open', 'committed')",
         &[container.into()],
-    )?
-    else {
-        return Ok(());
-    };
-    let row = load(db, &r.text(1)?, &r.text(0)?)?;
-    abandon_in(db, env, &row, now)
-}
-
-impl Engine<'_> {
-    /// Open an import into `c`: a hidden staging branch at its head. The
-    /// container refuses other writes until the import is committed or
-    /// abandoned; `idle_us` without a request abandons it.
-    pub fn open_import(&self, c: &Container, idle_us: i64) -> Result<Import> {
-        let now = self.env.now_us();
-        let id = new_id(self.env);
-        let limits = self.config.limits();
-        transaction(self.db, |db| {
-            let c = containers::find(db, &c.family, &c.tenant, &c.name)?;
-            crate::records::check_writable(&c)?;
-            check_no_open_import(db, &c)?;
-            crate::limits::check_resources(db, &limits, &c.tenant)?;
-            let base = lsn::head(db)?;
-            let stage = containers::insert(
-                db,
-                now,
-                STAGING_FAMILY,
-                &c.tenant,
-                &format!("import-{id}"),
-                &json!({"import": id, "into": c.reference()}),
-                ContainerState::Ready,
-            )?;
-            let levels = branches::derive_levels(&c, base, true, None);
-            branches::insert_levels(db, stage.id, &levels)?;
-            let stats = branches::stats_at_base(db, &c, base, true, None)?;
-            crate::records::apply_stats(db, stage.id, &stats)?;
-            let expires_at = now.saturating_add(idle_us);
-            exec(
-                db,
-                "INSERT INTO imports (id, tenant, container, stage, state, staged, expires_at, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'open', 0, ?5, ?6, ?6)",
-                &[
-                    id.as_str().into(),
-                    c.tenant.as_str().into(),
-                    c.id.into(),
-                    stage.id.into(),
-                    expires_at.into(),
-                    now.into(),
-                ],
-            )?;
-            Ok(Import {
-                id: id.clone(),
-                container: c.id,
-                staged: 0,
-                expires_at,
-            })
-        })
+    )? {
+        let (id, state, stage) = (r.text(0)?, r.text(1)?, r.i64(2)?);
+        let exists = r.opt_i64(3)?.is_some();
+        let deleting = r.bool(4)?;
+        if state == "open" && (!exists || deleting) {
+            out.push(format!("import {id} is open, but its staging branch {stage} is gone"));
+        }
+        if state == "committed" && exists && !deleting {
+            out.push(format!(
+                "import {id} is committed, but its staging branch {stage} was never released"
+            ));
+        }
     }
-
-    /// Stage a batch of writes in an open import, in one short transaction
-    /// (callers keep batches small: a few thousand lines). Nothing shows in
-    /// the container until [`Engine::commit_import`]. Returns the import and
-    /// the batch as written to the staging branch (its LSN shows in the
-    /// versions' history; they become visible at the commit's LSN).
-    pub fn stage_import(
-        &self,
-        c: &Container,
-        id: &str,
-        writes: &[Write],
-        idle_us: i64,
-    ) -> Result<(Import, Committed)> {
-        let adding = crate::records::batch_bytes(writes, self.config.max_batch)?;
-        let now = self.env.now_us();
-        let limits = self.config.limits();
-        transaction(self.db, |db| {
-            let row = load(db, &c.tenant, id)?;
-            check_open(&row, c)?;
-            let stage = containers::by_id(db, row.stage)?
-                .ok_or_else(|| Error::corrupt("staging branch vanished"))?;
-            crate::limits::count_writes(db, &limits, &c.tenant, writes.len() as i64, now)?;
-            crate::limits::check_stored_bytes(db, &limits, &c.tenant, adding)?;
-            let done = write_in(db, self.env, &stage, writes)?;
-            let expires_at = now.saturating_add(idle_us);
-            exec(
-                db,
-                "UPDATE imports SET staged = staged + ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
-                &[id.into(), (writes.len() as i64).into(), expires_at.into(), now.into()],
-            )?;
-            Ok((
-                Import {
-                    id: row.id.clone(),
-                    container: row.container,
-                    staged: row.staged + writes.len() as i64,
-                    expires_at,
-                },
-                done,
-            ))
-        })
-    }
-
-    /// Commit an import: everything staged shows in the container at once,
-    /// at a new LSN, in one small transaction.
-    pub fn commit_import(&self, c: &Container, id: &str) -> Result<Committed> {
-        transaction(self.db, |db| {
-            let row = load(db, &c.tenant, id)?;
-            check_open(&row, c)?;
-            let c = containers::by_id(db, row.container)?
-                .ok_or_else(|| Error::not_found(format!("{} not found", c.reference())))?;
-            let stage = containers::by_id(db, row.stage)?
-                .ok_or_else(|| Error::corrupt("staging branch vanished"))?;
-            let (at, committed_at) = lsn::next(db, self.env)?;
-            // The container now reads the staging branch's own versions
-            // from `at` on, then what it read before.
-            let mut levels = vec![Level {
-                depth: 1,
-                ancestor: stage.id,
-                bound: at,
-                collections: None,
-                cut_depth: None,
-                from: at,
-            }];
-            levels.extend(c.chain.iter().map(|l| Level {
-                depth: l.depth + 1,
-                cut_depth: l.cut_depth.map(|d| d + 1),
-                ..l.clone()
-            }));
-            exec(
-                db,
-                "DELETE FROM branch_levels WHERE container = ?1",
-                &[c.id.into()],
-            )?;
-            branches::insert_levels(db, c.id, &levels)?;
-            exec(
-                db,
-                "DELETE FROM collection_stats WHERE container = ?1",
-                &[c.id.into()],
-            )?;
-            exec(
-                db,
-                "INSERT INTO collection_stats (container, collection, records, bytes, versions, version_bytes) \
-                 SELECT ?1, collection, records, bytes, versions, version_bytes FROM collection_stats WHERE container = ?2",
-                &[c.id.into(), stage.id.into()],
-            )?;
-            exec(
-                db,
-                "UPDATE containers SET head_lsn = ?2, updated_at = ?3 WHERE id = ?1",
-                &[c.id.into(), at.into(), committed_at.into()],
-            )?;
-            exec(
-                db,
-                "UPDATE imports SET state = 'committed', committed_lsn = ?2, updated_at = ?3 WHERE id = ?1",
-                &[id.into(), at.into(), committed_at.into()],
-            )?;
-            // The staging branch goes; its rows stay until the container,
-            // which now reads through it, is hydrated (started here).
-            containers::mark_deleting(db, self.env, stage.id, committed_at)?;
-            Ok(Committed {
-                lsn: at,
-                committed_at,
-                applied: row.staged as usize,
-            })
-        })
-    }
-
-    /// Abandon an import: nothing of it ever shows; its rows are freed.
-    pub fn abandon_import(&self, c: &Container, id: &str) -> Result<()> {
-        let now = self.env.now_us();
-        transaction(self.db, |db| {
-            let row = load(db, &c.tenant, id)?;
-            check_open(&row, c)?;
-            abandon_in(db, self.env, &row, now)
-        })
-    }
-
-    /// The worker: abandon up to `limit` imports idle past their expiry.
-    /// Returns how many.
-    pub fn expire_imports(&self, limit: i64) -> Result<usize> {
-        let now = self.env.now_us();
-        transaction(self.db, |db| {
-            let due = crate::db::query(
-                db,
-                &format!(
-                    "SELECT {COLUMNS} FROM imports \
-                     WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
-                ),
-                &[now.into(), limit.into()],
-            )?;
-            for r in &due {
-                let row = Row::from(r)?;
-                abandon_in(db, self.env, &row, now)?;
-            }
-            Ok(due.len())
-        })
-    }
+    Ok(out)
 }

@@ -24,36 +24,44 @@
 //!
 //! Invariants are listed in ARCHITECTURE.md ("Engine").
 
-pub mod branches;
+pub mod chain;
 pub mod containers;
 pub mod db;
+pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod imports;
+pub mod levels;
 pub mod limits;
+pub mod lookup;
 pub mod lsn;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod operations;
 pub mod owners;
+pub mod reads;
 pub mod records;
 pub mod retention;
 pub mod schema;
 pub mod snapshots;
+pub mod staging;
+pub mod stats;
 pub mod util;
 pub mod webhooks;
 
-pub use containers::{CollectionStats, Container, ContainerState};
+pub use containers::{Container, ContainerState};
 pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
 pub use imports::Import;
 pub use operations::{
-    CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
+    CancelPolicy, CloneMode, CloneRequest, OpFilter, OpKind, Operation, Status, StepOutcome, Strategy,
     TickReport,
 };
 pub use owners::Owned;
-pub use records::{AsOf, Committed, Version, Write};
+pub use reads::{AsOf, Version};
+pub use records::{Committed, Write};
+pub use stats::CollectionStats;
 pub use snapshots::Snapshot;
 
 /// Tunables. Defaults suit one Spin instance on one machine.

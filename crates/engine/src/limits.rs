@@ -10,46 +10,7 @@
 use crate::db::{exec, one, Db};
 use crate::error::{Error, ErrorKind, Result};
 
-/// One limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// Operations pending or in progress at once.
-    ActiveOperations,
-    /// Resources (containers) alive at once, clone targets included.
-    Resources,
-    /// Bytes of record versions stored, history included.
-    StoredBytes,
-    /// Operations started in any 60 s.
-    StartsPerMinute,
-    /// Records written (imports, puts, deletes) per clock minute.
-    WritesPerMinute,
-}
-
-impl Limit {
-    /// The Spin variable that sets it.
-    pub fn variable(self) -> &'static str {
-        match self {
-            Limit::ActiveOperations => "limit_active_operations",
-            Limit::Resources => "limit_resources",
-            Limit::StoredBytes => "limit_stored_bytes",
-            Limit::StartsPerMinute => "limit_starts_per_minute",
-            Limit::WritesPerMinute => "limit_writes_per_minute",
-        }
-    }
-
-    /// A rate (retry later: HTTP 429) rather than a quota.
-    pub fn is_rate(self) -> bool {
-        matches!(self, Limit::StartsPerMinute | Limit::WritesPerMinute)
-    }
-
-    pub const ALL: [Limit; 5] = [
-        Limit::ActiveOperations,
-        Limit::Resources,
-        Limit::StoredBytes,
-        Limit::StartsPerMinute,
-        Limit::WritesPerMinute,
-    ];
-}
+pub use crate::error::Limit;
 
 /// Each tenant's limits; `0` is unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +162,7 @@ pub(crate) fn check_start(db: &dyn Db, limits: &Limits, tenant: &str, now: i64) 
             db,
             &format!(
                 "SELECT count(*) FROM operations WHERE tenant = ?1 AND status IN {}",
-                crate::operations::ACTIVE
+                crate::schema::ACTIVE
             ),
             tenant,
         )?;

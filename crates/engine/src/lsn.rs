@@ -5,7 +5,7 @@
 //! (containers, snapshots, operations and their chunks, retention) take no
 //! LSN: a chunk copies rows with the LSNs they have in the source.
 
-use crate::db::{one, query, Db, Env};
+use crate::db::{exec, one, query, Db, Env};
 use crate::error::{Error, Result};
 
 /// Take the next LSN inside the caller's record-write transaction.
@@ -50,4 +50,16 @@ pub fn time_of(db: &dyn Db, lsn: i64) -> Result<Option<i64>> {
     )?
     .map(|r| r.i64(0))
     .transpose()
+}
+
+/// Forget LSN → time rows no container can ask for any more: below every
+/// live container's floor (the newest row always stays, so the clock never
+/// goes back).
+pub fn forget_below_floors(db: &dyn Db) -> Result<()> {
+    exec(
+        db,
+        "DELETE FROM lsns WHERE lsn < (SELECT min(floor_lsn) FROM containers WHERE deleting = 0) \
+         AND lsn < (SELECT max(lsn) FROM lsns)",
+        &[],
+    )
 }

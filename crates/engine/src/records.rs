@@ -1,40 +1,22 @@
-//! Versioned records. A write appends a version at the transaction's LSN;
-//! reads pick the newest version at or below an LSN. Every read here is an
-//! index seek or a range scan on `records`' primary key.
+//! Versioned records (`records`): this module is the table's only writer.
+//! A write appends a version at the transaction's LSN; a copy or a
+//! hydration copies versions with the LSNs they have ([`copy_rows`]);
+//! retention deletes superseded ones ([`delete_versions`]); a deleted
+//! container's rows go in chunks ([`purge`]). Reads are in
+//! [`crate::reads`] and [`crate::lookup`].
+//!
+//! Uses: `containers`, `imports` (the open-import check), `limits`,
+//! `lookup`, `chain`, `stats`, `lsn`, `db`, `error`, `util`.
 
 use std::collections::BTreeMap;
 
+use crate::chain::{self, Arm};
 use crate::containers::{self, Container, ContainerState};
-use crate::db::{exec, one, query, read, transaction, Db, Row, Value};
+use crate::db::{changes, exec, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
-use crate::lsn;
+use crate::stats::{self, Delta, Deltas};
 use crate::util::{check_collection, check_json, check_key};
-use crate::Engine;
-
-/// Which state of a container to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsOf {
-    /// The newest committed state.
-    Head,
-    /// The state after the commit with this LSN.
-    Lsn(i64),
-    /// The state at this time (µs since the epoch): the greatest LSN
-    /// committed at or before it.
-    Time(i64),
-}
-
-/// One version of a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    pub collection: String,
-    pub key: String,
-    pub lsn: i64,
-    pub deleted: bool,
-    /// JSON text; `None` for a deletion.
-    pub body: Option<String>,
-    /// When `lsn` committed (µs), if still known.
-    pub committed_at: Option<i64>,
-}
+use crate::{lookup, lsn, Engine};
 
 /// One change in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,57 +56,6 @@ pub struct Committed {
     pub applied: usize,
 }
 
-/// A change to one collection's statistics (`collection_stats`): live
-/// records and their bytes, versions and their bytes.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Delta {
-    pub records: i64,
-    pub bytes: i64,
-    pub versions: i64,
-    pub version_bytes: i64,
-}
-
-fn version_from(r: &Row) -> Result<Version> {
-    Ok(Version {
-        collection: r.text(0)?,
-        key: r.text(1)?,
-        lsn: r.i64(2)?,
-        deleted: r.bool(3)?,
-        body: r.opt_text(4)?,
-        committed_at: r.opt_i64(5)?,
-    })
-}
-
-const VERSION_COLUMNS: &str =
-    "r.collection, r.key, r.lsn, r.deleted, r.body, (SELECT committed_at FROM lsns WHERE lsns.lsn = r.lsn)";
-
-/// Add per-collection deltas to `collection_stats`.
-pub(crate) fn apply_stats(
-    db: &dyn Db,
-    container: i64,
-    deltas: &BTreeMap<String, Delta>,
-) -> Result<()> {
-    for (collection, d) in deltas {
-        exec(
-            db,
-            "INSERT INTO collection_stats (container, collection, records, bytes, versions, version_bytes) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (container, collection) DO UPDATE SET records = records + excluded.records, \
-             bytes = bytes + excluded.bytes, versions = versions + excluded.versions, \
-             version_bytes = version_bytes + excluded.version_bytes",
-            &[
-                container.into(),
-                collection.into(),
-                d.records.into(),
-                d.bytes.into(),
-                d.versions.into(),
-                d.version_bytes.into(),
-            ],
-        )?;
-    }
-    Ok(())
-}
-
 /// Apply `writes` at one new LSN inside the caller's transaction.
 pub(crate) fn write_in(
     db: &dyn Db,
@@ -141,48 +72,16 @@ pub(crate) fn write_in(
     }
     let (lsn, committed_at) = lsn::next(db, env)?;
     // Set-based: one statement reads the newest version of up to
-    // ROWS_PER_STATEMENT keys, one writes as many new versions. On a remote
+    // lookup::ROWS keys, one writes as many new versions. On a remote
     // database every statement is a round trip, so a batch of 1 000 writes
     // costs about 16 of them, not 2 000.
-    let mut heads: Vec<Option<(bool, i64)>> = vec![None; writes.len()];
-    if !c.chain.is_empty() {
-        // A branch: the newest version may be an ancestor's.
-        let keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection(), w.key())).collect();
-        heads = crate::branches::heads(db, &crate::branches::read_arms(c, i64::MAX), &keys)?;
-    }
-    for (part, chunk) in writes
-        .chunks(ROWS_PER_STATEMENT)
-        .enumerate()
-        .filter(|_| c.chain.is_empty())
-    {
-        let base = part * ROWS_PER_STATEMENT;
-        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3 + 1);
-        params.push(c.id.into());
-        for (i, w) in chunk.iter().enumerate() {
-            params.push(((base + i) as i64).into());
-            params.push(w.collection().into());
-            params.push(w.key().into());
-        }
-        let sql = format!(
-            "WITH w(i, collection, key) AS (VALUES {}) \
-             SELECT w.i, r.deleted, r.size FROM w \
-             JOIN records r ON r.container = ?1 AND r.collection = w.collection AND r.key = w.key \
-               AND r.lsn = (SELECT max(lsn) FROM records r2 WHERE r2.container = ?1 \
-                 AND r2.collection = w.collection AND r2.key = w.key)",
-            placeholders(chunk.len(), 3, 2)
-        );
-        for row in query(db, &sql, &params)? {
-            let i = usize::try_from(row.i64(0)?)
-                .ok()
-                .filter(|i| *i < writes.len())
-                .ok_or_else(|| Error::corrupt("head lookup answered an unknown row"))?;
-            heads[i] = Some((row.bool(1)?, row.i64(2)?));
-        }
-    }
+    // A branch's newest version may be an ancestor's.
+    let keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection(), w.key())).collect();
+    let heads = lookup::heads(db, &c.arms(i64::MAX), &keys)?;
     // The state of each key as the batch goes: (written in this batch,
     // live, size). A later write of the same key replaces the earlier one.
     let mut state: BTreeMap<(&str, &str), (bool, bool, i64)> = BTreeMap::new();
-    let mut deltas: BTreeMap<String, Delta> = BTreeMap::new();
+    let mut deltas = Deltas::new();
     let mut rows: BTreeMap<(&str, &str), (bool, Option<&str>, i64)> = BTreeMap::new();
     let mut applied = 0;
     for (w, head) in writes.iter().zip(&heads) {
@@ -218,7 +117,7 @@ pub(crate) fn write_in(
         rows.insert((collection, key), (deleted, body, size));
     }
     let rows: Vec<_> = rows.into_iter().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(lookup::ROWS) {
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 5 + 2);
         params.push(c.id.into());
         params.push(lsn.into());
@@ -236,12 +135,8 @@ pub(crate) fn write_in(
         );
         exec(db, &sql, &params)?;
     }
-    apply_stats(db, c.id, &deltas)?;
-    exec(
-        db,
-        "UPDATE containers SET head_lsn = ?2, updated_at = ?3 WHERE id = ?1",
-        &[c.id.into(), lsn.into(), committed_at.into()],
-    )?;
+    stats::apply(db, c.id, &deltas)?;
+    containers::set_head(db, c.id, lsn, committed_at)?;
     Ok(Committed {
         lsn,
         committed_at,
@@ -249,9 +144,6 @@ pub(crate) fn write_in(
     })
 }
 
-/// Rows per multi-row statement: 128 rows of up to 5 parameters stay under
-/// 999, the smallest limit on bound parameters any SQLite build has had.
-const ROWS_PER_STATEMENT: usize = 128;
 
 /// `(?a, ?b, …), (…), …`: `rows` groups of `per_row` numbered parameters,
 /// the first numbered `first`.
@@ -366,281 +258,84 @@ impl Engine<'_> {
         }
     }
 
-    /// Turn an [`AsOf`] into an LSN for `c`, checking the retained window.
-    pub fn resolve(&self, c: &Container, as_of: AsOf) -> Result<i64> {
-        let now = self.env.now_us();
-        match as_of {
-            AsOf::Head => Ok(i64::MAX),
-            AsOf::Lsn(l) => {
-                if l < 0 {
-                    return Err(Error::invalid("an LSN is not negative"));
-                }
-                let head = lsn::head(self.db)?;
-                if l > head {
-                    return Err(Error::invalid(format!(
-                        "LSN {l} is beyond the newest committed LSN {head}"
-                    )));
-                }
-                if l < c.floor_lsn {
-                    return Err(outside(c, now));
-                }
-                Ok(l)
-            }
-            AsOf::Time(t) => {
-                if t > now {
-                    return Err(Error::invalid(format!(
-                        "{} is in the future (now is {})",
-                        crate::util::rfc3339(t),
-                        crate::util::rfc3339(now)
-                    )));
-                }
-                if t < c.floor_at {
-                    return Err(outside(c, now));
-                }
-                lsn::at_time(self.db, t)
-            }
-        }
-    }
-
-    /// The live version of a record as of a point, or `NotFound`.
-    pub fn get(&self, c: &Container, collection: &str, key: &str, as_of: AsOf) -> Result<Version> {
-        let at = self.resolve(c, as_of)?;
-        let v = if !c.chain.is_empty() {
-            let arms = crate::branches::read_arms(c, at);
-            crate::branches::latest(self.db, &arms, collection, key, VERSION_COLUMNS)?
-                .map(|r| version_from(&r))
-                .transpose()?
-        } else {
-            one(
-            self.db,
-            &format!(
-                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-                 AND r.key = ?3 AND r.lsn <= ?4 AND (r.visible_from IS NULL OR r.visible_from <= ?4) \
-                 ORDER BY r.lsn DESC LIMIT 1"
-            ),
-            &[c.id.into(), collection.into(), key.into(), at.into()],
-        )?
-        .map(|r| version_from(&r))
-        .transpose()?
-        };
-        match v {
-            Some(v) if !v.deleted => Ok(v),
-            _ => Err(Error::not_found(format!(
-                "record {collection}/{key} not found"
-            ))),
-        }
-    }
-
-    /// A record's versions, newest first, including deletions: at most
-    /// `limit` with an LSN below `before` (for paging).
-    pub fn history(
-        &self,
-        c: &Container,
-        collection: &str,
-        key: &str,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<Version>> {
-        let limit = limit.clamp(1, self.config.max_page);
-        if !c.chain.is_empty() {
-            let arms = crate::branches::read_arms(c, i64::MAX);
-            return crate::branches::history(
-                self.db,
-                &arms,
-                collection,
-                key,
-                before.unwrap_or(i64::MAX),
-                limit,
-                VERSION_COLUMNS,
-            )?
-            .iter()
-            .map(version_from)
-            .collect();
-        }
-        query(
-            self.db,
-            &format!(
-                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-                 AND r.key = ?3 AND r.lsn < ?4 ORDER BY r.lsn DESC LIMIT ?5"
-            ),
-            &[c.id.into(), collection.into(), key.into(), before.unwrap_or(i64::MAX).into(), limit.into()],
-        )?
-        .iter()
-        .map(version_from)
-        .collect()
-    }
-
-    /// Live records of one collection as of a point, by key, after `after`.
-    pub fn list(
-        &self,
-        c: &Container,
-        collection: &str,
-        after: Option<&str>,
-        limit: i64,
-        as_of: AsOf,
-    ) -> Result<Vec<Version>> {
-        let at = self.resolve(c, as_of)?;
-        let limit = limit.clamp(1, self.config.max_page);
-        if !c.chain.is_empty() {
-            return self.branch_page(
-                c,
-                at,
-                (collection, after.unwrap_or("")),
-                Some(collection),
-                limit,
-            );
-        }
-        list_in(self.db, c.id, collection, after.unwrap_or(""), at, limit)
-    }
-
-    /// One page of a whole container's live records as of an LSN (from
-    /// [`Engine::resolve`]), ordered by collection then key, after the
-    /// `(collection, key)` cursor. For streaming exports: call until empty.
-    pub fn export_page(
-        &self,
-        c: &Container,
-        at: i64,
-        after: Option<(&str, &str)>,
-        limit: i64,
-    ) -> Result<Vec<Version>> {
-        let (ac, ak) = after.unwrap_or(("", ""));
-        let limit = limit.clamp(1, self.config.max_page);
-        if !c.chain.is_empty() {
-            return self.branch_page(c, at, (ac, ak), None, limit);
-        }
-        read(self.db, |db| export_in(db, c.id, at, (ac, ak), limit))
-    }
 }
 
-/// Live records of one collection of one container as of `at`, by key,
-/// after `after`: a primary-key range scan.
-fn list_in(
+/// Copy the rows of `range` (an SQL condition on alias `r` whose
+/// parameters are `params`) through `arms` into `target`, keeping their
+/// coordinates; a row already there is skipped. A copied row shows from
+/// its own `visible_from`, or its level's `from` when later. Returns how
+/// many rows were written.
+pub(crate) fn copy_rows(
     db: &dyn Db,
-    container: i64,
-    collection: &str,
-    after: &str,
-    at: i64,
-    limit: i64,
-) -> Result<Vec<Version>> {
-    query(
-        db,
-        &format!(
-            "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-             AND r.key > ?3 AND r.lsn <= ?4 AND r.deleted = 0 \
-             AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
-                          AND x.key = r.key AND x.lsn <= ?4 \
-                          AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
-             ORDER BY r.key LIMIT ?5"
-        ),
-        &[container.into(), collection.into(), after.into(), at.into(), limit.into()],
-    )?
-    .iter()
-    .map(version_from)
-    .collect()
-}
-
-/// One page of one container's live records as of `at` in (collection,
-/// key) order after `after`: a primary-key range scan.
-fn export_in(
-    db: &dyn Db,
-    container: i64,
-    at: i64,
-    after: (&str, &str),
-    limit: i64,
-) -> Result<Vec<Version>> {
-    query(
-        db,
-        &format!(
-            "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
-             AND (r.collection, r.key) > (?2, ?3) AND r.lsn <= ?4 AND r.deleted = 0 \
-             AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
-                          AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4 \
-                          AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
-             ORDER BY r.collection, r.key LIMIT ?5"
-        ),
-        &[
-            container.into(),
-            after.0.into(),
-            after.1.into(),
-            at.into(),
-            Value::Integer(limit),
-        ],
-    )?
-    .iter()
-    .map(version_from)
-    .collect()
-}
-
-impl Engine<'_> {
-    /// A page of a branch's live records as of `at` after `after` (only
-    /// `collection` when given): candidate keys merged from every level,
-    /// each resolved to its newest version, deletions skipped — and more
-    /// candidates fetched while deletions leave the page short. One read
-    /// transaction, so every page sees one state.
-    fn branch_page(
-        &self,
-        c: &Container,
-        at: i64,
-        after: (&str, &str),
-        collection: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Version>> {
-        read(self.db, |db| {
-            // Levels with nothing to show drop out; one unfiltered level
-            // left is read like a container of its own.
-            let arms = crate::branches::nonempty(db, crate::branches::read_arms(c, at))?;
-            match arms.as_slice() {
-                [] => return Ok(Vec::new()),
-                [one] if one.collections.is_none() => {
-                    return match collection {
-                        Some(col) => list_in(db, one.container, col, after.1, one.bound, limit),
-                        None => export_in(db, one.container, one.bound, after, limit),
-                    };
-                }
-                _ => {}
-            }
-            let mut out = Vec::new();
-            let mut cursor = (after.0.to_string(), after.1.to_string());
-            loop {
-                let fetch = (limit - out.len() as i64).max(1) + 16;
-                let rows = crate::branches::scan_latest(
-                    db,
-                    &arms,
-                    (&cursor.0, &cursor.1),
-                    collection,
-                    fetch,
-                    VERSION_COLUMNS,
-                )?;
-                let exhausted = (rows.len() as i64) < fetch;
-                for r in &rows {
-                    let v = version_from(r)?;
-                    cursor = (v.collection.clone(), v.key.clone());
-                    if !v.deleted {
-                        out.push(v);
-                        if out.len() as i64 == limit {
-                            return Ok(out);
-                        }
-                    }
-                }
-                if exhausted || rows.is_empty() {
-                    return Ok(out);
-                }
-            }
+    target: i64,
+    arms: &[Arm],
+    range: &str,
+    params: &[Value],
+) -> Result<i64> {
+    let tparam = params.len() + 1;
+    let mut ins = params.to_vec();
+    ins.push(target.into());
+    let parts: Vec<String> = (0..arms.len())
+        .map(|i| {
+            format!(
+                "SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size, \
+                 CASE WHEN {from} > coalesce(r.visible_from, 0) THEN {from} ELSE r.visible_from END \
+                 FROM records r WHERE {} AND {range}",
+                chain::visible(arms, i),
+                from = arms[i].from
+            )
         })
-    }
+        .collect();
+    exec(
+        db,
+        &format!(
+            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {}",
+            parts.join(" UNION ALL ")
+        ),
+        &ins,
+    )?;
+    changes(db)
 }
 
-fn outside(c: &Container, now: i64) -> Error {
-    Error::new(
-        ErrorKind::OutsideRetention {
-            from: c.floor_at,
-            to: now,
-        },
-        format!(
-            "{} keeps history from {} to now ({}); the requested point is outside it",
-            c.reference(),
-            crate::util::rfc3339(c.floor_at),
-            crate::util::rfc3339(now)
+/// Delete the versions `doomed` selects (an SQL condition on alias `r`
+/// with parameters `params`), after counting them per collection. Returns
+/// how many went and what the container's statistics lose; the caller
+/// (retention) applies that, and what readers through the container lose,
+/// in the same transaction.
+pub(crate) fn delete_versions(db: &dyn Db, doomed: &str, params: &[Value]) -> Result<(i64, Deltas)> {
+    let mut lost = Deltas::new();
+    for s in crate::db::query(
+        db,
+        &format!("SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed} GROUP BY r.collection"),
+        params,
+    )? {
+        lost.insert(
+            s.text(0)?,
+            Delta {
+                versions: -s.i64(1)?,
+                version_bytes: -s.i64(2)?,
+                ..Delta::default()
+            },
+        );
+    }
+    exec(
+        db,
+        &format!(
+            "DELETE FROM records WHERE (container, collection, key, lsn) IN \
+             (SELECT r.container, r.collection, r.key, r.lsn FROM records r WHERE {doomed})"
         ),
-    )
+        params,
+    )?;
+    Ok((changes(db)?, lost))
+}
+
+/// Delete up to `limit` rows of a deleted container; returns how many went.
+pub(crate) fn purge(db: &dyn Db, container: i64, limit: i64) -> Result<i64> {
+    exec(
+        db,
+        "DELETE FROM records WHERE (container, collection, key, lsn) IN \
+         (SELECT container, collection, key, lsn FROM records WHERE container = ?1 LIMIT ?2)",
+        &[container.into(), limit.into()],
+    )?;
+    changes(db)
 }

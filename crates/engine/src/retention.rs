@@ -15,12 +15,18 @@
 //! A branch that still reads through ancestors is not pruned until it is
 //! hydrated: its statistics count what it sees through them, which its own
 //! pruning could not account for.
+//!
+//! This module owns `prune_passes`; what it deletes and recounts goes
+//! through the owners of those tables (`records`, `stats`, `containers`,
+//! `snapshots`, `lsn`).
+//!
+//! Uses: `records`, `stats`, `levels`, `chain`, `containers`, `snapshots`,
+//! `lsn`, `db`, `error`.
 
-use crate::branches;
-use crate::db::{changes, exec, one, transaction, Db, Value};
+use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::Result;
-use crate::records::Delta;
-use crate::{lsn, Engine};
+use crate::stats::{self, Delta, Deltas};
+use crate::{chain, containers, levels, lsn, records, snapshots, Engine};
 
 impl Engine<'_> {
     /// One bounded pruning step over at most `limit` rows of one container.
@@ -31,11 +37,7 @@ impl Engine<'_> {
         let cutoff_time = now - retention_us;
         transaction(self.db, |db| {
             // Scheduled snapshots expire with the window.
-            exec(
-                db,
-                "DELETE FROM snapshots WHERE scheduled = 1 AND created_at < ?1",
-                &[cutoff_time.into()],
-            )?;
+            snapshots::expire_scheduled(db, cutoff_time)?;
             // An open pass, or a container whose floor can rise.
             let open = one(
                 db,
@@ -77,11 +79,7 @@ impl Engine<'_> {
                         return Ok(0);
                     }
                     let floor_at = lsn::time_of(db, pin)?.unwrap_or(cutoff_time);
-                    exec(
-                        db,
-                        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3 WHERE id = ?1",
-                        &[container.into(), pin.into(), floor_at.into()],
-                    )?;
+                    containers::set_floor(db, container, pin, floor_at)?;
                     exec(
                         db,
                         "INSERT INTO prune_passes (container, pin, collection, key) VALUES (?1, ?2, '', '')",
@@ -130,34 +128,12 @@ impl Engine<'_> {
             let mut gone = 0;
             for rule in [superseded, lone_tombstone] {
                 let doomed = format!("r.container = ?1 AND {range} AND r.lsn <= ?4 AND {rule}");
-                // Stats first: the versions about to go, per collection.
-                let stats = crate::db::query(
-                    db,
-                    &format!("SELECT r.collection, count(*), sum(r.size) FROM records r WHERE {doomed} GROUP BY r.collection"),
-                    &p,
-                )?;
-                // Then what every branch that sees them loses, while they
-                // are still there to count.
+                // What every branch that sees them loses, while they are
+                // still there to count; then they go.
                 dependents_lose(db, container, &doomed, &p)?;
-                exec(
-                    db,
-                    &format!(
-                        "DELETE FROM records WHERE (container, collection, key, lsn) IN \
-                         (SELECT r.container, r.collection, r.key, r.lsn FROM records r WHERE {doomed})"
-                    ),
-                    &p,
-                )?;
-                gone += changes(db)?;
-                let mut deltas = std::collections::BTreeMap::new();
-                for s in &stats {
-                    let d = Delta {
-                        versions: -s.i64(1)?,
-                        version_bytes: -s.i64(2)?,
-                        ..Delta::default()
-                    };
-                    deltas.insert(s.text(0)?, d);
-                }
-                crate::records::apply_stats(db, container, &deltas)?;
+                let (n, lost) = records::delete_versions(db, &doomed, &p)?;
+                gone += n;
+                stats::apply(db, container, &lost)?;
             }
             match &end {
                 Some(e) => {
@@ -173,13 +149,7 @@ impl Engine<'_> {
                         "DELETE FROM prune_passes WHERE container = ?1",
                         &[container.into()],
                     )?;
-                    // LSN → time rows no container can ask for any more.
-                    exec(
-                        db,
-                        "DELETE FROM lsns WHERE lsn < (SELECT min(floor_lsn) FROM containers WHERE deleting = 0) \
-                         AND lsn < (SELECT max(lsn) FROM lsns)",
-                        &[],
-                    )?;
+                    lsn::forget_below_floors(db)?;
                 }
             }
             Ok(gone)
@@ -196,17 +166,11 @@ impl Engine<'_> {
 /// version is (every pruned version is superseded, or a deletion, at or
 /// below the pin, and the pin is at or below every dependent's bound).
 fn dependents_lose(db: &dyn Db, container: i64, doomed: &str, p: &[Value]) -> Result<()> {
-    let dependents = crate::db::query(
-        db,
-        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL",
-        &[container.into()],
-    )?;
-    for d in dependents {
-        let id = d.i64(0)?;
-        let Some(x) = crate::containers::by_id(db, id)? else {
+    for id in levels::history_readers(db, container)? {
+        let Some(x) = containers::by_id(db, id)? else {
             continue;
         };
-        let arms = branches::read_arms(&x, i64::MAX);
+        let arms = x.arms(i64::MAX);
         // What x sees of `container`: its level's filter (a history level).
         let Some(level) = x
             .chain
@@ -217,16 +181,12 @@ fn dependents_lose(db: &dyn Db, container: i64, doomed: &str, p: &[Value]) -> Re
         };
         let mut only = String::new();
         if let Some(cols) = &level.collections {
-            let list: Vec<String> = cols
-                .iter()
-                .map(|c| format!("'{}'", c.replace('\'', "''")))
-                .collect();
-            only = format!(" AND r.collection IN ({})", list.join(","));
+            only = format!(" AND r.collection IN ({})", chain::literal_list(cols));
         }
         let elsewhere: Vec<String> = arms
             .iter()
             .filter(|a| a.container != container)
-            .map(|a| branches::arm_rows(a, "y"))
+            .map(|a| chain::arm_rows(a, "y"))
             .collect();
         let held = if elsewhere.is_empty() {
             String::new()
@@ -247,7 +207,7 @@ fn dependents_lose(db: &dyn Db, container: i64, doomed: &str, p: &[Value]) -> Re
             ),
             p,
         )?;
-        let mut deltas = std::collections::BTreeMap::new();
+        let mut deltas = Deltas::new();
         for s in &lost {
             deltas.insert(
                 s.text(0)?,
@@ -258,7 +218,7 @@ fn dependents_lose(db: &dyn Db, container: i64, doomed: &str, p: &[Value]) -> Re
                 },
             );
         }
-        crate::records::apply_stats(db, id, &deltas)?;
+        stats::apply(db, id, &deltas)?;
     }
     Ok(())
 }

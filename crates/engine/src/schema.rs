@@ -428,9 +428,15 @@ fn split_statements(sql: &str) -> Vec<String> {
     out
 }
 
+/// The statuses of an operation still under way, as an SQL list for
+/// `status IN …`: word for word the predicate of the partial indexes on
+/// `operations` above (a test holds them together), so that SQLite uses
+/// them for every query written with it.
+pub(crate) const ACTIVE: &str = "('pending', 'in_progress')";
+
 #[cfg(test)]
 mod tests {
-    /// The queries' `status IN …` (`operations::ACTIVE`) and the partial
+    /// The queries' `status IN …` ([`ACTIVE`]) and the partial
     /// indexes' predicates are the same words, so that SQLite uses the
     /// indexes for them.
     #[test]
@@ -438,7 +444,7 @@ mod tests {
         let all = super::MIGRATIONS.concat();
         let predicates = all.matches("status IN (").count();
         assert!(predicates >= 3, "the partial indexes on operations");
-        let ours = format!("status IN {}", crate::operations::ACTIVE);
+        let ours = format!("status IN {}", super::ACTIVE);
         assert_eq!(all.matches(&ours).count(), predicates, "{ours}");
     }
 }

@@ -1,8 +1,11 @@
-//! Snapshots: a snapshot is an LSN of a container, taken on demand or on a
-//! schedule by the worker. `last_snapshot` forks read as of the newest one.
+//! Snapshots (`snapshots`): a snapshot is an LSN of a container, taken on
+//! demand or on a schedule by the worker. `last_snapshot` forks read as of
+//! the newest one. This module is the table's only writer.
+//!
+//! Uses: `containers`, `lsn`, `db`, `error`, `util`.
 
 use crate::containers::{self, Container};
-use crate::db::{one, query, transaction, Db, Row};
+use crate::db::{exec, one, query, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lsn;
 use crate::Engine;
@@ -58,6 +61,25 @@ pub(crate) fn newest(db: &dyn Db, container: i64) -> Result<Option<Snapshot>> {
     )?
     .map(|r| from_row(&r))
     .transpose()
+}
+
+/// Scheduled snapshots taken before `before` (µs) expire with the
+/// retention window.
+pub(crate) fn expire_scheduled(db: &dyn Db, before: i64) -> Result<()> {
+    exec(
+        db,
+        "DELETE FROM snapshots WHERE scheduled = 1 AND created_at < ?1",
+        &[before.into()],
+    )
+}
+
+/// A purged container's snapshots go with it.
+pub(crate) fn clear(db: &dyn Db, container: i64) -> Result<()> {
+    exec(
+        db,
+        "DELETE FROM snapshots WHERE container = ?1",
+        &[container.into()],
+    )
 }
 
 impl Engine<'_> {

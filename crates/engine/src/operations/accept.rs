@@ -7,13 +7,11 @@
 use super::lifecycle::ensure_none_active;
 use super::rows::load;
 use super::types::{CloneMode, CloneRequest, Operation, Status, Strategy};
-use crate::branches;
 use crate::containers::{self, Container, ContainerState};
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
-use crate::limits;
-use crate::records::apply_stats;
+use crate::{levels, limits, stats};
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
 use crate::{lsn, snapshots, Engine};
@@ -43,7 +41,7 @@ impl Engine<'_> {
             let target = create_target(db, req, &source, snapshot_lsn, now)?;
             let collections = collections_json(req);
             let (records_total, bytes_total) = match req.mode {
-                CloneMode::Copy => estimate(db, &source, req.history, collections.clone())?,
+                CloneMode::Copy => stats::estimate(db, source.id, req.history, collections.clone())?,
                 CloneMode::Branch => make_branch(db, req, &source, &target, snapshot_lsn)?,
             };
             // A branch stores nothing until written or hydrated: what the
@@ -78,14 +76,14 @@ impl Engine<'_> {
             )?;
             let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             let op = self.finish(db, &op, Status::Succeeded, None, now)?;
-            let deep = target_depth(db, target.id)? > self.config.max_branch_depth;
+            let deep = levels::depth(db, target.id)? > self.config.max_branch_depth;
             if req.hydrate || deep {
                 let reason = if req.hydrate {
                     "requested"
                 } else {
                     "the branch is too deep"
                 };
-                super::hydrate::start_hydration(db, self.env, target.id, reason, now)?;
+                self.start_hydration(db, target.id, reason, now)?;
             }
             Ok((op, false))
         })
@@ -297,17 +295,10 @@ fn create_target(
     } else {
         (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now))
     };
-    let expires_at = req.ttl_us.map(|ttl| now.saturating_add(ttl));
-    exec(
-        db,
-        "UPDATE containers SET floor_lsn = ?2, floor_at = ?3, expires_at = ?4 WHERE id = ?1",
-        &[
-            target.id.into(),
-            floor_lsn.into(),
-            floor_at.into(),
-            expires_at.into(),
-        ],
-    )?;
+    containers::set_floor(db, target.id, floor_lsn, floor_at)?;
+    if let Some(ttl) = req.ttl_us {
+        containers::set_expiry(db, target.id, Some(now.saturating_add(ttl)), now)?;
+    }
     Ok(target)
 }
 
@@ -321,26 +312,18 @@ fn make_branch(
     target: &Container,
     snapshot_lsn: i64,
 ) -> Result<(i64, i64)> {
-    let filter = req.collections.as_deref();
-    let levels = branches::derive_levels(source, snapshot_lsn, req.history, filter);
-    branches::insert_levels(db, target.id, &levels)?;
-    let stats = branches::stats_at_base(db, source, snapshot_lsn, req.history, filter)?;
-    apply_stats(db, target.id, &stats)?;
+    let stats = levels::create_branch(
+        db,
+        target.id,
+        source.id,
+        &source.chain,
+        snapshot_lsn,
+        req.history,
+        req.collections.as_deref(),
+    )?;
     Ok(stats
         .values()
         .fold((0, 0), |(n, b), d| (n + d.versions, b + d.version_bytes)))
-}
-
-/// How many levels a container reads through.
-fn target_depth(db: &dyn Db, id: i64) -> Result<usize> {
-    Ok(one(
-        db,
-        "SELECT count(*) FROM branch_levels WHERE container = ?1",
-        &[id.into()],
-    )?
-    .map(|r| r.i64(0))
-    .transpose()?
-    .unwrap_or(0) as usize)
 }
 
 /// The collection filter as a JSON array (None: all collections).
@@ -348,26 +331,6 @@ fn collections_json(req: &CloneRequest) -> Option<String> {
     req.collections
         .as_ref()
         .map(|c| serde_json::to_string(c).unwrap_or_default())
-}
-
-/// Estimated `(records, bytes)` from the source's statistics (the totals
-/// become exact when the copy ends).
-fn estimate(
-    db: &dyn Db,
-    source: &Container,
-    history: bool,
-    collections: Option<String>,
-) -> Result<(i64, i64)> {
-    let est = one(
-        db,
-        "SELECT coalesce(sum(CASE WHEN ?2 THEN versions ELSE records END), 0), \
-                coalesce(sum(CASE WHEN ?2 THEN version_bytes ELSE bytes END), 0) \
-         FROM collection_stats WHERE container = ?1 \
-         AND (?3 IS NULL OR collection IN (SELECT value FROM json_each(?3)))",
-        &[source.id.into(), history.into(), collections.into()],
-    )?
-    .ok_or_else(|| Error::corrupt("aggregate gave no row"))?;
-    Ok((est.i64(0)?, est.i64(1)?))
 }
 
 /// A notification destination: an http(s) URL to a public address (or a

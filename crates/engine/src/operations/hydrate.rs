@@ -16,84 +16,82 @@
 use serde_json::json;
 
 use super::rows::load;
-use super::types::Operation;
+use super::types::{OpKind, Operation};
 use crate::containers::{self, Container};
-use crate::db::{exec, one, transaction, Db};
+use crate::db::{exec, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
 use crate::util::new_id;
-use crate::{Engine, Env};
+use crate::Engine;
 
 /// The exclusive key of a container's hydration: one at a time.
 fn key(container: i64) -> String {
     format!("hydrate:{container}")
 }
 
-/// Start hydrating `container` unless a hydration is already active;
-/// returns the active or new operation's id, or None when the container
-/// reads through nothing.
-pub(crate) fn start_hydration(
-    db: &dyn Db,
-    env: &dyn Env,
-    container: i64,
-    reason: &str,
-    now: i64,
-) -> Result<Option<String>> {
-    let Some(c) = containers::by_id(db, container)? else {
-        return Ok(None);
-    };
-    if c.chain.is_empty() {
-        return Ok(None);
-    }
-    let snapshot = c.chain.iter().map(|l| l.bound).max().unwrap_or(0);
-    if let Some(id) = super::lifecycle::active_with_key(db, &key(container))? {
-        let active = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
-        if active.snapshot_lsn < snapshot {
-            restart(db, &id, container, snapshot, reason, now)?;
+impl Engine<'_> {
+    /// Start hydrating `container` unless a hydration is already active;
+    /// returns the active or new operation's id, or None when the container
+    /// reads through nothing. Its chunks start at
+    /// [`Config::initial_chunk`](crate::Config) records.
+    pub(crate) fn start_hydration(
+        &self,
+        db: &dyn Db,
+        container: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let Some(c) = containers::by_id(db, container)? else {
+            return Ok(None);
+        };
+        if c.chain.is_empty() {
+            return Ok(None);
         }
-        return Ok(Some(id));
+        let snapshot = c.chain.iter().map(|l| l.bound).max().unwrap_or(0);
+        if let Some(id) = super::lifecycle::active_with_key(db, &key(container))? {
+            let active = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+            if active.snapshot_lsn < snapshot {
+                restart(db, &id, container, snapshot, reason, now)?;
+            }
+            return Ok(Some(id));
+        }
+        let (records, bytes) = totals(db, container)?;
+        let id = new_id(self.env);
+        let reference = c.reference();
+        exec(
+            db,
+            "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
+               snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
+               created_at, updated_at) \
+             VALUES (?1, 'native', ?2, ?3, ?4, ?5, ?4, ?5, 'now', ?6, 1, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            &[
+                id.as_str().into(),
+                c.tenant.as_str().into(),
+                OpKind::Hydrate.label().into(),
+                c.id.into(),
+                reference.as_str().into(),
+                snapshot.into(),
+                key(container).into(),
+                records.into(),
+                bytes.into(),
+                self.config.initial_chunk.into(),
+                json!({ "reason": reason }).to_string().into(),
+                now.into(),
+            ],
+        )?;
+        let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
+        let mut data = op.progress_json();
+        data["reason"] = json!(reason);
+        append(db, &id, now, "created", &data)?;
+        Ok(Some(id))
     }
-    let (records, bytes) = totals(db, container)?;
-    let id = new_id(env);
-    let reference = c.reference();
-    exec(
-        db,
-        "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
-           snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
-           created_at, updated_at) \
-         VALUES (?1, ?2, ?3, 'hydrate', ?4, ?5, ?4, ?5, 'now', ?6, 1, 'pending', ?7, ?8, ?9, 2000, ?10, ?11, ?11)",
-        &[
-            id.as_str().into(),
-            "native".into(),
-            c.tenant.as_str().into(),
-            c.id.into(),
-            reference.as_str().into(),
-            snapshot.into(),
-            key(container).into(),
-            records.into(),
-            bytes.into(),
-            json!({ "reason": reason }).to_string().into(),
-            now.into(),
-        ],
-    )?;
-    let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
-    let mut data = op.progress_json();
-    data["reason"] = json!(reason);
-    append(db, &id, now, "created", &data)?;
-    Ok(Some(id))
 }
 
 /// What a hydration of `container` reads through: the versions and bytes
 /// its statistics count.
 fn totals(db: &dyn Db, container: i64) -> Result<(i64, i64)> {
-    one(
-        db,
-        "SELECT coalesce(sum(versions), 0), coalesce(sum(version_bytes), 0) FROM collection_stats WHERE container = ?1",
-        &[container.into()],
-    )?
-    .map(|r| -> Result<(i64, i64)> { Ok((r.i64(0)?, r.i64(1)?)) })
-    .transpose()
-    .map(|t| t.unwrap_or((0, 0)))
+    let t = crate::stats::totals(db, container)?;
+    Ok((t.versions, t.version_bytes))
 }
 
 /// A level was added under an active hydration (an import committed into
@@ -159,7 +157,7 @@ impl Engine<'_> {
             let Some(fresh) = containers::by_id(db, c.id)? else {
                 return Err(Error::not_found(format!("{} not found", c.reference())));
             };
-            match start_hydration(db, self.env, fresh.id, "requested", now)? {
+            match self.start_hydration(db, fresh.id, "requested", now)? {
                 Some(id) => Ok(load(db, &id)?),
                 None => Ok(None),
             }

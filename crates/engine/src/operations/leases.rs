@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::rows::load;
-use super::types::ACTIVE;
+use crate::schema::ACTIVE;
 use crate::db::{exec, one, transaction};
 use crate::error::{Error, Result};
 use crate::events::append;

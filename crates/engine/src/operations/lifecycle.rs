@@ -1,14 +1,16 @@
-//! Ending and restarting operations: cancel, retry, fail, and `finish`,
-//! which every end goes through (status, target state, events,
-//! notifications) — except a hydration or verification canceled because
-//! its container is being deleted (`hydrate::cancel_for_deleted`, inside
-//! the deletion's cascade: the container goes, so there is no target state
-//! to set and no one to notify).
+//! Ending and restarting operations: retry, fail, and `finish`, which
+//! every end goes through (status, target state, events, notifications) —
+//! except a hydration or verification canceled because its container is
+//! being deleted (`hydrate::cancel_for_deleted`, inside the deletion's
+//! cascade: the container goes, so there is no target state to set and no
+//! one to notify). Canceling is [`crate::deletion`]'s: a canceled copy's
+//! target is deleted.
 
 use serde_json::json;
 
 use super::rows::{load, load_for};
-use super::types::{CancelPolicy, Operation, Status, ACTIVE};
+use super::types::{OpKind, Operation, Status};
+use crate::schema::ACTIVE;
 use crate::containers::{self, ContainerState};
 use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
@@ -17,31 +19,6 @@ use crate::util::rfc3339;
 use crate::Engine;
 
 impl Engine<'_> {
-    /// Cancel an operation. Pending ones always cancel; in-progress ones by
-    /// `policy`; ended ones answer `InvalidState`. The target is removed.
-    pub fn cancel(&self, tenant: &str, id: &str, policy: CancelPolicy) -> Result<Operation> {
-        let now = self.env.now_us();
-        transaction(self.db, |db| {
-            let op = load_for(db, tenant, id)?;
-            match (op.status, policy) {
-                (Status::Pending, _) | (Status::InProgress, CancelPolicy::RemoveTarget) => {}
-                (Status::InProgress, CancelPolicy::Refuse) => {
-                    return Err(Error::state(
-                        "in_progress",
-                        format!("operation {id} is in progress and cannot be canceled"),
-                    ))
-                }
-                (s, _) => {
-                    return Err(Error::state(
-                        s.as_str(),
-                        format!("operation {id} has already ended ({})", s.as_str()),
-                    ))
-                }
-            }
-            self.finish(db, &op, Status::Canceled, None, now)
-        })
-    }
-
     /// Retry a failed operation: it becomes pending again and resumes from
     /// its cursor (nothing copied is copied twice).
     pub fn retry(&self, tenant: &str, id: &str) -> Result<Operation> {
@@ -95,7 +72,7 @@ impl Engine<'_> {
 
     /// End an operation inside the caller's transaction: set the status,
     /// the target's state, events and notifications.
-    pub(super) fn finish(
+    pub(crate) fn finish(
         &self,
         db: &dyn Db,
         op: &Operation,
@@ -110,25 +87,22 @@ impl Engine<'_> {
              bytes_total = CASE WHEN ?2 = 'succeeded' THEN bytes_copied ELSE bytes_total END WHERE id = ?1",
             &[op.id.as_str().into(), status.as_str().into(), error.into(), now.into()],
         )?;
-        // A verification reads its container and changes nothing of it.
-        if op.kind == "verify" {
-        } else {
-            match (status, op.kind == "hydrate") {
-                // A hydrated branch reads through nothing any more; one that
-                // failed or was canceled keeps reading through its ancestors.
-                (Status::Succeeded, true) => crate::branches::detach(db, op.target)?,
-                (_, true) => {}
-                (Status::Succeeded, false) => {
-                    containers::set_state(db, op.target, ContainerState::Ready, now)?
-                }
-                (Status::Failed, false) => {
-                    containers::set_state(db, op.target, ContainerState::Failed, now)?
-                }
-                (Status::Canceled, false) => {
-                    containers::mark_deleting(db, self.env, op.target, now)?
-                }
-                _ => {}
+        match (op.op_kind(), status) {
+            // A verification reads its container and changes nothing of it.
+            (OpKind::Verify, _) => {}
+            // A hydrated branch reads through nothing any more; one that
+            // failed or was canceled keeps reading through its ancestors.
+            (OpKind::Hydrate, Status::Succeeded) => crate::levels::detach(db, op.target)?,
+            (OpKind::Hydrate, _) => {}
+            (OpKind::Copy, Status::Succeeded) => {
+                containers::set_state(db, op.target, ContainerState::Ready, now)?
             }
+            (OpKind::Copy, Status::Failed) => {
+                containers::set_state(db, op.target, ContainerState::Failed, now)?
+            }
+            // A canceled copy's target is deleted by the caller
+            // (`Engine::cancel`, whose cascade is above this module).
+            (OpKind::Copy, _) => {}
         }
         let op = load(db, &op.id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
         let mut data = op.progress_json();
@@ -182,7 +156,7 @@ pub(super) fn ensure_none_active(db: &dyn Db, key: &str, source: &str) -> Result
 
 /// The active operation holding exclusive `key`, if any (at most one: a
 /// partial unique index).
-pub(super) fn active_with_key(db: &dyn Db, key: &str) -> Result<Option<String>> {
+pub(crate) fn active_with_key(db: &dyn Db, key: &str) -> Result<Option<String>> {
     one(
         db,
         &format!("SELECT id FROM operations WHERE exclusive_key = ?1 AND status IN {ACTIVE}"),

@@ -9,14 +9,17 @@
 //! - `types`: the operation types (strategy, status, request, operation, reports);
 //! - `rows`: row mapping, loading and listing;
 //! - `accept`: accepting a copy (`create_operation`) and destination checks;
-//! - `lifecycle`: cancel, retry, fail and `finish`; the one-active-per-key rule;
+//! - `lifecycle`: retry, fail and `finish`; the one-active-per-key rule
+//!   (canceling, which deletes a copy's target, is `crate::deletion`'s);
 //! - `leases`: claim, release, next runnable;
+//! - `chunks`: a chunk's range and statistics (shared by `step` and `verify`);
 //! - `step`: the chunk step and its chunk-size rule;
 //! - `hydrate`: materialising a branch (a `hydrate` operation);
 //! - `verify`: an fsck of one container (a `verify` operation): counts against statistics;
 //! - `tick`: the worker tick and `nudge`.
 
 mod accept;
+mod chunks;
 mod hydrate;
 mod leases;
 mod lifecycle;
@@ -27,9 +30,10 @@ mod types;
 mod verify;
 
 pub use accept::check_destination;
-pub(crate) use hydrate::{cancel_for_deleted, start_hydration};
-pub(crate) use types::ACTIVE;
+pub(crate) use hydrate::cancel_for_deleted;
+pub(crate) use rows::load_for;
+pub(crate) use types::IN_PLACE;
 pub use types::{
-    CancelPolicy, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
+    CancelPolicy, OpKind, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
     TickReport,
 };

@@ -68,7 +68,7 @@ pub(crate) fn load(db: &dyn Db, id: &str) -> Result<Option<Operation>> {
     .transpose()
 }
 
-pub(super) fn load_for(db: &dyn Db, tenant: &str, id: &str) -> Result<Operation> {
+pub(crate) fn load_for(db: &dyn Db, tenant: &str, id: &str) -> Result<Operation> {
     match load(db, id)? {
         Some(op) if op.tenant == tenant => Ok(op),
         _ => Err(Error::not_found(format!("operation {id} not found"))),

@@ -2,18 +2,18 @@
 //! cursor with `INSERT OR IGNORE … SELECT`, updates the target's statistics,
 //! the cursor, counters and lease, and ends the operation after the last
 //! chunk. A copy and a hydration share it: both read a list of containers
-//! (see [`crate::branches`]) in (collection, key, LSN) order, so the cursor
+//! (see [`crate::chain`]) in (collection, key, LSN) order, so the cursor
 //! means the same thing when a level is dropped between two chunks.
 
+use super::chunks::{chunk_range, chunk_stats, ChunkRange};
 use super::rows::load;
-use super::types::{Operation, Status, StepOutcome};
-use crate::branches::{self, Arm};
+use super::types::{OpKind, Operation, Status, StepOutcome};
+use crate::chain::{self, Arm};
 use crate::containers;
-use crate::db::{changes, exec, one, query, transaction, Db, Value};
+use crate::db::{exec, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
-use crate::records::{apply_stats, Delta};
-use crate::{Config, Engine};
+use crate::{records, stats, Config, Engine};
 
 impl Engine<'_> {
     /// Copy one chunk of at most `limit` records (None: the operation's
@@ -43,7 +43,7 @@ impl Engine<'_> {
                 });
             }
             let n = limit.unwrap_or(op.chunk_size).max(1);
-            let chunk = if op.kind == "verify" {
+            let chunk = if op.op_kind() == OpKind::Verify {
                 let seen = super::verify::chunk(db, &op, n)?;
                 Chunk {
                     copied: seen.versions,
@@ -85,7 +85,7 @@ impl Engine<'_> {
             )?;
             let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             let status = if finished_copy {
-                if op.kind == "verify" {
+                if op.op_kind() == OpKind::Verify {
                     let report = super::verify::report(db, &op)?;
                     super::verify::store_report(db, &op, &report)?;
                 }
@@ -159,121 +159,21 @@ struct Chunk {
 /// hydration reads the branch's own levels, and the branch's statistics
 /// already count everything it reads through.
 fn plan(db: &dyn Db, op: &Operation) -> Result<(Vec<Arm>, bool)> {
-    if op.kind == "hydrate" {
+    if op.op_kind() == OpKind::Hydrate {
         let target = containers::by_id(db, op.target)?
             .ok_or_else(|| Error::corrupt("hydration target vanished"))?;
-        return Ok((branches::copy_arms(&target.chain), false));
+        return Ok((chain::copy_arms(&target.chain), false));
     }
     let source =
         containers::by_id(db, op.source)?.ok_or_else(|| Error::corrupt("copy source vanished"))?;
-    let levels = branches::derive_levels(
-        &source,
+    let levels = chain::derive_levels(
+        source.id,
+        &source.chain,
         op.snapshot_lsn,
         op.history,
         op.collections.as_deref(),
     );
-    Ok((branches::copy_arms(&levels), true))
-}
-
-/// `SELECT {cols} FROM records r WHERE <arm i shows r> AND {range}` for
-/// every arm, joined by `UNION` (which also drops a version two containers
-/// hold).
-pub(super) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
-    (0..arms.len())
-        .map(|i| {
-            format!(
-                "SELECT {cols} FROM records r WHERE {} AND {range}",
-                branches::visible(arms, i)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(join)
-}
-
-/// The rows of one chunk: at most `n` rows after `cursor` through `arms`,
-/// in `(collection, key, lsn)` order, as an SQL condition on alias `r` with
-/// its parameters (`?1`…`?6`).
-pub(super) struct ChunkRange {
-    /// The chunk's last row (None: the rows run out within `n`).
-    pub end: Option<(String, String, i64)>,
-    pub sql: String,
-    pub params: Vec<Value>,
-}
-
-/// The range of the next chunk: its last row is the n-th row after the
-/// cursor (an ORDER BY on the compound itself: SQLite merges the arms'
-/// index orders and stops at the LIMIT).
-pub(super) fn chunk_range(
-    db: &dyn Db,
-    arms: &[Arm],
-    cursor: &(String, String, i64),
-    n: i64,
-) -> Result<ChunkRange> {
-    let (cc, ck, cl) = cursor.clone();
-    let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
-    let end = one(
-        db,
-        &format!(
-            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
-            union(arms, "r.collection, r.key, r.lsn", after, " UNION ")
-        ),
-        &[
-            cc.as_str().into(),
-            ck.as_str().into(),
-            cl.into(),
-            (n - 1).into(),
-        ],
-    )?
-    .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
-    .transpose()?;
-    let mut sql = after.to_string();
-    let mut params: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
-    if let Some((ec, ek, el)) = &end {
-        sql.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
-        params.push(ec.into());
-        params.push(ek.into());
-        params.push((*el).into());
-    }
-    Ok(ChunkRange { end, sql, params })
-}
-
-/// Statistics of a chunk's rows per collection: versions and their bytes,
-/// and the live ones (the newest through `arms` and not a deletion).
-pub(super) fn chunk_stats(
-    db: &dyn Db,
-    arms: &[Arm],
-    range: &ChunkRange,
-) -> Result<std::collections::BTreeMap<String, Delta>> {
-    let live = format!(
-        "(r.deleted = 0 AND r.lsn = {})",
-        branches::newest(arms, "r.collection", "r.key")
-    );
-    let rows = query(
-        db,
-        &format!(
-            "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
-            union(
-                arms,
-                &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"),
-                &range.sql,
-                " UNION "
-            )
-        ),
-        &range.params,
-    )?;
-    let mut out = std::collections::BTreeMap::new();
-    for s in &rows {
-        out.insert(
-            s.text(0)?,
-            Delta {
-                versions: s.i64(1)?,
-                version_bytes: s.i64(2)?,
-                records: s.i64(3)?,
-                bytes: s.i64(4)?,
-            },
-        );
-    }
-    Ok(out)
+    Ok((chain::copy_arms(&levels), true))
 }
 
 /// Copy at most `n` rows after the operation's cursor into its target (and
@@ -296,39 +196,12 @@ fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
             copied += d.versions;
             bytes += d.version_bytes;
         }
-        apply_stats(db, op.target, &deltas)?;
+        stats::apply(db, op.target, &deltas)?;
     }
-    let ChunkRange {
-        end,
-        sql: range,
-        params: p,
-    } = chunk;
-    let tparam = p.len() + 1;
-    let mut ins = p;
-    ins.push(op.target.into());
-    // A copied row keeps when it shows: its own `visible_from`, or its
-    // level's `from` when later.
-    let parts: Vec<String> = (0..arms.len())
-        .map(|i| {
-            format!(
-                "SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size, \
-                 CASE WHEN {from} > coalesce(r.visible_from, 0) THEN {from} ELSE r.visible_from END \
-                 FROM records r WHERE {} AND {range}",
-                branches::visible(&arms, i),
-                from = arms[i].from
-            )
-        })
-        .collect();
-    exec(
-        db,
-        &format!(
-            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {}",
-            parts.join(" UNION ALL ")
-        ),
-        &ins,
-    )?;
+    let ChunkRange { end, sql, params } = chunk;
+    let written = records::copy_rows(db, op.target, &arms, &sql, &params)?;
     if !keep_stats {
-        copied = changes(db)?;
+        copied = written;
     }
     Ok(Chunk { copied, bytes, end })
 }

@@ -6,11 +6,43 @@ use serde_json::{json, Value as Json};
 use crate::containers::Container;
 use crate::error::{Error, Result};
 
-/// The statuses of an operation still under way, as an SQL list for
-/// `status IN …`. Word for word the predicate of the partial indexes on
-/// `operations` (`schema.rs`; a test holds them together), so that SQLite
-/// uses them.
-pub(crate) const ACTIVE: &str = "('pending', 'in_progress')";
+/// What an operation does. A copy's [`Operation::kind`] is its family's
+/// label (`clone`, `fork`, `copy`, …); the two kinds that work on one
+/// container in place are the data API's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// A physical copy or a branch of a source into a new target.
+    Copy,
+    /// Materialising a branch: copying what it reads through into it.
+    Hydrate,
+    /// An fsck of one container: counts against statistics.
+    Verify,
+}
+
+impl OpKind {
+    /// The kind of a stored `kind` label.
+    pub fn of(label: &str) -> OpKind {
+        match label {
+            "hydrate" => OpKind::Hydrate,
+            "verify" => OpKind::Verify,
+            _ => OpKind::Copy,
+        }
+    }
+
+    /// The stored label of an in-place kind (a copy's is its family's).
+    pub fn label(self) -> &'static str {
+        match self {
+            OpKind::Copy => "copy",
+            OpKind::Hydrate => "hydrate",
+            OpKind::Verify => "verify",
+        }
+    }
+}
+
+/// The in-place kinds as an SQL list, for `kind NOT IN …`: the operations
+/// that read a container without making another (a test holds it to
+/// [`OpKind::label`]).
+pub(crate) const IN_PLACE: &str = "('hydrate', 'verify')";
 
 /// Which point of the source a copy reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +215,13 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// What it does (from its stored label).
+    pub fn op_kind(&self) -> OpKind {
+        OpKind::of(&self.kind)
+    }
+}
+
+impl Operation {
     /// 0–100; 100 only once succeeded.
     pub fn percent(&self) -> f64 {
         match self.status {
@@ -245,4 +284,19 @@ pub struct TickReport {
     pub records_copied: i64,
     pub finished: Vec<String>,
     pub failed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OpKind, IN_PLACE};
+
+    #[test]
+    fn the_in_place_list_names_the_in_place_kinds() {
+        let list = format!("('{}', '{}')", OpKind::Hydrate.label(), OpKind::Verify.label());
+        assert_eq!(IN_PLACE, list);
+        for k in [OpKind::Hydrate, OpKind::Verify] {
+            assert_eq!(OpKind::of(k.label()), k);
+        }
+        assert_eq!(OpKind::of("clone"), OpKind::Copy);
+    }
 }

@@ -9,7 +9,7 @@
 //! their bytes, live records and their bytes, per collection — to the
 //! operation's `meta.counted`. The last chunk compares the counts with the
 //! container's statistics as of that LSN (the statistics now, less what
-//! changed after it: `branches::stats_at_base`), checks the level chain and
+//! changed after it: `levels::stats_at_base`), checks the level chain and
 //! the staging bookkeeping, and stores the report in `meta.report`:
 //! `{"clean": bool, "lsn", "problems": [..], "collections": {name:
 //! {"counted": .., "statistics": ..}}}`. A verification never changes the
@@ -19,16 +19,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 
+use super::chunks::{chunk_range, chunk_stats};
 use super::rows::load;
-use super::types::Operation;
-use crate::branches;
+use super::types::{OpKind, Operation};
 use crate::containers::{self, Container};
-use crate::db::{exec, one, query, transaction, Db};
+use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
-use crate::records::Delta;
+use crate::stats::Delta;
 use crate::util::new_id;
-use crate::Engine;
+use crate::{imports, levels, stats, Engine};
 
 pub(super) fn key(container: i64) -> String {
     format!("verify:{container}")
@@ -63,21 +63,15 @@ impl Engine<'_> {
             }
             crate::limits::check_start(db, &limits, &c.tenant, now)?;
             let head = crate::lsn::head(db)?;
-            let total = one(
-                db,
-                "SELECT coalesce(sum(versions), 0), coalesce(sum(version_bytes), 0) FROM collection_stats WHERE container = ?1",
-                &[c.id.into()],
-            )?
-            .map(|r| -> Result<(i64, i64)> { Ok((r.i64(0)?, r.i64(1)?)) })
-            .transpose()?
-            .unwrap_or((0, 0));
+            let t = stats::totals(db, c.id)?;
+            let total = (t.versions, t.version_bytes);
             let reference = c.reference();
             exec(
                 db,
                 "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
                    snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
                    created_at, updated_at) \
-                 VALUES (?1, 'native', ?2, 'verify', ?3, ?4, ?3, ?4, 'now', ?5, 1, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                 VALUES (?1, 'native', ?2, ?12, ?3, ?4, ?3, ?4, 'now', ?5, 1, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
                 &[
                     id.as_str().into(),
                     c.tenant.as_str().into(),
@@ -90,6 +84,7 @@ impl Engine<'_> {
                     self.config.initial_chunk.into(),
                     json!({"counted": {}}).to_string().into(),
                     now.into(),
+                    OpKind::Verify.label().into(),
                 ],
             )?;
             let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
@@ -112,9 +107,9 @@ pub(super) struct Seen {
 pub(super) fn chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Seen> {
     let c = containers::by_id(db, op.target)?
         .ok_or_else(|| Error::corrupt("verified container vanished"))?;
-    let arms = branches::read_arms(&c, op.snapshot_lsn);
-    let range = super::step::chunk_range(db, &arms, &op.cursor, n)?;
-    let counted = super::step::chunk_stats(db, &arms, &range)?;
+    let arms = c.arms(op.snapshot_lsn);
+    let range = chunk_range(db, &arms, &op.cursor, n)?;
+    let counted = chunk_stats(db, &arms, &range)?;
     let mut meta = op.meta.clone();
     let mut versions = 0;
     let mut bytes = 0;
@@ -146,7 +141,7 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
     let c = containers::by_id(db, op.target)?
         .ok_or_else(|| Error::corrupt("verified container vanished"))?;
     let mut problems: Vec<String> = Vec::new();
-    let stats = branches::stats_at_base(db, &c, op.snapshot_lsn, true, None)?;
+    let stats = levels::stats_at_base(db, c.id, &c.chain, op.snapshot_lsn, true, None)?;
     let counted: BTreeMap<String, Delta> = op.meta["counted"]
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), delta_of(v))).collect())
@@ -174,15 +169,9 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
             json!({"counted": delta_json(n), "statistics": delta_json(s)}),
         );
     }
-    for r in query(
-        db,
-        "SELECT collection FROM collection_stats WHERE container = ?1 \
-         AND (records < 0 OR bytes < 0 OR versions < 0 OR version_bytes < 0 OR records > versions)",
-        &[c.id.into()],
-    )? {
+    for name in stats::impossible(db, c.id)? {
         problems.push(format!(
-            "collection {}: impossible statistics (negative, or more records than versions)",
-            r.text(0)?
+            "collection {name}: impossible statistics (negative, or more records than versions)"
         ));
     }
     // The level chain: depths 1..n, every ancestor still stored, bounds
@@ -217,22 +206,7 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
     }
     // Staging: an open import's staging branch exists and is live; a
     // committed import's still shows through a level or is being freed.
-    for r in query(
-        db,
-        "SELECT i.id, i.state, i.stage, s.id, s.deleting FROM imports i LEFT JOIN containers s ON s.id = i.stage \
-         WHERE i.container = ?1 AND i.state IN ('open', 'committed')",
-        &[c.id.into()],
-    )? {
-        let (id, state, stage) = (r.text(0)?, r.text(1)?, r.i64(2)?);
-        let exists = r.opt_i64(3)?.is_some();
-        let deleting = r.bool(4)?;
-        if state == "open" && (!exists || deleting) {
-            problems.push(format!("import {id} is open, but its staging branch {stage} is gone"));
-        }
-        if state == "committed" && exists && !deleting {
-            problems.push(format!("import {id} is committed, but its staging branch {stage} was never released"));
-        }
-    }
+    problems.extend(imports::problems(db, c.id)?);
     Ok(json!({
         "clean": problems.is_empty(),
         "lsn": op.snapshot_lsn,

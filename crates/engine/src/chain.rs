@@ -1,0 +1,309 @@
+//! Copy-on-write branches, as values: a branch's chain of levels and the
+//! arms a read or a copy scans, with the SQL fragments that read through
+//! them. Pure: no I/O, no table (the levels are stored by [`crate::levels`]).
+//!
+//! A branch B of a source S at base LSN b has *levels*: S at bound b, then
+//! every level of S with its bound lowered to b (a row of `branch_levels`
+//! each, depth 1 the parent). Reading B as of L looks at B's own versions up
+//! to L and at each level's versions up to min(L, bound), and takes the
+//! version with the greatest LSN. That is "the branch's own versions first,
+//! then the parent's as of the base, recursively": B's own versions were all
+//! written after the branch was made (LSNs are global and only grow), so
+//! they are newer than anything a level shows; and a level's versions are
+//! newer than those of the levels below it for the same reason. A version
+//! copied from one container into another keeps its (collection, key, LSN),
+//! so the same coordinates always name the same version — which makes a
+//! half-hydrated branch (some ancestor versions copied in, the rest still
+//! read through) answer exactly what it answered before.
+//!
+//! Two options narrow what a level shows:
+//! - a collection filter (the clone's `collections`): only those
+//!   collections, intersected down the chain;
+//! - skip-history (a clone without history): below that boundary only the
+//!   version live at the boundary's base shows (`cut_depth` names the first
+//!   level below the nearest such boundary; the cut LSN is that level's
+//!   bound). Reads as of an LSN never see the difference — a skip-history
+//!   branch's floor is its base — but its history and its hydration do.
+//!
+//! Every read here is an index seek or range scan per level on `records`'
+//! primary key; a list or export page merges the levels' key ranges
+//! (SQLite's ordered `UNION` merge, stopped by `LIMIT`), so no read scans an
+//! ancestor to answer a page.
+//!
+//! SQL is built with the containers' ids and bounds inline (integers from
+//! the database) and collection filters as quoted literals.
+
+//!
+//! Uses: `error`. Nothing of the engine with I/O.
+
+use crate::error::{Error, Result};
+
+/// One ancestor a branch reads through (a row of `branch_levels`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// 1 for the parent, 2 for its parent, …
+    pub depth: i64,
+    pub ancestor: i64,
+    /// The ancestor's versions at or below this LSN show.
+    pub bound: i64,
+    /// Only these collections show (None: all).
+    pub collections: Option<Vec<String>>,
+    /// The depth of the first level below the nearest skip-history boundary
+    /// above this level, if any.
+    pub cut_depth: Option<i64>,
+    /// The level shows only to reads at or after this LSN (a committed
+    /// import's staging branch, see [`crate::imports`]); 0 for a branch's.
+    pub from: i64,
+}
+
+/// One container a read or a copy scans, and what of it shows.
+#[derive(Debug, Clone)]
+pub(crate) struct Arm {
+    pub container: i64,
+    pub bound: i64,
+    pub collections: Option<Vec<String>>,
+    /// `(cut LSN, first arm of the cut group)`: only a version live at the
+    /// cut LSN across `arms[first..]` shows from this arm.
+    pub cut: Option<(i64, usize)>,
+    /// The level's `from` (0 for most): a copy of its rows keeps it as
+    /// their `visible_from`.
+    pub from: i64,
+}
+
+fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x.to_vec()),
+        (Some(x), Some(y)) => Some(x.iter().filter(|c| y.contains(c)).cloned().collect()),
+    }
+}
+
+/// The levels of a new branch of `source` (whose own levels are `chain`)
+/// at `base`, with or without history, filtered to `filter`.
+pub(crate) fn derive_levels(
+    source: i64,
+    chain: &[Level],
+    base: i64,
+    history: bool,
+    filter: Option<&[String]>,
+) -> Vec<Level> {
+    let mut out = vec![Level {
+        depth: 1,
+        ancestor: source,
+        bound: base,
+        collections: filter.map(|f| f.to_vec()),
+        cut_depth: (!history).then_some(1),
+        from: 0,
+    }];
+    for l in chain {
+        out.push(Level {
+            depth: l.depth + 1,
+            ancestor: l.ancestor,
+            bound: l.bound.min(base),
+            collections: intersect(l.collections.as_deref(), filter),
+            cut_depth: if history {
+                l.cut_depth.map(|d| d + 1)
+            } else {
+                Some(1)
+            },
+            from: l.from,
+        });
+    }
+    out
+}
+
+/// Levels as arms, the first at index `offset` (1 when the container
+/// itself is arm 0), bounds lowered to `at`; a level that shows only from a
+/// later LSN than it is read at is left out.
+fn level_arms(levels: &[Level], offset: usize, at: i64) -> Vec<Arm> {
+    let shown: Vec<&Level> = levels
+        .iter()
+        .filter(|l| l.bound.min(at) >= l.from)
+        .collect();
+    shown
+        .iter()
+        .map(|l| Arm {
+            container: l.ancestor,
+            bound: l.bound.min(at),
+            collections: l.collections.clone(),
+            cut: l.cut_depth.map(|d| {
+                let cut_lsn = levels
+                    .iter()
+                    .find(|x| x.depth == d)
+                    .map(|f| f.bound)
+                    .unwrap_or(l.bound);
+                // The cut group starts at the first shown level at or
+                // below depth d.
+                let first = shown.iter().position(|x| x.depth >= d).unwrap_or(0);
+                (cut_lsn, first + offset)
+            }),
+            from: l.from,
+        })
+        .collect()
+}
+
+/// The arms of reading `container` (whose levels are `chain`) as of `at`:
+/// itself, then its levels.
+pub(crate) fn read_arms(container: i64, chain: &[Level], at: i64) -> Vec<Arm> {
+    let mut arms = vec![Arm {
+        container,
+        bound: at,
+        collections: None,
+        cut: None,
+        from: 0,
+    }];
+    arms.extend(level_arms(chain, 1, at));
+    arms
+}
+
+/// The arms a copy or hydration reads: the levels alone.
+pub(crate) fn copy_arms(levels: &[Level]) -> Vec<Arm> {
+    level_arms(levels, 0, i64::MAX)
+}
+
+pub(crate) fn shows_collection(arm: &Arm, collection: &str) -> bool {
+    arm.collections
+        .as_ref()
+        .is_none_or(|c| c.iter().any(|x| x == collection))
+}
+
+/// `'a','b'`: a quoted SQL list.
+pub(crate) fn literal_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| format!("'{}'", s.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `alias.container = c AND alias.lsn <= b AND <visible at b> [AND
+/// alias.collection IN (…)]`.
+pub(crate) fn arm_rows(arm: &Arm, alias: &str) -> String {
+    let mut s = format!(
+        "{alias}.container = {c} AND {alias}.lsn <= {b} \
+         AND ({alias}.visible_from IS NULL OR {alias}.visible_from <= {b})",
+        c = arm.container,
+        b = arm.bound
+    );
+    if let Some(cols) = &arm.collections {
+        s.push_str(&format!(
+            " AND {alias}.collection IN ({})",
+            literal_list(cols)
+        ));
+    }
+    s
+}
+
+/// The greatest LSN of (`coll`, `key`) across `arms`, each within its
+/// bound and filter; -1 (or NULL for one arm) when there is none.
+pub(crate) fn newest(arms: &[Arm], coll: &str, key: &str) -> String {
+    let parts: Vec<String> = arms
+        .iter()
+        .map(|a| {
+            format!(
+                "(SELECT max(x.lsn) FROM records x WHERE {} AND x.collection = {coll} AND x.key = {key})",
+                arm_rows(a, "x")
+            )
+        })
+        .collect();
+    if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_default()
+    } else {
+        format!(
+            "max({})",
+            parts
+                .iter()
+                .map(|p| format!("coalesce({p}, -1)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// The rows of `arms[i]` that show through it (alias `r`): within bound and
+/// filter, and under a cut only the live version at the cut.
+pub(crate) fn visible(arms: &[Arm], i: usize) -> String {
+    let arm = &arms[i];
+    let mut s = arm_rows(arm, "r");
+    if let Some((_, first)) = arm.cut {
+        s.push_str(&format!(
+            " AND r.deleted = 0 AND r.lsn = {}",
+            newest(&arms[first..], "r.collection", "r.key")
+        ));
+    }
+    s
+}
+
+/// `IN (c0, c1, …)` over the arms' containers.
+pub(crate) fn containers_in(arms: &[Arm]) -> String {
+    let mut ids: Vec<i64> = arms.iter().map(|a| a.container).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    format!(
+        "IN ({})",
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// A level as the chain column holds it: `[depth, ancestor, bound,
+/// collections, cut_depth, from_lsn]`.
+type StoredLevel = (i64, i64, i64, Option<Vec<String>>, Option<i64>, i64);
+
+/// Parse the chain column of a container row (a JSON array of
+/// `[depth, ancestor, bound, collections, cut_depth, from_lsn]`).
+pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<StoredLevel> =
+        serde_json::from_str(&text).map_err(|e| Error::corrupt(format!("branch levels: {e}")))?;
+    let mut levels: Vec<Level> = rows
+        .into_iter()
+        .map(
+            |(depth, ancestor, bound, collections, cut_depth, from)| Level {
+                depth,
+                ancestor,
+                bound,
+                collections,
+                cut_depth,
+                from,
+            },
+        )
+        .collect();
+    levels.sort_by_key(|l| l.depth);
+    Ok(levels)
+}
+
+/// A container's chain after an import committed at `at` from staging
+/// branch `stage`: the staging branch's own versions from `at` on (a level
+/// that shows only to reads at or after `at`), then every level it read
+/// through before, one deeper.
+pub(crate) fn with_staging(chain: &[Level], stage: i64, at: i64) -> Vec<Level> {
+    let mut levels = vec![Level {
+        depth: 1,
+        ancestor: stage,
+        bound: at,
+        collections: None,
+        cut_depth: None,
+        from: at,
+    }];
+    levels.extend(chain.iter().map(|l| Level {
+        depth: l.depth + 1,
+        cut_depth: l.cut_depth.map(|d| d + 1),
+        ..l.clone()
+    }));
+    levels
+}
+
+/// `SELECT {cols} FROM records r WHERE <arm i shows r> AND {range}` for
+/// every arm, joined by `join` (`UNION` also drops a version two
+/// containers hold).
+pub(crate) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
+    (0..arms.len())
+        .map(|i| format!("SELECT {cols} FROM records r WHERE {} AND {range}", visible(arms, i)))
+        .collect::<Vec<_>>()
+        .join(join)
+}

@@ -1,0 +1,222 @@
+//! The levels of copy-on-write branches (`branch_levels`): this module
+//! is the table's only writer. A branch is made here ([`create_branch`]:
+//! its levels and its statistics as of the base, in one place), loses its
+//! levels when hydrated or deleted, and gains one when an import commits
+//! into it ([`add_staging`]).
+//!
+//! Uses: `chain` (the values and SQL fragments), `stats`, `db`, `error`.
+
+use crate::chain::{self, arm_rows, containers_in, newest, read_arms, Level};
+use crate::db::{exec, one, query, Db};
+use crate::error::Result;
+use crate::stats::{self, Deltas};
+
+/// The SQL expression reading a container's chain (outer table `containers`).
+pub(crate) const CHAIN_COLUMN: &str =
+    "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
+     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn)) END FROM branch_levels b \
+     WHERE b.container = containers.id)";
+
+/// Store a new branch's levels.
+fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
+    for l in levels {
+        exec(
+            db,
+            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[
+                container.into(),
+                l.depth.into(),
+                l.ancestor.into(),
+                l.bound.into(),
+                l.collections
+                    .as_ref()
+                    .map(|c| serde_json::to_string(c).unwrap_or_default())
+                    .into(),
+                l.cut_depth.into(),
+                l.from.into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// A branch no longer reads through its ancestors (it was hydrated): drop
+/// its levels, and in every branch that reads through it, the levels below
+/// it (they now find those versions in it).
+pub(crate) fn detach(db: &dyn Db, container: i64) -> Result<()> {
+    exec(
+        db,
+        "DELETE FROM branch_levels WHERE container = ?1",
+        &[container.into()],
+    )?;
+    exec(
+        db,
+        "DELETE FROM branch_levels WHERE (container, depth) IN (SELECT d.container, d.depth \
+         FROM branch_levels a JOIN branch_levels d ON d.container = a.container AND d.depth > a.depth \
+         WHERE a.ancestor = ?1)",
+        &[container.into()],
+    )?;
+    Ok(())
+}
+
+/// Branches whose parent (depth 1) is `container` and that still exist.
+pub(crate) fn children(db: &dyn Db, container: i64) -> Result<Vec<i64>> {
+    query(
+        db,
+        "SELECT b.container FROM branch_levels b JOIN containers c ON c.id = b.container \
+         WHERE b.ancestor = ?1 AND b.depth = 1 AND c.deleting = 0 ORDER BY b.container",
+        &[container.into()],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect()
+}
+
+/// Live per-collection statistics of a new branch of `source` at `base`:
+/// the source's statistics as they stand, less what changed in the
+/// source's view after `base` (found through `records_lsn`, so the cost is
+/// the number of changes since the base, not the size of the source).
+pub(crate) fn stats_at_base(
+    db: &dyn Db,
+    source: i64,
+    chain: &[Level],
+    base: i64,
+    history: bool,
+    filter: Option<&[String]>,
+) -> Result<Deltas> {
+    let keep = |c: &str| filter.is_none_or(|f| f.iter().any(|x| x == c));
+    let mut stats: Deltas = stats::of(db, source)?;
+    stats.retain(|name, _| keep(name));
+    let now_arms = read_arms(source, chain, i64::MAX);
+    // Always looked up (cheap when nothing changed: one `records_lsn` seek
+    // per level): `head_lsn` does not cover versions a copy or a hydration
+    // brought in.
+    {
+        // The versions the source's view gained after the base.
+        // Per level: every row when the level itself shows only after the
+        // base; else rows newer than the base, and rows that only became
+        // visible after it (`records_visible_from`).
+        let arms_after: Vec<String> = now_arms
+            .iter()
+            .filter(|a| a.bound > base)
+            .flat_map(|a| {
+                let rows = arm_rows(a, "r");
+                if a.from > base {
+                    vec![format!(
+                        "SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {rows}"
+                    )]
+                } else {
+                    vec![
+                        format!("SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {rows} AND r.lsn > {base}"),
+                        format!("SELECT r.collection, r.key, r.lsn, r.size FROM records r WHERE {rows} AND r.visible_from > {base}"),
+                    ]
+                }
+            })
+            .collect();
+        let chg = arms_after.join(" UNION ");
+        let base_arms = read_arms(source, chain, base);
+        let sql = format!(
+            "WITH chg(collection, key, lsn, size) AS ({chg}), \
+             k AS (SELECT collection, key, count(*) AS n, sum(size) AS nbytes FROM chg GROUP BY collection, key), \
+             s AS (SELECT k.collection, k.key, k.n, k.nbytes, {head} AS hl, {at} AS bl FROM k) \
+             SELECT s.collection, sum(s.n), sum(s.nbytes), \
+               sum(coalesce((SELECT 1 - x.deleted FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.hl LIMIT 1), 0)), \
+               sum(coalesce((SELECT CASE WHEN x.deleted THEN 0 ELSE x.size END FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.hl LIMIT 1), 0)), \
+               sum(coalesce((SELECT 1 - x.deleted FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.bl LIMIT 1), 0)), \
+               sum(coalesce((SELECT CASE WHEN x.deleted THEN 0 ELSE x.size END FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.bl LIMIT 1), 0)) \
+             FROM s GROUP BY s.collection",
+            head = newest(&now_arms, "k.collection", "k.key"),
+            at = newest(&base_arms, "k.collection", "k.key"),
+            cin = containers_in(&now_arms),
+        );
+        for r in query(db, &sql, &[])? {
+            let name = r.text(0)?;
+            if !keep(&name) {
+                continue;
+            }
+            let d = stats.entry(name).or_default();
+            d.versions -= r.i64(1)?;
+            d.version_bytes -= r.i64(2)?;
+            d.records -= r.i64(3)? - r.i64(5)?;
+            d.bytes -= r.i64(4)? - r.i64(6)?;
+        }
+    }
+    if !history {
+        for d in stats.values_mut() {
+            d.versions = d.records;
+            d.version_bytes = d.bytes;
+        }
+    }
+    stats.retain(|_, d| d.versions > 0);
+    Ok(stats)
+}
+
+/// Drop a container's own levels: a deleted branch no longer reads
+/// through anything (the branches below it keep their own levels).
+pub(crate) fn clear(db: &dyn Db, container: i64) -> Result<()> {
+    exec(
+        db,
+        "DELETE FROM branch_levels WHERE container = ?1",
+        &[container.into()],
+    )
+}
+
+/// Make `target` a branch of `source` (whose levels are `chain`) at
+/// `base`: its levels, and its statistics as of the base. Returns those
+/// statistics. The one place a branch is made (a clone's branch and an
+/// import's staging branch alike).
+pub(crate) fn create_branch(
+    db: &dyn Db,
+    target: i64,
+    source: i64,
+    chain: &[Level],
+    base: i64,
+    history: bool,
+    filter: Option<&[String]>,
+) -> Result<Deltas> {
+    insert(db, target, &chain::derive_levels(source, chain, base, history, filter))?;
+    let stats = stats_at_base(db, source, chain, base, history, filter)?;
+    stats::apply(db, target, &stats)?;
+    Ok(stats)
+}
+
+/// An import committed into `container` at `at`: it reads its staging
+/// branch `stage` from `at` on, then what it read before
+/// ([`chain::with_staging`]).
+pub(crate) fn add_staging(
+    db: &dyn Db,
+    container: i64,
+    chain: &[Level],
+    stage: i64,
+    at: i64,
+) -> Result<()> {
+    clear(db, container)?;
+    insert(db, container, &chain::with_staging(chain, stage, at))
+}
+
+/// How many levels a container reads through.
+pub(crate) fn depth(db: &dyn Db, container: i64) -> Result<usize> {
+    Ok(one(
+        db,
+        "SELECT count(*) FROM branch_levels WHERE container = ?1",
+        &[container.into()],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()?
+    .unwrap_or(0) as usize)
+}
+
+/// The containers that read through `ancestor` with its history (no
+/// skip-history boundary above it): they count its versions in their own
+/// statistics.
+pub(crate) fn history_readers(db: &dyn Db, ancestor: i64) -> Result<Vec<i64>> {
+    query(
+        db,
+        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL",
+        &[ancestor.into()],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect()
+}

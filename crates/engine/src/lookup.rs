@@ -1,0 +1,263 @@
+//! Lookups through a container's arms (itself, then its levels; see
+//! [`crate::chain`]): the one latest-version lookup, for one key
+//! ([`latest`]) and for a batch of keys ([`heads`], a write's statistics),
+//! a key's history, and the candidate keys of a page. Every statement is
+//! index seeks and range scans on `records`' primary key, per arm.
+//!
+//! Uses: `chain`, `db`, `error`.
+
+use std::collections::BTreeMap;
+
+use crate::chain::{arm_rows, containers_in, newest, shows_collection, Arm};
+use crate::db::{query, Db, Row, Value};
+use crate::error::{Error, Result};
+
+/// Rows per multi-row statement: 128 rows of up to 5 parameters stay under
+/// 999, the smallest limit on bound parameters any SQLite build has had.
+pub(crate) const ROWS: usize = 128;
+
+
+/// The latest version of one key across `arms` (None: no version).
+pub(crate) fn latest(
+    db: &dyn Db,
+    arms: &[Arm],
+    collection: &str,
+    key: &str,
+    columns: &str,
+) -> Result<Option<Row>> {
+    let arms: Vec<Arm> = arms
+        .iter()
+        .filter(|a| shows_collection(a, collection))
+        .cloned()
+        .collect();
+    if arms.is_empty() {
+        return Ok(None);
+    }
+    let rows = query(
+        db,
+        &format!(
+            "SELECT {columns} FROM records r WHERE r.container {} AND r.collection = ?1 AND r.key = ?2 \
+             AND r.lsn = {} LIMIT 1",
+            containers_in(&arms),
+            newest(&arms, "?1", "?2")
+        ),
+        &[collection.into(), key.into()],
+    )?;
+    Ok(rows.into_iter().next())
+}
+
+/// One key's versions through `arms` with an LSN below `before`, newest
+/// first, at most `limit` (deduplicated by LSN; under a cut only the version
+/// live at the cut).
+pub(crate) fn history(
+    db: &dyn Db,
+    arms: &[Arm],
+    collection: &str,
+    key: &str,
+    before: i64,
+    limit: i64,
+    columns: &str,
+) -> Result<Vec<Row>> {
+    let shown: Vec<usize> = (0..arms.len())
+        .filter(|i| shows_collection(&arms[*i], collection))
+        .collect();
+    let mut out: BTreeMap<i64, Row> = BTreeMap::new();
+    let uncut: Vec<&Arm> = shown
+        .iter()
+        .map(|i| &arms[*i])
+        .filter(|a| a.cut.is_none())
+        .collect();
+    if !uncut.is_empty() {
+        let parts: Vec<String> = uncut
+            .iter()
+            .map(|a| {
+                format!(
+                    "SELECT {columns} FROM records r WHERE {} AND r.collection = ?1 AND r.key = ?2 AND r.lsn < ?3",
+                    arm_rows(a, "r")
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT * FROM ({}) ORDER BY 3 DESC LIMIT ?4",
+            parts.join(" UNION ")
+        );
+        for row in query(
+            db,
+            &sql,
+            &[collection.into(), key.into(), before.into(), limit.into()],
+        )? {
+            out.insert(row.i64(2)?, row);
+        }
+    }
+    // Each cut group shows one version: the live one at its cut.
+    let mut groups: Vec<usize> = shown
+        .iter()
+        .filter_map(|i| arms[*i].cut.map(|c| c.1))
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for first in groups {
+        if let Some(row) = latest(db, &arms[first..], collection, key, columns)? {
+            let lsn = row.i64(2)?;
+            if !row.bool(3)? && lsn < before {
+                out.insert(lsn, row);
+            }
+        }
+    }
+    Ok(out
+        .into_values()
+        .rev()
+        .take(limit.max(0) as usize)
+        .collect())
+}
+
+/// The arms that hold at least one version within their bound (one
+/// `records_lsn` seek each, in one statement), for latest reads: an empty
+/// level (a branch never written, an intermediate branch) costs nothing
+/// per key. The cut is dropped (latest reads never need it).
+pub(crate) fn nonempty(db: &dyn Db, arms: Vec<Arm>) -> Result<Vec<Arm>> {
+    if arms.len() <= 1 {
+        return Ok(arms);
+    }
+    let values: Vec<String> = arms
+        .iter()
+        .map(|a| format!("({}, {})", a.container, a.bound))
+        .collect();
+    let keep: Vec<i64> = query(
+        db,
+        &format!(
+            "SELECT v.column1 FROM (VALUES {}) v WHERE EXISTS \
+             (SELECT 1 FROM records r WHERE r.container = v.column1 AND r.lsn <= v.column2)",
+            values.join(",")
+        ),
+        &[],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect::<Result<_>>()?;
+    Ok(arms
+        .into_iter()
+        .filter(|a| keep.contains(&a.container))
+        .map(|a| Arm { cut: None, ..a })
+        .collect())
+}
+
+/// Latest versions (live and deleted) of the keys after `after` through
+/// `arms`, in (collection, key) order, at most `fetch` keys; only
+/// `collection` when given.
+pub(crate) fn scan_latest(
+    db: &dyn Db,
+    arms: &[Arm],
+    after: (&str, &str),
+    collection: Option<&str>,
+    fetch: i64,
+    columns: &str,
+) -> Result<Vec<Row>> {
+    let arms: Vec<Arm> = arms
+        .iter()
+        .filter(|a| collection.is_none_or(|c| shows_collection(a, c)))
+        .cloned()
+        .collect();
+    if arms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let only = if collection.is_some() {
+        " AND r.collection = ?3"
+    } else {
+        ""
+    };
+    let distinct = if arms.len() == 1 { "DISTINCT " } else { "" };
+    let parts: Vec<String> = arms
+        .iter()
+        .map(|a| {
+            format!(
+                "SELECT {distinct}r.collection, r.key FROM records r WHERE {} AND (r.collection, r.key) > (?1, ?2){only}",
+                arm_rows(a, "r")
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH cand(collection, key) AS ({} ORDER BY 1, 2 LIMIT ?4) \
+         SELECT {columns} FROM cand JOIN records r ON r.container {} AND r.collection = cand.collection \
+           AND r.key = cand.key AND r.lsn = {} ORDER BY r.collection, r.key",
+        parts.join(" UNION "),
+        containers_in(&arms),
+        newest(&arms, "cand.collection", "cand.key")
+    );
+    let rows = query(
+        db,
+        &sql,
+        &[
+            after.0.into(),
+            after.1.into(),
+            collection.unwrap_or("").into(),
+            fetch.into(),
+        ],
+    )?;
+    // A version held by two containers (copied by hydration) answers twice.
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(last) = out.last() {
+            if last.0.first() == r.0.first() && last.0.get(1) == r.0.get(1) {
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The newest version's `(deleted, size)` of each `(collection, key)` in
+/// `keys` through `arms` (for a write's statistics): per arm one
+/// set-based statement of simple seeks (a remote server answers a
+/// statement folding several containers' subqueries into one expression
+
+/// with SQLITE_INTERRUPT at times), the newest across arms kept here.
+pub(crate) fn heads(
+    db: &dyn Db,
+    arms: &[Arm],
+    keys: &[(&str, &str)],
+) -> Result<Vec<Option<(bool, i64)>>> {
+    // (lsn, deleted, size) per key.
+    let mut best: Vec<Option<(i64, bool, i64)>> = vec![None; keys.len()];
+    for arm in arms {
+        for (part, chunk) in keys.chunks(ROWS).enumerate() {
+            let base = part * ROWS;
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+            let mut values = Vec::with_capacity(chunk.len());
+            for (i, (c, k)) in chunk.iter().enumerate() {
+                let n = params.len();
+                values.push(format!("(?{}, ?{}, ?{})", n + 1, n + 2, n + 3));
+                params.push(((base + i) as i64).into());
+                params.push((*c).into());
+                params.push((*k).into());
+            }
+            let sql = format!(
+                "WITH w(i, collection, key) AS (VALUES {}) \
+                 SELECT w.i, r.lsn, r.deleted, r.size FROM w JOIN records r ON r.container = {c} \
+                   AND r.collection = w.collection AND r.key = w.key \
+                   AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
+                                AND x.collection = w.collection AND x.key = w.key)",
+                values.join(","),
+                c = arm.container,
+                rows = arm_rows(arm, "x"),
+            );
+            for row in query(db, &sql, &params)? {
+                let i = usize::try_from(row.i64(0)?)
+                    .ok()
+                    .filter(|i| *i < keys.len())
+                    .ok_or_else(|| Error::corrupt("head lookup answered an unknown row"))?;
+                let lsn = row.i64(1)?;
+                if best[i].is_none_or(|(l, _, _)| lsn > l) {
+                    best[i] = Some((lsn, row.bool(2)?, row.i64(3)?));
+                }
+            }
+        }
+    }
+    Ok(best
+        .into_iter()
+        .map(|b| b.map(|(_, deleted, size)| (deleted, size)))
+        .collect())
+}
+
+

@@ -1,0 +1,97 @@
+//! The range of one chunk and what it holds: the `(collection, key, lsn)`
+//! cursor's next `n` rows through a list of arms, as an SQL condition, and
+//! their statistics. Shared by the copy step and verification.
+//!
+//! Uses: `chain`, `stats` (the delta type), `db`, `error`.
+
+use crate::chain::{self, Arm};
+use crate::db::{one, query, Db, Value};
+use crate::error::Result;
+use crate::stats::{Delta, Deltas};
+
+/// The rows of one chunk: at most `n` rows after `cursor` through `arms`,
+/// in `(collection, key, lsn)` order, as an SQL condition on alias `r` with
+/// its parameters (`?1`…`?6`).
+pub(super) struct ChunkRange {
+    /// The chunk's last row (None: the rows run out within `n`).
+    pub end: Option<(String, String, i64)>,
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+/// The range of the next chunk: its last row is the n-th row after the
+/// cursor (an ORDER BY on the compound itself: SQLite merges the arms'
+/// index orders and stops at the LIMIT).
+pub(super) fn chunk_range(
+    db: &dyn Db,
+    arms: &[Arm],
+    cursor: &(String, String, i64),
+    n: i64,
+) -> Result<ChunkRange> {
+    let (cc, ck, cl) = cursor.clone();
+    let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
+    let end = one(
+        db,
+        &format!(
+            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
+            chain::union(arms, "r.collection, r.key, r.lsn", after, " UNION ")
+        ),
+        &[
+            cc.as_str().into(),
+            ck.as_str().into(),
+            cl.into(),
+            (n - 1).into(),
+        ],
+    )?
+    .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
+    .transpose()?;
+    let mut sql = after.to_string();
+    let mut params: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
+    if let Some((ec, ek, el)) = &end {
+        sql.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
+        params.push(ec.into());
+        params.push(ek.into());
+        params.push((*el).into());
+    }
+    Ok(ChunkRange { end, sql, params })
+}
+
+/// Statistics of a chunk's rows per collection: versions and their bytes,
+/// and the live ones (the newest through `arms` and not a deletion).
+pub(super) fn chunk_stats(
+    db: &dyn Db,
+    arms: &[Arm],
+    range: &ChunkRange,
+) -> Result<Deltas> {
+    let live = format!(
+        "(r.deleted = 0 AND r.lsn = {})",
+        chain::newest(arms, "r.collection", "r.key")
+    );
+    let rows = query(
+        db,
+        &format!(
+            "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
+            chain::union(
+                arms,
+                &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"),
+                &range.sql,
+                " UNION "
+            )
+        ),
+        &range.params,
+    )?;
+    let mut out = Deltas::new();
+    for s in &rows {
+        out.insert(
+            s.text(0)?,
+            Delta {
+                versions: s.i64(1)?,
+                version_bytes: s.i64(2)?,
+                records: s.i64(3)?,
+                bytes: s.i64(4)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
