@@ -77,7 +77,7 @@ pub fn version(v: &Version) -> Result<Value, engine::Error> {
 
 pub fn operation(op: &Operation) -> Value {
     let mut v = operation_fields(op);
-    if op.kind == "verify" {
+    if op.op_kind() == engine::OpKind::Verify {
         v["report"] = op.meta.get("report").cloned().unwrap_or(Value::Null);
     }
     v

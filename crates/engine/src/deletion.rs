@@ -19,7 +19,8 @@ use crate::db::{one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::operations::{self, CancelPolicy, OpKind, Operation, Status, IN_PLACE};
 use crate::schema::ACTIVE;
-use crate::{imports, levels, records, snapshots, stats, Engine};
+use crate::engine::Engine;
+use crate::{imports, levels, records, snapshots, stats};
 
 impl Engine<'_> {
     /// Mark a container deleted, inside the caller's transaction, with its

@@ -8,7 +8,8 @@
 use crate::containers::Container;
 use crate::db::{query, read, Db, Row, Value};
 use crate::error::{Error, ErrorKind, Result};
-use crate::{lookup, lsn, Engine};
+use crate::engine::Engine;
+use crate::{lookup, lsn};
 
 /// Which state of a container to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

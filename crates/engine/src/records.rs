@@ -16,7 +16,8 @@ use crate::db::{changes, exec, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stats::{self, Delta, Deltas};
 use crate::util::{check_collection, check_json, check_key};
-use crate::{lookup, lsn, Engine};
+use crate::engine::Engine;
+use crate::{lookup, lsn};
 
 /// One change in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct Committed {
 /// Apply `writes` at one new LSN inside the caller's transaction.
 pub(crate) fn write_in(
     db: &dyn Db,
-    env: &dyn crate::Env,
+    env: &dyn crate::db::Env,
     c: &Container,
     writes: &[Write],
 ) -> Result<Committed> {

@@ -26,7 +26,8 @@
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::Result;
 use crate::stats::{self, Delta, Deltas};
-use crate::{chain, containers, levels, lsn, records, snapshots, Engine};
+use crate::engine::Engine;
+use crate::{chain, containers, levels, lsn, records, snapshots};
 
 impl Engine<'_> {
     /// One bounded pruning step over at most `limit` rows of one container.

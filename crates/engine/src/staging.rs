@@ -30,7 +30,9 @@ use crate::error::{Error, Result};
 use crate::imports::{self, check_open, Import, STAGING_FAMILY};
 use crate::records::{write_in, Committed, Write};
 use crate::util::new_id;
-use crate::{levels, lsn, stats, Container, Engine};
+use crate::containers::Container;
+use crate::engine::Engine;
+use crate::{levels, lsn, stats};
 
 impl Engine<'_> {
     /// Open an import into `c`: a hidden staging branch at its head. The

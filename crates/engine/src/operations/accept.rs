@@ -14,7 +14,8 @@ use crate::events::append;
 use crate::{levels, limits, stats};
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
-use crate::{lsn, snapshots, Engine};
+use crate::engine::Engine;
+use crate::{lsn, snapshots};
 
 impl Engine<'_> {
     /// Accept a copy: resolve the strategy to a snapshot LSN, create the

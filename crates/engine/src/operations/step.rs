@@ -13,7 +13,8 @@ use crate::containers;
 use crate::db::{exec, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
-use crate::{records, stats, Config, Engine};
+use crate::engine::{Config, Engine};
+use crate::{records, stats};
 
 impl Engine<'_> {
     /// Copy one chunk of at most `limit` records (None: the operation's
@@ -209,7 +210,7 @@ fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
 #[cfg(test)]
 mod tests {
     use super::next_chunk_size;
-    use crate::Config;
+    use crate::engine::Config;
 
     fn config() -> Config {
         Config {
