@@ -14,7 +14,7 @@ use crate::db::{exec, one, query, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stats::{self, CollectionStats};
 use crate::util::check_name;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 /// Whether a container can be read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

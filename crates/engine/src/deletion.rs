@@ -19,7 +19,7 @@ use crate::db::{one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::operations::{self, CancelPolicy, OpKind, Operation, Status, IN_PLACE};
 use crate::schema::ACTIVE;
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{imports, levels, records, snapshots, stats};
 
 impl Engine<'_> {

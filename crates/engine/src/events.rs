@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 
 use crate::db::{exec, one, query, transaction, Db};
 use crate::error::Result;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

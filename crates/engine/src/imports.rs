@@ -78,14 +78,11 @@ pub(crate) fn load(db: &dyn Db, tenant: &str, id: &str) -> Result<Row> {
         &format!("SELECT {COLUMNS} FROM imports WHERE id = ?1"),
         &[id.into()],
     )?;
-    match r {
-        Some(r) => {
-            let row = Row::from(&r)?;
-            if row.tenant == tenant {
-                return Ok(row);
-            }
+    if let Some(r) = r {
+        let row = Row::from(&r)?;
+        if row.tenant == tenant {
+            return Ok(row);
         }
-        None => {}
     }
     Err(Error::not_found(format!("import {id} not found")))
 }

@@ -27,7 +27,7 @@
 pub mod chain;
 pub mod containers;
 pub mod db;
-pub mod engine;
+pub mod handle;
 pub mod deletion;
 pub mod error;
 pub mod events;
@@ -52,7 +52,7 @@ pub mod webhooks;
 
 pub use containers::{Container, ContainerState};
 pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
-pub use engine::{Config, Engine};
+pub use handle::{Config, Engine};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
 pub use imports::Import;

@@ -211,7 +211,6 @@ pub(crate) fn scan_latest(
 /// `keys` through `arms` (for a write's statistics): per arm one
 /// set-based statement of simple seeks (a remote server answers a
 /// statement folding several containers' subqueries into one expression
-
 /// with SQLITE_INTERRUPT at times), the newest across arms kept here.
 pub(crate) fn heads(
     db: &dyn Db,

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use crate::db::{exec, one, query, transaction, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::util::check_name;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Owned {

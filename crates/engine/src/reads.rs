@@ -8,7 +8,7 @@
 use crate::containers::Container;
 use crate::db::{query, read, Db, Row, Value};
 use crate::error::{Error, ErrorKind, Result};
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{lookup, lsn};
 
 /// Which state of a container to read.

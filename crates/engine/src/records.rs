@@ -16,7 +16,7 @@ use crate::db::{changes, exec, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stats::{self, Delta, Deltas};
 use crate::util::{check_collection, check_json, check_key};
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{lookup, lsn};
 
 /// One change in a batch.

@@ -26,7 +26,7 @@
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::Result;
 use crate::stats::{self, Delta, Deltas};
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{chain, containers, levels, lsn, records, snapshots};
 
 impl Engine<'_> {

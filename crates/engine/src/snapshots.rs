@@ -8,7 +8,7 @@ use crate::containers::{self, Container};
 use crate::db::{exec, one, query, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lsn;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {

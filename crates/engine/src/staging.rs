@@ -31,7 +31,7 @@ use crate::imports::{self, check_open, Import, STAGING_FAMILY};
 use crate::records::{write_in, Committed, Write};
 use crate::util::new_id;
 use crate::containers::Container;
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{levels, lsn, stats};
 
 impl Engine<'_> {

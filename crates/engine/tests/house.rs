@@ -19,7 +19,7 @@ const FLOORS: &[&[&str]] = &[
     &["db"],
     &["util", "webhooks", "lsn", "schema", "chain"],
     &["limits", "stats", "lookup", "native"],
-    &["engine"],
+    &["handle"],
     &["levels", "events", "owners"],
     &["containers"],
     &["imports", "snapshots"],

@@ -14,7 +14,7 @@ use crate::events::append;
 use crate::{levels, limits, stats};
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{lsn, snapshots};
 
 impl Engine<'_> {

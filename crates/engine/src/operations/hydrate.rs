@@ -6,7 +6,7 @@
 //! chunk commits, its levels are dropped and it depends on nothing.
 //!
 //! Started by the user ([`Engine::hydrate`]), by a clone that asks for it or
-//! whose chain is deeper than [`Config::max_branch_depth`](crate::engine::Config),
+//! whose chain is deeper than [`Config::max_branch_depth`](crate::handle::Config),
 //! and when a parent is deleted (its rows are freed only once no branch
 //! reads through it).
 //!
@@ -22,7 +22,7 @@ use crate::db::{exec, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
 use crate::util::new_id;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 /// The exclusive key of a container's hydration: one at a time.
 fn key(container: i64) -> String {
@@ -33,7 +33,7 @@ impl Engine<'_> {
     /// Start hydrating `container` unless a hydration is already active;
     /// returns the active or new operation's id, or None when the container
     /// reads through nothing. Its chunks start at
-    /// [`Config::initial_chunk`](crate::engine::Config) records.
+    /// [`Config::initial_chunk`](crate::handle::Config) records.
     pub(crate) fn start_hydration(
         &self,
         db: &dyn Db,

@@ -8,7 +8,7 @@ use crate::schema::ACTIVE;
 use crate::db::{exec, one, transaction};
 use crate::error::{Error, Result};
 use crate::events::append;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 impl Engine<'_> {
     /// Claim an operation's lease for `worker`: a conditional UPDATE, so of

@@ -16,7 +16,7 @@ use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{append, enqueue};
 use crate::util::rfc3339;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 impl Engine<'_> {
     /// Retry a failed operation: it becomes pending again and resumes from

@@ -4,7 +4,7 @@
 use super::types::{OpFilter, Operation, Status};
 use crate::db::{one, query, Db, Row};
 use crate::error::{Error, Result};
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 const COLUMNS: &str = "id, family, tenant, kind, source, source_ref, target, target_ref, strategy, target_time, \
     snapshot_lsn, history, collections, status, records_copied, bytes_copied, records_total, bytes_total, \

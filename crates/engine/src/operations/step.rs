@@ -13,7 +13,7 @@ use crate::containers;
 use crate::db::{exec, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
-use crate::engine::{Config, Engine};
+use crate::handle::{Config, Engine};
 use crate::{records, stats};
 
 impl Engine<'_> {
@@ -210,7 +210,7 @@ fn copy_chunk(db: &dyn Db, op: &Operation, n: i64) -> Result<Chunk> {
 #[cfg(test)]
 mod tests {
     use super::next_chunk_size;
-    use crate::engine::Config;
+    use crate::handle::Config;
 
     fn config() -> Config {
         Config {

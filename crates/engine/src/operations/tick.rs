@@ -6,7 +6,7 @@ use super::types::{Status, TickReport};
 use crate::db::{LockWait, Maintenance};
 use crate::error::{Error, ErrorKind, Result};
 use crate::util::new_id;
-use crate::engine::Engine;
+use crate::handle::Engine;
 
 impl Engine<'_> {
     /// One worker tick: step runnable operations round-robin until
@@ -65,7 +65,7 @@ impl Engine<'_> {
 
     /// Bounded progress on one operation from a status read, when it is
     /// runnable and no worker holds it: one chunk of at most
-    /// [`Config::nudge_records`](crate::engine::Config::nudge_records) records.
+    /// [`Config::nudge_records`](crate::handle::Config::nudge_records) records.
     /// Returns whether a chunk ran.
     pub fn nudge(&self, id: &str) -> Result<bool> {
         // A plain read first (WAL: never waits for a writer): when a worker

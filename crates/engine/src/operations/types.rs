@@ -258,7 +258,7 @@ impl Operation {
     }
 }
 
-/// Filters for [`Engine::list_operations`](crate::engine::Engine::list_operations).
+/// Filters for [`Engine::list_operations`](crate::handle::Engine::list_operations).
 #[derive(Debug, Clone, Default)]
 pub struct OpFilter {
     pub family: Option<String>,

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::events::append;
 use crate::stats::Delta;
 use crate::util::new_id;
-use crate::engine::Engine;
+use crate::handle::Engine;
 use crate::{imports, levels, stats};
 
 pub(super) fn key(container: i64) -> String {

@@ -1,4 +1,4 @@
-//! The engine over one connection ([`Engine`]) and its tunables
+//! The handle on the engine over one connection ([`Engine`]) and its tunables
 //! ([`Config`]). Every module with an `impl Engine` block adds its part of
 //! the API; this file holds only what they share.
 //!
