@@ -2,25 +2,34 @@
 //! copy operations, over a storage seam. No I/O of its own: it is handed a
 //! [`Db`] (one SQLite connection) and an [`Env`] (clock, randomness).
 //!
-//! Module map:
-//! - [`db`]: the seam (`Db`, `Env`, values and rows, transactions);
-//! - [`schema`]: tables, indexes and idempotent migrations;
-//! - [`lsn`]: the global LSN clock and time → LSN;
-//! - [`containers`]: resources (cluster, namespace, service, dataset, database);
-//! - [`branches`]: copy-on-write branches: levels, reads through ancestors;
-//! - [`imports`]: staged imports of any size, all or nothing, in short transactions;
-//! - [`records`]: versioned writes, latest and as-of reads, history, export pages;
-//! - [`snapshots`]: named, on-demand and scheduled snapshots;
+//! Module map, floor by floor from the top (a module uses only lower
+//! floors; each table has one writer: ARCHITECTURE.md, "Engine layers",
+//! held by `tests/house.rs`):
+//! - [`staging`]: staged imports of any size, all or nothing, in short transactions;
+//! - [`deletion`]: the one cascade: deleting a container and what follows,
+//!   the purge, canceling an operation;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
-//!   ticks, hydration, verification (a folder: types, rows, accept, lifecycle,
-//!   leases, step, hydrate, verify, tick);
-//! - [`events`]: per-operation events and the notification outbox;
-//! - [`limits`]: per-tenant quotas and rates, checked inside the guarded transaction;
-//! - [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;
-//! - [`owners`]: projects, organizations, environments owned by tenants;
+//!   ticks, hydration, verification (a folder: types, rows, chunks, accept,
+//!   lifecycle, leases, step, hydrate, verify, tick);
 //! - [`retention`]: pruning of superseded history;
-//! - [`error`]: the one error type, every kind documented;
-//! - `native` (feature `native`): the seam over rusqlite, for tests, benchmarks and tools.
+//! - [`records`]: every write to `records`; [`reads`]: as-of reads, history,
+//!   list and export pages;
+//! - [`imports`]: the import rows; [`snapshots`]: named, on-demand and scheduled snapshots;
+//! - [`containers`]: resources (cluster, namespace, service, dataset, database);
+//! - [`levels`]: what a copy-on-write branch reads through, and the one
+//!   `create_branch`; [`events`]: per-operation events and the notification
+//!   outbox; [`owners`]: projects, organizations, environments owned by tenants;
+//! - [`handle`]: [`Engine`] and [`Config`];
+//! - [`stats`]: per-collection statistics; [`lookup`]: the one latest-version
+//!   lookup through a branch's arms; [`limits`]: per-tenant quotas and rates;
+//!   `native` (feature `native`): the seam over rusqlite, for tests,
+//!   benchmarks and tools;
+//! - [`chain`]: levels and arms as values, and their SQL (pure);
+//!   [`lsn`]: the global LSN clock and time → LSN; [`schema`]: tables,
+//!   indexes and idempotent migrations; [`util`]: validation, ids, times;
+//!   [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;
+//! - [`db`]: the seam (`Db`, `Env`, values and rows, transactions);
+//! - [`error`]: the one error type, every kind documented.
 //!
 //! Invariants are listed in ARCHITECTURE.md ("Engine").
 

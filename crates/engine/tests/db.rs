@@ -1,0 +1,64 @@
+//! `db`: a transaction the database gave up on runs again and lands once.
+
+mod common;
+use common::*;
+use engine::*;
+
+/// A database that gives up on the first commits it sees, as a remote
+/// libSQL server does on `TRANSACTION_TIMEOUT` (it rolls the transaction
+/// back): the engine runs the transaction again, and the write lands once.
+struct GivesUp<'a> {
+    inner: &'a engine::native::NativeDb,
+    refusals: std::cell::Cell<u32>,
+}
+
+impl engine::Db for GivesUp<'_> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.inner.execute(sql, params)
+    }
+    fn commit(&self) -> Result<(), DbError> {
+        if self.refusals.get() > 0 {
+            self.refusals.set(self.refusals.get() - 1);
+            self.inner.rollback()?;
+            return Err(DbError::Unavailable(
+                "Hrana: TRANSACTION_TIMEOUT Transaction timed out".into(),
+            ));
+        }
+        self.inner.commit()
+    }
+}
+
+#[test]
+fn a_transaction_the_database_gave_up_on_runs_again_and_lands_once() {
+    let fx = Fx::new();
+    fx.engine()
+        .create_container("native", "acme", "db", &serde_json::json!({}))
+        .unwrap();
+    let flaky = GivesUp {
+        inner: &fx.db,
+        refusals: std::cell::Cell::new(2),
+    };
+    let e = Engine::open(&flaky, &fx.env).unwrap();
+    let done = e
+        .write("native", "acme", "db", &[put("c", "k", "{\"v\":1}")])
+        .unwrap();
+    assert_eq!(flaky.refusals.get(), 0, "both refusals were met");
+    let c = e.container("native", "acme", "db").unwrap();
+    let versions = e.history(&c, "c", "k", None, 10).unwrap();
+    assert_eq!(versions.len(), 1, "written once: {versions:?}");
+    assert_eq!(versions[0].lsn, done.lsn);
+    assert_eq!(
+        e.head_lsn().unwrap(),
+        done.lsn,
+        "no LSN taken by the failed runs"
+    );
+
+    // More refusals than attempts: a retryable error, nothing committed.
+    flaky.refusals.set(engine::db::TRANSACTION_ATTEMPTS);
+    let err = e
+        .write("native", "acme", "db", &[put("c", "k", "{\"v\":2}")])
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(err.is_retryable() && err.retry_after_s() == Some(1));
+    assert_eq!(e.history(&c, "c", "k", None, 10).unwrap().len(), 1);
+}
