@@ -8,7 +8,7 @@ use serde_json::json;
 
 const S: i64 = 1_000_000;
 
-fn seeded(e: &Engine, name: &str, n: usize) -> Container {
+fn named(e: &Engine, name: &str, n: usize) -> Container {
     e.create_container("native", "acme", name, &json!({}))
         .unwrap();
     let writes: Vec<Write> = (0..n)
@@ -33,8 +33,8 @@ fn rows(fx: &Fx, id: i64) -> i64 {
 fn an_expired_container_is_deleted_by_the_worker_with_its_rows() {
     let fx = Fx::new();
     let e = fx.engine();
-    let keep = seeded(&e, "keep", 10);
-    let temp = seeded(&e, "temp", 10);
+    let keep = named(&e, "keep", 10);
+    let temp = named(&e, "temp", 10);
     assert_eq!(temp.expires_at, None);
     let at = fx.env.now.get() + 60 * S;
     let temp = e.set_expiry("native", "acme", "temp", Some(at)).unwrap();
@@ -72,7 +72,7 @@ fn an_expired_container_is_deleted_by_the_worker_with_its_rows() {
 fn a_cleared_expiry_keeps_the_container() {
     let fx = Fx::new();
     let e = fx.engine();
-    seeded(&e, "temp", 3);
+    named(&e, "temp", 3);
     let at = fx.env.now.get() + 60 * S;
     e.set_expiry("native", "acme", "temp", Some(at)).unwrap();
     e.set_expiry("native", "acme", "temp", None).unwrap();
@@ -85,7 +85,7 @@ fn a_cleared_expiry_keeps_the_container() {
 fn a_clone_target_expires_only_after_its_copy_ends() {
     let fx = Fx::new();
     let e = fx.engine();
-    let src = seeded(&e, "src", 50);
+    let src = named(&e, "src", 50);
     let (op, _) = e
         .create_operation(&clone_req(&src, "dst", Strategy::Now, false))
         .unwrap();

@@ -4,23 +4,6 @@
 mod common;
 use common::*;
 use engine::*;
-use serde_json::json;
-
-fn seeded(e: &Engine, n: usize) -> Container {
-    e.create_container("native", "acme", "src", &json!({}))
-        .unwrap();
-    let writes: Vec<Write> = (0..n)
-        .map(|i| {
-            put(
-                ["a", "b", "c"][i % 3],
-                &format!("k{i:05}"),
-                &format!("{{\"i\":{i}}}"),
-            )
-        })
-        .collect();
-    e.write("native", "acme", "src", &writes).unwrap();
-    e.container("native", "acme", "src").unwrap()
-}
 
 #[test]
 fn notifications_are_delivered_retried_and_failed() {

@@ -6,22 +6,6 @@ use common::*;
 use engine::*;
 use serde_json::json;
 
-fn seeded(e: &Engine, n: usize) -> Container {
-    e.create_container("native", "acme", "src", &json!({}))
-        .unwrap();
-    let writes: Vec<Write> = (0..n)
-        .map(|i| {
-            put(
-                ["a", "b", "c"][i % 3],
-                &format!("k{i:05}"),
-                &format!("{{\"i\":{i}}}"),
-            )
-        })
-        .collect();
-    e.write("native", "acme", "src", &writes).unwrap();
-    e.container("native", "acme", "src").unwrap()
-}
-
 fn limit_of(e: &engine::Error) -> Option<(engine::limits::Limit, Option<i64>)> {
     match e.kind {
         ErrorKind::LimitExceeded {

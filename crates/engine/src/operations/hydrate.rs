@@ -15,7 +15,7 @@
 
 use serde_json::json;
 
-use super::rows::load;
+use super::rows::{insert_in_place, load};
 use super::types::{OpKind, Operation};
 use crate::containers::{self, Container};
 use crate::db::{exec, transaction, Db};
@@ -57,29 +57,18 @@ impl Engine<'_> {
         }
         let (records, bytes) = totals(db, container)?;
         let id = new_id(self.env);
-        let reference = c.reference();
-        exec(
+        let op = insert_in_place(
             db,
-            "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
-               snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
-               created_at, updated_at) \
-             VALUES (?1, 'native', ?2, ?3, ?4, ?5, ?4, ?5, 'now', ?6, 1, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-            &[
-                id.as_str().into(),
-                c.tenant.as_str().into(),
-                OpKind::Hydrate.label().into(),
-                c.id.into(),
-                reference.as_str().into(),
-                snapshot.into(),
-                key(container).into(),
-                records.into(),
-                bytes.into(),
-                self.config.initial_chunk.into(),
-                json!({ "reason": reason }).to_string().into(),
-                now.into(),
-            ],
+            &id,
+            OpKind::Hydrate,
+            &c,
+            snapshot,
+            &key(container),
+            (records, bytes),
+            self.config.initial_chunk,
+            &json!({ "reason": reason }),
+            now,
         )?;
-        let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
         let mut data = op.progress_json();
         data["reason"] = json!(reason);
         append(db, &id, now, "created", &data)?;

@@ -1,8 +1,9 @@
 //! Operation rows: the column list, row → [`Operation`], loading by id
 //! (with and without a tenant check) and listing.
 
-use super::types::{OpFilter, Operation, Status};
-use crate::db::{one, query, Db, Row};
+use super::types::{OpFilter, OpKind, Operation, Status};
+use crate::db::{exec, one, query, Db, Row};
+use crate::containers::Container;
 use crate::error::{Error, Result};
 use crate::handle::Engine;
 
@@ -56,6 +57,48 @@ fn from_row(r: &Row) -> Result<Operation> {
         cursor: (r.text(31)?, r.text(32)?, r.i64(33)?),
         mode: r.text(34)?,
     })
+}
+
+/// A new pending operation that works on `c` in place (a hydration or a
+/// verification: source and target are `c`), reading it as of
+/// `snapshot`, holding exclusive `key`, `totals` = (records, bytes).
+/// Returns it as stored.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn insert_in_place(
+    db: &dyn Db,
+    id: &str,
+    kind: OpKind,
+    c: &Container,
+    snapshot: i64,
+    key: &str,
+    totals: (i64, i64),
+    chunk: i64,
+    meta: &serde_json::Value,
+    now: i64,
+) -> Result<Operation> {
+    let reference = c.reference();
+    exec(
+        db,
+        "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
+           snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
+           created_at, updated_at) \
+         VALUES (?1, 'native', ?2, ?3, ?4, ?5, ?4, ?5, 'now', ?6, 1, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+        &[
+            id.into(),
+            c.tenant.as_str().into(),
+            kind.label().into(),
+            c.id.into(),
+            reference.as_str().into(),
+            snapshot.into(),
+            key.into(),
+            totals.0.into(),
+            totals.1.into(),
+            chunk.into(),
+            meta.to_string().into(),
+            now.into(),
+        ],
+    )?;
+    load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))
 }
 
 pub(crate) fn load(db: &dyn Db, id: &str) -> Result<Option<Operation>> {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value as Json};
 
 use super::chunks::{chunk_range, chunk_stats};
-use super::rows::load;
+use super::rows::{insert_in_place, load};
 use super::types::{OpKind, Operation};
 use crate::containers::{self, Container};
 use crate::db::{exec, one, transaction, Db};
@@ -66,29 +66,18 @@ impl Engine<'_> {
             let head = crate::lsn::head(db)?;
             let t = stats::totals(db, c.id)?;
             let total = (t.versions, t.version_bytes);
-            let reference = c.reference();
-            exec(
+            let op = insert_in_place(
                 db,
-                "INSERT INTO operations (id, family, tenant, kind, source, source_ref, target, target_ref, strategy, \
-                   snapshot_lsn, history, status, exclusive_key, records_total, bytes_total, chunk_size, meta, \
-                   created_at, updated_at) \
-                 VALUES (?1, 'native', ?2, ?12, ?3, ?4, ?3, ?4, 'now', ?5, 1, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-                &[
-                    id.as_str().into(),
-                    c.tenant.as_str().into(),
-                    c.id.into(),
-                    reference.as_str().into(),
-                    head.into(),
-                    key(c.id).into(),
-                    total.0.into(),
-                    total.1.into(),
-                    self.config.initial_chunk.into(),
-                    json!({"counted": {}}).to_string().into(),
-                    now.into(),
-                    OpKind::Verify.label().into(),
-                ],
+                &id,
+                OpKind::Verify,
+                &c,
+                head,
+                &key(c.id),
+                total,
+                self.config.initial_chunk,
+                &json!({"counted": {}}),
+                now,
             )?;
-            let op = load(db, &id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;
             append(db, &id, now, "created", &op.progress_json())?;
             Ok(op)
         })

@@ -158,3 +158,20 @@ pub fn run_to_end(e: &Engine, op: &str, limit: Option<i64>) -> Operation {
     }
     panic!("operation never ended");
 }
+
+/// A source `acme/src` with `n` records in collections a, b and c.
+pub fn seeded(e: &Engine, n: usize) -> Container {
+    e.create_container("native", "acme", "src", &serde_json::json!({}))
+        .unwrap();
+    let writes: Vec<Write> = (0..n)
+        .map(|i| {
+            put(
+                ["a", "b", "c"][i % 3],
+                &format!("k{i:05}"),
+                &format!("{{\"i\":{i}}}"),
+            )
+        })
+        .collect();
+    e.write("native", "acme", "src", &writes).unwrap();
+    e.container("native", "acme", "src").unwrap()
+}
