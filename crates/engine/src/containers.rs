@@ -10,7 +10,7 @@
 use serde_json::Value as Json;
 
 use crate::chain::{self, Arm, Level};
-use crate::db::{exec, one, query, transaction, Db, Row};
+use crate::db::{exec, one, query, returning_one, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stats::{self, CollectionStats};
 use crate::util::check_name;
@@ -156,7 +156,7 @@ pub(crate) fn insert(
             format!("{family}:{name} already exists"),
         ));
     }
-    let row = one(
+    let row = returning_one(
         db,
         &format!(
             "INSERT INTO containers (family, tenant, name, spec, state, floor_lsn, floor_at, created_at, updated_at) \

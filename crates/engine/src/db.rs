@@ -212,15 +212,25 @@ pub trait Db {
     /// its rows (empty for statements without a result).
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
 
+    /// Run one statement that only reads (a `SELECT`, or a `WITH … SELECT`):
+    /// the engine says so by calling this instead of [`Db::execute`], so a
+    /// backend never has to guess it from the text. A backend may run a
+    /// read again when the server interrupted it, inside a transaction too
+    /// (an interrupted read leaves the transaction as it was; an interrupted
+    /// write does not, and is never run again here).
+    fn select(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.execute(sql, params)
+    }
+
     /// Rows changed by the connection's last INSERT, UPDATE or DELETE.
     fn changes(&self) -> Result<u64, DbError> {
-        let rows = self.execute("SELECT changes()", &[])?;
+        let rows = self.select("SELECT changes()", &[])?;
         Ok(rows.first().and_then(|r| r.i64(0).ok()).unwrap_or(0).max(0) as u64)
     }
 
     /// The rowid of the connection's last successful INSERT (0 if none).
     fn last_insert_rowid(&self) -> Result<i64, DbError> {
-        let rows = self.execute("SELECT last_insert_rowid()", &[])?;
+        let rows = self.select("SELECT last_insert_rowid()", &[])?;
         Ok(rows.first().and_then(|r| r.i64(0).ok()).unwrap_or(0))
     }
 
@@ -274,16 +284,29 @@ pub trait Env {
     fn random_u128(&self) -> u128;
 }
 
+/// Rows of a statement that only reads ([`Db::select`]).
 pub(crate) fn query(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-    db.execute(sql, params).map_err(Error::from)
+    db.select(sql, params).map_err(Error::from)
 }
 
+/// The first row of a statement that only reads, if any.
+pub(crate) fn one(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+    Ok(query(db, sql, params)?.into_iter().next())
+}
+
+/// Run a statement that writes.
 pub(crate) fn exec(db: &dyn Db, sql: &str, params: &[Value]) -> Result<()> {
     db.execute(sql, params).map(|_| ()).map_err(Error::from)
 }
 
-pub(crate) fn one(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Option<Row>> {
-    Ok(query(db, sql, params)?.into_iter().next())
+/// Rows of a statement that writes and answers (`… RETURNING`).
+pub(crate) fn returning(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+    db.execute(sql, params).map_err(Error::from)
+}
+
+/// The first row of a statement that writes and answers (`… RETURNING`).
+pub(crate) fn returning_one(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+    Ok(returning(db, sql, params)?.into_iter().next())
 }
 
 /// Rows changed by the connection's last INSERT, UPDATE or DELETE.

@@ -4,7 +4,7 @@
 
 use serde_json::Value as Json;
 
-use crate::db::{exec, one, query, transaction, Db};
+use crate::db::{exec, one, query, returning, transaction, Db};
 use crate::error::Result;
 use crate::handle::Engine;
 
@@ -118,7 +118,7 @@ impl Engine<'_> {
     pub fn claim_notifications(&self, limit: i64, lease_us: i64) -> Result<Vec<Notification>> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
-            let rows = query(
+            let rows = returning(
                 db,
                 "UPDATE outbox SET next_attempt_at = ?2 WHERE id IN \
                    (SELECT id FROM \

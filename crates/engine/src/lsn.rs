@@ -5,14 +5,14 @@
 //! (containers, snapshots, operations and their chunks, retention) take no
 //! LSN: a chunk copies rows with the LSNs they have in the source.
 
-use crate::db::{exec, one, query, Db, Env};
+use crate::db::{exec, one, query, returning_one, Db, Env};
 use crate::error::{Error, Result};
 
 /// Take the next LSN inside the caller's record-write transaction.
 /// Returns `(lsn, committed_at)`.
 pub fn next(db: &dyn Db, env: &dyn Env) -> Result<(i64, i64)> {
     let now = env.now_us();
-    let row = one(
+    let row = returning_one(
         db,
         "INSERT INTO lsns (committed_at) \
          SELECT max(?1, coalesce((SELECT committed_at FROM lsns ORDER BY lsn DESC LIMIT 1), 0)) \

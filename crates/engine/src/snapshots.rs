@@ -5,7 +5,7 @@
 //! Uses: `containers`, `lsn`, `db`, `error`, `util`.
 
 use crate::containers::{self, Container};
-use crate::db::{exec, one, query, transaction, Db, Row};
+use crate::db::{exec, one, query, returning_one, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lsn;
 use crate::handle::Engine;
@@ -41,7 +41,7 @@ pub(crate) fn insert(
     now: i64,
 ) -> Result<Snapshot> {
     let head = lsn::head(db)?;
-    let row = one(
+    let row = returning_one(
         db,
         &format!(
             "INSERT INTO snapshots (container, lsn, name, scheduled, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \

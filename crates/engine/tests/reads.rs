@@ -81,6 +81,20 @@ impl engine::Db for Recorder<'_> {
         self.sent.borrow_mut().push((sql.to_string(), params.to_vec()));
         self.inner.execute(sql, params)
     }
+    /// What the engine declares a read must be one: a backend runs it
+    /// again after an interruption, which a write must never be.
+    fn select(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let up = sql.to_ascii_uppercase();
+        let verb = up.split_whitespace().next().unwrap_or("");
+        assert!(
+            (verb == "SELECT" || verb == "WITH" || verb == "PRAGMA")
+                && !["INSERT ", "UPDATE ", "DELETE ", "REPLACE ", "RETURNING"]
+                    .iter()
+                    .any(|w| up.contains(w)),
+            "sent as a read, but it writes: {sql}"
+        );
+        self.execute(sql, params)
+    }
     fn maintain(&self, task: Maintenance) -> Result<(), DbError> {
         self.inner.maintain(task)
     }

@@ -2,6 +2,7 @@
 //! for storage, variables, randomness, auth, routing and error mapping:
 //!
 //! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
+//! - [`retry`]: when a statement runs again, and the worst-case wait;
 //! - [`vars`]: Spin variables;
 //! - [`ids`]: randomness, random hex, UUIDs (random and name-derived);
 //! - [`body`]: typed reads of JSON bodies, errors naming the field;
@@ -18,6 +19,7 @@ pub mod ctx;
 pub mod errors;
 pub mod http;
 pub mod ids;
+pub mod retry;
 pub mod router;
 pub mod sse;
 pub mod store;

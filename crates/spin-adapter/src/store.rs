@@ -1,11 +1,13 @@
 //! The engine's seams over Spin: `Db` on `spin_sdk::sqlite` (database
 //! `default`), `Env` on WASI's wall clock and random.
 
-use std::cell::Cell;
-use std::time::Duration;
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
-use engine::{Db, DbError, Env, LockWait, Maintenance, Row, Value};
+use engine::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
 use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
+
+use crate::retry::{Next, Statement, Tries};
 
 /// A write transaction never starts on a connection older than this. sqld
 /// takes the write lock back from a connection that has held it, across
@@ -14,60 +16,27 @@ use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 /// transactions (a staged import) would lose every one after that.
 const WRITER_LIFETIME: Duration = Duration::from_millis(1000);
 
-/// How long, in all, a statement outside a transaction waits while a
-/// remote server answers SQLITE_BUSY at once — sqld refuses writers while a
-/// checkpoint holds its write queue — as `busy_timeout` waits on a file.
-const REMOTE_BUSY_WAIT: Duration = Duration::from_secs(5);
-
-/// Runs of a statement the server gave up on (a read anywhere, a write
-/// outside a transaction).
-const STATEMENT_ATTEMPTS: u32 = 5;
-
-/// A statement's first bytes, upper-cased: enough to tell `BEGIN`, `BEGIN
-/// IMMEDIATE`, `COMMIT`, `ROLLBACK`, `SELECT` and `WITH` apart — the whole
-/// of a shorter statement (`COMMIT` and `BEGIN` are shorter than 8 bytes;
-/// cut to nothing, a `COMMIT` once left the connection counted inside its
-/// transaction for good, so no later statement was retried).
-fn head(sql: &str) -> String {
-    let t = sql.trim_start();
-    t.get(..8).unwrap_or(t).to_ascii_uppercase()
+/// What this connection knows of itself, changed as statements run.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    /// When the connection was opened (see [`WRITER_LIFETIME`]).
+    opened_at: Instant,
+    /// Between `begin` and `commit`/`rollback`.
+    in_tx: bool,
+    /// The server gave up on this connection's stream: the next statement
+    /// outside a transaction, or the rollback, starts a fresh one.
+    poisoned: bool,
 }
 
-/// A statement that only reads: `SELECT …`, or `WITH …` ending in a SELECT.
-/// (sqld interrupts statements on a stream now and then — SQLITE_INTERRUPT —
-/// seen with libsql's cursor requests; a read can simply run again.)
-fn read_only(head: &str, sql: &str) -> bool {
-    if head.starts_with("SELECT") {
-        return true;
-    }
-    if !head.starts_with("WITH") {
-        return false;
-    }
-    let up = sql.to_ascii_uppercase();
-    !["INSERT ", "UPDATE ", "DELETE ", "REPLACE "]
-        .iter()
-        .any(|w| up.contains(w))
-}
-
-/// sqld interrupted the statement and nothing more (SQLITE_INTERRUPT): the
-/// stream, and any transaction open on it, are intact, so a read can run
-/// again where it is. Every other `Unavailable` (an expired stream, a
-/// transaction the server timed out, a dropped connection, no connection
-/// free) leaves no stream to run on: the libsql client keeps sending the
-/// dead stream's baton, so only a fresh connection helps.
-fn interrupted_only(message: &str) -> bool {
-    let l = message.to_ascii_lowercase();
-    (l.contains("sqlite_interrupt") || l.contains("interrupted"))
-        && !l.contains("transaction_timeout")
-        && !l.contains("stream_expired")
-}
-
-/// The error came from a remote libSQL server (the `libsql` client names
-/// its protocol, Hrana, in every error it reports); a local file's SQLite
-/// never does. (`SpinDb::remote` is only known once a PRAGMA was refused,
-/// which a request on a current schema never sends.)
-fn from_remote_server(message: &str) -> bool {
-    message.to_ascii_lowercase().contains("hrana")
+/// What this connection knows of its backend.
+#[derive(Debug, Clone, Copy, Default)]
+struct Backend {
+    /// A PRAGMA was refused: the backend is remote.
+    remote: bool,
+    /// The lock wait before [`LockWait::Never`], to restore.
+    saved_wait: Option<i64>,
+    /// [`LockWait::Never`] is in force: a busy database is answered at once.
+    never_wait: bool,
 }
 
 /// One Spin SQLite connection: a local file or a remote libSQL database,
@@ -75,25 +44,15 @@ fn from_remote_server(message: &str) -> bool {
 /// maintenance is attempted and a refusal ([`DbError::Unsupported`], what a
 /// libSQL server answers to PRAGMAs) is the sign of a remote backend: the
 /// connection stops trying for the rest of its life.
+///
+/// When a statement runs again is [`crate::retry`]'s decision, in one
+/// place; this type carries it out (sleeps, fresh connections).
 pub struct SpinDb {
-    /// Replaced after the server gave up on it (see `execute`).
-    conn: std::cell::RefCell<Connection>,
-    /// The server gave up on a statement of this connection: a remote
-    /// server's stream can stay that way (sqld answers every later statement
-    /// with SQLITE_INTERRUPT), so the next statement outside a transaction
-    /// opens a new connection first.
-    poisoned: Cell<bool>,
-    /// When the connection was opened: a write transaction on a connection
-    /// older than [`WRITER_LIFETIME`] starts on a fresh one (see `execute`).
-    opened_at: Cell<std::time::Instant>,
-    /// A PRAGMA was refused: the backend is remote.
-    remote: Cell<bool>,
-    /// The lock wait before [`LockWait::Never`], to restore.
-    saved_wait: Cell<Option<i64>>,
-    /// Inside `BEGIN … COMMIT/ROLLBACK`.
-    in_tx: Cell<bool>,
-    /// [`LockWait::Never`] is in force: a busy database is answered at once.
-    never_wait: Cell<bool>,
+    /// Replaced when the server gave up on it, and before a write
+    /// transaction on one older than [`WRITER_LIFETIME`].
+    conn: RefCell<Connection>,
+    session: Cell<Session>,
+    backend: Cell<Backend>,
 }
 
 impl SpinDb {
@@ -101,13 +60,13 @@ impl SpinDb {
     pub fn open() -> Result<SpinDb, engine::Error> {
         Connection::open_default()
             .map(|conn| SpinDb {
-                conn: std::cell::RefCell::new(conn),
-                poisoned: Cell::new(false),
-                opened_at: Cell::new(std::time::Instant::now()),
-                remote: Cell::new(false),
-                saved_wait: Cell::new(None),
-                in_tx: Cell::new(false),
-                never_wait: Cell::new(false),
+                conn: RefCell::new(conn),
+                session: Cell::new(Session {
+                    opened_at: Instant::now(),
+                    in_tx: false,
+                    poisoned: false,
+                }),
+                backend: Cell::new(Backend::default()),
             })
             .map_err(|e| {
                 engine::Error::new(
@@ -179,28 +138,80 @@ fn map_err(e: SqlError) -> DbError {
 }
 
 impl SpinDb {
-    /// A fresh connection in place of a poisoned one.
+    fn update_session(&self, f: impl FnOnce(&mut Session)) {
+        let mut s = self.session.get();
+        f(&mut s);
+        self.session.set(s);
+    }
+
+    fn update_backend(&self, f: impl FnOnce(&mut Backend)) {
+        let mut b = self.backend.get();
+        f(&mut b);
+        self.backend.set(b);
+    }
+
+    /// A fresh connection in place of the current one.
     fn reconnect(&self) -> Result<(), DbError> {
         let conn = Connection::open_default()
             .map_err(|e| DbError::Unavailable(format!("reopening database default: {e:?}")))?;
         *self.conn.borrow_mut() = conn;
-        self.poisoned.set(false);
-        self.opened_at.set(std::time::Instant::now());
+        self.update_session(|s| {
+            s.poisoned = false;
+            s.opened_at = Instant::now();
+        });
         Ok(())
     }
 
     /// Run a PRAGMA unless the backend is known to refuse them.
     fn pragma(&self, sql: &str) -> Result<Vec<Row>, DbError> {
-        if self.remote.get() {
+        if self.backend.get().remote {
             return Ok(Vec::new());
         }
-        match self.execute(sql, &[]) {
+        match self.run(sql, &[], Statement::Write) {
             Err(DbError::Unsupported(_)) => {
-                self.remote.set(true);
+                self.update_backend(|b| b.remote = true);
                 Ok(Vec::new())
             }
             r => r,
         }
+    }
+
+    /// Run one statement, and again as [`Tries::after`] decides.
+    fn run(&self, sql: &str, params: &[Value], statement: Statement) -> Result<Vec<Row>, DbError> {
+        let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
+        let mut tries = Tries::default();
+        let result = loop {
+            let session = self.session.get();
+            if session.poisoned && !session.in_tx {
+                self.reconnect()?;
+            }
+            let e = match self.conn.borrow().execute(sql, &params).map_err(map_err) {
+                Ok(r) => break r,
+                Err(e) => e,
+            };
+            let in_tx = self.session.get().in_tx;
+            match tries.after(
+                crate::retry::Failure::of(&e),
+                statement,
+                in_tx,
+                self.backend.get().never_wait,
+            ) {
+                Next::Again => {}
+                Next::Reconnect => self.reconnect()?,
+                Next::Sleep(d) => std::thread::sleep(d),
+                Next::Fail { poisoned } => {
+                    if poisoned {
+                        self.update_session(|s| s.poisoned = true);
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        Ok(result
+            .rows
+            .iter()
+            .map(|r| Row(r.values.iter().map(from_sql).collect()))
+            .collect())
     }
 }
 
@@ -235,19 +246,21 @@ impl Db for SpinDb {
     fn lock_wait(&self, wait: LockWait) -> Result<(), DbError> {
         match wait {
             LockWait::Never => {
-                self.never_wait.set(true);
-                if self.saved_wait.get().is_none() {
+                self.update_backend(|b| b.never_wait = true);
+                if self.backend.get().saved_wait.is_none() {
                     let now = self.pragma("PRAGMA busy_timeout")?;
                     match now.first().and_then(|r| r.i64(0).ok()) {
-                        Some(ms) => self.saved_wait.set(Some(ms)),
+                        Some(ms) => self.update_backend(|b| b.saved_wait = Some(ms)),
                         None => return Ok(()), // remote: the server decides
                     }
                 }
                 self.pragma("PRAGMA busy_timeout = 0")?;
             }
             LockWait::Default => {
-                self.never_wait.set(false);
-                if let Some(ms) = self.saved_wait.take() {
+                self.update_backend(|b| b.never_wait = false);
+                let saved = self.backend.get().saved_wait;
+                if let Some(ms) = saved {
+                    self.update_backend(|b| b.saved_wait = None);
                     self.pragma(&format!("PRAGMA busy_timeout = {ms}"))?;
                 }
             }
@@ -256,79 +269,48 @@ impl Db for SpinDb {
     }
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        let params: Vec<SqlValue> = params.iter().map(to_sql).collect();
-        let head = head(sql);
-        if self.poisoned.get() && head.starts_with("ROLLBACK") {
-            // Roll back on the connection the server gave up on (releasing
-            // any lock it still holds), then leave it for a fresh one.
-            let _ = self.conn.borrow().execute(sql, &params);
-            self.in_tx.set(false);
-            return self.reconnect().map(|()| Vec::new());
-        }
-        // Outside a transaction a statement the server gave up on did
-        // nothing: it runs again on a fresh connection, a few times. Inside
-        // one, the engine rolls back and reruns the whole transaction.
-        if head.starts_with("BEGIN IM")
-            && !self.in_tx.get()
-            && self.opened_at.get().elapsed() > WRITER_LIFETIME
-        {
+        self.run(sql, params, Statement::Write)
+    }
+
+    fn select(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.run(sql, params, Statement::Read)
+    }
+
+    fn begin(&self, mode: TxMode) -> Result<(), DbError> {
+        let session = self.session.get();
+        if mode == TxMode::Write && !session.in_tx && session.opened_at.elapsed() > WRITER_LIFETIME {
             self.reconnect()?;
         }
-        let mut attempt = 1;
-        let (mut waited, mut pause) = (Duration::ZERO, Duration::from_millis(10));
-        let result = loop {
-            if self.poisoned.get() && !self.in_tx.get() {
-                self.reconnect()?;
-            }
-            let r = self.conn.borrow().execute(sql, &params).map_err(map_err);
-            match r {
-                // An interrupted read changed nothing and, unlike an
-                // interrupted write, leaves the transaction it is in as it
-                // was (SQLite rolls a transaction back only for a write):
-                // it runs again where it is.
-                Err(DbError::Unavailable(m))
-                    if read_only(&head, sql)
-                        && interrupted_only(&m)
-                        && attempt < STATEMENT_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                // A remote server busy with a checkpoint: nothing ran, so
-                // outside a transaction (a `BEGIN IMMEDIATE`, a single
-                // write) the statement waits and runs again.
-                Err(DbError::Busy(m))
-                    if from_remote_server(&m)
-                        && !self.in_tx.get()
-                        && !self.never_wait.get()
-                        && waited < REMOTE_BUSY_WAIT =>
-                {
-                    std::thread::sleep(pause);
-                    waited += pause;
-                    pause = (pause * 2).min(Duration::from_millis(250));
-                }
-                Err(DbError::Unavailable(m)) => {
-                    self.poisoned.set(true);
-                    if self.in_tx.get() || attempt >= STATEMENT_ATTEMPTS {
-                        return Err(DbError::Unavailable(m));
-                    }
-                    attempt += 1;
-                }
-                r => break r?,
-            }
+        let sql = match mode {
+            TxMode::Write => "BEGIN IMMEDIATE",
+            TxMode::Read => "BEGIN",
         };
-        if head.starts_with("BEGIN") {
-            self.in_tx.set(true);
-        } else if head.starts_with("COMMIT")
-            || head.starts_with("ROLLBACK")
-            || head.starts_with("END")
-        {
-            self.in_tx.set(false);
+        self.run(sql, &[], Statement::Write)?;
+        self.update_session(|s| s.in_tx = true);
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<(), DbError> {
+        let r = self.run("COMMIT", &[], Statement::Write).map(|_| ());
+        // A failed commit leaves the transaction open: the engine rolls it
+        // back, which ends it.
+        if r.is_ok() {
+            self.update_session(|s| s.in_tx = false);
         }
-        Ok(result
-            .rows
-            .iter()
-            .map(|r| Row(r.values.iter().map(from_sql).collect()))
-            .collect())
+        r
+    }
+
+    fn rollback(&self) -> Result<(), DbError> {
+        if self.session.get().poisoned {
+            // Roll back on the connection the server gave up on (releasing
+            // any lock it still holds), then leave it for a fresh one.
+            let _ = self.conn.borrow().execute("ROLLBACK", &[]);
+            self.update_session(|s| s.in_tx = false);
+            return self.reconnect();
+        }
+        let r = self.run("ROLLBACK", &[], Statement::Write).map(|_| ());
+        self.update_session(|s| s.in_tx = false);
+        r
     }
 }
 
@@ -374,35 +356,6 @@ mod tests {
         assert!(matches!(
             kind("SQL_PARSE_ERROR: unsupported statement"),
             DbError::Unsupported(_)
-        ));
-    }
-
-    #[test]
-    fn short_statements_keep_their_head() {
-        assert_eq!(head("COMMIT"), "COMMIT");
-        assert_eq!(head("  begin"), "BEGIN");
-        assert_eq!(head("BEGIN IMMEDIATE"), "BEGIN IM");
-        assert_eq!(head("ROLLBACK"), "ROLLBACK");
-    }
-
-    #[test]
-    fn a_busy_remote_server_is_told_from_a_busy_file() {
-        let remote = "Hrana: `cursor error: `error at step 0: (error code: SQLITE_BUSY) `SQLite error: database is locked```";
-        assert!(matches!(kind(remote), DbError::Busy(_)));
-        assert!(from_remote_server(remote));
-        assert!(!from_remote_server("database is locked"));
-    }
-
-    #[test]
-    fn only_an_interrupted_read_runs_again_on_the_same_stream() {
-        assert!(interrupted_only(
-            "SQLite error: SQLITE_INTERRUPT: interrupted"
-        ));
-        // The stream is gone: the client would resend its dead baton.
-        assert!(!interrupted_only(EXPIRED));
-        assert!(!interrupted_only(NO_CONNECTION));
-        assert!(!interrupted_only(
-            "Hrana: TRANSACTION_TIMEOUT Transaction timed out (interrupted)"
         ));
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::rows::load;
 use crate::schema::ACTIVE;
-use crate::db::{exec, one, transaction};
+use crate::db::{exec, one, returning_one, transaction};
 use crate::error::{Error, Result};
 use crate::events::append;
 use crate::handle::Engine;
@@ -26,7 +26,7 @@ impl Engine<'_> {
             )?
             .map(|r| r.text(0))
             .transpose()?;
-            let claimed = one(
+            let claimed = returning_one(
                 db,
                 &format!(
                     "UPDATE operations SET lease_owner = ?2, lease_expires = ?3, \
