@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::runtime::cron_bindings::fermyon::spin_cron::cron_types::Metadata;
-use crate::runtime::cron_bindings::SpinCronPre;
+use crate::bindings::cron::fermyon::spin_cron::cron_types::Metadata;
+use crate::bindings::cron::SpinCronPre;
 use crate::runtime::Host;
 
 /// Parse a cron expression the way the cron trigger does.

@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use wasmtime::component::Resource;
 
-use crate::runtime::fermyon::spin::key_value::{self, Error};
-use crate::runtime::{blocking, State};
+use crate::bindings::blocking;
+use crate::bindings::fermyon::spin::key_value::{self, Error};
 
 /// The store a guest opened (the resource behind `store`).
 pub struct OpenStore {
@@ -268,7 +268,23 @@ impl Stores {
     }
 }
 
-impl State {
+/// What `fermyon:spin/key-value` sees of a store's state: the app's
+/// stores, the labels the component's manifest lists, and the resource
+/// table.
+pub struct KvView<'a> {
+    pub stores: &'a Stores,
+    pub allowed: &'a [String],
+    pub table: &'a mut wasmtime::component::ResourceTable,
+}
+
+/// The linker's projection type for [`KvView`].
+pub struct Kv;
+
+impl wasmtime::component::HasData for Kv {
+    type Data<'a> = KvView<'a>;
+}
+
+impl KvView<'_> {
     fn kv_label(&self, store: &Resource<OpenStore>) -> wasmtime::Result<String> {
         Ok(self.table.get(store)?.label.clone())
     }
@@ -277,19 +293,19 @@ impl State {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
-        if !self.manifest.key_value_stores.iter().any(|s| s == &label) {
+        if !self.allowed.iter().any(|s| s == &label) {
             return Ok(Err(Error::AccessDenied));
         }
-        if !self.shared.kv.has(&label) {
+        if !self.stores.has(&label) {
             return Ok(Err(Error::NoSuchStore));
         }
         Ok(Ok(self.table.push(OpenStore { label })?))
     }
 }
 
-impl key_value::Host for State {}
+impl key_value::Host for KvView<'_> {}
 
-impl key_value::HostStore for State {
+impl key_value::HostStore for KvView<'_> {
     fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
         self.kv_open_impl(label)
     }
@@ -300,7 +316,7 @@ impl key_value::HostStore for State {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let label = self.kv_label(&s)?;
-        Ok(self.shared.kv.get(&label, &key))
+        Ok(self.stores.get(&label, &key))
     }
 
     fn set(
@@ -310,7 +326,7 @@ impl key_value::HostStore for State {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.kv_label(&s)?;
-        Ok(self.shared.kv.set(&label, &key, &value))
+        Ok(self.stores.set(&label, &key, &value))
     }
 
     fn delete(
@@ -319,7 +335,7 @@ impl key_value::HostStore for State {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.kv_label(&s)?;
-        Ok(self.shared.kv.delete(&label, &key))
+        Ok(self.stores.delete(&label, &key))
     }
 
     fn exists(
@@ -328,12 +344,12 @@ impl key_value::HostStore for State {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let label = self.kv_label(&s)?;
-        Ok(self.shared.kv.exists(&label, &key))
+        Ok(self.stores.exists(&label, &key))
     }
 
     fn get_keys(&mut self, s: Resource<OpenStore>) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let label = self.kv_label(&s)?;
-        Ok(self.shared.kv.keys(&label))
+        Ok(self.stores.keys(&label))
     }
 
     fn drop(&mut self, s: Resource<OpenStore>) -> wasmtime::Result<()> {

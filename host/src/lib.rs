@@ -12,14 +12,18 @@
 //!   a remote libSQL server and Redis where [`runtime_config`] (Spin's
 //!   `--runtime-config-file`) names them; [`hrana_transport`] is the HTTP
 //!   connector the `libsql` client reaches a remote database with.
+//! - [`bindings`]: the Rust side of the WIT the host serves (`bindgen!`);
+//!   each interface module implements its part on a view of the store's
+//!   state, never through the runtime.
 //! - [`runtime`]: the wasmtime engine, the compiled-component cache and the
-//!   per-request store state (WASI, `wasi:http`, Spin's interfaces).
+//!   per-request store state (WASI, `wasi:http`, each interface's view).
 //! - [`server`]: the HTTP front end (hyper) that instantiates a component per request.
 //! - [`cron`]: the `[[trigger.cron]]` scheduler and on-demand ticks.
 //!
 //! [`Host`] ties them together; [`cli`] is its command line (`main.rs`
 //! only calls it).
 
+pub mod bindings;
 pub mod cli;
 pub mod cron;
 pub mod hrana_transport;

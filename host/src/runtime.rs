@@ -8,35 +8,19 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::kv::Stores;
+use crate::bindings::fermyon;
+use crate::kv::{Kv, KvView, Stores};
 use crate::manifest::Manifest;
+use crate::sqlite::{Sqlite, SqliteView};
+use crate::variables::{Vars, VarsView};
 use crate::router::Router;
 use crate::variables::Resolver;
-
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "fermyon:spin/host",
-    imports: { default: trappable },
-    with: {
-        "fermyon:spin/key-value.store": crate::kv::OpenStore,
-        "fermyon:spin/sqlite.connection": crate::sqlite::OpenConnection,
-    },
-});
-
-/// Bindings for the cron trigger's world (`handle-cron-event`).
-pub mod cron_bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "fermyon:spin-cron/spin-cron",
-        exports: { default: async },
-    });
-}
 
 /// How to run an app.
 #[derive(Debug, Clone)]
@@ -155,6 +139,34 @@ impl wasmtime::ResourceLimiter for MemoryMeter {
     }
 }
 
+impl State {
+    /// What `fermyon:spin/key-value` sees.
+    fn kv(&mut self) -> KvView<'_> {
+        KvView {
+            stores: &self.shared.kv,
+            allowed: &self.manifest.key_value_stores,
+            table: &mut self.table,
+        }
+    }
+
+    /// What `fermyon:spin/sqlite` sees.
+    fn sqlite(&mut self) -> SqliteView<'_> {
+        SqliteView {
+            databases: &self.shared.databases,
+            allowed: &self.manifest.sqlite_databases,
+            table: &mut self.table,
+        }
+    }
+
+    /// What `fermyon:spin/variables` sees.
+    fn variables(&mut self) -> VarsView<'_> {
+        VarsView {
+            resolver: &self.shared.variables,
+            component: &self.component,
+        }
+    }
+}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -185,9 +197,10 @@ impl Host {
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        fermyon::spin::key_value::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-        fermyon::spin::sqlite::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-        fermyon::spin::variables::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+        // Each Spin interface sees only its view of the store's state.
+        fermyon::spin::key_value::add_to_linker::<State, Kv>(&mut linker, State::kv)?;
+        fermyon::spin::sqlite::add_to_linker::<State, Sqlite>(&mut linker, State::sqlite)?;
+        fermyon::spin::variables::add_to_linker::<State, Vars>(&mut linker, State::variables)?;
         // The cron world's types-only interface: components import it, it has no functions.
         linker.instance("fermyon:spin-cron/cron-types@2.0.0")?;
 
@@ -368,14 +381,4 @@ fn load_component(engine: &Engine, path: &Path, cache_dir: Option<&Path>) -> Res
         }
     }
     Ok(component)
-}
-
-/// Run blocking work (SQLite) without stalling the async runtime's other tasks.
-pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }

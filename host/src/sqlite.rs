@@ -26,8 +26,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::Connection;
 use wasmtime::component::Resource;
 
-use crate::runtime::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
-use crate::runtime::{blocking, State};
+use crate::bindings::blocking;
+use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
 use crate::runtime_config::SqliteConfig;
 
 /// A guest's open connection (the resource behind `connection`).
@@ -152,20 +152,32 @@ impl Idle {
     }
 }
 
-impl State {
+/// What `fermyon:spin/sqlite` sees of a store's state: the app's
+/// databases, the labels the component's manifest lists, and the resource
+/// table.
+pub struct SqliteView<'a> {
+    pub databases: &'a Databases,
+    pub allowed: &'a [String],
+    pub table: &'a mut wasmtime::component::ResourceTable,
+}
+
+/// The linker's projection type for [`SqliteView`].
+pub struct Sqlite;
+
+impl wasmtime::component::HasData for Sqlite {
+    type Data<'a> = SqliteView<'a>;
+}
+
+impl SqliteView<'_> {
     fn sqlite_open_impl(
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
-        if !self
-            .manifest
-            .sqlite_databases
-            .iter()
-            .any(|d| d == &database)
+        if !self.allowed.iter().any(|d| d == &database)
         {
             return Ok(Err(Error::AccessDenied));
         }
-        let Some(backend) = self.shared.databases.0.get(&database) else {
+        let Some(backend) = self.databases.0.get(&database) else {
             return Ok(Err(Error::NoSuchDatabase));
         };
         let open = match backend {
@@ -211,7 +223,7 @@ impl State {
                 Ok(blocking(|| execute(conn, statement, parameters)).map_err(map_error))
             }
             OpenConnection::Remote { conn, label } => {
-                let Some(Backend::Remote(r)) = self.shared.databases.0.get(label.as_str()) else {
+                let Some(Backend::Remote(r)) = self.databases.0.get(label.as_str()) else {
                     return Ok(Err(Error::InvalidConnection));
                 };
                 let t = std::time::Instant::now();
@@ -321,9 +333,9 @@ fn map_error(e: rusqlite::Error) -> Error {
     }
 }
 
-impl sqlite::Host for State {}
+impl sqlite::Host for SqliteView<'_> {}
 
-impl sqlite::HostConnection for State {
+impl sqlite::HostConnection for SqliteView<'_> {
     fn open(
         &mut self,
         database: String,
@@ -343,7 +355,7 @@ impl sqlite::HostConnection for State {
     fn drop(&mut self, c: Resource<OpenConnection>) -> wasmtime::Result<()> {
         match self.table.delete(c)? {
             OpenConnection::Local { conn, label } => {
-                if let Some(Backend::Local { idle, .. }) = self.shared.databases.0.get(&label) {
+                if let Some(Backend::Local { idle, .. }) = self.databases.0.get(&label) {
                     // A rollback may touch the file: keep it off the async threads too.
                     blocking(move || idle.give_back(conn));
                 }

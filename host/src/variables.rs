@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 
 use crate::manifest::{check_variable_name, Manifest};
-use crate::runtime::fermyon::spin::variables::{self, Error};
-use crate::runtime::State;
+use crate::bindings::fermyon::spin::variables::{self, Error};
 
 /// Application variables resolved at start, and each component's templates.
 pub struct Resolver {
@@ -93,8 +92,21 @@ impl Resolver {
     }
 }
 
-impl variables::Host for State {
+/// What `fermyon:spin/variables` sees: the resolver and the component.
+pub struct VarsView<'a> {
+    pub resolver: &'a Resolver,
+    pub component: &'a str,
+}
+
+/// The linker's projection type for [`VarsView`].
+pub struct Vars;
+
+impl wasmtime::component::HasData for Vars {
+    type Data<'a> = VarsView<'a>;
+}
+
+impl variables::Host for VarsView<'_> {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
-        Ok(self.shared.variables.get(&self.component, &name))
+        Ok(self.resolver.get(self.component, &name))
     }
 }

@@ -3,7 +3,7 @@
 
 use engine::{CancelPolicy, CloneRequest, ContainerState, OpFilter, Operation, Strategy};
 use serde_json::{json, Value};
-use spin_adapter::http::{Reply, Req};
+use spin_adapter::http::{within, Reply, Req};
 use uuid::Uuid;
 
 use crate::clusters::{check_region, find, new_cluster_id};
@@ -11,18 +11,16 @@ use crate::{bad, error, fail, Ctx, FAMILY};
 
 /// `?page=&per_page=`: defaults 1 and 10, per_page at most 100.
 pub fn paging(req: &Req) -> Result<(i64, i64), Reply> {
-    let num = |name: &str, default: i64, max: i64| -> Result<i64, Reply> {
-        match req.query(name) {
-            None => Ok(default),
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(bad(&format!(
-                    "{name} must be an integer from 1 to {max}, got {s:?}"
-                ))),
-            },
-        }
-    };
-    Ok((num("page", 1, 1_000_000)?, num("per_page", 10, 100)?))
+    #[derive(serde::Deserialize)]
+    struct Paging {
+        page: Option<i64>,
+        per_page: Option<i64>,
+    }
+    let q: Paging = req.query_as().map_err(|e| bad(&e))?;
+    Ok((
+        within("page", q.page.unwrap_or(1), 1, 1_000_000).map_err(|e| bad(&e))?,
+        within("per_page", q.per_page.unwrap_or(10), 1, 100).map_err(|e| bad(&e))?,
+    ))
 }
 
 /// The operation id as a UUID (the engine's 128-bit hex id, hyphenated).

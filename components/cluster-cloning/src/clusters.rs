@@ -4,7 +4,7 @@
 //! data API as `typesense:<id>`.
 
 use engine::{Container, ContainerState};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use spin_adapter::http::{Reply, Req};
 
 use crate::{bad, error, Ctx, FAMILY};
@@ -79,10 +79,36 @@ pub fn find(ctx: &Ctx, e: &engine::Engine, id: &str) -> Result<Container, Reply>
         .map_err(|_| crate::fail(404, "not_found", &format!("cluster {id} not found")))
 }
 
-fn string(v: &Map<String, Value>, k: &str, required: bool) -> Result<Option<String>, Reply> {
-    match v.get(k) {
-        None | Some(Value::Null) if !required => Ok(None),
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 64 => Ok(Some(s.clone())),
+/// Typesense Cloud's cluster create body (other fields are ignored).
+#[derive(serde::Deserialize)]
+struct ClusterCreate {
+    memory: Option<String>,
+    vcpu: Option<String>,
+    typesense_server_version: Option<String>,
+    regions: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "yes_no")]
+    high_availability: Option<String>,
+    #[serde(default, deserialize_with = "yes_no")]
+    high_performance_disk: Option<String>,
+    #[serde(default, deserialize_with = "yes_no")]
+    load_balancing: Option<String>,
+    search_delivery_network: Option<Sdn>,
+    auto_upgrade_capacity: Option<bool>,
+    name: Option<String>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Sdn {
+    Off,
+    Yes,
+}
+
+/// A required or optional name-like field: non-empty, at most 64 bytes.
+fn string(k: &str, v: Option<String>, required: bool) -> Result<Option<String>, Reply> {
+    match v {
+        None if !required => Ok(None),
+        Some(s) if !s.trim().is_empty() && s.len() <= 64 => Ok(Some(s)),
         _ if required => Err(bad(&format!(
             "{k} is required and must be a non-empty string of at most 64 bytes"
         ))),
@@ -92,32 +118,29 @@ fn string(v: &Map<String, Value>, k: &str, required: bool) -> Result<Option<Stri
     }
 }
 
-/// An optional "yes"/"no" field (a boolean is accepted too), with its default.
-fn yes_no(b: &Map<String, Value>, k: &str, default: &str) -> Result<String, Reply> {
-    match b.get(k) {
-        None | Some(Value::Null) => Ok(default.into()),
-        Some(Value::Bool(true)) => Ok("yes".into()),
-        Some(Value::Bool(false)) => Ok("no".into()),
-        Some(Value::String(s)) if ["yes", "no"].contains(&s.as_str()) => Ok(s.clone()),
-        Some(v) => Err(bad(&format!("{k} is \"yes\" or \"no\", not {v}"))),
+/// An optional "yes"/"no" field (a boolean is accepted too).
+fn yes_no<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v: Option<Value> = serde::Deserialize::deserialize(d)?;
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some("yes".into())),
+        Some(Value::Bool(false)) => Ok(Some("no".into())),
+        Some(Value::String(s)) if ["yes", "no"].contains(&s.as_str()) => Ok(Some(s)),
+        Some(v) => Err(serde::de::Error::custom(format!("is \"yes\" or \"no\", not {v}"))),
     }
 }
 
 /// `POST /api/v1/clusters`.
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
-    let b = spin_adapter::body::object(&req.body, false).map_err(|m| bad(&m))?;
-    let memory = string(&b, "memory", true)?.unwrap();
-    let vcpu = string(&b, "vcpu", true)?.unwrap();
-    let version = string(&b, "typesense_server_version", true)?.unwrap();
-    let regions: Vec<String> = match b.get("regions") {
-        Some(Value::Array(a)) if !a.is_empty() => a
-            .iter()
-            .map(|r| {
-                r.as_str()
-                    .map(String::from)
-                    .ok_or_else(|| bad("regions must be strings"))
-            })
-            .collect::<Result<_, _>>()?,
+    let b: ClusterCreate = spin_adapter::body::parse(&req.body, false).map_err(|m| bad(&m))?;
+    let required = |k: &str, v: Option<String>| -> Result<String, Reply> {
+        string(k, v, true)?.ok_or_else(|| bad(&format!("{k} is required")))
+    };
+    let memory = required("memory", b.memory)?;
+    let vcpu = required("vcpu", b.vcpu)?;
+    let version = required("typesense_server_version", b.typesense_server_version)?;
+    let regions = match b.regions {
+        Some(a) if !a.is_empty() => a,
         _ => {
             return Err(bad(&format!(
                 "regions is required: a non-empty list of {}",
@@ -128,23 +151,16 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     for r in &regions {
         check_region(r)?;
     }
-    let ha = yes_no(&b, "high_availability", "no")?;
-    let disk = yes_no(&b, "high_performance_disk", "no")?;
-    let balancing = yes_no(&b, "load_balancing", "no")?;
-    let sdn = match b.get("search_delivery_network") {
-        None | Some(Value::Null) => "off".to_string(),
-        Some(Value::String(s)) if ["off", "yes"].contains(&s.as_str()) => s.clone(),
-        Some(v) => {
-            return Err(bad(&format!(
-                "search_delivery_network is \"off\" or \"yes\", not {v}"
-            )))
-        }
+    let ha = b.high_availability.unwrap_or_else(|| "no".into());
+    let disk = b.high_performance_disk.unwrap_or_else(|| "no".into());
+    let balancing = b.load_balancing.unwrap_or_else(|| "no".into());
+    let sdn = match b.search_delivery_network.unwrap_or(Sdn::Off) {
+        Sdn::Off => "off",
+        Sdn::Yes => "yes",
     };
-    let auto = spin_adapter::body::opt_bool(&b, "auto_upgrade_capacity")
-        .map_err(|m| bad(&m))?
-        .unwrap_or(false);
+    let auto = b.auto_upgrade_capacity.unwrap_or(false);
     let id = new_cluster_id();
-    let name = string(&b, "name", false)?.unwrap_or_else(|| format!("cluster-{id}"));
+    let name = string("name", b.name, false)?.unwrap_or_else(|| format!("cluster-{id}"));
     let spec = json!({
         "name": name,
         "memory": memory,

@@ -4,7 +4,7 @@
 use engine::{CancelPolicy, CloneRequest, Engine, OpFilter, Status, Strategy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use spin_adapter::http::{Reply, Req};
+use spin_adapter::http::{within, Reply, Req};
 
 use crate::resources::find;
 use crate::shapes::{self, parse_ref};
@@ -207,25 +207,20 @@ pub fn get(ctx: &Ctx, id: &str) -> R {
     Ok(Reply::json(200, &v))
 }
 
-fn positive(req: &Req, name: &str, default: i64, max: i64) -> Result<i64, Reply> {
-    match req.query(name) {
-        None => Ok(default),
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(Reply::problem(
-                422,
-                "invalid_input",
-                &format!("{name} must be 1 to {max}, got {s:?}"),
-            )),
-        },
-    }
+/// `?page=&per_page=` of the operation list.
+#[derive(serde::Deserialize)]
+struct Paging {
+    page: Option<i64>,
+    per_page: Option<i64>,
 }
 
 /// `GET /operations?resource=&status=&page=&per_page=`.
 pub fn list(ctx: &Ctx, req: &Req) -> R {
     let e = ctx.engine()?;
-    let page = positive(req, "page", 1, 1_000_000)?;
-    let per_page = positive(req, "per_page", 20, 100)?;
+    let invalid = |m: String| Reply::problem(422, "invalid_input", &m);
+    let q: Paging = req.query_as().map_err(invalid)?;
+    let page = within("page", q.page.unwrap_or(1), 1, 1_000_000).map_err(invalid)?;
+    let per_page = within("per_page", q.per_page.unwrap_or(20), 1, 100).map_err(invalid)?;
     let mut f = OpFilter::default();
     if let Some(r) = req.query("resource") {
         f.container = Some(find(&e, &ctx.tenant, r)?.id);

@@ -2,7 +2,7 @@
 
 use engine::{AsOf, Container, Engine};
 use serde_json::{json, Value};
-use spin_adapter::http::{Reply, Req};
+use spin_adapter::http::{within, Reply, Req};
 use spin_adapter::store::{SpinDb, SpinEnv};
 
 use crate::shapes::{self, parse_ref};
@@ -46,18 +46,21 @@ pub(crate) fn as_of(req: &Req) -> Result<AsOf, Reply> {
     }
 }
 
+/// `?limit=&before=` of the list and history reads.
+#[derive(serde::Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+fn page(req: &Req) -> Result<Page, Reply> {
+    req.query_as()
+        .map_err(|m| Reply::problem(422, "invalid_input", &m))
+}
+
 fn limit(req: &Req, default: i64, max: i64) -> Result<i64, Reply> {
-    match req.query("limit") {
-        None => Ok(default),
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(Reply::problem(
-                422,
-                "invalid_input",
-                &format!("limit must be 1 to {max}, got {s:?}"),
-            )),
-        },
-    }
+    within("limit", page(req)?.limit.unwrap_or(default), 1, max)
+        .map_err(|m| Reply::problem(422, "invalid_input", &m))
 }
 
 pub fn create(ctx: &Ctx, req: &Req, r: &str) -> R {
@@ -157,13 +160,12 @@ pub fn history(ctx: &Ctx, req: &Req, r: &str, collection: &str, key: &str) -> R 
     names(collection, Some(key))?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
-    let before =
-        match req.query("before") {
-            None => None,
-            Some(s) => Some(s.parse::<i64>().ok().filter(|b| *b >= 0).ok_or_else(|| {
-                Reply::problem(422, "invalid_input", "before is an LSN (0 or more)")
-            })?),
-        };
+    let before = match page(req)?.before {
+        Some(b) if b < 0 => {
+            return Err(Reply::problem(422, "invalid_input", "before is an LSN (0 or more)"))
+        }
+        b => b,
+    };
     let versions = e
         .history(&c, collection, key, before, limit(req, 100, 1000)?)
         .map_err(err)?;

@@ -148,43 +148,41 @@ pub fn database_json(e: &Engine, c: &Container) -> Value {
 
 /// `POST /environment/{environmentId}/database` (`DatabaseRequest`).
 pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
-    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    for k in [
-        "name",
-        "type",
-        "version",
-        "mode",
-        "description",
-        "instance_type",
-    ] {
-        spin_adapter::body::opt_str(&m, k).map_err(|e| bad(&e))?;
+    /// Qovery's `DatabaseRequest` (other fields are ignored).
+    #[derive(serde::Deserialize)]
+    struct DatabaseRequest {
+        name: Option<String>,
+        #[serde(rename = "type")]
+        ty: Option<String>,
+        version: Option<String>,
+        mode: Option<String>,
+        description: Option<String>,
+        instance_type: Option<String>,
+        accessibility: Option<String>,
+        cpu: Option<i64>,
+        memory: Option<i64>,
+        storage: Option<i64>,
+        annotations_groups: Option<Value>,
+        labels_groups: Option<Value>,
     }
-    let b = Value::Object(m);
-    let name = match b["name"].as_str() {
+    let b: DatabaseRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = match b.name.as_deref() {
         Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
         _ => return Err(bad("name is required")),
     };
-    let ty = match b["type"].as_str() {
+    let ty = match b.ty.as_deref() {
         Some(t @ ("MONGODB" | "MYSQL" | "POSTGRESQL" | "REDIS")) => t,
         _ => return Err(bad("type is required: MONGODB, MYSQL, POSTGRESQL or REDIS")),
     };
-    let version = match b["version"].as_str() {
+    let version = match b.version.as_deref() {
         Some(v) if !v.is_empty() && v.len() <= 32 => v,
         _ => return Err(bad("version is required, e.g. \"16\"")),
     };
-    let mode = match b["mode"].as_str() {
+    let mode = match b.mode.as_deref() {
         Some(m @ ("CONTAINER" | "MANAGED")) => m,
         _ => return Err(bad("mode is required: CONTAINER or MANAGED")),
     };
-    let accessibility = match b
-        .get("accessibility")
-        .filter(|v| !v.is_null())
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| bad("accessibility must be a string"))
-        })
-        .transpose()?
-    {
+    let accessibility = match b.accessibility.as_deref() {
         None => "PRIVATE",
         Some(a @ ("PRIVATE" | "PUBLIC")) => a,
         Some(a) => {
@@ -193,19 +191,13 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
             )))
         }
     };
-    let int = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, Reply> {
-        match b.get(k) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_i64()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
-        }
+    let int = |k: &str, v: Option<i64>, default: i64, min: i64, max: i64| -> Result<i64, Reply> {
+        spin_adapter::http::within(k, v.unwrap_or(default), min, max).map_err(|e| bad(&e))
     };
-    let cpu = int("cpu", 250, 10, 64_000)?;
-    let memory = int("memory", default_memory(ty, mode), 10, 512_000)?;
-    let storage = int("storage", 10, 1, 16_000)?;
-    let instance_type = match (mode, b.get("instance_type").and_then(Value::as_str)) {
+    let cpu = int("cpu", b.cpu, 250, 10, 64_000)?;
+    let memory = int("memory", b.memory, default_memory(ty, mode), 10, 512_000)?;
+    let storage = int("storage", b.storage, 10, 1, 16_000)?;
+    let instance_type = match (mode, b.instance_type.as_deref()) {
         ("MANAGED", Some(t)) if !t.is_empty() => Some(t.to_string()),
         ("MANAGED", _) => {
             return Err(bad(
@@ -220,20 +212,20 @@ pub fn create(ctx: &Ctx, req: &Req, env: &str) -> Result<Reply, Reply> {
     let annotations = groups(
         ctx,
         &e,
-        b.get("annotations_groups"),
+        b.annotations_groups.as_ref(),
         "qovery-annotations-group",
         "annotations_groups",
     )?;
     let labels = groups(
         ctx,
         &e,
-        b.get("labels_groups"),
+        b.labels_groups.as_ref(),
         "qovery-labels-group",
         "labels_groups",
     )?;
     claim_name(ctx, &e, env, &name)?;
     let spec = json!({
-        "environment_id": env, "name": name, "description": b.get("description").and_then(Value::as_str),
+        "environment_id": env, "name": name, "description": b.description,
         "type": ty, "version": version, "mode": mode, "accessibility": accessibility,
         "cpu": cpu, "memory": memory, "storage": storage, "instance_type": instance_type,
         "annotations_groups": annotations, "labels_groups": labels,

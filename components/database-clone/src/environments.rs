@@ -75,19 +75,34 @@ pub fn find(ctx: &Ctx, e: &engine::Engine, id: &str) -> Result<engine::Owned, Re
 
 /// `POST /project/{projectId}/environment` (`CreateEnvironmentRequest`).
 pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let b = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    let name = match spin_adapter::body::opt_str(&b, "name").map_err(|e| bad(&e))? {
-        Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
+    /// Qovery's `CreateEnvironmentRequest` (other fields are ignored).
+    #[derive(serde::Deserialize)]
+    struct CreateEnvironmentRequest {
+        name: Option<String>,
+        mode: Option<EnvironmentMode>,
+        cluster: Option<String>,
+    }
+    #[derive(serde::Deserialize, Clone, Copy)]
+    #[serde(rename_all = "UPPERCASE")]
+    enum EnvironmentMode {
+        Development,
+        Preview,
+        Production,
+        Staging,
+    }
+    let b: CreateEnvironmentRequest =
+        spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = match b.name {
+        Some(n) if !n.trim().is_empty() && n.len() <= 255 => n,
         _ => return Err(bad("name is required: 1 to 255 characters")),
     };
-    let mode = spin_adapter::body::opt_enum(
-        &b,
-        "mode",
-        &["DEVELOPMENT", "PREVIEW", "PRODUCTION", "STAGING"],
-    )
-    .map_err(|e| bad(&e))?
-    .unwrap_or("DEVELOPMENT");
-    let cluster = spin_adapter::body::opt_str(&b, "cluster").map_err(|e| bad(&e))?;
+    let mode = match b.mode.unwrap_or(EnvironmentMode::Development) {
+        EnvironmentMode::Development => "DEVELOPMENT",
+        EnvironmentMode::Preview => "PREVIEW",
+        EnvironmentMode::Production => "PRODUCTION",
+        EnvironmentMode::Staging => "STAGING",
+    };
+    let cluster = b.cluster;
     let e = ctx.engine()?;
     claim_project(ctx, &e, p)?;
     // Names are unique per project, case-insensitively: an owned key makes it race-free.
@@ -105,9 +120,7 @@ pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
         )
     })?;
     let id = uuid_v4();
-    let cluster = cluster
-        .map(String::from)
-        .unwrap_or_else(|| spin_adapter::ids::uuid_from("spinoff-cluster"));
+    let cluster = cluster.unwrap_or_else(|| spin_adapter::ids::uuid_from("spinoff-cluster"));
     let o = e
         .create_owned(
             "qovery-environment",

@@ -106,12 +106,13 @@ static ROUTER: Router = Router {
 
 /// `?skipReconcile=` (Qovery's deletes): a boolean, accepted and ignored.
 fn skip_reconcile(req: &Req) -> Result<(), Reply> {
-    match req.query("skipReconcile") {
-        None | Some("true" | "false") => Ok(()),
-        Some(v) => Err(bad(&format!(
-            "skipReconcile must be true or false, got {v:?}"
-        ))),
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Query {
+        #[allow(dead_code)]
+        skip_reconcile: Option<bool>,
     }
+    req.query_as::<Query>().map(|_| ()).map_err(|e| bad(&e))
 }
 
 fn route(req: Req) -> Reply {

@@ -77,14 +77,18 @@ fn environments_of(ctx: &Ctx, e: &engine::Engine, p: &str) -> Result<Vec<engine:
 
 /// `POST /organization/{organizationId}/project` (`ProjectRequest`).
 pub fn create(ctx: &Ctx, req: &Req, o: &str) -> Result<Reply, Reply> {
-    let b = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    let name = match spin_adapter::body::opt_str(&b, "name").map_err(|e| bad(&e))? {
-        Some(n) if !n.trim().is_empty() && n.len() <= 255 => n.to_string(),
+    /// Qovery's `ProjectRequest` (other fields are ignored).
+    #[derive(serde::Deserialize)]
+    struct ProjectRequest {
+        name: Option<String>,
+        description: Option<String>,
+    }
+    let b: ProjectRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = match b.name {
+        Some(n) if !n.trim().is_empty() && n.len() <= 255 => n,
         _ => return Err(bad("name is required: 1 to 255 characters")),
     };
-    let description = spin_adapter::body::opt_str(&b, "description")
-        .map_err(|e| bad(&e))?
-        .map(String::from);
+    let description = b.description;
     if description.as_ref().is_some_and(|d| d.len() > 4096) {
         return Err(bad("description is at most 4096 characters"));
     }

@@ -127,10 +127,25 @@ pub fn acl(c: &engine::Container) -> Value {
 /// `PUT /projects/{p}/datasets/{name}` `{"aclMode"}`.
 pub fn create(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
     check_dataset_name(name)?;
-    let b = spin_adapter::body::object(&req.body, true).map_err(|e| bad(&e))?;
-    let acl = spin_adapter::body::opt_enum(&b, "aclMode", &["public", "private", "custom"])
-        .map_err(|e| bad(&e))?
-        .unwrap_or("public");
+    /// Sanity's dataset request (other fields are ignored).
+    #[derive(serde::Deserialize)]
+    struct DatasetRequest {
+        #[serde(rename = "aclMode")]
+        acl_mode: Option<AclMode>,
+    }
+    #[derive(serde::Deserialize, Clone, Copy)]
+    #[serde(rename_all = "lowercase")]
+    enum AclMode {
+        Public,
+        Private,
+        Custom,
+    }
+    let b: DatasetRequest = spin_adapter::body::parse(&req.body, true).map_err(|e| bad(&e))?;
+    let acl = match b.acl_mode.unwrap_or(AclMode::Public) {
+        AclMode::Public => "public",
+        AclMode::Private => "private",
+        AclMode::Custom => "custom",
+    };
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     e.create_container(

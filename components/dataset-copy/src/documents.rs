@@ -171,7 +171,11 @@ pub fn get(ctx: &Ctx, req: &Req, p: &str, name: &str, ids: &str) -> Result<Reply
     for id in &ids {
         check_id(id).map_err(|m| bad(&m))?;
     }
-    let exclude = matches!(req.query("excludeContent"), Some("true") | Some("1"));
+    let exclude = req
+        .query_as::<GetQuery>()
+        .map_err(|e| bad(&e))?
+        .exclude_content
+        .unwrap_or(false);
     let e = ctx.engine()?;
     let c = dataset(ctx, &e, p, name)?;
     let types = types_of(&e, &c)?;
@@ -189,14 +193,35 @@ pub fn get(ctx: &Ctx, req: &Req, p: &str, name: &str, ids: &str) -> Result<Reply
     ))
 }
 
-/// A boolean query flag (`true`/`false`, `1`/`0`), or its default.
-fn flag(req: &Req, k: &str, default: bool) -> Result<bool, Reply> {
-    match req.query(k) {
-        None | Some("") => Ok(default),
-        Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(v) => Err(bad(&format!("{k} is true or false, not {v:?}"))),
-    }
+/// `?returnIds&returnDocuments&visibility&dryRun` of a mutation.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MutateQuery {
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    return_documents: Option<bool>,
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    return_ids: Option<bool>,
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    dry_run: Option<bool>,
+    /// Accepted: every mutation is visible when the request returns.
+    #[allow(dead_code)]
+    visibility: Option<Visibility>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Visibility {
+    Sync,
+    Async,
+    Deferred,
+}
+
+/// `?excludeContent` of a document read.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetQuery {
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    exclude_content: Option<bool>,
 }
 
 /// One document's state during a transaction: where it was, what it is now.
@@ -215,17 +240,10 @@ pub fn mutate(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply>
             &format!("a mutate body is at most {} MiB", MAX_MUTATE_BODY >> 20),
         ));
     }
-    let return_docs = flag(req, "returnDocuments", false)?;
-    let return_ids = flag(req, "returnIds", false)?;
-    let dry_run = flag(req, "dryRun", false)?;
-    match req.query("visibility") {
-        None | Some("sync") | Some("async") | Some("deferred") => {}
-        Some(v) => {
-            return Err(bad(&format!(
-                "visibility is sync, async or deferred, not {v:?}"
-            )))
-        }
-    }
+    let q: MutateQuery = req.query_as().map_err(|e| bad(&e))?;
+    let return_docs = q.return_documents.unwrap_or(false);
+    let return_ids = q.return_ids.unwrap_or(false);
+    let dry_run = q.dry_run.unwrap_or(false);
     let b = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
     let mutations = match b.get("mutations") {
         Some(Value::Array(m)) if !m.is_empty() => m,

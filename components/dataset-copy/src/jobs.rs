@@ -3,7 +3,7 @@
 
 use engine::{CloneRequest, Engine, Operation, Status, Strategy};
 use serde_json::{json, Value};
-use spin_adapter::http::{Reply, Req};
+use spin_adapter::http::{within, Reply, Req};
 use spin_adapter::sse::message;
 use spin_adapter::store::{SpinDb, SpinEnv};
 
@@ -25,20 +25,18 @@ fn ts(us: i64) -> String {
 
 /// `PUT /projects/{p}/datasets/{name}/copy` `{"targetDataset", "skipHistory"}`.
 pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
-    let b = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    let target = match spin_adapter::body::opt_str(&b, "targetDataset").map_err(|e| bad(&e))? {
-        Some(t) => t.to_string(),
-        None => {
-            return Err(bad(
-                "targetDataset is required: the name of the new dataset",
-            ))
-        }
-    };
-    let skip = match b.get("skipHistory") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(v)) => *v,
-        Some(_) => return Err(bad("skipHistory is true or false")),
-    };
+    /// Sanity's copy request (other fields are ignored).
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CopyRequest {
+        target_dataset: Option<String>,
+        skip_history: Option<bool>,
+    }
+    let b: CopyRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let target = b
+        .target_dataset
+        .ok_or_else(|| bad("targetDataset is required: the name of the new dataset"))?;
+    let skip = b.skip_history.unwrap_or(false);
     check_dataset_name(name)?;
     check_dataset_name(&target)?;
     let e = ctx.engine()?;
@@ -173,18 +171,14 @@ impl spin_adapter::sse::Feed for Listen {
 
 /// `GET /projects/{p}/datasets/copy?offset=&limit=`.
 pub fn list(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let num = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, Reply> {
-        match req.query(k) {
-            None => Ok(default),
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| bad(&format!("{k} must be an integer from {min} to {max}"))),
-        }
-    };
-    let offset = num("offset", 0, 0, 1_000_000)?;
-    let limit = num("limit", 10, 1, 1000)?;
+    #[derive(serde::Deserialize)]
+    struct Paging {
+        offset: Option<i64>,
+        limit: Option<i64>,
+    }
+    let q: Paging = req.query_as().map_err(|e| bad(&e))?;
+    let offset = within("offset", q.offset.unwrap_or(0), 0, 1_000_000).map_err(|e| bad(&e))?;
+    let limit = within("limit", q.limit.unwrap_or(10), 1, 1000).map_err(|e| bad(&e))?;
     let e = ctx.engine()?;
     project(ctx, &e, p)?;
     let f = engine::OpFilter {

@@ -15,100 +15,86 @@ pub const MIN_TTL_SECONDS: i64 = 60;
 /// The longest: 100 years, so the expiry stays a representable time.
 pub const MAX_TTL_SECONDS: i64 = 3_153_600_000;
 
-/// `mode` and `ttl_seconds` of a `CloneNamespaceRequest`: `branch` (the
+/// Mixpeek's `CloneNamespaceRequest`, with this family's `mode` and
+/// `ttl_seconds`; any other field is refused. `mode`: `branch` (the
 /// default) is a copy-on-write fork that shares the source's storage until
 /// either side writes, usable at once; `copy` is a physical copy in chunks.
-fn mode_and_ttl(
-    m: &serde_json::Map<String, Value>,
-) -> Result<(engine::CloneMode, Option<i64>), Reply> {
-    let mode = match m.get("mode") {
-        None | Some(Value::Null) => engine::CloneMode::Branch,
-        Some(Value::String(s)) if s == "copy" => engine::CloneMode::Copy,
-        Some(Value::String(s)) if s == "branch" => engine::CloneMode::Branch,
-        Some(_) => return Err(bad("mode must be \"copy\" or \"branch\"")),
-    };
-    let ttl = ttl_seconds(m)?;
-    Ok((mode, ttl))
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloneNamespaceRequest {
+    namespace_name: Option<String>,
+    #[serde(default)]
+    include_resources: IncludeResources,
+    description: Option<String>,
+    source_organization_id: Option<String>,
+    #[serde(default)]
+    mode: Mode,
+    ttl_seconds: Option<i64>,
 }
 
-fn ttl_seconds(m: &serde_json::Map<String, Value>) -> Result<Option<i64>, Reply> {
-    match m.get("ttl_seconds") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(t) if (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&t) => Ok(Some(t)),
-            Some(t) if t < MIN_TTL_SECONDS => Err(bad(&format!(
-                "ttl_seconds must be at least {MIN_TTL_SECONDS}, got {t}"
-            ))),
-            _ => Err(bad(&format!(
-                "ttl_seconds must be an integer from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}"
-            ))),
-        },
-        Some(_) => Err(bad(&format!(
-            "ttl_seconds must be an integer of at least {MIN_TTL_SECONDS}"
+/// What a clone takes besides the documents.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct IncludeResources {
+    collections: bool,
+    retrievers: bool,
+    taxonomies: bool,
+}
+
+impl Default for IncludeResources {
+    fn default() -> IncludeResources {
+        IncludeResources {
+            collections: true,
+            retrievers: true,
+            taxonomies: false,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    #[default]
+    Branch,
+    Copy,
+}
+
+/// `ttl_seconds`, when given, within its bounds.
+fn ttl_seconds(ttl: Option<i64>) -> Result<Option<i64>, Reply> {
+    match ttl {
+        Some(t) if t < MIN_TTL_SECONDS => Err(bad(&format!(
+            "ttl_seconds must be at least {MIN_TTL_SECONDS}, got {t}"
         ))),
+        Some(t) if t > MAX_TTL_SECONDS => Err(bad(&format!(
+            "ttl_seconds must be an integer from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}"
+        ))),
+        t => Ok(t),
     }
 }
 
 /// `POST /v1/namespaces/{namespace_identifier}/clone` (`CloneNamespaceRequest`).
 pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
-    let b: Value =
-        serde_json::from_slice(&req.body).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
-    let Value::Object(m) = &b else {
-        return Err(bad("the body must be a CloneNamespaceRequest object"));
-    };
-    for k in m.keys() {
-        if ![
-            "namespace_name",
-            "include_resources",
-            "description",
-            "source_organization_id",
-            "mode",
-            "ttl_seconds",
-        ]
-        .contains(&k.as_str())
-        {
-            return Err(bad(&format!("unknown field {k:?}")));
-        }
-    }
-    let name = spin_adapter::body::opt_str(m, "namespace_name")
-        .map_err(|e| bad(&e))?
-        .ok_or_else(|| bad("namespace_name is required"))?
-        .to_string();
+    let b: CloneNamespaceRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = b
+        .namespace_name
+        .clone()
+        .ok_or_else(|| bad("namespace_name is required"))?;
     check_name(&name)?;
-    spin_adapter::body::opt_str(m, "description").map_err(|e| bad(&e))?;
-    spin_adapter::body::opt_str(m, "source_organization_id").map_err(|e| bad(&e))?;
-    let (mode, ttl) = mode_and_ttl(m)?;
-    let flag = |k: &str, d: bool| -> Result<bool, Reply> {
-        match &b["include_resources"] {
-            Value::Null => Ok(d),
-            Value::Object(o) => match o.get(k) {
-                None | Some(Value::Null) => Ok(d),
-                Some(Value::Bool(v)) => Ok(*v),
-                Some(_) => Err(bad(&format!("include_resources.{k} is true or false"))),
-            },
-            _ => Err(bad(
-                "include_resources is an object {collections, retrievers, taxonomies}",
-            )),
-        }
+    let ttl = ttl_seconds(b.ttl_seconds)?;
+    let mode = match b.mode {
+        Mode::Branch => engine::CloneMode::Branch,
+        Mode::Copy => engine::CloneMode::Copy,
     };
     let (cols, rets, taxs) = (
-        flag("collections", true)?,
-        flag("retrievers", true)?,
-        flag("taxonomies", false)?,
+        b.include_resources.collections,
+        b.include_resources.retrievers,
+        b.include_resources.taxonomies,
     );
-    if let Value::Object(o) = &b["include_resources"] {
-        if let Some(k) = o
-            .keys()
-            .find(|k| !["collections", "retrievers", "taxonomies"].contains(&k.as_str()))
-        {
-            return Err(bad(&format!("unknown include_resources field {k:?}")));
-        }
-    }
     let e = ctx.engine()?;
     // Whose namespace: the caller's organization, or — for the admin token
     // only — the one named by source_organization_id.
     let tenant =
-        match (b["source_organization_id"].as_str(), &ctx.tenant) {
+        match (b.source_organization_id.as_deref(), &ctx.tenant) {
             (Some(org), Some(t)) if org != org_of(t) => return Err(fail(
                 403,
                 "forbidden",
@@ -148,8 +134,8 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     }
     let mut spec = source.spec.clone();
     spec["namespace_name"] = name.clone().into();
-    if !b["description"].is_null() {
-        spec["description"] = b["description"].clone();
+    if let Some(d) = &b.description {
+        spec["description"] = d.clone().into();
     }
     let id = new_id("ns");
     spec["namespace_id"] = id.clone().into();
@@ -300,10 +286,14 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<Reply, Reply> {
 /// namespace's configuration (no data) as a template.
 pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let m = spin_adapter::body::object(&req.body, true).map_err(|e| bad(&e))?;
-    let template_name = match spin_adapter::body::opt_str(&m, "name").map_err(|e| bad(&e))? {
+    #[derive(serde::Deserialize)]
+    struct TemplateRequest {
+        name: Option<String>,
+    }
+    let b: TemplateRequest = spin_adapter::body::parse(&req.body, true).map_err(|e| bad(&e))?;
+    let template_name = match b.name {
         Some(n) if n.is_empty() || n.len() > 256 => return Err(bad("name must be 1 to 256 bytes")),
-        n => n.map(String::from),
+        n => n,
     };
     let e = ctx.engine()?;
     let c = find(&e, tenant, ident)?;
@@ -336,14 +326,16 @@ pub fn template_from(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> 
 /// `POST /v1/templates/namespaces/{template_id}/instantiate` `{namespace_name}`.
 pub fn instantiate(ctx: &Ctx, req: &Req, template: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    let name = spin_adapter::body::opt_str(&m, "namespace_name")
-        .map_err(|e| bad(&e))?
-        .ok_or_else(|| bad("namespace_name is required"))?
-        .to_string();
+    #[derive(serde::Deserialize)]
+    struct InstantiateRequest {
+        namespace_name: Option<String>,
+        description: Option<String>,
+    }
+    let b: InstantiateRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = b
+        .namespace_name
+        .ok_or_else(|| bad("namespace_name is required"))?;
     check_name(&name)?;
-    spin_adapter::body::opt_str(&m, "description").map_err(|e| bad(&e))?;
-    let b = Value::Object(m);
     let e = ctx.engine()?;
     let t = e
         .owned("mixpeek-template", template, tenant)
@@ -351,7 +343,7 @@ pub fn instantiate(ctx: &Ctx, req: &Req, template: &str) -> Result<Reply, Reply>
     let cfg = &t.spec["config"];
     let spec = json!({
         "namespace_name": name,
-        "description": if b["description"].is_null() { cfg["description"].clone() } else { b["description"].clone() },
+        "description": b.description.map(Value::from).unwrap_or_else(|| cfg["description"].clone()),
         "feature_extractors": cfg["feature_extractors"], "payload_indexes": cfg["payload_indexes"],
         "auto_create_indexes": cfg["auto_create_indexes"], "template_id": template,
     });

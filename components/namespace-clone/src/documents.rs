@@ -10,7 +10,7 @@
 
 use engine::{AsOf, Container, Engine, Write};
 use serde_json::{json, Map, Value};
-use spin_adapter::http::{Reply, Req};
+use spin_adapter::http::{within, Reply, Req};
 
 use crate::namespaces::find;
 use crate::{bad, error, fail, Caller, Ctx};
@@ -99,27 +99,21 @@ fn document(i: usize, v: &Value, collection: &str) -> Result<(String, Value), Re
 /// → `BYOUpsertResponse`). An existing `document_id` is replaced.
 pub fn upsert(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    if let Some(k) = m
-        .keys()
-        .find(|k| !["collection_id", "documents", "options"].contains(&k.as_str()))
-    {
-        return Err(bad(&format!(
-            "unknown field {k:?}; accepted: collection_id, documents, options"
-        )));
+    /// Mixpeek's document upsert; any other field is refused.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct UpsertRequest {
+        collection_id: Option<String>,
+        documents: Option<Vec<Value>>,
+        /// Accepted and ignored.
+        #[allow(dead_code)]
+        options: Option<serde_json::Map<String, Value>>,
     }
-    let collection = spin_adapter::body::opt_str(&m, "collection_id")
-        .map_err(|e| bad(&e))?
-        .unwrap_or(DEFAULT_COLLECTION)
-        .to_string();
+    let b: UpsertRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let collection = b.collection_id.unwrap_or_else(|| DEFAULT_COLLECTION.to_string());
     check_collection_id(&collection)?;
-    if m.get("options")
-        .is_some_and(|o| !o.is_null() && !o.is_object())
-    {
-        return Err(bad("options must be an object"));
-    }
-    let docs = match m.get("documents") {
-        Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_UPSERT => a,
+    let docs = match &b.documents {
+        Some(a) if !a.is_empty() && a.len() <= MAX_UPSERT => a,
         _ => {
             return Err(bad(&format!(
                 "documents is required: a list of 1 to {MAX_UPSERT} documents"
@@ -167,13 +161,42 @@ fn as_document(collection: &str, key: &str, body: &str, vectors: bool) -> Value 
     Value::Object(d)
 }
 
-fn flag(req: &Req, k: &str) -> Result<Option<bool>, Reply> {
-    match req.query(k) {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(_) => Err(bad(&format!("{k} is true or false"))),
-    }
+/// The list's query parameters (`GET` and `POST` alike).
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+    page_size: Option<i64>,
+    offset: Option<i64>,
+    page: Option<i64>,
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    include_total: Option<bool>,
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    return_vectors: Option<bool>,
+}
+
+/// The list's body (`POST /v1/namespaces/documents/list`): Mixpeek's
+/// `ListDocumentsRequest` fields this family serves; any other is refused.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListBody {
+    collection_ids: Option<Vec<String>>,
+    limit: Option<i64>,
+    page_size: Option<i64>,
+    offset: Option<i64>,
+    include_total: Option<bool>,
+    return_vectors: Option<bool>,
+    /// Accepted and ignored (no object storage here).
+    #[allow(dead_code)]
+    return_presigned_urls: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    return_vector_names: Option<serde::de::IgnoredAny>,
+}
+
+/// `?return_vectors=` of a document read.
+#[derive(serde::Deserialize)]
+struct GetQuery {
+    #[serde(default, deserialize_with = "spin_adapter::http::flag")]
+    return_vectors: Option<bool>,
 }
 
 /// The namespace's document collections (`points:*`), by name.
@@ -189,7 +212,11 @@ fn point_collections(e: &Engine, ns: &Container) -> Result<Vec<String>, Reply> {
 /// `GET /v1/namespaces/{namespace_id}/documents/{document_id}[?return_vectors=true]`.
 pub fn get(ctx: &Ctx, req: &Req, ident: &str, id: &str) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let vectors = flag(req, "return_vectors")?.unwrap_or(false);
+    let vectors = req
+        .query_as::<GetQuery>()
+        .map_err(|e| bad(&e))?
+        .return_vectors
+        .unwrap_or(false);
     let e = ctx.engine()?;
     let ns = find(&e, tenant, ident)?;
     for c in point_collections(&e, &ns)? {
@@ -233,54 +260,23 @@ fn list_in(ctx: &Ctx, req: &Req, only: Option<&str>) -> Result<Reply, Reply> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad("send the namespace's id or name in the X-Namespace header"))?
         .to_string();
-    let m = spin_adapter::body::object(&req.body, true).map_err(|e| bad(&e))?;
-    const SUPPORTED: &[&str] = &[
-        "collection_ids",
-        "limit",
-        "page_size",
-        "offset",
-        "include_total",
-        "return_vectors",
-        "return_presigned_urls",
-        "return_vector_names",
-    ];
-    if let Some(k) = m
-        .iter()
-        .find(|(k, v)| !v.is_null() && !SUPPORTED.contains(&k.as_str()))
-        .map(|(k, _)| k)
-    {
-        return Err(bad(&format!(
-            "{k:?} is not supported here; accepted: {}",
-            SUPPORTED.join(", ")
-        )));
-    }
-    let num = |k: &str, lo: i64, hi: i64| -> Result<Option<i64>, Reply> {
-        let v = match req.query(k) {
-            Some(s) => Some(
-                s.parse::<i64>()
-                    .map_err(|_| bad(&format!("{k} must be an integer")))?,
-            ),
-            None => match m.get(k) {
-                None | Some(Value::Null) => None,
-                Some(x) => Some(
-                    x.as_i64()
-                        .ok_or_else(|| bad(&format!("{k} must be an integer")))?,
-                ),
-            },
-        };
-        match v {
-            Some(n) if !(lo..=hi).contains(&n) => {
-                Err(bad(&format!("{k} must be {lo} to {hi}, got {n}")))
-            }
-            v => Ok(v),
-        }
+    let q: ListQuery = req.query_as().map_err(|e| bad(&e))?;
+    // The body's keys (a null one counts as absent); the query wins.
+    let mut m = spin_adapter::body::object(&req.body, true).map_err(|e| bad(&e))?;
+    m.retain(|_, v| !v.is_null());
+    let b: ListBody = spin_adapter::body::from_map(m).map_err(|e| bad(&e))?;
+    let range = |k: &str, v: Option<i64>, lo: i64, hi: i64| -> Result<Option<i64>, Reply> {
+        v.map(|n| within(k, n, lo, hi)).transpose().map_err(|e| bad(&e))
     };
-    let limit = match (num("limit", 1, 1000)?, num("page_size", 1, 1000)?) {
+    let limit = match (
+        range("limit", q.limit.or(b.limit), 1, 1000)?,
+        range("page_size", q.page_size.or(b.page_size), 1, 1000)?,
+    ) {
         (Some(l), _) | (None, Some(l)) => l,
         (None, None) => 10,
     };
-    let page = num("page", 1, 10_000)?;
-    let offset = match (num("offset", 0, 10_000)?, page) {
+    let page = range("page", q.page, 1, 10_000)?;
+    let offset = match (range("offset", q.offset.or(b.offset), 0, 10_000)?, page) {
         (Some(o), _) => o,
         (None, Some(p)) => (p - 1) * limit,
         (None, None) => 0,
@@ -288,30 +284,11 @@ fn list_in(ctx: &Ctx, req: &Req, only: Option<&str>) -> Result<Reply, Reply> {
     if offset > 10_000 {
         return Err(bad("page goes past offset 10000; narrow the list"));
     }
-    let vectors = match (flag(req, "return_vectors")?, m.get("return_vectors")) {
-        (Some(b), _) => b,
-        (None, None | Some(Value::Null)) => false,
-        (None, Some(Value::Bool(b))) => *b,
-        (None, Some(_)) => return Err(bad("return_vectors is true or false")),
-    };
-    let include_total = match (flag(req, "include_total")?, m.get("include_total")) {
-        (Some(b), _) => b,
-        (None, Some(Value::Bool(b))) => *b,
-        _ => false,
-    };
-    let wanted: Option<Vec<String>> = match m.get("collection_ids") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(|s| format!("points:{s}"))
-                        .ok_or_else(|| bad("collection_ids must be a list of strings"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(_) => return Err(bad("collection_ids must be a list of strings")),
-    };
+    let vectors = q.return_vectors.or(b.return_vectors).unwrap_or(false);
+    let include_total = q.include_total.or(b.include_total).unwrap_or(false);
+    let wanted: Option<Vec<String>> = b
+        .collection_ids
+        .map(|ids| ids.iter().map(|s| format!("points:{s}")).collect());
     let wanted = match only {
         Some(c) => Some(vec![format!("points:{c}")]),
         None => wanted,

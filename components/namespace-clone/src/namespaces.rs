@@ -2,7 +2,7 @@
 
 use engine::{Container, ContainerState, Engine, Status};
 use serde_json::{json, Value};
-use spin_adapter::http::{Reply, Req};
+use spin_adapter::http::{within, Reply, Req};
 
 use crate::{bad, error, fail, fail_with, Caller, Ctx, FAMILY};
 
@@ -161,48 +161,47 @@ pub fn namespace_json(e: &Engine, c: &Container) -> Result<Value, Reply> {
 /// `POST /v1/namespaces` (`CreateNamespaceRequest`).
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    let name = spin_adapter::body::opt_str(&m, "namespace_name")
-        .map_err(|e| bad(&e))?
-        .ok_or_else(|| bad("namespace_name is required"))?
-        .to_string();
-    check_name(&name)?;
-    let description = spin_adapter::body::opt_str(&m, "description").map_err(|e| bad(&e))?;
-    let payload_indexes =
-        spin_adapter::body::opt_array(&m, "payload_indexes").map_err(|e| bad(&e))?;
-    if payload_indexes.is_some_and(|a| a.iter().any(|x| !x.is_object())) {
-        return Err(bad("payload_indexes must be a list of objects"));
+    /// Mixpeek's `CreateNamespaceRequest` (other fields are ignored).
+    #[derive(serde::Deserialize)]
+    struct CreateNamespaceRequest {
+        namespace_name: Option<String>,
+        description: Option<String>,
+        payload_indexes: Option<Vec<serde_json::Map<String, Value>>>,
+        auto_create_indexes: Option<bool>,
+        feature_extractors: Option<Vec<Extractor>>,
     }
-    let auto = spin_adapter::body::opt_bool(&m, "auto_create_indexes")
-        .map_err(|e| bad(&e))?
-        .unwrap_or(false);
-    let b = Value::Object(m.clone());
-    let extractors =
-        match b.get("feature_extractors") {
-            Some(Value::Array(a))
-                if !a.is_empty()
-                    && a.iter().all(|x| {
-                        x["feature_extractor_name"].is_string() && x["version"].is_string()
-                    }) =>
-            {
-                a.clone()
-            }
-            _ => return Err(bad(
+    #[derive(serde::Deserialize)]
+    struct Extractor {
+        feature_extractor_name: String,
+        version: String,
+        #[serde(flatten)]
+        rest: serde_json::Map<String, Value>,
+    }
+    let b: CreateNamespaceRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = b
+        .namespace_name
+        .ok_or_else(|| bad("namespace_name is required"))?;
+    check_name(&name)?;
+    let description = b.description;
+    let payload_indexes = b.payload_indexes;
+    let auto = b.auto_create_indexes.unwrap_or(false);
+    let extractors = match b.feature_extractors {
+        Some(a) if !a.is_empty() => a,
+        _ => {
+            return Err(bad(
                 "feature_extractors is required: at least one {feature_extractor_name, version}",
-            )),
-        };
+            ))
+        }
+    };
     let extractors: Vec<Value> = extractors
         .into_iter()
-        .map(|mut x| {
-            if x.get("feature_extractor_id").is_none() {
-                x["feature_extractor_id"] = format!(
-                    "{}_{}",
-                    x["feature_extractor_name"].as_str().unwrap(),
-                    x["version"].as_str().unwrap()
-                )
-                .into();
-            }
-            x
+        .map(|x| {
+            let mut v = x.rest;
+            v.entry("feature_extractor_id")
+                .or_insert_with(|| format!("{}_{}", x.feature_extractor_name, x.version).into());
+            v.insert("feature_extractor_name".into(), x.feature_extractor_name.into());
+            v.insert("version".into(), x.version.into());
+            Value::Object(v)
         })
         .collect();
     let spec = json!({
@@ -285,18 +284,14 @@ pub fn get(ctx: &Ctx, ident: &str) -> Result<Reply, Reply> {
 /// `GET /v1/namespaces?page=&page_size=` or `POST /v1/namespaces/list`.
 pub fn list(ctx: &Ctx, req: &Req) -> Result<Reply, Reply> {
     let tenant = ctx.tenant()?;
-    let num = |k: &str, d: i64, max: i64| -> Result<i64, Reply> {
-        match req.query(k) {
-            None => Ok(d),
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| bad(&format!("{k} must be 1 to {max}"))),
-        }
-    };
-    let page = num("page", 1, 1_000_000)?;
-    let size = num("page_size", 10, 100)?;
+    #[derive(serde::Deserialize)]
+    struct Paging {
+        page: Option<i64>,
+        page_size: Option<i64>,
+    }
+    let q: Paging = req.query_as().map_err(|e| bad(&e))?;
+    let page = within("page", q.page.unwrap_or(1), 1, 1_000_000).map_err(|e| bad(&e))?;
+    let size = within("page_size", q.page_size.unwrap_or(10), 1, 100).map_err(|e| bad(&e))?;
     let e = ctx.engine()?;
     let total = e
         .count_containers(FAMILY, tenant)

@@ -2,40 +2,36 @@
 //! as of now, the last snapshot, or a point in time.
 
 use engine::{CloneRequest, ErrorKind, Strategy};
-use serde_json::{json, Value};
+use serde_json::json;
 use spin_adapter::http::{Reply, Req};
 
-use crate::services::{check_size, env_tag, find, new_id, service_json};
+use crate::services::{env_tag, find, new_id, service_json, size, EnvTag};
 use crate::{bad, error, Ctx, FAMILY};
 
+/// Timescale's `ForkServiceCreate`; any other field is refused.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForkServiceCreate {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "size")]
+    cpu_millis: Option<String>,
+    #[serde(default, deserialize_with = "size")]
+    memory_gbs: Option<String>,
+    /// `LAST_SNAPSHOT`, `NOW` or `PITR` (checked with `target_time`).
+    fork_strategy: Option<String>,
+    target_time: Option<String>,
+    #[serde(default, deserialize_with = "env_tag")]
+    environment_tag: Option<EnvTag>,
+}
+
 pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
-    let b = &spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    for k in b.keys() {
-        if ![
-            "name",
-            "cpu_millis",
-            "memory_gbs",
-            "fork_strategy",
-            "target_time",
-            "environment_tag",
-        ]
-        .contains(&k.as_str())
-        {
-            return Err(bad(&format!("unknown field {k:?} in ForkServiceCreate")));
-        }
-    }
-    let target_time = match b.get("target_time") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(
-            engine::util::parse_rfc3339(t)
-                .map_err(|e| bad(&format!("target_time: {}", e.message)))?,
-        ),
-        Some(_) => return Err(bad("target_time must be an RFC 3339 date-time string")),
-    };
-    let strategy = match (
-        spin_adapter::body::opt_str(b, "fork_strategy").map_err(|e| bad(&e))?,
-        target_time,
-    ) {
+    let b: ForkServiceCreate = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let target_time = b
+        .target_time
+        .as_deref()
+        .map(|t| engine::util::parse_rfc3339(t).map_err(|e| bad(&format!("target_time: {}", e.message))))
+        .transpose()?;
+    let strategy = match (b.fork_strategy.as_deref(), target_time) {
         (None, _) => return Err(bad("fork_strategy is required: LAST_SNAPSHOT, NOW or PITR")),
         (Some("PITR"), Some(t)) => Strategy::Pitr(t),
         (Some("PITR"), None) => {
@@ -57,20 +53,18 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
     let e = ctx.engine()?;
     let parent = find(ctx, &e, p, id)?;
     let ps = &parent.spec;
-    let name = match b.get("name") {
-        None | Some(Value::Null) => format!("{}-fork", ps["name"].as_str().unwrap_or(id)),
-        Some(Value::String(n)) if !n.is_empty() && n.chars().count() <= 128 => n.clone(),
+    let name = match b.name {
+        None => format!("{}-fork", ps["name"].as_str().unwrap_or(id)),
+        Some(n) if !n.is_empty() && n.chars().count() <= 128 => n,
         Some(_) => return Err(bad("name must be 1 to 128 characters")),
     };
-    let cpu = match b.get("cpu_millis") {
-        None | Some(Value::Null) => ps["cpu_millis"].as_str().unwrap_or("500").to_string(),
-        Some(v) => check_size("cpu_millis", v)?,
-    };
-    let mem = match b.get("memory_gbs") {
-        None | Some(Value::Null) => ps["memory_gbs"].as_str().unwrap_or("2").to_string(),
-        Some(v) => check_size("memory_gbs", v)?,
-    };
-    let env = env_tag(b.get("environment_tag"))?;
+    let cpu = b
+        .cpu_millis
+        .unwrap_or_else(|| ps["cpu_millis"].as_str().unwrap_or("500").to_string());
+    let mem = b
+        .memory_gbs
+        .unwrap_or_else(|| ps["memory_gbs"].as_str().unwrap_or("2").to_string());
+    let env = b.environment_tag.unwrap_or_default().as_str();
     let password = spin_adapter::ids::random_hex(16);
     let op_id_hint = new_id();
     let spec = json!({
@@ -94,7 +88,7 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
             collections: None,
             exclusive_key: None,
             notify: vec![],
-            meta: json!({"fork_strategy": b.get("fork_strategy")}),
+            meta: json!({"fork_strategy": b.fork_strategy}),
             idempotency: None,
             mode: spin_adapter::vars::clone_mode(),
             hydrate: false,

@@ -34,30 +34,104 @@ pub fn new_id() -> String {
 }
 
 /// `cpu_millis` / `memory_gbs`: a positive integer as a string, or "shared".
-pub fn check_size(field: &str, v: &Value) -> Result<String, Reply> {
-    match v.as_str() {
-        Some("shared") => Ok("shared".into()),
-        Some(s)
-            if !s.is_empty()
-                && s.len() <= 7
-                && s.bytes().all(|b| b.is_ascii_digit())
-                && s != "0" =>
+/// A size field (`cpu_millis`, `memory_gbs`): a string of a positive
+/// integer, or `"shared"`. For `#[serde(default, deserialize_with = "size")]`.
+pub fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v: Option<Value> = serde::Deserialize::deserialize(d)?;
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if s == "shared"
+                || (!s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit()) && s != "0") =>
         {
-            Ok(s.to_string())
+            Ok(Some(s))
         }
-        _ => Err(bad(&format!(
-            "{field} must be a string of a positive integer, or \"shared\"; got {v}"
+        Some(v) => Err(serde::de::Error::custom(format!(
+            "must be a string of a positive integer, or \"shared\"; got {v}"
         ))),
     }
 }
 
-pub fn env_tag(v: Option<&Value>) -> Result<String, Reply> {
-    match v {
-        None | Some(Value::Null) => Ok("DEV".into()),
-        Some(Value::String(s)) if s == "DEV" || s == "PROD" => Ok(s.clone()),
-        Some(other) => Err(bad(&format!(
-            "environment_tag must be DEV or PROD, got {other}"
+/// `environment_tag`.
+#[derive(Clone, Copy, Default)]
+pub enum EnvTag {
+    #[default]
+    Dev,
+    Prod,
+}
+
+/// `environment_tag`: `DEV` or `PROD`. For `#[serde(default,
+/// deserialize_with = "env_tag")]`.
+pub fn env_tag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<EnvTag>, D::Error> {
+    let v: Option<Value> = serde::Deserialize::deserialize(d)?;
+    match v.as_ref().and_then(Value::as_str) {
+        _ if v.as_ref().is_none_or(Value::is_null) => Ok(None),
+        Some("DEV") => Ok(Some(EnvTag::Dev)),
+        Some("PROD") => Ok(Some(EnvTag::Prod)),
+        _ => Err(serde::de::Error::custom(format!(
+            "must be DEV or PROD, got {}",
+            v.unwrap_or_default()
         ))),
+    }
+}
+
+impl EnvTag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvTag::Dev => "DEV",
+            EnvTag::Prod => "PROD",
+        }
+    }
+}
+
+/// Timescale's `ServiceCreate`, plus this family's `service_type` (other
+/// fields are ignored).
+#[derive(serde::Deserialize)]
+struct ServiceCreate {
+    name: Option<String>,
+    region_code: Option<String>,
+    addons: Option<Vec<Addon>>,
+    service_type: Option<ServiceType>,
+    #[serde(default, deserialize_with = "size")]
+    cpu_millis: Option<String>,
+    #[serde(default, deserialize_with = "size")]
+    memory_gbs: Option<String>,
+    replica_count: Option<i64>,
+    #[serde(default, deserialize_with = "env_tag")]
+    environment_tag: Option<EnvTag>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum Addon {
+    TimeSeries,
+    Ai,
+}
+
+impl Addon {
+    fn as_str(self) -> &'static str {
+        match self {
+            Addon::TimeSeries => "time-series",
+            Addon::Ai => "ai",
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "UPPERCASE")]
+enum ServiceType {
+    Timescaledb,
+    Postgres,
+    Vector,
+}
+
+impl ServiceType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::Timescaledb => "TIMESCALEDB",
+            ServiceType::Postgres => "POSTGRES",
+            ServiceType::Vector => "VECTOR",
+        }
     }
 }
 
@@ -144,60 +218,36 @@ pub fn service_json(e: &Engine, c: &Container, status_override: Option<&str>) ->
 
 /// `POST /projects/{project_id}/services` (`ServiceCreate`, plus `service_type`).
 pub fn create(ctx: &Ctx, req: &Req, p: &str) -> Result<Reply, Reply> {
-    let m = spin_adapter::body::object(&req.body, false).map_err(|e| bad(&e))?;
-    let name = match spin_adapter::body::opt_str(&m, "name").map_err(|e| bad(&e))? {
-        Some(n) if !n.is_empty() && n.chars().count() <= 128 => n.to_string(),
+    let b: ServiceCreate = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
+    let name = match b.name {
+        Some(n) if !n.is_empty() && n.chars().count() <= 128 => n,
         _ => return Err(bad("name is required: 1 to 128 characters")),
     };
-    let region = spin_adapter::body::opt_enum(&m, "region_code", REGIONS)
-        .map_err(|e| bad(&e))?
-        .unwrap_or("us-east-1")
-        .to_string();
-    let addons: Vec<String> =
-        match spin_adapter::body::opt_array(&m, "addons").map_err(|e| bad(&e))? {
-            None => vec![],
-            Some(a) => a
-                .iter()
-                .map(|x| match x.as_str() {
-                    Some(s @ ("time-series" | "ai")) => Ok(s.to_string()),
-                    _ => Err(bad("addons are \"time-series\" or \"ai\"")),
-                })
-                .collect::<Result<_, _>>()?,
-        };
-    let service_type = match spin_adapter::body::opt_enum(
-        &m,
-        "service_type",
-        &["TIMESCALEDB", "POSTGRES", "VECTOR"],
-    )
-    .map_err(|e| bad(&e))?
-    {
-        Some(t) => t.to_string(),
-        None if addons.iter().any(|a| a == "time-series") || addons.is_empty() => {
-            "TIMESCALEDB".into()
+    let region = match b.region_code {
+        None => "us-east-1".to_string(),
+        Some(r) if REGIONS.contains(&r.as_str()) => r,
+        Some(r) => {
+            return Err(bad(&format!(
+                "region_code {r:?} is not one of {}",
+                REGIONS.join(", ")
+            )))
         }
-        None => "POSTGRES".into(),
     };
-    let body = Value::Object(m);
-    let cpu = body
-        .get("cpu_millis")
-        .filter(|v| !v.is_null())
-        .map(|v| check_size("cpu_millis", v))
-        .transpose()?
-        .unwrap_or_else(|| "500".into());
-    let mem = body
-        .get("memory_gbs")
-        .filter(|v| !v.is_null())
-        .map(|v| check_size("memory_gbs", v))
-        .transpose()?
-        .unwrap_or_else(|| "2".into());
-    let replicas = match body.get("replica_count") {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_i64()
-            .filter(|n| (0..=2).contains(n))
-            .ok_or_else(|| bad("replica_count is 0, 1 or 2"))?,
+    let addons = b.addons.unwrap_or_default();
+    let service_type = match b.service_type {
+        Some(t) => t.as_str(),
+        None if addons.is_empty() || addons.contains(&Addon::TimeSeries) => "TIMESCALEDB",
+        None => "POSTGRES",
     };
-    let env = env_tag(body.get("environment_tag"))?;
+    let addons: Vec<&str> = addons.iter().map(|a| a.as_str()).collect();
+    let cpu = b.cpu_millis.unwrap_or_else(|| "500".into());
+    let mem = b.memory_gbs.unwrap_or_else(|| "2".into());
+    let replicas = match b.replica_count {
+        None => 0,
+        Some(n) if (0..=2).contains(&n) => n,
+        Some(_) => return Err(bad("replica_count is 0, 1 or 2")),
+    };
+    let env = b.environment_tag.unwrap_or_default().as_str();
     let e = ctx.engine()?;
     project(ctx, &e, p, true)?;
     let password = spin_adapter::ids::random_hex(16);

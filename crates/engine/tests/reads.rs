@@ -174,7 +174,7 @@ fn recorded(fx: &Fx) -> Vec<(String, Vec<Value>)> {
         .into_inner()
         .into_iter()
         .filter(|(sql, _)| {
-            let verb = sql.trim_start().split_whitespace().next().unwrap_or("");
+            let verb = sql.split_whitespace().next().unwrap_or("");
             sql.contains("records")
                 && ["SELECT", "WITH", "INSERT", "UPDATE", "DELETE"].contains(&verb)
         })

@@ -1,7 +1,8 @@
-//! Typed reads of JSON request bodies. Every accessor fails with a message
-//! that names the field and the type it must have; each family wraps the
-//! message in its own error shape. `null` counts as absent, as the vendors'
-//! APIs treat it.
+//! Typed reads of JSON request bodies: a family derives `Deserialize` for
+//! its request and calls [`parse`], whose messages name the field that does
+//! not fit (`serde_path_to_error`); each family wraps the message in its own
+//! error shape. `null` reads as an absent `Option`, as the vendors' APIs
+//! treat it. [`object`] is there for the few bodies read as raw JSON.
 
 use serde_json::{Map, Value};
 
@@ -25,6 +26,26 @@ pub fn object(bytes: &[u8], empty_ok: bool) -> Result<Map<String, Value>, String
     }
 }
 
+/// A body that must be a JSON object, as `T` (serde-derived; `null`
+/// reads as an absent `Option`), or a message naming the field that does
+/// not fit (`serde_path_to_error`: `region_code: unknown variant ...`).
+/// An empty body is `{}` when `empty_ok`.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], empty_ok: bool) -> Result<T, String> {
+    from_map(object(bytes, empty_ok)?)
+}
+
+/// A JSON object as `T`, with [`parse`]'s messages.
+pub fn from_map<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, String> {
+    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
+}
+
 /// The JSON type name of `v`, for messages.
 pub fn kind(v: &Value) -> &'static str {
     match v {
@@ -37,80 +58,39 @@ pub fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn wrong(k: &str, want: &str, v: &Value) -> String {
-    format!("{k} must be {want}, not {}", kind(v))
-}
-
-/// An optional string field.
-pub fn opt_str<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, String> {
-    match m.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(wrong(k, "a string", v)),
-    }
-}
-
-/// An optional string field that must be one of `allowed`.
-pub fn opt_enum<'a>(
-    m: &'a Map<String, Value>,
-    k: &str,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, String> {
-    match opt_str(m, k)? {
-        Some(s) if !allowed.contains(&s) => {
-            Err(format!("{k} {s:?} is not one of {}", allowed.join(", ")))
-        }
-        other => Ok(other),
-    }
-}
-
-/// An optional boolean field.
-pub fn opt_bool(m: &Map<String, Value>, k: &str) -> Result<Option<bool>, String> {
-    match m.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(wrong(k, "true or false", v)),
-    }
-}
-
-/// An optional array field.
-pub fn opt_array<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'a Vec<Value>>, String> {
-    match m.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a)),
-        Some(v) => Err(wrong(k, "an array", v)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn m(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Req {
+        name: Option<String>,
+        n: Option<i64>,
+        tags: Option<Vec<String>>,
+        mode: Option<Mode>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "lowercase")]
+    enum Mode {
+        Copy,
     }
 
     #[test]
-    fn accessors_name_the_field_and_the_type() {
-        let b = m(json!({"s": "x", "n": 3, "b": true, "z": null, "a": [1]}));
-        assert_eq!(opt_str(&b, "s").unwrap(), Some("x"));
-        assert_eq!(opt_str(&b, "z").unwrap(), None);
-        assert_eq!(
-            opt_str(&b, "n").unwrap_err(),
-            "n must be a string, not a number"
-        );
-        assert_eq!(
-            opt_bool(&b, "s").unwrap_err(),
-            "s must be true or false, not a string"
-        );
-        assert!(opt_enum(&b, "s", &["y"])
-            .unwrap_err()
-            .contains("is not one of y"));
-        assert_eq!(opt_array(&b, "a").unwrap().unwrap().len(), 1);
-        assert!(object(b"[1]", false).unwrap_err().contains("not an array"));
-        assert!(object(b"", true).unwrap().is_empty());
-        assert!(object(b" ", false).is_err());
-        assert!(object(b"{", false).unwrap_err().contains("not valid JSON"));
+    fn parse_names_the_field_that_does_not_fit() {
+        let r: Req = parse(br#"{"name": "x", "n": null, "other": 1}"#, false).unwrap();
+        assert_eq!(r.name.as_deref(), Some("x"));
+        assert!(r.n.is_none());
+        let e = parse::<Req>(br#"{"name": 5}"#, false).unwrap_err();
+        assert!(e.starts_with("name: invalid type: integer `5`, expected a string"), "{e}");
+        let e = parse::<Req>(br#"{"tags": ["a", 1]}"#, false).unwrap_err();
+        assert!(e.starts_with("tags[1]: "), "{e}");
+        let e = parse::<Req>(br#"{"mode": "move"}"#, false).unwrap_err();
+        assert!(e.contains("mode: unknown variant `move`"), "{e}");
+        assert!(parse::<Req>(b"[1]", false).unwrap_err().contains("not an array"));
+        assert!(parse::<Req>(b"", true).is_ok());
+        assert!(parse::<Req>(b" ", false).is_err());
+        assert!(parse::<Req>(b"{", false).unwrap_err().contains("not valid JSON"));
     }
 }

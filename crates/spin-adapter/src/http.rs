@@ -48,6 +48,18 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The query parameters as `T` (`serde_urlencoded`: numbers and
+    /// booleans parsed from their text; parameters `T` does not name are
+    /// ignored), or a message naming the parameter that does not fit.
+    pub fn query_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&self.query)
+            .finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| format!("query parameter {}: {}", e.path(), e.inner()))
+    }
+
     /// Path segments after `prefix`, percent-decoded. `None` if the path is
     /// not under `prefix` or a segment is not UTF-8.
     pub fn segments(&self, prefix: &str) -> Option<Vec<String>> {
@@ -362,6 +374,27 @@ fn stream_body(body: spin_sdk::http::OutgoingBody, mut next: Chunks) {
                 return;
             }
         }
+    }
+}
+
+/// `v`, when it is within `lo..=hi`; else a message naming parameter `name`.
+pub fn within(name: &str, v: i64, lo: i64, hi: i64) -> Result<i64, String> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{name} must be an integer from {lo} to {hi}, got {v}"))
+    }
+}
+
+/// A query flag as the vendors write it: `true`/`false`, `1`/`0`; empty
+/// counts as absent. For `#[serde(default, deserialize_with = "flag")]`.
+pub fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    match s.as_deref() {
+        None | Some("") => Ok(None),
+        Some("true") | Some("1") => Ok(Some(true)),
+        Some("false") | Some("0") => Ok(Some(false)),
+        Some(v) => Err(serde::de::Error::custom(format!("is true or false, not {v:?}"))),
     }
 }
 
