@@ -16,8 +16,7 @@
 //! cron triggers run the clone worker and the notifier every 2 s.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +24,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use spinoff_bench::soak::families::{self, Family};
+use spinoff_bench::soak::process;
+use spinoff_bench::soak::receivers::{dead_receiver, slow_receiver};
+use spinoff_bench::stats::Times;
 use spinoff_e2e::{free_port, json, sse_events, Value};
 
 #[derive(Parser)]
@@ -53,14 +56,6 @@ struct Cli {
 }
 
 const ADMIN: &str = "soak-admin-token-0123456789abcdef";
-const FAMILIES: [&str; 6] = [
-    "data-api",
-    "typesense",
-    "mixpeek",
-    "timescale",
-    "sanity",
-    "qovery",
-];
 
 // ---------------------------------------------------------------- HTTP + stats
 
@@ -264,82 +259,7 @@ impl Auth {
 
 // ---------------------------------------------------------------- receivers
 
-/// Accepts connections and keeps them open, never reading or answering.
-fn dead_receiver() -> (String, Arc<AtomicU64>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let count = Arc::new(AtomicU64::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        let mut held: Vec<TcpStream> = Vec::new();
-        for s in l.incoming().flatten() {
-            c.fetch_add(1, Ordering::Relaxed);
-            held.push(s);
-            if held.len() > 4000 {
-                held.remove(0);
-            }
-        }
-    });
-    (addr, count)
-}
-
-/// Reads each request, sleeps 1 s, answers 200.
-fn slow_receiver() -> (String, Arc<AtomicU64>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let count = Arc::new(AtomicU64::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                let mut stream = s;
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.trim_end().split_once(':') {
-                        if k.trim().eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
-                let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
-                std::thread::sleep(Duration::from_secs(1));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
-                c.fetch_add(1, Ordering::Relaxed);
-            });
-        }
-    });
-    (addr, count)
-}
-
 // ---------------------------------------------------------------- the app
-
-fn proc_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn proc_fds(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count() as u64)
-        .unwrap_or(0)
-}
 
 struct HostChild(Child);
 impl Drop for HostChild {
@@ -353,7 +273,7 @@ impl Drop for HostChild {
 
 #[derive(Clone, Debug)]
 struct Op {
-    family: usize,
+    family: Family,
     /// The id in its family's API.
     id: String,
     /// Where its status is read.
@@ -365,35 +285,6 @@ struct Op {
     /// Data API clones: the cancel's answer (0: none sent).
     cancel_status: u16,
     final_state: String,
-}
-
-fn terminal(family: usize, s: &str) -> bool {
-    match family {
-        0 | 1 => matches!(s, "succeeded" | "failed" | "canceled"),
-        2 => matches!(s, "COMPLETED" | "FAILED" | "CANCELED"),
-        3 => matches!(s, "READY" | "UNSTABLE" | "DELETED" | "ERROR"),
-        4 => matches!(s, "completed" | "failed"),
-        _ => matches!(s, "DEPLOYED" | "DEPLOYMENT_ERROR"),
-    }
-}
-
-fn state_of(family: usize, v: &Value) -> String {
-    let k = match family {
-        0..=3 => "status",
-        _ => "state",
-    };
-    v[k].as_str().unwrap_or("?").to_string()
-}
-
-fn status_label(family: usize) -> &'static str {
-    [
-        "GET data operations/{id}",
-        "GET typesense cloning-operations/{id}",
-        "GET mixpeek tasks/{id}",
-        "GET timescale services/{id}",
-        "GET sanity jobs/{id}",
-        "GET qovery database/{id}/status",
-    ][family]
 }
 
 struct Setup {
@@ -411,19 +302,16 @@ struct World {
     ops: Mutex<Vec<Op>>,
     seq: AtomicU64,
     family_seq: [AtomicU64; 6],
-    rng: Mutex<u64>,
+    rng: Mutex<fastrand::Rng>,
     sse_terminal: AtomicU64,
     sse_open_ended: AtomicU64,
-    refused_starts: Mutex<BTreeMap<(usize, u16), u64>>,
+    refused_starts: Mutex<BTreeMap<(Family, u16), u64>>,
 }
 
 impl World {
+    /// A random number below `n` (0 when `n` is 0).
     fn rand(&self, n: u64) -> u64 {
-        let mut x = self.rng.lock().unwrap();
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x % n.max(1)
+        self.rng.lock().unwrap().u64(..n.max(1))
     }
 }
 
@@ -460,7 +348,8 @@ fn must(r: Reply, want: u16, what: &str) -> Value {
 
 fn setup(http: &Http) -> Setup {
     let mut tenants = Vec::new();
-    for f in FAMILIES {
+    for f in families::ALL {
+        let f = f.name();
         let r = http.req(
             "POST data tokens",
             "POST",
@@ -688,20 +577,20 @@ fn setup(http: &Http) -> Setup {
 
 #[derive(Clone, Copy, Debug)]
 enum Task {
-    Start(usize),
+    Start(Family),
     Import,
     Sse,
     Read,
 }
 
-fn start(w: &World, family: usize) {
+fn start(w: &World, family: Family) {
     let n = w.seq.fetch_add(1, Ordering::Relaxed);
     // This family's own count of starts (alternates options, picks cancels).
-    let k = w.family_seq[family].fetch_add(1, Ordering::Relaxed);
-    let a = &w.setup.tenants[family];
-    let src = &w.setup.source[family];
+    let k = w.family_seq[family.index()].fetch_add(1, Ordering::Relaxed);
+    let a = &w.setup.tenants[family.index()];
+    let src = &w.setup.source[family.index()];
     let (label, r, want) = match family {
-        0 => {
+        Family::DataApi => {
             let target = format!("native:clone-{n}");
             let body = json!({"target": target, "history": k.is_multiple_of(2),
                 "notify": [format!("http://{}/hook", w.dead), format!("http://{}/hook", w.slow)]});
@@ -717,7 +606,7 @@ fn start(w: &World, family: usize) {
                 202,
             )
         }
-        1 => (
+        Family::Typesense => (
             "POST typesense cloning-operations",
             w.http.json(
                 "POST typesense cloning-operations",
@@ -728,7 +617,7 @@ fn start(w: &World, family: usize) {
             ),
             201,
         ),
-        2 => (
+        Family::Mixpeek => (
             "POST mixpeek namespaces/{id}/clone",
             w.http.json(
                 "POST mixpeek namespaces/{id}/clone",
@@ -739,7 +628,7 @@ fn start(w: &World, family: usize) {
             ),
             200,
         ),
-        3 => (
+        Family::Timescale => (
             "POST timescale forkService",
             w.http.json(
                 "POST timescale forkService",
@@ -750,7 +639,7 @@ fn start(w: &World, family: usize) {
             ),
             202,
         ),
-        4 => (
+        Family::Sanity => (
             "PUT sanity datasets/{name}/copy",
             w.http.json(
                 "PUT sanity datasets/{name}/copy",
@@ -761,7 +650,7 @@ fn start(w: &World, family: usize) {
             ),
             200,
         ),
-        _ => (
+        Family::Qovery => (
             "POST qovery database/{id}/clone",
             w.http.json(
                 "POST qovery database/{id}/clone",
@@ -794,33 +683,33 @@ fn start(w: &World, family: usize) {
         final_state: String::new(),
     };
     match family {
-        0 => {
+        Family::DataApi => {
             op.id = v["id"].as_str().unwrap_or_default().to_string();
             op.status_path = format!("/data/v1/operations/{}", op.id);
             op.target = v["target"].as_str().unwrap_or_default().to_string();
             op.snapshot_lsn = v["snapshot_lsn"].as_i64().unwrap_or(-1);
         }
-        1 => {
+        Family::Typesense => {
             op.id = v["cloning_operation"]["id"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
             op.status_path = format!("/api/v1/clusters/{src}/cloning-operations/{}", op.id);
         }
-        2 => {
+        Family::Mixpeek => {
             op.id = v["task_id"].as_str().unwrap_or_default().to_string();
             op.status_path = format!("/v1/tasks/{}", op.id);
         }
-        3 => {
+        Family::Timescale => {
             op.id = v["service_id"].as_str().unwrap_or_default().to_string();
             op.status_path = format!("/public/api/v1/projects/proj1/services/{}", op.id);
         }
-        4 => {
+        Family::Sanity => {
             op.id = v["jobId"].as_str().unwrap_or_default().to_string();
             op.status_path = format!("/v1/jobs/{}", op.id);
             op.auth = Auth::None;
         }
-        _ => {
+        Family::Qovery => {
             op.id = v["id"].as_str().unwrap_or_default().to_string();
             op.status_path = format!("/database/{}/status", op.id);
         }
@@ -831,7 +720,7 @@ fn start(w: &World, family: usize) {
         ops.len() - 1
     };
     // Cancel every third data API clone, at once or a little later.
-    if family == 0 && k % 3 == 1 {
+    if family == Family::DataApi && k % 3 == 1 {
         std::thread::sleep(Duration::from_millis(w.rand(1500)));
         let r = w.http.call(
             "POST data operations/{id}/cancel",
@@ -863,15 +752,15 @@ fn read(w: &World) {
         };
         if let Some(op) = op {
             w.http
-                .call(status_label(op.family), "GET", &op.status_path, &op.auth);
+                .call(op.family.status_route(), "GET", &op.status_path, &op.auth);
         }
         return;
     }
-    let f = w.rand(6) as usize;
-    let a = &w.setup.tenants[f];
-    let src = &w.setup.source[f];
+    let f = families::ALL[w.rand(6) as usize];
+    let a = &w.setup.tenants[f.index()];
+    let src = &w.setup.source[f.index()];
     match f {
-        0 => {
+        Family::DataApi => {
             if w.rand(2) == 0 {
                 w.http.call(
                     "GET data operations",
@@ -888,28 +777,28 @@ fn read(w: &World) {
                 )
             }
         }
-        1 => w.http.call(
+        Family::Typesense => w.http.call(
             "GET typesense cloning-operations",
             "GET",
             &format!("/api/v1/clusters/{src}/cloning-operations"),
             a,
         ),
-        2 => w
+        Family::Mixpeek => w
             .http
             .call("GET mixpeek namespaces", "GET", "/v1/namespaces", a),
-        3 => w.http.call(
+        Family::Timescale => w.http.call(
             "GET timescale services",
             "GET",
             "/public/api/v1/projects/proj1/services",
             a,
         ),
-        4 => w.http.call(
+        Family::Sanity => w.http.call(
             "GET sanity datasets",
             "GET",
             "/v1/projects/proj1/datasets",
             a,
         ),
-        _ => w.http.call(
+        Family::Qovery => w.http.call(
             "GET qovery environment/{id}/database",
             "GET",
             &format!("/environment/{}/database", w.setup.qovery_env),
@@ -941,7 +830,7 @@ fn run_task(w: &World, t: Task) {
                 let ops = w.ops.lock().unwrap();
                 ops.iter()
                     .rev()
-                    .find(|o| o.family == 0)
+                    .find(|o| o.family == Family::DataApi)
                     .map(|o| o.id.clone())
             };
             if let Some(id) = id {
@@ -978,13 +867,14 @@ fn export_sorted(w: &World, r: &str, as_of: Option<i64>) -> (u16, Vec<String>) {
     (reply.status, lines)
 }
 
-fn pct(v: &mut [u64], p: f64) -> f64 {
-    if v.is_empty() {
+/// The `p` quantile of latencies in µs, in ms (0 when there are none).
+fn pct(v: &[u64], p: f64) -> f64 {
+    let mut t = Times::default();
+    t.extend(v.iter().copied());
+    if t.is_empty() {
         return 0.0;
     }
-    v.sort_unstable();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i] as f64 / 1000.0
+    t.at(p).as_secs_f64() * 1e3
 }
 
 struct Sample {
@@ -994,8 +884,23 @@ struct Sample {
     tick_ms: f64,
 }
 
-fn main() {
-    let cli = Cli::parse();
+/// The host process the soak runs against, and its misbehaving receivers.
+struct Launched {
+    child: HostChild,
+    pid: u32,
+    http: Http,
+    state: tempfile::TempDir,
+    log_path: PathBuf,
+    dead: String,
+    slow: String,
+    dead_conns: Arc<AtomicU64>,
+    slow_answers: Arc<AtomicU64>,
+}
+
+/// Start the release host binary beside this one on a fresh state
+/// directory, with a dead and a slow webhook receiver allowed, and wait
+/// until it answers.
+fn launch(cli: &Cli) -> Launched {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().unwrap().to_path_buf();
     let host_bin = dir.join("spinoff-host");
@@ -1075,23 +980,33 @@ fn main() {
         state.path().display(),
         log_path.display()
     );
-    let setup = setup(&http);
-    println!("setup done: 6 tenants, one source resource each");
-
-    let w = Arc::new(World {
+    Launched {
+        child,
+        pid,
         http,
-        setup,
-        dead: dead.clone(),
-        slow: slow.clone(),
-        ops: Mutex::new(Vec::new()),
-        seq: AtomicU64::new(1),
-        family_seq: Default::default(),
-        rng: Mutex::new(0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64),
-        sse_terminal: AtomicU64::new(0),
-        sse_open_ended: AtomicU64::new(0),
-        refused_starts: Mutex::new(BTreeMap::new()),
-    });
+        state,
+        log_path,
+        dead,
+        slow,
+        dead_conns,
+        slow_answers,
+    }
+}
 
+/// What the traffic phase measured.
+struct Traffic {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    end_sample: Sample,
+    traffic_secs: f64,
+    scheduled: u64,
+    lag_max: Arc<AtomicU64>,
+}
+
+/// The traffic: a scheduler at the fixed rate feeding a few workers, and a
+/// sampler (RSS, fds, one timed worker tick) every 10 s beside it.
+fn traffic(cli: &Cli, w: &Arc<World>, host: &Launched) -> Traffic {
+    let (pid, state) = (host.pid, &host.state);
+    let (dead_conns, slow_answers) = (&host.dead_conns, &host.slow_answers);
     // Sampler: RSS, fds and one timed worker tick every 10 s.
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::new(Mutex::new(Vec::new()));
     let stop_sampler = Arc::new(AtomicBool::new(false));
@@ -1116,8 +1031,8 @@ fn main() {
                     };
                     let s = Sample {
                         t: traffic_start.elapsed().as_secs_f64(),
-                        rss_kb: proc_rss_kb(pid),
-                        fds: proc_fds(pid),
+                        rss_kb: process::rss_kb(pid),
+                        fds: process::fds(pid),
                         tick_ms,
                     };
                     println!(
@@ -1186,7 +1101,7 @@ fn main() {
         let task = if cli.start_every > 0.0 && due >= next_start {
             next_start += start_every;
             family = (family + 1) % 6;
-            Task::Start(family)
+            Task::Start(families::ALL[family])
         } else if due >= next_sse {
             next_sse += if cli.start_every > 0.0 {
                 start_every * 6
@@ -1212,15 +1127,26 @@ fn main() {
     // The end-of-traffic sample.
     let end_sample = Sample {
         t: traffic_secs,
-        rss_kb: proc_rss_kb(pid),
-        fds: proc_fds(pid),
+        rss_kb: process::rss_kb(pid),
+        fds: process::fds(pid),
         tick_ms: f64::NAN,
     };
     stop_sampler.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     println!("traffic done after {traffic_secs:.0} s ({scheduled} requests scheduled); draining");
 
-    // Drain: HTTP ticks until every operation is terminal (at most 120 s).
+    Traffic {
+        samples,
+        end_sample,
+        traffic_secs,
+        scheduled,
+        lag_max,
+    }
+}
+
+/// HTTP ticks until every operation is terminal (at most 120 s). Returns
+/// the operations still not terminal, the ticks and the seconds it took.
+fn drain(w: &World) -> (Vec<usize>, u64, f64) {
     let drain_start = Instant::now();
     let mut pending: Vec<usize> = (0..w.ops.lock().unwrap().len()).collect();
     let mut drain_ticks = 0;
@@ -1233,10 +1159,10 @@ fn main() {
             let op = w.ops.lock().unwrap()[i].clone();
             let r = w
                 .http
-                .call(status_label(op.family), "GET", &op.status_path, &op.auth);
-            let s = state_of(op.family, &r.json());
+                .call(op.family.status_route(), "GET", &op.status_path, &op.auth);
+            let s = op.family.state_of(&r.json());
             w.ops.lock().unwrap()[i].final_state = s.clone();
-            if r.status != 200 || !terminal(op.family, &s) {
+            if r.status != 200 || !op.family.is_terminal(&s) {
                 still.push(i);
             }
         }
@@ -1247,18 +1173,41 @@ fn main() {
     }
     let drain_secs = drain_start.elapsed().as_secs_f64();
 
+    (pending, drain_ticks, drain_secs)
+}
+
+/// What the consistency checks found.
+struct Checked {
+    problems: Vec<String>,
+    ops: Vec<Op>,
+    per_family: Vec<BTreeMap<String, u64>>,
+    verified_equal: u64,
+    final_notif: BTreeMap<String, u64>,
+    notif_secs: f64,
+    end_after_drain: (u64, u64),
+}
+
+/// Consistency after the drain: every operation terminal, no tenant with
+/// work left, succeeded clones equal to their source at the snapshot, the
+/// receivers' notifications delivered or failed with a reason, the host
+/// alive.
+fn check(w: &World, pending: &[usize], host: &mut Launched) -> Checked {
+    let (pid, log_path) = (host.pid, host.log_path.clone());
+    let child = &mut host.child;
     // Consistency.
     let mut problems: Vec<String> = Vec::new();
     let ops = w.ops.lock().unwrap().clone();
-    for &i in &pending {
+    for &i in pending {
         let o = &ops[i];
         problems.push(format!(
             "{} operation {} not terminal after the drain: {}",
-            FAMILIES[o.family], o.id, o.final_state
+            o.family.name(),
+            o.id,
+            o.final_state
         ));
     }
     // Every tenant: nothing pending or in progress in the data API's view.
-    for (f, a) in w.setup.tenants.iter().enumerate() {
+    for (f, a) in families::ALL.iter().zip(&w.setup.tenants) {
         let b = Auth::Bearer(a.token().to_string());
         for st in ["pending", "in_progress"] {
             let r = w.http.call(
@@ -1271,7 +1220,8 @@ fn main() {
             if r.status != 200 || total != 0 {
                 problems.push(format!(
                     "tenant {}: GET /data/v1/operations?status={st} -> {} total {total}",
-                    FAMILIES[f], r.status
+                    f.name(),
+                    r.status
                 ));
             }
         }
@@ -1282,25 +1232,33 @@ fn main() {
     let mut dead_unattempted: Vec<String> = Vec::new();
     let mut slow_undelivered: Vec<usize> = Vec::new();
     for (i, o) in ops.iter().enumerate() {
-        *per_family[o.family]
+        *per_family[o.family.index()]
             .entry(o.final_state.clone())
             .or_default() += 1;
-        if o.family != 0 {
+        if o.family != Family::DataApi {
             if matches!(
                 o.final_state.as_str(),
                 "failed" | "FAILED" | "UNSTABLE" | "ERROR" | "DEPLOYMENT_ERROR"
             ) {
                 let r = w
                     .http
-                    .call(status_label(o.family), "GET", &o.status_path, &o.auth);
+                    .call(o.family.status_route(), "GET", &o.status_path, &o.auth);
                 problems.push(format!(
                     "{} operation {} ended {}: {}",
-                    FAMILIES[o.family], o.id, o.final_state, r.body
+                    o.family.name(),
+                    o.id,
+                    o.final_state,
+                    r.body
                 ));
             }
             continue;
         }
-        let r = w.http.call(status_label(0), "GET", &o.status_path, &o.auth);
+        let r = w.http.call(
+            Family::DataApi.status_route(),
+            "GET",
+            &o.status_path,
+            &o.auth,
+        );
         let v = r.json();
         let status = v["status"].as_str().unwrap_or("?");
         match status {
@@ -1311,8 +1269,8 @@ fn main() {
                         o.id
                     ));
                 }
-                let (s1, a) = export_sorted(&w, &o.target, None);
-                let (s2, b) = export_sorted(&w, "native:src", Some(o.snapshot_lsn));
+                let (s1, a) = export_sorted(w, &o.target, None);
+                let (s2, b) = export_sorted(w, "native:src", Some(o.snapshot_lsn));
                 if s1 != 200 || s2 != 200 || a != b {
                     problems.push(format!(
                         "data clone {}: target {} export ({s1}, {} lines) != source as of {} ({s2}, {} lines)",
@@ -1371,10 +1329,19 @@ fn main() {
         final_notif = BTreeMap::new();
         dead_unattempted.clear();
         slow_undelivered.clear();
-        for (i, o) in ops.iter().enumerate().filter(|(_, o)| o.family == 0) {
+        for (i, o) in ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.family == Family::DataApi)
+        {
             let v = w
                 .http
-                .call(status_label(0), "GET", &o.status_path, &o.auth)
+                .call(
+                    Family::DataApi.status_route(),
+                    "GET",
+                    &o.status_path,
+                    &o.auth,
+                )
                 .json();
             for n in v["notifications"].as_array().cloned().unwrap_or_default() {
                 let d = n["destination"].as_str().unwrap_or("");
@@ -1411,7 +1378,12 @@ fn main() {
         let o = &ops[slow_undelivered[0]];
         let v = w
             .http
-            .call(status_label(0), "GET", &o.status_path, &o.auth)
+            .call(
+                Family::DataApi.status_route(),
+                "GET",
+                &o.status_path,
+                &o.auth,
+            )
             .json();
         problems.push(format!(
             "{} notifications to the slow receiver not delivered after {notif_secs:.0} s, e.g. {}: {}",
@@ -1424,12 +1396,52 @@ fn main() {
             dead_unattempted.len(), dead_unattempted[0]
         ));
     }
-    let end_after_drain = (proc_rss_kb(pid), proc_fds(pid));
+    let end_after_drain = (process::rss_kb(pid), process::fds(pid));
     let host_alive = matches!(child.0.try_wait(), Ok(None));
     if !host_alive {
         problems.push(format!("spinoff-host exited; log {}", log_path.display()));
     }
 
+    Checked {
+        problems,
+        ops,
+        per_family,
+        verified_equal,
+        final_notif,
+        notif_secs,
+        end_after_drain,
+    }
+}
+
+/// The report: per-route latencies, the host's memory and fds against the
+/// baseline, operations per family, notifications, the verdict.
+fn report(
+    cli: &Cli,
+    w: &World,
+    host: &Launched,
+    t: &Traffic,
+    (drain_ticks, drain_secs): (u64, f64),
+    c: &Checked,
+) -> bool {
+    let (samples, end_sample, traffic_secs, scheduled, lag_max) = (
+        &t.samples,
+        &t.end_sample,
+        t.traffic_secs,
+        t.scheduled,
+        &t.lag_max,
+    );
+    let Checked {
+        problems,
+        ops,
+        per_family,
+        verified_equal,
+        final_notif,
+        notif_secs,
+        end_after_drain,
+    } = c;
+    let (notif_secs, end_after_drain, verified_equal) =
+        (*notif_secs, *end_after_drain, *verified_equal);
+    let (dead_conns, slow_answers) = (&host.dead_conns, &host.slow_answers);
     // ------------------------------------------------------------ report
     let stats = w.http.stats.lock().unwrap();
     let total: u64 = stats.values().map(|r| r.lat_us.len() as u64).sum();
@@ -1465,8 +1477,7 @@ fn main() {
         "route", "count", "p50 ms", "p99 ms"
     );
     for (label, r) in stats.iter() {
-        let mut l = r.lat_us.clone();
-        let (p50, p99) = (pct(&mut l, 0.5), pct(&mut l, 0.99));
+        let (p50, p99) = (pct(&r.lat_us, 0.5), pct(&r.lat_us, 0.99));
         let st: Vec<String> = r.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
         println!(
             "{label:<48} {:>6} {p50:>9.1} {p99:>9.1}  {}",
@@ -1486,7 +1497,7 @@ fn main() {
         .filter(|s| !s.tick_ms.is_nan())
         .map(|s| (s.tick_ms * 1000.0) as u64)
         .collect();
-    let tick_p50 = pct(&mut ticks.clone(), 0.5);
+    let tick_p50 = pct(&ticks, 0.5);
     // Baseline: the sample at minute 2 (or at a fifth of a shorter run).
     let base_t = (traffic_secs / 5.0).min(120.0);
     let base = samples
@@ -1528,11 +1539,12 @@ fn main() {
     println!();
     println!("operations (drain: {drain_ticks} HTTP ticks, {drain_secs:.0} s):");
     let refused = w.refused_starts.lock().unwrap();
-    for (f, name) in FAMILIES.iter().enumerate() {
+    for family in families::ALL {
+        let (f, name) = (family.index(), family.name());
         let started: u64 = per_family[f].values().sum();
         let ended: u64 = per_family[f]
             .iter()
-            .filter(|(s, _)| terminal(f, s))
+            .filter(|(s, _)| family.is_terminal(s))
             .map(|(_, n)| n)
             .sum();
         let states: Vec<String> = per_family[f]
@@ -1541,7 +1553,7 @@ fn main() {
             .collect();
         let refusals: Vec<String> = refused
             .iter()
-            .filter(|((g, _), _)| *g == f)
+            .filter(|((g, _), _)| *g == family)
             .map(|((_, s), n)| format!("{s}×{n}"))
             .collect();
         println!(
@@ -1556,7 +1568,7 @@ fn main() {
     }
     let data_cancels: Vec<u16> = ops
         .iter()
-        .filter(|o| o.family == 0 && o.cancel_status != 0)
+        .filter(|o| o.family == Family::DataApi && o.cancel_status != 0)
         .map(|o| o.cancel_status)
         .collect();
     println!(
@@ -1580,13 +1592,13 @@ fn main() {
         dead_conns.load(Ordering::Relaxed),
         slow_answers.load(Ordering::Relaxed)
     );
-    let _ = notif;
+
     println!();
     let errors = w.http.server_errors.lock().unwrap();
     for e in errors.iter() {
         println!("SERVER ERROR: {e}");
     }
-    for p in &problems {
+    for p in problems {
         println!("INCONSISTENT: {p}");
     }
     let consistent = problems.is_empty();
@@ -1600,7 +1612,37 @@ fn main() {
     );
     let ok = fivexx == 0 && transport == 0 && consistent && rss_flat && fds_flat;
     println!("verdict: {}", if ok { "PASS" } else { "FAIL" });
-    drop(child);
+    ok
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut host = launch(&cli);
+    let http = std::mem::replace(&mut host.http, Http::new(String::new()));
+    let setup = setup(&http);
+    println!("setup done: 6 tenants, one source resource each");
+    let w = Arc::new(World {
+        http,
+        setup,
+        dead: host.dead.clone(),
+        slow: host.slow.clone(),
+        ops: Mutex::new(Vec::new()),
+        seq: AtomicU64::new(1),
+        family_seq: Default::default(),
+        rng: Mutex::new(fastrand::Rng::with_seed(
+            0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64,
+        )),
+        sse_terminal: AtomicU64::new(0),
+        sse_open_ended: AtomicU64::new(0),
+        refused_starts: Mutex::new(BTreeMap::new()),
+    });
+
+    let t = traffic(&cli, &w, &host);
+    let (pending, drain_ticks, drain_secs) = drain(&w);
+    let c = check(&w, &pending, &mut host);
+    let ok = report(&cli, &w, &host, &t, (drain_ticks, drain_secs), &c);
+    let log_path = host.log_path.clone();
+    drop(host);
     if !ok {
         println!("host log: {}", log_path.display());
         std::process::exit(1);
