@@ -1,6 +1,9 @@
 //! The engine's one error type. Every kind is documented with when it
 //! happens and what a caller should do; components map kinds to HTTP
-//! statuses in one function (`spin_adapter::status_of`).
+//! statuses through `spin_adapter::errors::status_of` (four families
+//! answer invalid input as 400 where their vendors do). [`Limit`], the
+//! per-tenant limit a `LimitExceeded` names, lives here too, so that this
+//! module needs no other.
 
 use std::fmt;
 
