@@ -110,6 +110,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Protect a resource: direct writes, imports and deletes are refused
+    /// (423) until it is unprotected.
+    Protect { resource: String },
+    /// Stop protecting a resource.
+    Unprotect { resource: String },
     /// Export a resource's live records as NDJSON.
     Export {
         resource: String,
@@ -219,6 +224,21 @@ impl Client {
         }
         Ok(Box::new(resp.into_body().into_reader()))
     }
+}
+
+/// `spinoff protect` / `unprotect`.
+fn protect(c: &Client, resource: &str, protected: bool) -> Result<()> {
+    need_token(c)?;
+    let r = c.ok(
+        "PATCH",
+        &format!("/data/v1/resources/{resource}"),
+        Some(json!({ "protected": protected })),
+    )?;
+    println!(
+        "{resource} is {}",
+        if r["protected"] == true { "protected" } else { "not protected" }
+    );
+    Ok(())
 }
 
 /// The human message of any family's error body.
@@ -605,6 +625,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Protect { resource } => protect(&c, &resource, true),
+        Command::Unprotect { resource } => protect(&c, &resource, false),
         Command::Verify { resource, json } => {
             need_token(&c)?;
             let op = c.ok(

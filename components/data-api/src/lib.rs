@@ -56,6 +56,9 @@ static ROUTER: Router = Router {
             resources::create(&ctx(r)?, r, s[0])
         }),
         ("GET", "resources/*", |r, s| resources::get(&ctx(r)?, s[0])),
+        ("PATCH", "resources/*", |r, s| {
+            resources::update(&ctx(r)?, r, s[0])
+        }),
         ("DELETE", "resources/*", |r, s| {
             resources::delete(&ctx(r)?, s[0])
         }),

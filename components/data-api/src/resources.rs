@@ -98,6 +98,28 @@ pub fn get(ctx: &Ctx, r: &str) -> R {
     Ok(Reply::json(200, &shapes::resource(&c, &cols)))
 }
 
+/// `PATCH /resources/{ref}` `{"protected": bool}`: protect a resource
+/// (direct writes, imports and deletes answer 423) or stop protecting it.
+pub fn update(ctx: &Ctx, req: &Req, r: &str) -> R {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Update {
+        protected: Option<bool>,
+    }
+    let u: Update = spin_adapter::body::parse(&req.body, false)
+        .map_err(|m| Reply::problem(400, "invalid_json", &m))?;
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    let c = match u.protected {
+        Some(p) => e
+            .set_protection(&c.family, &c.tenant, &c.name, p)
+            .map_err(err)?,
+        None => c,
+    };
+    let cols = e.collections(&c).map_err(err)?;
+    Ok(Reply::json(200, &shapes::resource(&c, &cols)))
+}
+
 pub fn delete(ctx: &Ctx, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;

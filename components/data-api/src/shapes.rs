@@ -40,6 +40,7 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
         "family": c.family,
         "tenant": c.tenant,
         "state": c.state.as_str(),
+        "protected": c.protected,
         "head_lsn": c.head_lsn,
         "spec": c.spec,
         "collections": collections.iter().map(|s| json!({"name": s.name, "records": s.records, "bytes": s.bytes, "versions": s.versions})).collect::<Vec<_>>(),

@@ -64,6 +64,8 @@ pub struct Container {
     pub updated_at: i64,
     /// When the worker deletes it (µs), if it has a time-to-live.
     pub expires_at: Option<i64>,
+    /// Refuses direct writes, imports and deletes ([`ErrorKind::Protected`]).
+    pub protected: bool,
     /// The ancestors a branch reads through, parent first (empty: it holds
     /// all its versions itself). See [`crate::chain`].
     pub chain: Vec<Level>,
@@ -88,7 +90,7 @@ pub(crate) fn columns() -> String {
 }
 
 const BASE_COLUMNS: &str =
-    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at";
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
     Ok(Container {
@@ -105,7 +107,8 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         created_at: r.i64(9)?,
         updated_at: r.i64(10)?,
         expires_at: r.opt_i64(11)?,
-        chain: chain::parse_chain(r.opt_text(12)?)?,
+        protected: r.bool(12)?,
+        chain: chain::parse_chain(r.opt_text(13)?)?,
     })
 }
 
@@ -226,6 +229,30 @@ pub(crate) fn next_to_purge(db: &dyn Db) -> Result<Option<i64>> {
     .transpose()
 }
 
+/// Protect a container, or stop protecting it.
+pub(crate) fn set_protected(db: &dyn Db, id: i64, protected: bool, now: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET protected = ?2, updated_at = ?3 WHERE id = ?1",
+        &[id.into(), protected.into(), now.into()],
+    )
+}
+
+/// `Protected` when the container refuses `what` (a write, an import, a
+/// deletion) because it is protected.
+pub(crate) fn check_unprotected(c: &Container, what: &str) -> Result<()> {
+    if c.protected {
+        return Err(Error::new(
+            ErrorKind::Protected,
+            format!(
+                "{} is protected and refuses {what}; unprotect it first, or merge into it",
+                c.reference()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The row of a purged container goes.
 pub(crate) fn remove(db: &dyn Db, id: i64) -> Result<()> {
     exec(db, "DELETE FROM containers WHERE id = ?1", &[id.into()])
@@ -315,6 +342,34 @@ impl Engine<'_> {
             )?;
             Ok(Container {
                 spec: spec.clone(),
+                updated_at: now,
+                ..c
+            })
+        })
+    }
+
+    /// Protect a container (direct writes, imports and deletes are refused
+    /// with `Protected`), or stop protecting it. Only a ready container
+    /// can be protected.
+    pub fn set_protection(
+        &self,
+        family: &str,
+        tenant: &str,
+        name: &str,
+        protected: bool,
+    ) -> Result<Container> {
+        let now = self.env.now_us();
+        transaction(self.db, |db| {
+            let c = find(db, family, tenant, name)?;
+            if protected && c.state != ContainerState::Ready {
+                return Err(Error::state(
+                    c.state.as_str(),
+                    format!("{} is {} and cannot be protected", c.reference(), c.state.as_str()),
+                ));
+            }
+            set_protected(db, c.id, protected, now)?;
+            Ok(Container {
+                protected,
                 updated_at: now,
                 ..c
             })

@@ -53,6 +53,7 @@ impl Engine<'_> {
         let now = self.env.now_us();
         transaction(self.db, |db| {
             let c = containers::find(db, family, tenant, name)?;
+            containers::check_unprotected(&c, "deletion")?;
             if let Some(r) = one(
                 db,
                 &format!(
@@ -86,7 +87,7 @@ impl Engine<'_> {
                 db,
                 &format!(
                     "SELECT {} FROM containers WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
-                     AND deleting = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
+                     AND deleting = 0 AND protected = 0 AND NOT EXISTS (SELECT 1 FROM operations o \
                      WHERE (o.source = containers.id OR o.target = containers.id) \
                        AND o.status IN {ACTIVE} AND o.kind NOT IN {IN_PLACE}) \
                      ORDER BY expires_at, id LIMIT ?2",

@@ -46,6 +46,9 @@ pub enum ErrorKind {
         limit: Limit,
         retry_after_s: Option<i64>,
     },
+    /// The resource is protected: it refuses direct writes, imports and
+    /// deletes (a merge into it is accepted). Unprotect it first (HTTP 423).
+    Protected,
     /// The worker no longer holds the operation's lease (it expired and was
     /// taken over): nothing was committed. The worker should move on.
     LeaseLost,

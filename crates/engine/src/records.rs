@@ -189,7 +189,10 @@ pub(crate) fn batch_bytes(writes: &[Write], max_batch: usize) -> Result<i64> {
         .sum())
 }
 
+/// `InvalidState` while a copy fills the container; `Protected` when it
+/// is protected.
 pub(crate) fn check_writable(c: &Container) -> Result<()> {
+    containers::check_unprotected(c, "writes")?;
     if c.state != ContainerState::Ready {
         return Err(Error::state(
             c.state.as_str(),

@@ -267,6 +267,10 @@ const MIGRATIONS: &[&str] = &[
     // 8: the record layout follows the page size: on small pages
     // RECORDS_ON_SMALL_PAGES runs with it (see `migrate`); nothing on large.
     "",
+    // 9: protected resources refuse direct writes, imports and deletes.
+    r#"
+    ALTER TABLE containers ADD COLUMN protected INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The migration (index into MIGRATIONS) whose step also lays records out

@@ -87,6 +87,9 @@ impl Engine<'_> {
         transaction(self.db, |db| {
             let row = imports::load(db, &c.tenant, id)?;
             check_open(&row, c)?;
+            let into = containers::by_id(db, row.container)?
+                .ok_or_else(|| Error::not_found(format!("{} not found", c.reference())))?;
+            containers::check_unprotected(&into, "imports")?;
             let stage = containers::by_id(db, row.stage)?
                 .ok_or_else(|| Error::corrupt("staging branch vanished"))?;
             crate::limits::count_writes(db, &limits, &c.tenant, writes.len() as i64, now)?;
@@ -114,6 +117,7 @@ impl Engine<'_> {
             check_open(&row, c)?;
             let c = containers::by_id(db, row.container)?
                 .ok_or_else(|| Error::not_found(format!("{} not found", c.reference())))?;
+            containers::check_unprotected(&c, "imports")?;
             let stage = containers::by_id(db, row.stage)?
                 .ok_or_else(|| Error::corrupt("staging branch vanished"))?;
             let (at, committed_at) = lsn::next(db, self.env)?;

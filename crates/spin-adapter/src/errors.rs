@@ -23,6 +23,7 @@ pub fn status_of(e: &Error) -> u16 {
             ..
         } => 409,
         ErrorKind::LimitExceeded { .. } => 403,
+        ErrorKind::Protected => 423,
         ErrorKind::LeaseLost => 409,
         ErrorKind::Busy | ErrorKind::Unavailable => 503,
         ErrorKind::Storage | ErrorKind::Corrupt => 500,
@@ -48,6 +49,7 @@ pub fn code_of(e: &Error) -> &'static str {
         ErrorKind::Unavailable => "unavailable",
         ErrorKind::Storage => "storage_error",
         ErrorKind::Corrupt => "corrupt",
+        ErrorKind::Protected => "protected",
     }
 }
 

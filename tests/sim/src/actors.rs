@@ -250,6 +250,7 @@ impl Sim<'_> {
             deleted: false,
             copy_op: None,
             expires_at: None,
+            protected: false,
         });
         self.engine()
             .create_container("native", "t", "root", &serde_json::json!({}))
@@ -299,8 +300,15 @@ impl Sim<'_> {
         let c = *rng.choice(&live)?;
         let name = self.m.cs[c].name.clone();
         let ops = self.op_ids();
-        let call = match rng.u8(..24) {
+        let call = match rng.u8(..26) {
             20 => Call::Verify { name },
+            // Mostly unprotecting: a protected container refuses most
+            // calls, so it stays protected for a few rounds at a time.
+            24 | 25 => Call::Protect {
+                c,
+                name,
+                protected: rng.u8(..3) == 0,
+            },
             0..=5 => Call::Write {
                 c,
                 name,
@@ -486,6 +494,12 @@ impl Sim<'_> {
                     _ => None,
                 };
                 if let Some(lsn) = lsn {
+                    if self.m.cs[*c].protected {
+                        return Err(format!(
+                            "a write to protected {} was acknowledged (LSN {lsn})",
+                            self.m.cs[*c].name
+                        ));
+                    }
                     let live = self.m.live(*c, i64::MAX);
                     let vs = batch_versions(&live, writes, lsn);
                     self.m.cs[*c].own.extend(vs);
@@ -529,10 +543,17 @@ impl Sim<'_> {
                         deleted: false,
                         copy_op: copy.then(|| op.id.clone()),
                         expires_at: ttl_us.map(|t| op.created_at + t),
+                        protected: false,
                     });
                 }
             }
             (Call::Delete { c, .. }, out) if matches!(out, Outcome::Ok(_)) || resolved => {
+                if self.m.cs[*c].protected {
+                    return Err(format!(
+                        "the deletion of protected {} was acknowledged",
+                        self.m.cs[*c].name
+                    ));
+                }
                 self.m.cs[*c].deleted = true;
                 self.m.imports.retain(|_, im| im.container != *c);
             }
@@ -601,6 +622,12 @@ impl Sim<'_> {
                 if ended {
                     if let Some(im) = self.m.imports.remove(id) {
                         if let (true, Some(lsn)) = (*commit, lsn) {
+                            if self.m.cs[im.container].protected {
+                                return Err(format!(
+                                    "an import into protected {} was committed (LSN {lsn})",
+                                    self.m.cs[im.container].name
+                                ));
+                            }
                             for v in im.staged {
                                 self.m.cs[im.container].own.push(V { from: lsn, ..v });
                             }
@@ -620,6 +647,11 @@ impl Sim<'_> {
                 if got != want {
                     return Err(format!("read of {name} as of {at} beside the round's other calls:\n got  {got:?}\n want {want:?}"));
                 }
+            }
+            (Call::Protect { c, protected, .. }, out)
+                if matches!(out, Outcome::Ok(_)) || resolved =>
+            {
+                self.m.cs[*c].protected = *protected;
             }
             (Call::Prune, _) => self.pruned = true,
             _ => {}

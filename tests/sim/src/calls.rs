@@ -73,6 +73,12 @@ pub enum Call {
     Verify {
         name: String,
     },
+    /// Protect a container, or stop protecting it.
+    Protect {
+        c: usize,
+        name: String,
+        protected: bool,
+    },
     Steps {
         n: u8,
         k: i64,
@@ -235,6 +241,12 @@ pub fn perform(
         )?))),
         Call::Retry { op } => Ack::Op(Some(Box::new(e.retry("t", op)?))),
         Call::Verify { name } => Ack::Op(Some(Box::new(e.verify(&find(name)?)?))),
+        Call::Protect {
+            name, protected, ..
+        } => {
+            e.set_protection("native", "t", name, *protected)?;
+            Ack::Done
+        }
         Call::Nudge { op } => {
             e.nudge(op)?;
             Ack::Done

@@ -38,6 +38,8 @@ pub struct M {
     pub copy_op: Option<String>,
     /// Expires (the worker may delete it): not checked once past its time.
     pub expires_at: Option<i64>,
+    /// Protected: no write, import or deletion of it may be acknowledged.
+    pub protected: bool,
 }
 
 /// An open import: its container and the versions staged so far.
