@@ -110,6 +110,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What differs between a resource and another side, as NDJSON lines
+    /// (then a summary line): its parent by default, or `--against` a
+    /// resource ref, an LSN or a time of its own. Exits non-zero when the
+    /// stream is cut before its summary.
+    Diff {
+        resource: String,
+        #[arg(long)]
+        against: Option<String>,
+        /// Our side's point: an LSN or an RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Protect a resource: direct writes, imports and deletes are refused
     /// (423) until it is unprotected.
     Protect { resource: String },
@@ -223,6 +235,56 @@ impl Client {
             bail!("{}: the stream could not be opened", resp.status());
         }
         Ok(Box::new(resp.into_body().into_reader()))
+    }
+}
+
+/// `spinoff diff`: the server's NDJSON lines to stdout, the summary also
+/// to stderr; a stream cut before the summary is an error.
+fn diff(c: &Client, resource: &str, against: Option<&str>, as_of: Option<&str>) -> Result<()> {
+    need_token(c)?;
+    let mut q: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = against {
+        q.push(("against", a));
+    }
+    if let Some(a) = as_of {
+        q.push(("as_of", a));
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(q)
+        .finish();
+    let mut b = ureq::http::Request::builder().uri(format!(
+        "{}/data/v1/resources/{resource}/diff?{query}",
+        c.url
+    ));
+    if let Some(t) = &c.token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let mut resp = c.agent.run(b.body(())?)?;
+    if resp.status().as_u16() != 200 {
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
+            .unwrap_or(Value::Null);
+        bail!("{}: {}", resp.status(), message(&v));
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut reader = BufReader::new(resp.into_body().into_reader());
+    let mut line = String::new();
+    let mut entries = 0u64;
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => bail!("the diff was cut after {entries} lines, before its summary"),
+            Ok(_) => {}
+            Err(e) => bail!("the diff was cut after {entries} lines: {e}"),
+        }
+        out.write_all(line.as_bytes())?;
+        let v: Value = serde_json::from_str(&line)
+            .with_context(|| format!("the server sent a line that is not JSON: {line:?}"))?;
+        if let Some(s) = v.get("summary") {
+            out.flush()?;
+            eprintln!("{entries} differing keys; by collection: {s}");
+            return Ok(());
+        }
+        entries += 1;
     }
 }
 
@@ -625,6 +687,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Diff {
+            resource,
+            against,
+            as_of,
+        } => diff(&c, &resource, against.as_deref(), as_of.as_deref()),
         Command::Protect { resource } => protect(&c, &resource, true),
         Command::Unprotect { resource } => protect(&c, &resource, false),
         Command::Verify { resource, json } => {

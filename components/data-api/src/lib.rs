@@ -3,11 +3,13 @@
 //! turn HTTP into engine calls and back; the engine owns the logic.
 //!
 //! - `resources.rs`: resources, records, export, snapshots;
+//! - `diff.rs`: a resource against its parent, another resource or its past (NDJSON);
 //! - `imports.rs`: imports, in one request or an import session (staged);
 //! - `operations.rs`: clones and operations, the SSE event stream;
 //! - `shapes.rs`: JSON shapes of resources and operations;
 //! - `webhooks.rs`: the tenant's webhook signing secret.
 
+mod diff;
 mod imports;
 mod operations;
 mod resources;
@@ -94,6 +96,7 @@ static ROUTER: Router = Router {
         ("DELETE", "resources/*/imports/*", |r, s| {
             imports::abandon(&ctx(r)?, s[0], s[1])
         }),
+        ("GET", "resources/*/diff", |r, s| diff::diff(ctx(r)?, r, s[0])),
         ("GET", "resources/*/export", |r, s| {
             resources::export(ctx(r)?, r, s[0])
         }),

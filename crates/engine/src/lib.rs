@@ -13,7 +13,8 @@
 //!   lifecycle, leases, step, hydrate, verify, tick);
 //! - [`retention`]: pruning of superseded history;
 //! - [`records`]: every write to `records`; [`reads`]: as-of reads, history,
-//!   list and export pages;
+//!   list and export pages; [`diff`]: what differs between two sides, key
+//!   by key, at the cost of what changed;
 //! - [`imports`]: the import rows; [`snapshots`]: named, on-demand and scheduled snapshots;
 //! - [`containers`]: resources (cluster, namespace, service, dataset, database);
 //! - [`levels`]: what a copy-on-write branch reads through, and the one
@@ -38,6 +39,7 @@ pub mod containers;
 pub mod db;
 pub mod handle;
 pub mod deletion;
+pub mod diff;
 pub mod error;
 pub mod events;
 pub mod imports;

@@ -23,7 +23,7 @@ const FLOORS: &[&[&str]] = &[
     &["levels", "events", "owners"],
     &["containers"],
     &["imports", "snapshots"],
-    &["records", "reads"],
+    &["records", "reads", "diff"],
     &["operations", "retention"],
     &["deletion"],
     &["staging"],
