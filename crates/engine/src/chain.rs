@@ -303,7 +303,12 @@ pub(crate) fn with_staging(chain: &[Level], stage: i64, at: i64) -> Vec<Level> {
 /// containers hold).
 pub(crate) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
     (0..arms.len())
-        .map(|i| format!("SELECT {cols} FROM records r WHERE {} AND {range}", visible(arms, i)))
+        .map(|i| {
+            format!(
+                "SELECT {cols} FROM records r WHERE {} AND {range}",
+                visible(arms, i)
+            )
+        })
         .collect::<Vec<_>>()
         .join(join)
 }

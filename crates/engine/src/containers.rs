@@ -12,9 +12,9 @@ use serde_json::Value as Json;
 use crate::chain::{self, Arm, Level};
 use crate::db::{exec, one, query, returning_one, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
+use crate::handle::Engine;
 use crate::stats::{self, CollectionStats};
 use crate::util::check_name;
-use crate::handle::Engine;
 
 /// Whether a container can be read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +364,11 @@ impl Engine<'_> {
             if protected && c.state != ContainerState::Ready {
                 return Err(Error::state(
                     c.state.as_str(),
-                    format!("{} is {} and cannot be protected", c.reference(), c.state.as_str()),
+                    format!(
+                        "{} is {} and cannot be protected",
+                        c.reference(),
+                        c.state.as_str()
+                    ),
                 ));
             }
             set_protected(db, c.id, protected, now)?;
@@ -407,7 +411,10 @@ impl Engine<'_> {
     /// can check the count it received.
     pub fn head_and_count(&self, container: &Container) -> Result<(i64, i64)> {
         crate::db::read(self.db, |db| {
-            Ok((crate::lsn::head(db)?, stats::totals(db, container.id)?.records))
+            Ok((
+                crate::lsn::head(db)?,
+                stats::totals(db, container.id)?.records,
+            ))
         })
     }
 }

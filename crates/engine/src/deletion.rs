@@ -17,9 +17,9 @@
 use crate::containers::{self, Container};
 use crate::db::{one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
+use crate::handle::Engine;
 use crate::operations::{self, CancelPolicy, OpKind, Operation, Status, IN_PLACE};
 use crate::schema::ACTIVE;
-use crate::handle::Engine;
 use crate::{imports, levels, records, snapshots, stats};
 
 impl Engine<'_> {

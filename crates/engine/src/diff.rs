@@ -231,8 +231,9 @@ impl Engine<'_> {
         let Some(level) = c.chain.iter().find(|l| l.from == 0) else {
             return Ok(None);
         };
-        let parent = containers::by_id(self.db, level.ancestor)?
-            .ok_or_else(|| Error::not_found(format!("the parent of {} was deleted", c.reference())))?;
+        let parent = containers::by_id(self.db, level.ancestor)?.ok_or_else(|| {
+            Error::not_found(format!("the parent of {} was deleted", c.reference()))
+        })?;
         Ok(Some(Side {
             container: parent,
             at: i64::MAX,

@@ -155,7 +155,13 @@ pub(crate) fn insert(
 }
 
 /// `lines` more were staged; the idle expiry moves to `expires_at`.
-pub(crate) fn add_staged(db: &dyn Db, id: &str, lines: i64, expires_at: i64, now: i64) -> Result<()> {
+pub(crate) fn add_staged(
+    db: &dyn Db,
+    id: &str,
+    lines: i64,
+    expires_at: i64,
+    now: i64,
+) -> Result<()> {
     exec(
         db,
         "UPDATE imports SET staged = staged + ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",

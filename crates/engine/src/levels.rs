@@ -175,7 +175,11 @@ pub(crate) fn create_branch(
     history: bool,
     filter: Option<&[String]>,
 ) -> Result<Deltas> {
-    insert(db, target, &chain::derive_levels(source, chain, base, history, filter))?;
+    insert(
+        db,
+        target,
+        &chain::derive_levels(source, chain, base, history, filter),
+    )?;
     let stats = stats_at_base(db, source, chain, base, history, filter)?;
     stats::apply(db, target, &stats)?;
     Ok(stats)

@@ -37,11 +37,11 @@
 pub mod chain;
 pub mod containers;
 pub mod db;
-pub mod handle;
 pub mod deletion;
 pub mod diff;
 pub mod error;
 pub mod events;
+pub mod handle;
 pub mod imports;
 pub mod levels;
 pub mod limits;
@@ -63,17 +63,16 @@ pub mod webhooks;
 
 pub use containers::{Container, ContainerState};
 pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
-pub use handle::{Config, Engine};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
+pub use handle::{Config, Engine};
 pub use imports::Import;
 pub use operations::{
-    CancelPolicy, CloneMode, CloneRequest, OpFilter, OpKind, Operation, Status, StepOutcome, Strategy,
-    TickReport,
+    CancelPolicy, CloneMode, CloneRequest, OpFilter, OpKind, Operation, Status, StepOutcome,
+    Strategy, TickReport,
 };
 pub use owners::Owned;
 pub use reads::{AsOf, Version};
 pub use records::{Committed, Write};
-pub use stats::CollectionStats;
 pub use snapshots::Snapshot;
-
+pub use stats::CollectionStats;

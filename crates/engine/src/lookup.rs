@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 /// 999, the smallest limit on bound parameters any SQLite build has had.
 pub(crate) const ROWS: usize = 128;
 
-
 /// The latest version of one key across `arms` (None: no version).
 pub(crate) fn latest(
     db: &dyn Db,
@@ -258,5 +257,3 @@ pub(crate) fn heads(
         .map(|b| b.map(|(_, deleted, size)| (deleted, size)))
         .collect())
 }
-
-

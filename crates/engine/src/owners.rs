@@ -6,8 +6,8 @@ use serde_json::Value as Json;
 
 use crate::db::{exec, one, query, transaction, Row};
 use crate::error::{Error, ErrorKind, Result};
-use crate::util::check_name;
 use crate::handle::Engine;
+use crate::util::check_name;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Owned {

@@ -50,7 +50,6 @@ fn version_from(r: &Row) -> Result<Version> {
 const VERSION_COLUMNS: &str =
     "r.collection, r.key, r.lsn, r.deleted, r.body, (SELECT committed_at FROM lsns WHERE lsns.lsn = r.lsn)";
 
-
 impl Engine<'_> {
     /// Turn an [`AsOf`] into an LSN for `c`, checking the retained window.
     pub fn resolve(&self, c: &Container, as_of: AsOf) -> Result<i64> {
@@ -168,7 +167,6 @@ impl Engine<'_> {
         read(self.db, |db| export_in(db, c.id, at, (ac, ak), limit))
     }
 }
-
 
 /// Live records of one collection of one container as of `at`, by key,
 /// after `after`: a primary-key range scan.

@@ -14,9 +14,9 @@ use crate::chain::{self, Arm};
 use crate::containers::{self, Container, ContainerState};
 use crate::db::{changes, exec, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
+use crate::handle::Engine;
 use crate::stats::{self, Delta, Deltas};
 use crate::util::{check_collection, check_json, check_key};
-use crate::handle::Engine;
 use crate::{lookup, lsn};
 
 /// One change in a batch.
@@ -145,7 +145,6 @@ pub(crate) fn write_in(
     })
 }
 
-
 /// `(?a, ?b, …), (…), …`: `rows` groups of `per_row` numbered parameters,
 /// the first numbered `first`.
 fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
@@ -261,7 +260,6 @@ impl Engine<'_> {
             other => other,
         }
     }
-
 }
 
 /// Copy the rows of `range` (an SQL condition on alias `r` whose
@@ -306,7 +304,11 @@ pub(crate) fn copy_rows(
 /// how many went and what the container's statistics lose; the caller
 /// (retention) applies that, and what readers through the container lose,
 /// in the same transaction.
-pub(crate) fn delete_versions(db: &dyn Db, doomed: &str, params: &[Value]) -> Result<(i64, Deltas)> {
+pub(crate) fn delete_versions(
+    db: &dyn Db,
+    doomed: &str,
+    params: &[Value],
+) -> Result<(i64, Deltas)> {
     let mut lost = Deltas::new();
     for s in crate::db::query(
         db,

@@ -25,8 +25,8 @@
 
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::Result;
-use crate::stats::{self, Delta, Deltas};
 use crate::handle::Engine;
+use crate::stats::{self, Delta, Deltas};
 use crate::{chain, containers, levels, lsn, records, snapshots};
 
 impl Engine<'_> {

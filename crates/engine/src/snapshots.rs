@@ -7,8 +7,8 @@
 use crate::containers::{self, Container};
 use crate::db::{exec, one, query, returning_one, transaction, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
-use crate::lsn;
 use crate::handle::Engine;
+use crate::lsn;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {

@@ -24,14 +24,14 @@
 
 use serde_json::json;
 
+use crate::containers::Container;
 use crate::containers::{self, ContainerState};
 use crate::db::transaction;
 use crate::error::{Error, Result};
+use crate::handle::Engine;
 use crate::imports::{self, check_open, Import, STAGING_FAMILY};
 use crate::records::{write_in, Committed, Write};
 use crate::util::new_id;
-use crate::containers::Container;
-use crate::handle::Engine;
 use crate::{levels, lsn, stats};
 
 impl Engine<'_> {

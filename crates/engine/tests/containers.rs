@@ -65,7 +65,10 @@ fn a_protected_container_refuses_writes_imports_and_deletion() {
     fx.env.advance(1_000_000);
     assert!(e.expire_step(10).unwrap().is_empty());
     // Reads and clones go on; nothing changed.
-    assert_eq!(e.get(&c, "a", "k", AsOf::Head).unwrap().body.as_deref(), Some("{}"));
+    assert_eq!(
+        e.get(&c, "a", "k", AsOf::Head).unwrap().body.as_deref(),
+        Some("{}")
+    );
     assert!(e.get(&c, "a", "k2", AsOf::Head).is_err());
     let (op, _) = e
         .create_operation(&branch_req(&c, "copy", Strategy::Now, true))

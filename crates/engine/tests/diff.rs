@@ -11,6 +11,9 @@ use common::*;
 use engine::diff::{basis, Basis, Change, Side};
 use engine::*;
 
+/// One line of a diff: the change, collection, key, and both bodies.
+type Line = (Change, String, String, Option<String>, Option<String>);
+
 /// Live bodies of a side, through its exports.
 fn state(e: &Engine, s: &Side) -> BTreeMap<(String, String), String> {
     export(e, &s.container, s.at)
@@ -20,13 +23,19 @@ fn state(e: &Engine, s: &Side) -> BTreeMap<(String, String), String> {
 }
 
 /// The diff through the pages, `limit` candidates a page.
-fn diff(e: &Engine, ours: &Side, theirs: &Side, limit: i64) -> Vec<(Change, String, String, Option<String>, Option<String>)> {
+fn diff(e: &Engine, ours: &Side, theirs: &Side, limit: i64) -> Vec<Line> {
     let b = basis(ours, theirs);
     let mut out = Vec::new();
     let mut cursor: Option<(String, String)> = None;
     loop {
         let page = e
-            .diff_page(ours, theirs, b, cursor.as_ref().map(|(c, k)| (c.as_str(), k.as_str())), limit)
+            .diff_page(
+                ours,
+                theirs,
+                b,
+                cursor.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+                limit,
+            )
             .unwrap();
         for x in page.entries {
             out.push((x.change, x.collection, x.key, x.ours, x.theirs));
@@ -39,7 +48,7 @@ fn diff(e: &Engine, ours: &Side, theirs: &Side, limit: i64) -> Vec<(Change, Stri
 }
 
 /// What the diff must be: both exports compared key by key.
-fn expected(e: &Engine, ours: &Side, theirs: &Side) -> Vec<(Change, String, String, Option<String>, Option<String>)> {
+fn expected(e: &Engine, ours: &Side, theirs: &Side) -> Vec<Line> {
     let (o, t) = (state(e, ours), state(e, theirs));
     let mut keys: Vec<&(String, String)> = o.keys().chain(t.keys()).collect();
     keys.sort();
@@ -78,23 +87,49 @@ fn a_branch_against_its_parent_a_sibling_and_its_past() {
     let before = e.head_lsn().unwrap();
     // The branch: a change, a new key, a deletion; the parent: a change
     // and a new key after the branch point.
-    e.write("native", "acme", "b1", &[put("a", "k00000", "{\"x\":1}"), put("z", "new", "{}"), del("b", "k00001")])
-        .unwrap();
-    e.write("native", "acme", "src", &[put("c", "k00002", "{\"y\":2}"), put("a", "fresh", "{}")])
-        .unwrap();
+    e.write(
+        "native",
+        "acme",
+        "b1",
+        &[
+            put("a", "k00000", "{\"x\":1}"),
+            put("z", "new", "{}"),
+            del("b", "k00001"),
+        ],
+    )
+    .unwrap();
+    e.write(
+        "native",
+        "acme",
+        "src",
+        &[put("c", "k00002", "{\"y\":2}"), put("a", "fresh", "{}")],
+    )
+    .unwrap();
     let (_, _) = e
         .create_operation(&branch_req(&src, "b2", Strategy::Now, true))
         .unwrap();
     let b2 = e.container("native", "acme", "b2").unwrap();
-    e.write("native", "acme", "b2", &[put("a", "k00003", "{\"b2\":1}"), del("a", "k00000")])
-        .unwrap();
+    e.write(
+        "native",
+        "acme",
+        "b2",
+        &[put("a", "k00003", "{\"b2\":1}"), del("a", "k00000")],
+    )
+    .unwrap();
     let src = e.container("native", "acme", "src").unwrap();
     let b1 = e.container("native", "acme", "b1").unwrap_or(b1);
     for (ours, theirs, want_since) in [
         (head(&b1), head(&src), true),
         (head(&src), head(&b1), true),
         (head(&b1), head(&b2), true),
-        (head(&b1), Side { container: b1.clone(), at: before }, true),
+        (
+            head(&b1),
+            Side {
+                container: b1.clone(),
+                at: before,
+            },
+            true,
+        ),
     ] {
         assert_eq!(matches!(basis(&ours, &theirs), Basis::Since(_)), want_since);
         let want = expected(&e, &ours, &theirs);
@@ -120,7 +155,13 @@ fn unrelated_resources_are_scanned_and_still_exact() {
         .create_container("native", "acme", "other", &serde_json::json!({}))
         .unwrap();
     let writes: Vec<Write> = (0..60)
-        .map(|i| put(["a", "b", "c"][i % 3], &format!("k{i:05}"), &format!("{{\"i\":{}}}", i + (i % 7 == 0) as usize)))
+        .map(|i| {
+            put(
+                ["a", "b", "c"][i % 3],
+                &format!("k{i:05}"),
+                &format!("{{\"i\":{}}}", i + (i % 7 == 0) as usize),
+            )
+        })
         .collect();
     e.write("native", "acme", "other", &writes).unwrap();
     let other = e.container("native", "acme", other.name.as_str()).unwrap();
@@ -164,6 +205,10 @@ fn random_changes_on_both_sides_diff_as_the_exports_do() {
             e.container("native", "acme", "src").unwrap(),
             e.container("native", "acme", "br").unwrap(),
         );
-        assert_eq!(diff(&e, &head(&b), &head(&s), 4), expected(&e, &head(&b), &head(&s)), "round {round}");
+        assert_eq!(
+            diff(&e, &head(&b), &head(&s), 4),
+            expected(&e, &head(&b), &head(&s)),
+            "round {round}"
+        );
     }
 }

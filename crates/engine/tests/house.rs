@@ -124,7 +124,9 @@ fn crate_uses(code: &str) -> BTreeSet<String> {
                         }
                         item_start = true;
                     }
-                    c if item_start && depth == 0 && (c.is_alphanumeric() || c == '_') => name.push(c),
+                    c if item_start && depth == 0 && (c.is_alphanumeric() || c == '_') => {
+                        name.push(c)
+                    }
                     _ if item_start && !name.is_empty() => {
                         out.insert(std::mem::take(&mut name));
                         item_start = false;
@@ -158,7 +160,10 @@ fn every_module_uses_only_lower_floors() {
             continue;
         }
         let Some(mine) = floor_of(&module) else {
-            wrong.push(format!("{}: module {module} has no floor in FLOORS", path.display()));
+            wrong.push(format!(
+                "{}: module {module} has no floor in FLOORS",
+                path.display()
+            ));
             continue;
         };
         for used in crate_uses(&code(&text)) {
@@ -259,16 +264,23 @@ fn tables() -> BTreeSet<String> {
 fn writes(code: &str, table: &str) -> bool {
     let code = code.replace(['\n', '\\'], " ");
     let code: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
-    ["INSERT INTO ", "INSERT OR IGNORE INTO ", "INSERT OR REPLACE INTO ", "REPLACE INTO ", "UPDATE ", "DELETE FROM "]
-        .iter()
-        .any(|verb| {
-            code.match_indices(&format!("{verb}{table}")).any(|(i, m)| {
-                code[i + m.len()..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
-            })
+    [
+        "INSERT INTO ",
+        "INSERT OR IGNORE INTO ",
+        "INSERT OR REPLACE INTO ",
+        "REPLACE INTO ",
+        "UPDATE ",
+        "DELETE FROM ",
+    ]
+    .iter()
+    .any(|verb| {
+        code.match_indices(&format!("{verb}{table}")).any(|(i, m)| {
+            code[i + m.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
         })
+    })
 }
 
 #[test]
@@ -291,7 +303,9 @@ fn every_table_is_written_by_its_one_owner() {
             .map(|(_, module, _)| module)
             .collect();
         if writers.iter().any(|w| w != owner) || writers.is_empty() {
-            wrong.push(format!("table {table}: owner {owner}, written by {writers:?}"));
+            wrong.push(format!(
+                "table {table}: owner {owner}, written by {writers:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -317,7 +331,10 @@ fn the_rules_read_what_they_claim() {
         ["db", "levels", "lsn", "stats"]
     );
     assert!(writes("\"UPDATE containers SET x = 1\"", "containers"));
-    assert!(writes("\"INSERT OR IGNORE INTO records (a) \\\n  VALUES (1)\"", "records"));
+    assert!(writes(
+        "\"INSERT OR IGNORE INTO records (a) \\\n  VALUES (1)\"",
+        "records"
+    ));
     assert!(!writes("\"UPDATE containers_x SET x = 1\"", "containers"));
     assert!(!writes("\"SELECT * FROM containers\"", "containers"));
     assert!(tables().contains("branch_levels") && tables().len() >= 15);

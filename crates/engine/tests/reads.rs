@@ -78,7 +78,9 @@ struct Recorder<'a> {
 
 impl engine::Db for Recorder<'_> {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        self.sent.borrow_mut().push((sql.to_string(), params.to_vec()));
+        self.sent
+            .borrow_mut()
+            .push((sql.to_string(), params.to_vec()));
         self.inner.execute(sql, params)
     }
     /// What the engine declares a read must be one: a backend runs it
@@ -120,7 +122,13 @@ fn recorded(fx: &Fx) -> Vec<(String, Vec<Value>)> {
         .unwrap();
     for round in 0..3 {
         let writes: Vec<Write> = (0..200)
-            .map(|i| put(["a", "b"][i % 2], &format!("k{i:04}"), &format!("{{\"r\":{round}}}")))
+            .map(|i| {
+                put(
+                    ["a", "b"][i % 2],
+                    &format!("k{i:04}"),
+                    &format!("{{\"r\":{round}}}"),
+                )
+            })
             .chain((0..20).map(|i| del("a", &format!("k{:04}", i * 2 + round))))
             .collect();
         e.write("native", "acme", "src", &writes).unwrap();
@@ -136,8 +144,13 @@ fn recorded(fx: &Fx) -> Vec<(String, Vec<Value>)> {
     narrow.collections = Some(vec!["a".into()]);
     e.create_operation(&narrow).unwrap();
     let b1c = e.container("native", "acme", "b1").unwrap();
-    e.write("native", "acme", "b1", &[put("a", "k0001", "{}"), del("b", "k0003")])
-        .unwrap();
+    e.write(
+        "native",
+        "acme",
+        "b1",
+        &[put("a", "k0001", "{}"), del("b", "k0003")],
+    )
+    .unwrap();
     // An import into the branch: a level that shows from its commit.
     let imp = e.open_import(&b1c, 60_000_000).unwrap();
     e.stage_import(&b1c, &imp.id, &[put("c", "new", "{}")], 60_000_000)
@@ -215,7 +228,11 @@ fn no_statement_scans_records(fx: Fx) {
             }
         }
     }
-    assert!(scans.is_empty(), "full scans of records:\n{}", scans.join("\n"));
+    assert!(
+        scans.is_empty(),
+        "full scans of records:\n{}",
+        scans.join("\n")
+    );
     // What the scenario must have sent, or the check above proves little:
     // branch reads through levels (a UNION), the visible-from condition,
     // the copy's INSERT … SELECT, retention's and the purge's deletes.

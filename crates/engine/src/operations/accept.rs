@@ -11,10 +11,10 @@ use crate::containers::{self, Container, ContainerState};
 use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
-use crate::{levels, limits, stats};
+use crate::handle::Engine;
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
-use crate::handle::Engine;
+use crate::{levels, limits, stats};
 use crate::{lsn, snapshots};
 
 impl Engine<'_> {
@@ -42,7 +42,9 @@ impl Engine<'_> {
             let target = create_target(db, req, &source, snapshot_lsn, now)?;
             let collections = collections_json(req);
             let (records_total, bytes_total) = match req.mode {
-                CloneMode::Copy => stats::estimate(db, source.id, req.history, collections.clone())?,
+                CloneMode::Copy => {
+                    stats::estimate(db, source.id, req.history, collections.clone())?
+                }
                 CloneMode::Branch => make_branch(db, req, &source, &target, snapshot_lsn)?,
             };
             // A branch stores nothing until written or hydrated: what the

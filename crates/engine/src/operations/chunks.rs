@@ -58,11 +58,7 @@ pub(super) fn chunk_range(
 
 /// Statistics of a chunk's rows per collection: versions and their bytes,
 /// and the live ones (the newest through `arms` and not a deletion).
-pub(super) fn chunk_stats(
-    db: &dyn Db,
-    arms: &[Arm],
-    range: &ChunkRange,
-) -> Result<Deltas> {
+pub(super) fn chunk_stats(db: &dyn Db, arms: &[Arm], range: &ChunkRange) -> Result<Deltas> {
     let live = format!(
         "(r.deleted = 0 AND r.lsn = {})",
         chain::newest(arms, "r.collection", "r.key")
@@ -94,4 +90,3 @@ pub(super) fn chunk_stats(
     }
     Ok(out)
 }
-

@@ -21,8 +21,8 @@ use crate::containers::{self, Container};
 use crate::db::{exec, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
-use crate::util::new_id;
 use crate::handle::Engine;
+use crate::util::new_id;
 
 /// The exclusive key of a container's hydration: one at a time.
 fn key(container: i64) -> String {

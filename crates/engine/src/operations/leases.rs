@@ -4,11 +4,11 @@
 use serde_json::json;
 
 use super::rows::load;
-use crate::schema::ACTIVE;
 use crate::db::{exec, one, returning_one, transaction};
 use crate::error::{Error, Result};
 use crate::events::append;
 use crate::handle::Engine;
+use crate::schema::ACTIVE;
 
 impl Engine<'_> {
     /// Claim an operation's lease for `worker`: a conditional UPDATE, so of

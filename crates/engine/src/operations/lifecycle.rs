@@ -10,13 +10,13 @@ use serde_json::json;
 
 use super::rows::{load, load_for};
 use super::types::{OpKind, Operation, Status};
-use crate::schema::ACTIVE;
 use crate::containers::{self, ContainerState};
 use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{append, enqueue};
-use crate::util::rfc3339;
 use crate::handle::Engine;
+use crate::schema::ACTIVE;
+use crate::util::rfc3339;
 
 impl Engine<'_> {
     /// Retry a failed operation: it becomes pending again and resumes from

@@ -34,6 +34,6 @@ pub(crate) use hydrate::cancel_for_deleted;
 pub(crate) use rows::load_for;
 pub(crate) use types::IN_PLACE;
 pub use types::{
-    CancelPolicy, OpKind, CloneMode, CloneRequest, OpFilter, Operation, Status, StepOutcome, Strategy,
-    TickReport,
+    CancelPolicy, CloneMode, CloneRequest, OpFilter, OpKind, Operation, Status, StepOutcome,
+    Strategy, TickReport,
 };

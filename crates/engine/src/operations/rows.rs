@@ -2,8 +2,8 @@
 //! (with and without a tenant check) and listing.
 
 use super::types::{OpFilter, OpKind, Operation, Status};
-use crate::db::{exec, one, query, Db, Row};
 use crate::containers::Container;
+use crate::db::{exec, one, query, Db, Row};
 use crate::error::{Error, Result};
 use crate::handle::Engine;
 

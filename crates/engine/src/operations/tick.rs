@@ -5,8 +5,8 @@ use super::rows::load;
 use super::types::{Status, TickReport};
 use crate::db::{LockWait, Maintenance};
 use crate::error::{Error, ErrorKind, Result};
-use crate::util::new_id;
 use crate::handle::Engine;
+use crate::util::new_id;
 
 impl Engine<'_> {
     /// One worker tick: step runnable operations round-robin until

@@ -292,7 +292,11 @@ mod tests {
 
     #[test]
     fn the_in_place_list_names_the_in_place_kinds() {
-        let list = format!("('{}', '{}')", OpKind::Hydrate.label(), OpKind::Verify.label());
+        let list = format!(
+            "('{}', '{}')",
+            OpKind::Hydrate.label(),
+            OpKind::Verify.label()
+        );
         assert_eq!(IN_PLACE, list);
         for k in [OpKind::Hydrate, OpKind::Verify] {
             assert_eq!(OpKind::of(k.label()), k);

@@ -26,9 +26,9 @@ use crate::containers::{self, Container};
 use crate::db::{exec, one, transaction, Db};
 use crate::error::{Error, Result};
 use crate::events::append;
+use crate::handle::Engine;
 use crate::stats::Delta;
 use crate::util::new_id;
-use crate::handle::Engine;
 use crate::{imports, levels, stats};
 
 pub(super) fn key(container: i64) -> String {
