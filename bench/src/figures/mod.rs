@@ -3,6 +3,7 @@
 
 pub mod branches;
 pub mod copy;
+pub mod diff;
 pub mod export_import;
 pub mod latency;
 pub mod phases;
