@@ -141,13 +141,36 @@ impl Services {
     }
 }
 
+/// Start a sqld on a free port and wait until *it* answers; as with Redis,
+/// a port taken between choosing and binding it makes sqld exit, and
+/// another is tried.
 fn start_sqld(bin: &PathBuf, checkpoint_interval_s: u32) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = spawn_sqld(bin, dir.path(), &addr, checkpoint_interval_s);
-    let server = Server { child, addr, dir };
-    wait_for_sqld(&server.addr);
-    server
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut child = spawn_sqld(bin, dir.path(), &addr, checkpoint_interval_s);
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // the port was taken: try another
+            }
+            let healthy = agent
+                .get(format!("http://{addr}/health"))
+                .call()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if healthy {
+                return Server { child, addr, dir };
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "sqld did not start in 20 s");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    panic!("sqld could not bind a free port in 10 tries");
 }
 
 fn wait_for_sqld(addr: &str) {
@@ -188,26 +211,54 @@ fn spawn_sqld(
         .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()))
 }
 
+/// Start a Redis on a free port, and wait until *it* answers `PING`. A free
+/// port can be taken between choosing and binding it (tests start servers
+/// and receivers in parallel): then this Redis exits, and another port is
+/// tried; a connection alone could reach the other listener.
 fn start_redis(bin: &PathBuf) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let server = Server {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-        dir,
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let addr = format!("127.0.0.1:{port}");
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // the port was taken: try another
+            }
+            if redis_pong(&addr) {
+                return Server { child, addr, dir };
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "redis-server did not start in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    panic!("redis-server could not bind a free port in 10 tries");
+}
+
+/// Whether a Redis answers `PING` at `addr`.
+fn redis_pong(addr: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
     };
-    wait_until("redis-server", || TcpStream::connect(&server.addr).is_ok());
-    server
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }
 
 impl Services {
