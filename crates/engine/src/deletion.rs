@@ -31,6 +31,11 @@ impl Engine<'_> {
         if let Some(row) = imports::open_of(db, id)? {
             self.abandon(db, &row, now)?;
         }
+        // What it was before its resets goes with it (their own branches
+        // keep them until they hydrate).
+        for past in levels::past_states(db, id)? {
+            self.mark_deleting(db, past, now)?;
+        }
         levels::clear(db, id)?;
         for child in levels::children(db, id)? {
             self.start_hydration(db, child, "the parent was deleted", now)?;

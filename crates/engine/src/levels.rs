@@ -14,16 +14,16 @@ use crate::stats::{self, Deltas};
 /// The SQL expression reading a container's chain (outer table `containers`).
 pub(crate) const CHAIN_COLUMN: &str =
     "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
-     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn)) END FROM branch_levels b \
-     WHERE b.container = containers.id)";
+     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn, b.since_lsn, b.until_lsn)) END \
+     FROM branch_levels b WHERE b.container = containers.id)";
 
 /// Store a new branch's levels.
 fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
     for l in levels {
         exec(
             db,
-            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn, \
+               since_lsn, until_lsn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             &[
                 container.into(),
                 l.depth.into(),
@@ -35,6 +35,8 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
                     .into(),
                 l.cut_depth.into(),
                 l.from.into(),
+                l.since.into(),
+                (l.until != i64::MAX).then_some(l.until).into(),
             ],
         )?;
     }
@@ -42,25 +44,29 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
 }
 
 /// A branch no longer reads through its ancestors (it was hydrated): drop
-/// its levels, and in every branch that reads through it, the levels below
-/// it (they now find those versions in it).
+/// the levels its reads at the head use, and in every branch that reads
+/// through it, the current levels below it (they now find those versions
+/// in it). Windows of the past (`until`) stay: a hydration copies only what
+/// the head reads.
 pub(crate) fn detach(db: &dyn Db, container: i64) -> Result<()> {
     exec(
         db,
-        "DELETE FROM branch_levels WHERE container = ?1",
+        "DELETE FROM branch_levels WHERE container = ?1 AND until_lsn IS NULL",
         &[container.into()],
     )?;
     exec(
         db,
         "DELETE FROM branch_levels WHERE (container, depth) IN (SELECT d.container, d.depth \
          FROM branch_levels a JOIN branch_levels d ON d.container = a.container AND d.depth > a.depth \
-         WHERE a.ancestor = ?1)",
+         WHERE a.ancestor = ?1 AND a.until_lsn IS NULL AND d.until_lsn IS NULL)",
         &[container.into()],
     )?;
     Ok(())
 }
 
 /// Branches whose parent (depth 1) is `container` and that still exist.
+/// (A reset's past windows name the container they were; their depth is
+/// never 1.)
 pub(crate) fn children(db: &dyn Db, container: i64) -> Result<Vec<i64>> {
     query(
         db,
@@ -219,6 +225,39 @@ pub(crate) fn history_readers(db: &dyn Db, ancestor: i64) -> Result<Vec<i64>> {
         db,
         "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL",
         &[ancestor.into()],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect()
+}
+
+/// Make `target` what a reset at `r` makes (see [`chain::for_reset`]): its
+/// levels, and its statistics as the parent `source` stood at `base`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_reset(
+    db: &dyn Db,
+    target: i64,
+    source: i64,
+    chain: &[Level],
+    base: i64,
+    r: i64,
+    old: i64,
+    old_chain: &[Level],
+) -> Result<Deltas> {
+    insert(db, target, &chain::for_reset(source, chain, base, r, old, old_chain))?;
+    let stats = stats_at_base(db, source, chain, base, true, None)?;
+    stats::apply(db, target, &stats)?;
+    Ok(stats)
+}
+
+/// The retired containers (family `history`) a container's windows of the
+/// past read: deleting the container deletes them.
+pub(crate) fn past_states(db: &dyn Db, container: i64) -> Result<Vec<i64>> {
+    query(
+        db,
+        "SELECT DISTINCT b.ancestor FROM branch_levels b JOIN containers c ON c.id = b.ancestor \
+         WHERE b.container = ?1 AND b.until_lsn IS NOT NULL AND c.family = 'history' AND c.deleting = 0",
+        &[container.into()],
     )?
     .iter()
     .map(|r| r.i64(0))

@@ -164,15 +164,23 @@ pub(super) fn report(db: &dyn Db, op: &Operation) -> Result<Json> {
             "collection {name}: impossible statistics (negative, or more records than versions)"
         ));
     }
-    // The level chain: depths 1..n, every ancestor still stored, bounds
-    // within the clock.
+    // The level chain: the levels reads at the head use at depths 1..k,
+    // windows of the past (a reset's) after them, every ancestor still
+    // stored, bounds within the clock.
     let head = crate::lsn::head(db)?;
+    let current = c.chain.iter().filter(|l| l.is_current()).count();
     for (i, l) in c.chain.iter().enumerate() {
-        if l.depth != i as i64 + 1 {
+        let placed = if l.is_current() {
+            l.depth == i as i64 + 1
+        } else {
+            i >= current && (i == 0 || l.depth > c.chain[i - 1].depth)
+        };
+        if !placed {
             problems.push(format!(
-                "level chain: depth {} where {} was due",
+                "level chain: depth {} is out of place (level {} of {})",
                 l.depth,
-                i + 1
+                i + 1,
+                c.chain.len()
             ));
         }
         if one(
