@@ -99,6 +99,12 @@ fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> 
 
 /// The levels of a new branch of `source` (whose own levels are `chain`)
 /// at `base`, with or without history, filtered to `filter`.
+///
+/// A read of the branch as of `t` reads the source as of `min(t, base)`,
+/// so a source level's window (`since`, `until`) becomes: shown from
+/// `since` on for good when the source showed it at `base`; the same
+/// window when it had ended by `base`; never (an empty window, kept so
+/// that depths stay in place) when it began after `base`.
 pub(crate) fn derive_levels(
     source: i64,
     chain: &[Level],
@@ -129,7 +135,13 @@ pub(crate) fn derive_levels(
             },
             from: l.from,
             since: l.since,
-            until: l.until,
+            until: if base < l.since {
+                l.since
+            } else if l.is_current() || base < l.until {
+                i64::MAX
+            } else {
+                l.until
+            },
         });
     }
     out

@@ -270,11 +270,13 @@ pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: Option<i64>) -> Result<()
 /// levels (reads before the reset, and branches made from it, still read
 /// it), leaves its name to its successor, and is never listed or routed
 /// again (family `history`).
-pub(crate) fn retire(db: &dyn Db, id: i64, now: i64) -> Result<()> {
+/// Its new name, `<name>@<r>` (`r`: the reset's LSN), says what it was
+/// and until when.
+pub(crate) fn retire(db: &dyn Db, id: i64, r: i64, now: i64) -> Result<()> {
     exec(
         db,
-        "UPDATE containers SET family = 'history', name = 'reset-' || id, updated_at = ?2 WHERE id = ?1",
-        &[id.into(), now.into()],
+        "UPDATE containers SET family = 'history', name = name || '@' || ?3, updated_at = ?2 WHERE id = ?1",
+        &[id.into(), now.into(), r.into()],
     )
 }
 

@@ -73,7 +73,17 @@ pub enum Basis {
 /// the same container; else nothing in common.
 pub fn basis(ours: &Side, theirs: &Side) -> Basis {
     if ours.container.id == theirs.container.id {
-        return Basis::Since(ours.at.min(theirs.at));
+        let (lo, hi) = (ours.at.min(theirs.at), ours.at.max(theirs.at));
+        // A reset between the two points replaced what it reads: nothing
+        // in common to start from.
+        let reset_between = ours.container.chain.iter().any(|l| {
+            (l.since > lo && l.since <= hi) || (!l.is_current() && l.until > lo && l.until <= hi)
+        });
+        return if reset_between {
+            Basis::Scan
+        } else {
+            Basis::Since(lo)
+        };
     }
     let through = |a: &Side, b: &Side| {
         a.container

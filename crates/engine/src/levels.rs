@@ -17,6 +17,19 @@ pub(crate) const CHAIN_COLUMN: &str =
      b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn, b.since_lsn, b.until_lsn)) END \
      FROM branch_levels b WHERE b.container = containers.id)";
 
+/// A container's levels, as its row's chain column reads them.
+pub(crate) fn chain_of(db: &dyn Db, container: i64) -> Result<Vec<Level>> {
+    let chain = one(
+        db,
+        &format!("SELECT {CHAIN_COLUMN} FROM containers WHERE id = ?1"),
+        &[container.into()],
+    )?
+    .map(|r| r.opt_text(0))
+    .transpose()?
+    .flatten();
+    chain::parse_chain(chain)
+}
+
 /// Store a new branch's levels.
 fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
     for l in levels {
@@ -91,6 +104,16 @@ pub(crate) fn stats_at_base(
     history: bool,
     filter: Option<&[String]>,
 ) -> Result<Deltas> {
+    // Before a reset of the source, its reads were the retired container's
+    // (the window onto it that was open at the base): ask it.
+    if let Some(prev) = chain
+        .iter()
+        .filter(|l| !l.is_current() && l.since <= base && base < l.until && l.until > l.since)
+        .min_by_key(|l| l.depth)
+    {
+        let prev_chain = chain_of(db, prev.ancestor)?;
+        return stats_at_base(db, prev.ancestor, &prev_chain, base, history, filter);
+    }
     let keep = |c: &str| filter.is_none_or(|f| f.iter().any(|x| x == c));
     let mut stats: Deltas = stats::of(db, source)?;
     stats.retain(|name, _| keep(name));
@@ -256,7 +279,7 @@ pub(crate) fn past_states(db: &dyn Db, container: i64) -> Result<Vec<i64>> {
     query(
         db,
         "SELECT DISTINCT b.ancestor FROM branch_levels b JOIN containers c ON c.id = b.ancestor \
-         WHERE b.container = ?1 AND b.until_lsn IS NOT NULL AND c.family = 'history' AND c.deleting = 0",
+         WHERE b.container = ?1 AND b.until_lsn > b.since_lsn AND c.family = 'history' AND c.deleting = 0",
         &[container.into()],
     )?
     .iter()

@@ -4,7 +4,8 @@
 //!
 //! At a new LSN R the container retires (family `history`: its id, rows
 //! and levels stay, for the reads before R and for the branches made from
-//! it) and a successor takes its name, spec, floor, expiry, protection,
+//! it) and a successor takes its name, spec, floor (raised to the parent's
+//! when that is later), expiry, protection,
 //! parent and snapshots, with the parent's levels shown from R and, for
 //! reads before R, windows onto what the container was. Its statistics are
 //! the parent's at the point (cost: what changed there since).
@@ -75,7 +76,7 @@ impl Engine<'_> {
             };
             let (r, at) = lsn::next(db, self.env)?;
             operations::cancel_for_deleted(db, c.id, now)?;
-            containers::retire(db, c.id, now)?;
+            containers::retire(db, c.id, r, now)?;
             let next = containers::insert(
                 db,
                 now,
@@ -85,7 +86,14 @@ impl Engine<'_> {
                 &c.spec,
                 ContainerState::Ready,
             )?;
-            containers::set_floor(db, next.id, c.floor_lsn, c.floor_at)?;
+            // Its history is what both generations still hold: the
+            // parent's from its floor on, what it was from its own.
+            let (floor_lsn, floor_at) = if parent.floor_lsn > c.floor_lsn {
+                (parent.floor_lsn, parent.floor_at)
+            } else {
+                (c.floor_lsn, c.floor_at)
+            };
+            containers::set_floor(db, next.id, floor_lsn, floor_at)?;
             containers::set_expiry(db, next.id, c.expires_at, now)?;
             containers::set_protected(db, next.id, c.protected, now)?;
             containers::set_parent(db, next.id, Some(parent.id))?;

@@ -111,3 +111,89 @@ fn a_reset_is_refused_where_it_cannot_be_and_deleting_frees_the_past() {
         .unwrap();
     assert_eq!(left, 0, "the retired states were purged");
 }
+
+#[test]
+fn scratch_reset_after_an_abandoned_import() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    let src = seeded(&e, 9);
+    e.create_operation(&branch_req(&src, "dev", Strategy::Now, true)).unwrap();
+    let mut req = branch_req(&src, "dev2", Strategy::Now, true);
+    req.hydrate = true;
+    let _ = e.create_operation(&req);
+    e.write("native", "acme", "dev", &[put("b", "x", "{}")]).unwrap();
+    let dev = e.container("native", "acme", "dev").unwrap();
+    e.snapshot(&dev, None).unwrap();
+    let imp = e.open_import(&dev, 1).unwrap();
+    fx.env.advance(10);
+    assert_eq!(e.expire_imports(5).unwrap(), 1);
+    let _ = imp;
+    let (d2, _) = e.reset("native", "acme", "dev", AsOf::Head, false).unwrap();
+    let stats = e.collections(&d2).unwrap();
+    let live = export(&e, &d2, i64::MAX);
+    for s in &stats {
+        let n = live.iter().filter(|(c, _, _)| *c == s.name).count() as i64;
+        assert_eq!(s.records, n, "{}: {stats:?}", s.name);
+    }
+    assert_eq!(stats.iter().map(|s| s.records).sum::<i64>(), live.len() as i64, "{stats:?}");
+}
+
+#[test]
+fn scratch_prune_after_reset() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    let src = seeded(&e, 9);
+    e.write("native", "acme", "src", &[put("b", "k00001", "{\"v\":2}")]).unwrap();
+    e.create_operation(&branch_req(&src, "dev", Strategy::Now, true)).unwrap();
+    e.write("native", "acme", "dev", &[put("b", "x", "{}")]).unwrap();
+    e.write("native", "acme", "src", &[put("b", "k00001", "{\"v\":3}")]).unwrap();
+    let (d2, _) = e.reset("native", "acme", "dev", AsOf::Head, false).unwrap();
+    let before = e.collections(&d2).unwrap();
+    fx.env.advance(10_000_000);
+    e.write("native", "acme", "src", &[put("c", "later", "{}")]).unwrap();
+    fx.env.advance(10_000_000);
+    while e.prune_step(1_000_000, 100).unwrap() > 0 {}
+    let d2 = e.container("native", "acme", "dev").unwrap();
+    let after = e.collections(&d2).unwrap();
+    clean(&e, &d2);
+    assert_eq!(before.iter().map(|s| s.records).sum::<i64>(), after.iter().map(|s| s.records).sum::<i64>(), "{before:?} {after:?}");
+}
+
+#[test]
+fn scratch_sim32() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    e.create_container("native", "acme", "root", &serde_json::json!({})).unwrap();
+    e.write("native", "acme", "root", &[put("b", "k5", "{\"w\":1}"), put("b", "k0", "{\"w\":2}")]).unwrap();
+    fx.env.advance(1_000_000);
+    e.write("native", "acme", "root", &[put("c", "k4", "{\"w\":3}"), put("b", "k0", "{\"w\":4}"), put("b", "k5", "{\"w\":5}")]).unwrap();
+    let root = e.container("native", "acme", "root").unwrap();
+    let mut r = branch_req(&root, "c5", Strategy::Now, true);
+    r.hydrate = true;
+    e.create_operation(&r).unwrap();
+    fx.env.advance(1_000_000);
+    e.write("native", "acme", "c5", &[put("a", "k4", "{\"w\":6}")]).unwrap();
+    let t_before = fx.env.now_us();
+    if let Some(id) = e.next_runnable("w").unwrap() {
+        assert!(e.claim(&id, "w").unwrap());
+        e.step(&id, "w", Some(1)).unwrap();
+        e.release(&id, "w").unwrap();
+    }
+    fx.env.advance(1_000_000);
+    let c5 = e.container("native", "acme", "c5").unwrap();
+    let mut r = branch_req(&c5, "c10", Strategy::Pitr(t_before), false);
+    r.hydrate = true;
+    e.create_operation(&r).unwrap();
+    fx.env.advance(3_000_000);
+    while e.prune_step(2_000_000, 50).unwrap() > 0 {}
+    e.snapshot(&root, None).unwrap();
+    let (d2, _) = e.reset("native", "acme", "c5", AsOf::Head, false).unwrap();
+    let s0 = e.collections(&d2).unwrap();
+    e.write("native", "acme", "c10", &[put("b", "k2", "{\"w\":15}")]).unwrap();
+    fx.env.advance(5_000_000);
+    while e.prune_step(2_000_000, 50).unwrap() > 0 {}
+    let d2 = e.container("native", "acme", "c5").unwrap();
+    let s1 = e.collections(&d2).unwrap();
+    let live = export(&e, &d2, i64::MAX);
+    assert_eq!(s1.iter().map(|s| s.records).sum::<i64>(), live.len() as i64, "{s0:?}\n{s1:?}\n{live:?}");
+}
