@@ -270,14 +270,32 @@ pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: Option<i64>) -> Result<()
 /// levels (reads before the reset, and branches made from it, still read
 /// it), leaves its name to its successor, and is never listed or routed
 /// again (family `history`).
-/// Its new name, `<name>@<r>` (`r`: the reset's LSN), says what it was
-/// and until when.
+/// Its new name, `<family>:<name>@<r>` (`r`: the reset's LSN), says what
+/// it was and until when.
 pub(crate) fn retire(db: &dyn Db, id: i64, r: i64, now: i64) -> Result<()> {
     exec(
         db,
-        "UPDATE containers SET family = 'history', name = name || '@' || ?3, updated_at = ?2 WHERE id = ?1",
+        "UPDATE containers SET family = 'history', name = family || ':' || name || '@' || ?3, updated_at = ?2 \
+         WHERE id = ?1",
         &[id.into(), now.into(), r.into()],
     )
+}
+
+/// What a container was before its resets (retired, not deleted yet):
+/// deleting it deletes them.
+pub(crate) fn past_states(db: &dyn Db, c: &Container) -> Result<Vec<i64>> {
+    query(
+        db,
+        "SELECT id FROM containers WHERE family = 'history' AND tenant = ?1 AND name LIKE ?2 ESCAPE '\\' \
+         AND deleting = 0",
+        &[
+            c.tenant.as_str().into(),
+            format!("{}:{}@%", c.family, c.name.replace('%', "\\%").replace('_', "\\_")).into(),
+        ],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect()
 }
 
 /// The row of a purged container goes.

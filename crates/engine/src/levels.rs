@@ -62,6 +62,19 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
 /// in it). Windows of the past (`until`) stay: a hydration copies only what
 /// the head reads.
 pub(crate) fn detach(db: &dyn Db, container: i64) -> Result<()> {
+    // The hydration copied what reads at the head see, which shows from the
+    // latest edge of a window on (the `since` of the levels it read, the
+    // `until` of a window of the past it never copies): a reader that
+    // reads this container as of an earlier point still needs its levels.
+    let since = one(
+        db,
+        "SELECT coalesce(max(CASE WHEN until_lsn IS NULL THEN since_lsn ELSE until_lsn END), 0) \
+         FROM branch_levels WHERE container = ?1",
+        &[container.into()],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()?
+    .unwrap_or(0);
     exec(
         db,
         "DELETE FROM branch_levels WHERE container = ?1 AND until_lsn IS NULL",
@@ -71,8 +84,8 @@ pub(crate) fn detach(db: &dyn Db, container: i64) -> Result<()> {
         db,
         "DELETE FROM branch_levels WHERE (container, depth) IN (SELECT d.container, d.depth \
          FROM branch_levels a JOIN branch_levels d ON d.container = a.container AND d.depth > a.depth \
-         WHERE a.ancestor = ?1 AND a.until_lsn IS NULL AND d.until_lsn IS NULL)",
-        &[container.into()],
+         WHERE a.ancestor = ?1 AND a.until_lsn IS NULL AND a.bound >= ?2 AND d.until_lsn IS NULL)",
+        &[container.into(), since.into()],
     )?;
     Ok(())
 }
@@ -241,12 +254,13 @@ pub(crate) fn depth(db: &dyn Db, container: i64) -> Result<usize> {
 }
 
 /// The containers that read through `ancestor` with its history (no
-/// skip-history boundary above it): they count its versions in their own
-/// statistics.
+/// skip-history boundary above it) at the head: they count its versions in
+/// their own statistics (a reset's window of the past counts nothing).
 pub(crate) fn history_readers(db: &dyn Db, ancestor: i64) -> Result<Vec<i64>> {
     query(
         db,
-        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL",
+        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL \
+         AND until_lsn IS NULL",
         &[ancestor.into()],
     )?
     .iter()
@@ -273,16 +287,3 @@ pub(crate) fn create_reset(
     Ok(stats)
 }
 
-/// The retired containers (family `history`) a container's windows of the
-/// past read: deleting the container deletes them.
-pub(crate) fn past_states(db: &dyn Db, container: i64) -> Result<Vec<i64>> {
-    query(
-        db,
-        "SELECT DISTINCT b.ancestor FROM branch_levels b JOIN containers c ON c.id = b.ancestor \
-         WHERE b.container = ?1 AND b.until_lsn > b.since_lsn AND c.family = 'history' AND c.deleting = 0",
-        &[container.into()],
-    )?
-    .iter()
-    .map(|r| r.i64(0))
-    .collect()
-}

@@ -668,7 +668,7 @@ impl Sim<'_> {
                         .db
                         .execute(
                             "SELECT name FROM containers WHERE family = 'history' AND name LIKE ?1 ORDER BY id DESC LIMIT 1",
-                            &[format!("{name}@%").into()],
+                            &[format!("native:{name}@%").into()],
                         )
                         .expect("lookup")
                         .first()

@@ -73,6 +73,10 @@ pub type Shown = BTreeMap<(String, String, i64), (Option<String>, i64)>;
 /// → (body, visible from, visible until).
 pub type Windowed = BTreeMap<(String, String, i64), (Option<String>, i64, i64)>;
 
+/// The newest version of each key through a skip-history base: (lsn,
+/// body, from, until).
+type Newest = BTreeMap<(String, String), (i64, Option<String>, i64, i64)>;
+
 /// Live records by (collection, key): (lsn, body).
 pub type Live = BTreeMap<(String, String), (i64, String)>;
 
@@ -84,7 +88,7 @@ impl Model {
         if let Some(b) = &c.base {
             let parent = self.all(b.parent);
             let keep = |col: &str| b.filter.as_ref().is_none_or(|f| f.iter().any(|x| x == col));
-            let mut newest: BTreeMap<(String, String), (i64, Option<String>, i64, i64)> =
+            let mut newest: Newest =
                 BTreeMap::new();
             for ((col, key, lsn), (body, from, until)) in parent {
                 if lsn > b.lsn || from > b.lsn || !keep(&col) {
