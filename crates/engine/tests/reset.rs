@@ -113,7 +113,7 @@ fn a_reset_is_refused_where_it_cannot_be_and_deleting_frees_the_past() {
 }
 
 #[test]
-fn scratch_reset_after_an_abandoned_import() {
+fn a_reset_after_an_abandoned_import_counts_exactly() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 9);
@@ -139,7 +139,7 @@ fn scratch_reset_after_an_abandoned_import() {
 }
 
 #[test]
-fn scratch_prune_after_reset() {
+fn pruning_the_parent_after_a_reset_keeps_the_statistics_exact() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 9);
@@ -160,7 +160,7 @@ fn scratch_prune_after_reset() {
 }
 
 #[test]
-fn scratch_sim32() {
+fn a_reset_between_partial_hydrations_and_prunes_counts_exactly() {
     let fx = Fx::new();
     let e = fx.engine();
     e.create_container("native", "acme", "root", &serde_json::json!({})).unwrap();
