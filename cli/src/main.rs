@@ -122,6 +122,17 @@ enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Reset a resource to the one it was cloned from: its newest state, or
+    /// `--to` an LSN or time of it. Reads before the reset still answer what
+    /// it was.
+    Reset {
+        resource: String,
+        #[arg(long)]
+        to: Option<String>,
+        /// Reset a protected resource.
+        #[arg(long)]
+        force: bool,
+    },
     /// Protect a resource: direct writes, imports and deletes are refused
     /// (423) until it is unprotected.
     Protect { resource: String },
@@ -692,6 +703,27 @@ fn run(cli: Cli) -> Result<()> {
             against,
             as_of,
         } => diff(&c, &resource, against.as_deref(), as_of.as_deref()),
+        Command::Reset {
+            resource,
+            to,
+            force,
+        } => {
+            need_token(&c)?;
+            let to: Value = match to.as_deref() {
+                None => Value::Null,
+                Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => json!(t
+                    .parse::<i64>()
+                    .with_context(|| format!("--to {t}: not an LSN"))?),
+                Some(t) => json!(t),
+            };
+            let r = c.ok(
+                "POST",
+                &format!("/data/v1/resources/{resource}/reset"),
+                Some(json!({ "to": to, "force": force })),
+            )?;
+            println!("{resource} reset at LSN {}", r["reset_lsn"]);
+            Ok(())
+        }
         Command::Protect { resource } => protect(&c, &resource, true),
         Command::Unprotect { resource } => protect(&c, &resource, false),
         Command::Verify { resource, json } => {

@@ -97,6 +97,9 @@ static ROUTER: Router = Router {
             imports::abandon(&ctx(r)?, s[0], s[1])
         }),
         ("GET", "resources/*/diff", |r, s| diff::diff(ctx(r)?, r, s[0])),
+        ("POST", "resources/*/reset", |r, s| {
+            resources::reset(&ctx(r)?, r, s[0])
+        }),
         ("GET", "resources/*/export", |r, s| {
             resources::export(ctx(r)?, r, s[0])
         }),

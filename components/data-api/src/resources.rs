@@ -120,6 +120,45 @@ pub fn update(ctx: &Ctx, req: &Req, r: &str) -> R {
     Ok(Reply::json(200, &shapes::resource(&c, &cols)))
 }
 
+/// `POST /resources/{ref}/reset` `{"to"?: lsn | time, "force"?: bool}`:
+/// the resource reads the one it was cloned from again — as it stands, or
+/// as of `to` — under the same ref; reads before the reset still answer
+/// what it was.
+pub fn reset(ctx: &Ctx, req: &Req, r: &str) -> R {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        to: Option<Value>,
+        #[serde(default)]
+        force: bool,
+    }
+    let b: Body = spin_adapter::body::parse(&req.body, true)
+        .map_err(|m| Reply::problem(400, "invalid_json", &m))?;
+    let to = match &b.to {
+        None | Some(Value::Null) => AsOf::Head,
+        Some(Value::Number(n)) => AsOf::Lsn(n.as_i64().filter(|l| *l >= 0).ok_or_else(|| {
+            Reply::problem(422, "invalid_input", "to: an LSN is a whole number, 0 or more")
+        })?),
+        Some(Value::String(t)) => AsOf::Time(engine::util::parse_rfc3339(t).map_err(err)?),
+        Some(_) => {
+            return Err(Reply::problem(
+                422,
+                "invalid_input",
+                "to is an LSN or an RFC 3339 time of the resource this one was cloned from",
+            ))
+        }
+    };
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    let (c, lsn) = e
+        .reset(&c.family, &c.tenant, &c.name, to, b.force)
+        .map_err(err)?;
+    let cols = e.collections(&c).map_err(err)?;
+    let mut v = shapes::resource(&c, &cols);
+    v["reset_lsn"] = lsn.into();
+    Ok(Reply::json(200, &v))
+}
+
 pub fn delete(ctx: &Ctx, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;

@@ -34,7 +34,11 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
     // The levels a resource reads through that are other resources: an
     // import's staging level (shown from its commit LSN on, `from` > 0)
     // holds the resource's own records, not an ancestor's.
-    let ancestors: Vec<_> = c.chain.iter().filter(|l| l.from == 0).collect();
+    let ancestors: Vec<_> = c
+        .chain
+        .iter()
+        .filter(|l| l.from == 0 && l.is_current())
+        .collect();
     json!({
         "ref": c.reference(),
         "family": c.family,

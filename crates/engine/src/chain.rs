@@ -51,9 +51,27 @@ pub struct Level {
     /// The depth of the first level below the nearest skip-history boundary
     /// above this level, if any.
     pub cut_depth: Option<i64>,
-    /// The level shows only to reads at or after this LSN (a committed
-    /// import's staging branch, see [`crate::imports`]); 0 for a branch's.
+    /// The level shows only once `min(bound, at) >= from` (a committed
+    /// import's staging branch, see [`crate::staging`]); 0 for a branch's.
     pub from: i64,
+    /// The level shows only to reads at or after this LSN (a reset's new
+    /// levels); 0 for most.
+    pub since: i64,
+    /// The level shows only to reads before this LSN (a reset's old state);
+    /// `i64::MAX` for most. Hydration never drops such a level.
+    pub until: i64,
+}
+
+impl Level {
+    /// Whether a read as of `at` sees this level.
+    pub fn shows_at(&self, at: i64) -> bool {
+        self.bound.min(at) >= self.from && at >= self.since && (self.is_current() || at < self.until)
+    }
+
+    /// A level of the reads at the head (not a window of the past).
+    pub fn is_current(&self) -> bool {
+        self.until == i64::MAX
+    }
 }
 
 /// One container a read or a copy scans, and what of it shows.
@@ -65,8 +83,9 @@ pub(crate) struct Arm {
     /// `(cut LSN, first arm of the cut group)`: only a version live at the
     /// cut LSN across `arms[first..]` shows from this arm.
     pub cut: Option<(i64, usize)>,
-    /// The level's `from` (0 for most): a copy of its rows keeps it as
-    /// their `visible_from`.
+    /// The later of the level's `from` and `since` (0 for most): a copy of
+    /// its rows keeps it as their `visible_from`, so a copy changes no read
+    /// before it.
     pub from: i64,
 }
 
@@ -80,6 +99,12 @@ fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> 
 
 /// The levels of a new branch of `source` (whose own levels are `chain`)
 /// at `base`, with or without history, filtered to `filter`.
+///
+/// A read of the branch as of `t` reads the source as of `min(t, base)`,
+/// so a source level's window (`since`, `until`) becomes: shown from
+/// `since` on for good when the source showed it at `base`; the same
+/// window when it had ended by `base`; never (an empty window, kept so
+/// that depths stay in place) when it began after `base`.
 pub(crate) fn derive_levels(
     source: i64,
     chain: &[Level],
@@ -94,6 +119,8 @@ pub(crate) fn derive_levels(
         collections: filter.map(|f| f.to_vec()),
         cut_depth: (!history).then_some(1),
         from: 0,
+        since: 0,
+        until: i64::MAX,
     }];
     for l in chain {
         out.push(Level {
@@ -107,6 +134,14 @@ pub(crate) fn derive_levels(
                 Some(1)
             },
             from: l.from,
+            since: l.since,
+            until: if base < l.since {
+                l.since
+            } else if l.is_current() || base < l.until {
+                i64::MAX
+            } else {
+                l.until
+            },
         });
     }
     out
@@ -118,7 +153,7 @@ pub(crate) fn derive_levels(
 fn level_arms(levels: &[Level], offset: usize, at: i64) -> Vec<Arm> {
     let shown: Vec<&Level> = levels
         .iter()
-        .filter(|l| l.bound.min(at) >= l.from)
+        .filter(|l| l.shows_at(at))
         .collect();
     shown
         .iter()
@@ -137,7 +172,7 @@ fn level_arms(levels: &[Level], offset: usize, at: i64) -> Vec<Arm> {
                 let first = shown.iter().position(|x| x.depth >= d).unwrap_or(0);
                 (cut_lsn, first + offset)
             }),
-            from: l.from,
+            from: l.from.max(l.since),
         })
         .collect()
 }
@@ -249,11 +284,21 @@ pub(crate) fn containers_in(arms: &[Arm]) -> String {
 }
 
 /// A level as the chain column holds it: `[depth, ancestor, bound,
-/// collections, cut_depth, from_lsn]`.
-type StoredLevel = (i64, i64, i64, Option<Vec<String>>, Option<i64>, i64);
+/// collections, cut_depth, from_lsn, since_lsn, until_lsn]` (`until_lsn`
+/// null: no upper edge).
+type StoredLevel = (
+    i64,
+    i64,
+    i64,
+    Option<Vec<String>>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+);
 
 /// Parse the chain column of a container row (a JSON array of
-/// `[depth, ancestor, bound, collections, cut_depth, from_lsn]`).
+/// [`StoredLevel`]s).
 pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
     let Some(text) = text else {
         return Ok(Vec::new());
@@ -263,13 +308,15 @@ pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
     let mut levels: Vec<Level> = rows
         .into_iter()
         .map(
-            |(depth, ancestor, bound, collections, cut_depth, from)| Level {
+            |(depth, ancestor, bound, collections, cut_depth, from, since, until)| Level {
                 depth,
                 ancestor,
                 bound,
                 collections,
                 cut_depth,
                 from,
+                since,
+                until: until.unwrap_or(i64::MAX),
             },
         )
         .collect();
@@ -289,6 +336,8 @@ pub(crate) fn with_staging(chain: &[Level], stage: i64, at: i64) -> Vec<Level> {
         collections: None,
         cut_depth: None,
         from: at,
+        since: 0,
+        until: i64::MAX,
     }];
     levels.extend(chain.iter().map(|l| Level {
         depth: l.depth + 1,
@@ -311,4 +360,42 @@ pub(crate) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String
         })
         .collect::<Vec<_>>()
         .join(join)
+}
+
+/// A reset's chain, at LSN `r`: the parent `source` (whose levels are
+/// `chain`) as of `base`, shown to reads from `r` on; then, for reads
+/// before `r`, what the container read until then: itself (`old`, whose
+/// levels are `old_chain`) up to `r`, and its levels.
+pub(crate) fn for_reset(
+    source: i64,
+    chain: &[Level],
+    base: i64,
+    r: i64,
+    old: i64,
+    old_chain: &[Level],
+) -> Vec<Level> {
+    let mut out: Vec<Level> = derive_levels(source, chain, base, true, None)
+        .into_iter()
+        .map(|l| Level {
+            since: l.since.max(r),
+            until: l.until,
+            ..l
+        })
+        // A window of the parent's past stays the parent's: a read from r
+        // on never reaches before it.
+        .filter(|l| l.until > r)
+        .collect();
+    let n = out.len() as i64;
+    for l in derive_levels(old, old_chain, r, true, None) {
+        if l.since >= r {
+            continue;
+        }
+        out.push(Level {
+            depth: l.depth + n,
+            cut_depth: l.cut_depth.map(|d| d + n),
+            until: l.until.min(r),
+            ..l
+        });
+    }
+    out
 }

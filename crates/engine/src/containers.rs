@@ -66,6 +66,9 @@ pub struct Container {
     pub expires_at: Option<i64>,
     /// Refuses direct writes, imports and deletes ([`ErrorKind::Protected`]).
     pub protected: bool,
+    /// The container it was cloned from, which a reset reads again (None:
+    /// made empty, or from before migration 10 and no longer a branch).
+    pub parent: Option<i64>,
     /// The ancestors a branch reads through, parent first (empty: it holds
     /// all its versions itself). See [`crate::chain`].
     pub chain: Vec<Level>,
@@ -90,7 +93,7 @@ pub(crate) fn columns() -> String {
 }
 
 const BASE_COLUMNS: &str =
-    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected";
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
     Ok(Container {
@@ -108,7 +111,8 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         updated_at: r.i64(10)?,
         expires_at: r.opt_i64(11)?,
         protected: r.bool(12)?,
-        chain: chain::parse_chain(r.opt_text(13)?)?,
+        parent: r.opt_i64(13)?,
+        chain: chain::parse_chain(r.opt_text(14)?)?,
     })
 }
 
@@ -251,6 +255,47 @@ pub(crate) fn check_unprotected(c: &Container, what: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The container a clone was made from.
+pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: Option<i64>) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET parent = ?2 WHERE id = ?1",
+        &[id.into(), parent.into()],
+    )
+}
+
+/// A reset retires the container that was: it keeps its id, rows and
+/// levels (reads before the reset, and branches made from it, still read
+/// it), leaves its name to its successor, and is never listed or routed
+/// again (family `history`).
+/// Its new name, `<family>:<name>@<r>` (`r`: the reset's LSN), says what
+/// it was and until when.
+pub(crate) fn retire(db: &dyn Db, id: i64, r: i64, now: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET family = 'history', name = family || ':' || name || '@' || ?3, updated_at = ?2 \
+         WHERE id = ?1",
+        &[id.into(), now.into(), r.into()],
+    )
+}
+
+/// What a container was before its resets (retired, not deleted yet):
+/// deleting it deletes them.
+pub(crate) fn past_states(db: &dyn Db, c: &Container) -> Result<Vec<i64>> {
+    query(
+        db,
+        "SELECT id FROM containers WHERE family = 'history' AND tenant = ?1 AND name LIKE ?2 ESCAPE '\\' \
+         AND deleting = 0",
+        &[
+            c.tenant.as_str().into(),
+            format!("{}:{}@%", c.family, c.name.replace('%', "\\%").replace('_', "\\_")).into(),
+        ],
+    )?
+    .iter()
+    .map(|r| r.i64(0))
+    .collect()
 }
 
 /// The row of a purged container goes.

@@ -26,10 +26,19 @@ impl Engine<'_> {
     /// Mark a container deleted, inside the caller's transaction, with its
     /// cascade (see the module documentation).
     pub(crate) fn mark_deleting(&self, db: &dyn Db, id: i64, now: i64) -> Result<()> {
+        let was = containers::by_id(db, id)?;
         containers::set_deleting(db, id, now)?;
         operations::cancel_for_deleted(db, id, now)?;
         if let Some(row) = imports::open_of(db, id)? {
             self.abandon(db, &row, now)?;
+        }
+        // What it was before its resets goes with it (their own branches
+        // keep them until they hydrate). Only its own: a window it inherited
+        // from a parent names the parent's past.
+        if let Some(c) = &was {
+            for past in containers::past_states(db, c)? {
+                self.mark_deleting(db, past, now)?;
+            }
         }
         levels::clear(db, id)?;
         for child in levels::children(db, id)? {

@@ -73,13 +73,23 @@ pub enum Basis {
 /// the same container; else nothing in common.
 pub fn basis(ours: &Side, theirs: &Side) -> Basis {
     if ours.container.id == theirs.container.id {
-        return Basis::Since(ours.at.min(theirs.at));
+        let (lo, hi) = (ours.at.min(theirs.at), ours.at.max(theirs.at));
+        // A reset between the two points replaced what it reads: nothing
+        // in common to start from.
+        let reset_between = ours.container.chain.iter().any(|l| {
+            (l.since > lo && l.since <= hi) || (!l.is_current() && l.until > lo && l.until <= hi)
+        });
+        return if reset_between {
+            Basis::Scan
+        } else {
+            Basis::Since(lo)
+        };
     }
     let through = |a: &Side, b: &Side| {
         a.container
             .chain
             .iter()
-            .filter(|l| l.ancestor == b.container.id)
+            .filter(|l| l.ancestor == b.container.id && l.shows_at(a.at))
             .map(|l| l.bound.min(b.at))
             .max()
     };
@@ -89,12 +99,13 @@ pub fn basis(ours: &Side, theirs: &Side) -> Basis {
         .container
         .chain
         .iter()
+        .filter(|a| a.shows_at(ours.at))
         .flat_map(|a| {
             theirs
                 .container
                 .chain
                 .iter()
-                .filter(move |b| b.ancestor == a.ancestor)
+                .filter(move |b| b.ancestor == a.ancestor && b.shows_at(theirs.at))
                 .map(move |b| a.bound.min(ours.at).min(b.bound.min(theirs.at)))
         })
         .max();
@@ -228,10 +239,16 @@ impl Engine<'_> {
     /// import's), as of the branch's base. `None` for a resource that reads
     /// through nothing.
     pub fn diff_parent(&self, c: &Container) -> Result<Option<Side>> {
-        let Some(level) = c.chain.iter().find(|l| l.from == 0) else {
+        let Some(parent) = c
+            .chain
+            .iter()
+            .find(|l| l.from == 0 && l.is_current())
+            .map(|l| l.ancestor)
+            .or(c.parent)
+        else {
             return Ok(None);
         };
-        let parent = containers::by_id(self.db, level.ancestor)?.ok_or_else(|| {
+        let parent = containers::by_id(self.db, parent)?.ok_or_else(|| {
             Error::not_found(format!("the parent of {} was deleted", c.reference()))
         })?;
         Ok(Some(Side {

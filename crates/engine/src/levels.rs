@@ -14,16 +14,29 @@ use crate::stats::{self, Deltas};
 /// The SQL expression reading a container's chain (outer table `containers`).
 pub(crate) const CHAIN_COLUMN: &str =
     "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
-     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn)) END FROM branch_levels b \
-     WHERE b.container = containers.id)";
+     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn, b.since_lsn, b.until_lsn)) END \
+     FROM branch_levels b WHERE b.container = containers.id)";
+
+/// A container's levels, as its row's chain column reads them.
+pub(crate) fn chain_of(db: &dyn Db, container: i64) -> Result<Vec<Level>> {
+    let chain = one(
+        db,
+        &format!("SELECT {CHAIN_COLUMN} FROM containers WHERE id = ?1"),
+        &[container.into()],
+    )?
+    .map(|r| r.opt_text(0))
+    .transpose()?
+    .flatten();
+    chain::parse_chain(chain)
+}
 
 /// Store a new branch's levels.
 fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
     for l in levels {
         exec(
             db,
-            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn, \
+               since_lsn, until_lsn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             &[
                 container.into(),
                 l.depth.into(),
@@ -35,6 +48,8 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
                     .into(),
                 l.cut_depth.into(),
                 l.from.into(),
+                l.since.into(),
+                (l.until != i64::MAX).then_some(l.until).into(),
             ],
         )?;
     }
@@ -42,25 +57,42 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
 }
 
 /// A branch no longer reads through its ancestors (it was hydrated): drop
-/// its levels, and in every branch that reads through it, the levels below
-/// it (they now find those versions in it).
+/// the levels its reads at the head use, and in every branch that reads
+/// through it, the current levels below it (they now find those versions
+/// in it). Windows of the past (`until`) stay: a hydration copies only what
+/// the head reads.
 pub(crate) fn detach(db: &dyn Db, container: i64) -> Result<()> {
+    // The hydration copied what reads at the head see, which shows from the
+    // latest edge of a window on (the `since` of the levels it read, the
+    // `until` of a window of the past it never copies): a reader that
+    // reads this container as of an earlier point still needs its levels.
+    let since = one(
+        db,
+        "SELECT coalesce(max(CASE WHEN until_lsn IS NULL THEN since_lsn ELSE until_lsn END), 0) \
+         FROM branch_levels WHERE container = ?1",
+        &[container.into()],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()?
+    .unwrap_or(0);
     exec(
         db,
-        "DELETE FROM branch_levels WHERE container = ?1",
+        "DELETE FROM branch_levels WHERE container = ?1 AND until_lsn IS NULL",
         &[container.into()],
     )?;
     exec(
         db,
         "DELETE FROM branch_levels WHERE (container, depth) IN (SELECT d.container, d.depth \
          FROM branch_levels a JOIN branch_levels d ON d.container = a.container AND d.depth > a.depth \
-         WHERE a.ancestor = ?1)",
-        &[container.into()],
+         WHERE a.ancestor = ?1 AND a.until_lsn IS NULL AND a.bound >= ?2 AND d.until_lsn IS NULL)",
+        &[container.into(), since.into()],
     )?;
     Ok(())
 }
 
 /// Branches whose parent (depth 1) is `container` and that still exist.
+/// (A reset's past windows name the container they were; their depth is
+/// never 1.)
 pub(crate) fn children(db: &dyn Db, container: i64) -> Result<Vec<i64>> {
     query(
         db,
@@ -85,6 +117,16 @@ pub(crate) fn stats_at_base(
     history: bool,
     filter: Option<&[String]>,
 ) -> Result<Deltas> {
+    // Before a reset of the source, its reads were the retired container's
+    // (the window onto it that was open at the base): ask it.
+    if let Some(prev) = chain
+        .iter()
+        .filter(|l| !l.is_current() && l.since <= base && base < l.until && l.until > l.since)
+        .min_by_key(|l| l.depth)
+    {
+        let prev_chain = chain_of(db, prev.ancestor)?;
+        return stats_at_base(db, prev.ancestor, &prev_chain, base, history, filter);
+    }
     let keep = |c: &str| filter.is_none_or(|f| f.iter().any(|x| x == c));
     let mut stats: Deltas = stats::of(db, source)?;
     stats.retain(|name, _| keep(name));
@@ -212,15 +254,36 @@ pub(crate) fn depth(db: &dyn Db, container: i64) -> Result<usize> {
 }
 
 /// The containers that read through `ancestor` with its history (no
-/// skip-history boundary above it): they count its versions in their own
-/// statistics.
+/// skip-history boundary above it) at the head: they count its versions in
+/// their own statistics (a reset's window of the past counts nothing).
 pub(crate) fn history_readers(db: &dyn Db, ancestor: i64) -> Result<Vec<i64>> {
     query(
         db,
-        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL",
+        "SELECT DISTINCT container FROM branch_levels WHERE ancestor = ?1 AND cut_depth IS NULL \
+         AND until_lsn IS NULL",
         &[ancestor.into()],
     )?
     .iter()
     .map(|r| r.i64(0))
     .collect()
 }
+
+/// Make `target` what a reset at `r` makes (see [`chain::for_reset`]): its
+/// levels, and its statistics as the parent `source` stood at `base`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_reset(
+    db: &dyn Db,
+    target: i64,
+    source: i64,
+    chain: &[Level],
+    base: i64,
+    r: i64,
+    old: i64,
+    old_chain: &[Level],
+) -> Result<Deltas> {
+    insert(db, target, &chain::for_reset(source, chain, base, r, old, old_chain))?;
+    let stats = stats_at_base(db, source, chain, base, true, None)?;
+    stats::apply(db, target, &stats)?;
+    Ok(stats)
+}
+

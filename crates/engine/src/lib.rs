@@ -6,6 +6,7 @@
 //! floors; each table has one writer: ARCHITECTURE.md, "Engine layers",
 //! held by `tests/house.rs`):
 //! - [`staging`]: staged imports of any size, all or nothing, in short transactions;
+//!   [`reset`]: a resource reads its parent again, under the same name, in O(1);
 //! - [`deletion`]: the one cascade: deleting a container and what follows,
 //!   the purge, canceling an operation;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
@@ -52,6 +53,7 @@ pub mod native;
 pub mod operations;
 pub mod owners;
 pub mod reads;
+pub mod reset;
 pub mod records;
 pub mod retention;
 pub mod schema;

@@ -176,7 +176,7 @@ fn dependents_lose(db: &dyn Db, container: i64, doomed: &str, p: &[Value]) -> Re
         let Some(level) = x
             .chain
             .iter()
-            .find(|l| l.ancestor == container && l.cut_depth.is_none())
+            .find(|l| l.ancestor == container && l.cut_depth.is_none() && l.is_current())
         else {
             continue;
         };

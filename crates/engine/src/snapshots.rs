@@ -73,6 +73,16 @@ pub(crate) fn expire_scheduled(db: &dyn Db, before: i64) -> Result<()> {
     )
 }
 
+/// A reset's successor takes the container's snapshots (their LSNs are
+/// all before the reset, which reads before it still answer).
+pub(crate) fn hand_over(db: &dyn Db, from: i64, to: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE snapshots SET container = ?2 WHERE container = ?1",
+        &[from.into(), to.into()],
+    )
+}
+
 /// A purged container's snapshots go with it.
 pub(crate) fn clear(db: &dyn Db, container: i64) -> Result<()> {
     exec(

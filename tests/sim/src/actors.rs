@@ -251,6 +251,8 @@ impl Sim<'_> {
             copy_op: None,
             expires_at: None,
             protected: false,
+            retired: false,
+            successor: None,
         });
         self.engine()
             .create_container("native", "t", "root", &serde_json::json!({}))
@@ -300,7 +302,8 @@ impl Sim<'_> {
         let c = *rng.choice(&live)?;
         let name = self.m.cs[c].name.clone();
         let ops = self.op_ids();
-        let call = match rng.u8(..26) {
+        let call = match rng.u8(..27) {
+            26 => Call::Reset { c, name },
             20 => Call::Verify { name },
             // Mostly unprotecting: a protected container refuses most
             // calls, so it stays protected for a few rounds at a time.
@@ -486,6 +489,7 @@ impl Sim<'_> {
             matches!(d.out, Outcome::Crashed | Outcome::Err(..)) && d.committed.is_some();
         match (&d.call, &d.out) {
             (Call::Write { c, writes, .. }, out) => {
+                let c = &self.m.current(*c);
                 let lsn = match out {
                     Outcome::Ok(Ack::Committed(done)) => Some(done.lsn),
                     _ if resolved => {
@@ -531,6 +535,7 @@ impl Sim<'_> {
                     _ => None,
                 };
                 if let Some(op) = op {
+                    let c = &self.m.current(*c);
                     self.m.cs.push(M {
                         name: target.clone(),
                         own: vec![],
@@ -539,15 +544,19 @@ impl Sim<'_> {
                             lsn: op.snapshot_lsn,
                             history: *history,
                             filter: filter.then(|| vec!["a".into(), "c".into()]),
+                            since: 0,
                         }),
                         deleted: false,
                         copy_op: copy.then(|| op.id.clone()),
                         expires_at: ttl_us.map(|t| op.created_at + t),
                         protected: false,
+                        retired: false,
+                        successor: None,
                     });
                 }
             }
             (Call::Delete { c, .. }, out) if matches!(out, Outcome::Ok(_)) || resolved => {
+                let c = &self.m.current(*c);
                 if self.m.cs[*c].protected {
                     return Err(format!(
                         "the deletion of protected {} was acknowledged",
@@ -558,6 +567,7 @@ impl Sim<'_> {
                 self.m.imports.retain(|_, im| im.container != *c);
             }
             (Call::ImportOpen { c, name }, out) => {
+                let c = &self.m.current(*c);
                 let id = match out {
                     Outcome::Ok(Ack::Opened(id)) => Some(id.clone()),
                     _ if resolved => self.db.execute(
@@ -636,6 +646,7 @@ impl Sim<'_> {
                 }
             }
             (Call::Read { c, name, at }, Outcome::Ok(Ack::Read(rows))) => {
+                let c = &self.m.current(*c);
                 let got: BTreeMap<(String, String), (i64, String)> = rows
                     .iter()
                     .map(|(c, k, l, b)| ((c.clone(), k.clone()), (*l, b.clone())))
@@ -648,10 +659,37 @@ impl Sim<'_> {
                     return Err(format!("read of {name} as of {at} beside the round's other calls:\n got  {got:?}\n want {want:?}"));
                 }
             }
+            (Call::Reset { c, name }, out) => {
+                let c = &self.m.current(*c);
+                let r = match out {
+                    Outcome::Ok(Ack::Reset(r)) => Some(*r),
+                    // The retired container's name says when: `<name>@<r>`.
+                    _ if resolved => self
+                        .db
+                        .execute(
+                            "SELECT name FROM containers WHERE family = 'history' AND name LIKE ?1 ORDER BY id DESC LIMIT 1",
+                            &[format!("native:{name}@%").into()],
+                        )
+                        .expect("lookup")
+                        .first()
+                        .and_then(|r| r.text(0).ok())
+                        .and_then(|n| n.rsplit('@').next().and_then(|l| l.parse().ok())),
+                    _ => None,
+                };
+                if let Some(r) = r {
+                    if self.m.cs[*c].protected {
+                        return Err(format!("a reset of protected {name} was acknowledged"));
+                    }
+                    self.m
+                        .reset(*c, r)
+                        .ok_or_else(|| format!("{name} was reset, yet it has no parent"))?;
+                }
+            }
             (Call::Protect { c, protected, .. }, out)
                 if matches!(out, Outcome::Ok(_)) || resolved =>
             {
-                self.m.cs[*c].protected = *protected;
+                let c = self.m.current(*c);
+                self.m.cs[c].protected = *protected;
             }
             (Call::Prune, _) => self.pruned = true,
             _ => {}

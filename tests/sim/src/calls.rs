@@ -73,6 +73,11 @@ pub enum Call {
     Verify {
         name: String,
     },
+    /// Reset a branch to its parent's head.
+    Reset {
+        c: usize,
+        name: String,
+    },
     /// Protect a container, or stop protecting it.
     Protect {
         c: usize,
@@ -99,6 +104,8 @@ pub enum Ack {
     Opened(String),
     Op(Option<Box<Operation>>),
     Read(Vec<(String, String, i64, String)>),
+    /// A reset's LSN.
+    Reset(i64),
     Done,
 }
 
@@ -241,6 +248,9 @@ pub fn perform(
         )?))),
         Call::Retry { op } => Ack::Op(Some(Box::new(e.retry("t", op)?))),
         Call::Verify { name } => Ack::Op(Some(Box::new(e.verify(&find(name)?)?))),
+        Call::Reset { name, .. } => {
+            Ack::Reset(e.reset("native", "t", name, engine::AsOf::Head, false)?.1)
+        }
         Call::Protect {
             name, protected, ..
         } => {

@@ -22,7 +22,7 @@ use crate::model::{Live, Model, M};
 /// succeeded.
 pub fn checkable(m: &Model, e: &Engine, i: usize, now: i64) -> bool {
     let c = &m.cs[i];
-    if c.deleted || c.expires_at.is_some_and(|t| t <= now + 1_000_000) {
+    if c.deleted || c.retired || c.expires_at.is_some_and(|t| t <= now + 1_000_000) {
         return false;
     }
     // An ancestor that expired may take the branch's data with it only
@@ -88,6 +88,9 @@ fn export(e: &Engine, name: &str, at: i64) -> Result<Live, String> {
 /// deleted ones answer `NotFound`.
 pub fn light(m: &Model, e: &Engine, now: i64, pruned: bool) -> Result<(), String> {
     for (i, mc) in m.cs.iter().enumerate() {
+        if mc.retired {
+            continue;
+        }
         if mc.deleted {
             match e.container("native", "t", &mc.name) {
                 Err(x) if x.kind == ErrorKind::NotFound => continue,

@@ -15,6 +15,9 @@ pub struct V {
     pub body: Option<String>,
     /// Visible to reads at or after this LSN (an import's commit LSN).
     pub from: i64,
+    /// Visible only to reads before this LSN (what a container was before
+    /// a reset); `i64::MAX`: no end.
+    pub until: i64,
 }
 
 /// How a container came to be.
@@ -24,6 +27,9 @@ pub struct Base {
     pub lsn: i64,
     pub history: bool,
     pub filter: Option<Vec<String>>,
+    /// The base's versions show only to reads at or after this LSN (a
+    /// reset's); 0 for a clone.
+    pub since: i64,
 }
 
 /// A container in the model.
@@ -40,6 +46,11 @@ pub struct M {
     pub expires_at: Option<i64>,
     /// Protected: no write, import or deletion of it may be acknowledged.
     pub protected: bool,
+    /// Reset away: its name belongs to its successor; it lives on only for
+    /// the branches made from it.
+    pub retired: bool,
+    /// What a reset made of it.
+    pub successor: Option<usize>,
 }
 
 /// An open import: its container and the versions staged so far.
@@ -58,49 +69,81 @@ pub struct Model {
 /// What a container shows: (collection, key, lsn) → (body, visible from).
 pub type Shown = BTreeMap<(String, String, i64), (Option<String>, i64)>;
 
+/// Every version any read of a container may see: (collection, key, lsn)
+/// → (body, visible from, visible until).
+pub type Windowed = BTreeMap<(String, String, i64), (Option<String>, i64, i64)>;
+
+/// The newest version of each key through a skip-history base: (lsn,
+/// body, from, until).
+type Newest = BTreeMap<(String, String), (i64, Option<String>, i64, i64)>;
+
 /// Live records by (collection, key): (lsn, body).
 pub type Live = BTreeMap<(String, String), (i64, String)>;
 
 impl Model {
-    /// Every version container `i` sees.
-    pub fn visible(&self, i: usize) -> Shown {
+    /// Every version any read of container `i` may see, with its window.
+    pub fn all(&self, i: usize) -> Windowed {
         let c = &self.cs[i];
         let mut out = BTreeMap::new();
         if let Some(b) = &c.base {
-            let parent = self.visible(b.parent);
+            let parent = self.all(b.parent);
             let keep = |col: &str| b.filter.as_ref().is_none_or(|f| f.iter().any(|x| x == col));
-            let mut newest: BTreeMap<(String, String), (i64, Option<String>, i64)> =
+            let mut newest: Newest =
                 BTreeMap::new();
-            for ((col, key, lsn), (body, from)) in parent {
+            for ((col, key, lsn), (body, from, until)) in parent {
                 if lsn > b.lsn || from > b.lsn || !keep(&col) {
                     continue;
                 }
-                if b.history {
-                    out.insert((col, key, lsn), (body, from));
+                // A read as of t reads the parent as of min(t, base): a
+                // window still open at the base stays open.
+                let until = if until == i64::MAX || b.lsn < until {
+                    i64::MAX
                 } else {
-                    newest.insert((col, key), (lsn, body, from));
+                    until
+                };
+                let from = from.max(b.since);
+                if b.history {
+                    out.insert((col, key, lsn), (body, from, until));
+                } else if until == i64::MAX {
+                    newest.insert((col, key), (lsn, body, from, until));
                 }
             }
-            for ((col, key), (lsn, body, from)) in newest {
+            for ((col, key), (lsn, body, from, until)) in newest {
                 if body.is_some() {
-                    out.insert((col, key, lsn), (body, from));
+                    out.insert((col, key, lsn), (body, from, until));
                 }
             }
         }
         for v in &c.own {
-            out.insert(
-                (v.collection.clone(), v.key.clone(), v.lsn),
-                (v.body.clone(), v.from),
-            );
+            let k = (v.collection.clone(), v.key.clone(), v.lsn);
+            // One version seen through two windows that meet (what a reset
+            // froze, and the same version through the new base from the
+            // reset on) is seen through both: one window.
+            let w = match out.get(&k) {
+                Some((_, from, until)) if v.until >= *from && *until >= v.from => {
+                    (v.from.min(*from), v.until.max(*until))
+                }
+                _ => (v.from, v.until),
+            };
+            out.insert(k, (v.body.clone(), w.0, w.1));
         }
         out
+    }
+
+    /// Every version container `i` sees at the head (its history).
+    pub fn visible(&self, i: usize) -> Shown {
+        self.all(i)
+            .into_iter()
+            .filter(|(_, (_, _, until))| *until == i64::MAX)
+            .map(|(k, (b, from, _))| (k, (b, from)))
+            .collect()
     }
 
     /// Live records of `i` as of `at`.
     pub fn live(&self, i: usize, at: i64) -> Live {
         let mut newest: BTreeMap<(String, String), (i64, Option<String>)> = BTreeMap::new();
-        for ((col, key, lsn), (body, from)) in self.visible(i) {
-            if lsn <= at && from <= at {
+        for ((col, key, lsn), (body, from, until)) in self.all(i) {
+            if lsn <= at && from <= at && (until == i64::MAX || at < until) {
                 newest.insert((col, key), (lsn, body));
             }
         }
@@ -108,6 +151,57 @@ impl Model {
             .into_iter()
             .filter_map(|(k, (lsn, b))| b.map(|b| (k, (lsn, b))))
             .collect()
+    }
+
+    /// A reset of `i` at `r` to its parent's head: `i` retires, and a
+    /// successor of the same name shows what `i` showed to reads before
+    /// `r`, and its parent as of `r - 1` from `r` on. Returns its index.
+    pub fn reset(&mut self, i: usize, r: i64) -> Option<usize> {
+        let parent = self.cs[i].base.as_ref()?.parent;
+        let own: Vec<V> = self
+            .all(i)
+            .into_iter()
+            .map(|((collection, key, lsn), (body, from, until))| V {
+                collection,
+                key,
+                lsn,
+                body,
+                from,
+                until: until.min(r),
+            })
+            .collect();
+        let old = &self.cs[i];
+        let next = M {
+            name: old.name.clone(),
+            own,
+            base: Some(Base {
+                parent,
+                lsn: r - 1,
+                history: true,
+                filter: None,
+                since: r,
+            }),
+            deleted: false,
+            copy_op: None,
+            expires_at: old.expires_at,
+            protected: old.protected,
+            retired: false,
+            successor: None,
+        };
+        self.cs.push(next);
+        let n = self.cs.len() - 1;
+        self.cs[i].retired = true;
+        self.cs[i].successor = Some(n);
+        Some(n)
+    }
+
+    /// The container that answers to `i`'s name now: `i`, or what resets
+    /// made of it.
+    pub fn current(&self, mut i: usize) -> usize {
+        while let Some(n) = self.cs[i].successor {
+            i = n;
+        }
+        i
     }
 
     /// Live records of an import's staging branch: its container's, then
@@ -164,6 +258,7 @@ pub fn batch_versions(live: &Live, writes: &[Write], lsn: i64) -> Vec<V> {
                 lsn,
                 body,
                 from: 0,
+                until: i64::MAX,
             })
         })
         .collect()

@@ -293,12 +293,25 @@ fn create_target(
     )?;
     // The clone's history starts where the source's does (with
     // history) or at the snapshot (without).
-    let (floor_lsn, floor_at) = if req.history {
-        (source.floor_lsn, source.floor_at)
-    } else {
-        (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now))
+    // A physical copy holds its rows itself, and a row has no end: what
+    // the source was before its last reset (a window of levels) is not
+    // copied, so the copy's history starts at that reset.
+    let reset = match req.mode {
+        CloneMode::Copy => source
+            .chain
+            .iter()
+            .filter(|l| !l.is_current() && l.until <= snapshot_lsn)
+            .map(|l| l.until)
+            .max(),
+        CloneMode::Branch => None,
+    };
+    let (floor_lsn, floor_at) = match (req.history, reset) {
+        (true, Some(r)) if r > source.floor_lsn => (r, lsn::time_of(db, r)?.unwrap_or(now)),
+        (true, _) => (source.floor_lsn, source.floor_at),
+        (false, _) => (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now)),
     };
     containers::set_floor(db, target.id, floor_lsn, floor_at)?;
+    containers::set_parent(db, target.id, Some(source.id))?;
     if let Some(ttl) = req.ttl_us {
         containers::set_expiry(db, target.id, Some(now.saturating_add(ttl)), now)?;
     }
