@@ -112,6 +112,20 @@ impl Ctx<'_> {
             assert!(v["status"] != "failed", "{v}");
         }
     }
+    /// Branch `native:{src}` into `native:{target}` (ready when the
+    /// request returns).
+    pub fn branch(&self, src: &str, target: &str) {
+        let op = self
+            .app
+            .send_json(
+                "POST",
+                &format!("/data/v1/resources/native:{src}/clones"),
+                &self.h(),
+                &json!({"target": format!("native:{target}")}),
+            )
+            .json();
+        assert_eq!(op["status"], "succeeded", "{op}");
+    }
     pub fn export(&self, name: &str, as_of: Option<i64>) -> Vec<String> {
         let q = as_of.map(|l| format!("?as_of={l}")).unwrap_or_default();
         let r = self.app.get(

@@ -36,15 +36,7 @@ pub fn figures(
     let ready = median_of(5, || {
         k += 1;
         let target = format!("br{n}-{k}");
-        let op = app
-            .send_json(
-                "POST",
-                &format!("/data/v1/resources/native:src{n}/clones"),
-                &ctx.h(),
-                &json!({"target": format!("native:{target}")}),
-            )
-            .json();
-        assert_eq!(op["status"], "succeeded", "{op}");
+        ctx.branch(&format!("src{n}"), &target);
         let got = app
             .get(
                 &format!("/data/v1/resources/native:{target}/collections/c0/records/{key}"),
@@ -71,15 +63,7 @@ pub fn figures(
     let mut parent = format!("br{n}-1");
     for d in 2..=4 {
         let child = format!("br{n}-d{d}");
-        let op = app
-            .send_json(
-                "POST",
-                &format!("/data/v1/resources/native:{parent}/clones"),
-                &ctx.h(),
-                &json!({"target": format!("native:{child}")}),
-            )
-            .json();
-        assert_eq!(op["status"], "succeeded", "{op}");
+        ctx.branch(&parent, &child);
         parent = child;
     }
     let deep = parent;

@@ -16,15 +16,7 @@ use crate::stats::{median_of, ms};
 pub fn versus_exports(ctx: &Ctx, name: &str, n: usize) {
     let app = ctx.app;
     let target = format!("diff{n}");
-    let op = app
-        .send_json(
-            "POST",
-            &format!("/data/v1/resources/native:src{n}/clones"),
-            &ctx.h(),
-            &json!({"target": format!("native:{target}")}),
-        )
-        .json();
-    assert_eq!(op["status"], "succeeded", "{op}");
+    ctx.branch(&format!("src{n}"), &target);
     let changes = (n / 10).clamp(1, 1_000);
     // Every tenth record of collection c1 (keys i % 4 == 1), rewritten.
     let lines: String = (0..changes)

@@ -62,6 +62,22 @@ pub fn spinoff_cli() -> PathBuf {
     bin
 }
 
+/// Run the `spinoff` CLI against `app` as `token`: (succeeded, stdout,
+/// stderr).
+pub fn spinoff(app: &App, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(spinoff_cli())
+        .args(args)
+        .env("SPINOFF_URL", &app.base)
+        .env("SPINOFF_TOKEN", token)
+        .output()
+        .expect("spinoff runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A TCP port on 127.0.0.1 that nothing listened on a moment ago (the OS
 /// picked it for a listener that is closed again): for servers the tests
 /// start themselves (app instances, sqld, Redis, the soak's host).

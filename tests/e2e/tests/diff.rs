@@ -4,7 +4,6 @@
 //! exports — with the summary line last; bad input is a clear 4xx.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use spinoff_e2e::*;
 
@@ -112,16 +111,10 @@ fn a_branch_diffs_against_its_parent_a_sibling_its_past_and_a_stranger() {
     assert_eq!(summary["scan"], true);
 
     // The CLI prints the same lines and the summary on stderr.
-    let out = Command::new(spinoff_cli())
-        .args(["diff", "native:staging"])
-        .env("SPINOFF_URL", &app.base)
-        .env("SPINOFF_TOKEN", &token)
-        .output()
-        .expect("spinoff runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, stdout, stderr) = spinoff(&app, &token, &["diff", "native:staging"]);
+    assert!(ok, "{stderr}");
     assert_eq!(ndjson(&stdout).len(), 5, "{stdout}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("4 differing keys"));
+    assert!(stderr.contains("4 differing keys"));
 
     // Bad input: clear 4xx, never a 5xx.
     let r = app.get("/data/v1/resources/native:prod/diff", &h);

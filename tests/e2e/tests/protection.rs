@@ -4,23 +4,7 @@
 //! resource's deletion, a vendor family's own writes — while reads, exports
 //! and clones go on; unprotected, it takes writes again.
 
-use std::process::Command;
-
 use spinoff_e2e::*;
-
-fn spinoff(app: &App, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(spinoff_cli())
-        .args(args)
-        .env("SPINOFF_URL", &app.base)
-        .env("SPINOFF_TOKEN", token)
-        .output()
-        .expect("spinoff runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn a_protected_resource_refuses_every_direct_write_and_keeps_its_data() {

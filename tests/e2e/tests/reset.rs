@@ -2,8 +2,6 @@
 //! reads its parent again under the same ref; reads before the reset still
 //! answer what it was; protection needs force; bad input is a clear 4xx.
 
-use std::process::Command;
-
 use spinoff_e2e::*;
 
 #[test]
@@ -31,14 +29,8 @@ fn a_branch_is_reset_to_its_parent_and_keeps_its_past() {
     let before = app.get("/data/v1/resources/native:staging/export", &h).body;
 
     // Reset through the CLI.
-    let out = Command::new(spinoff_cli())
-        .args(["reset", "native:staging"])
-        .env("SPINOFF_URL", &app.base)
-        .env("SPINOFF_TOKEN", &token)
-        .output()
-        .expect("spinoff runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let said = String::from_utf8_lossy(&out.stdout);
+    let (ok, said, stderr) = spinoff(&app, &token, &["reset", "native:staging"]);
+    assert!(ok, "{stderr}");
     let reset_lsn: i64 = said.trim().rsplit(' ').next().unwrap().parse().expect(&said);
     assert!(reset_lsn > mine);
 

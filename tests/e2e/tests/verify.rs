@@ -4,23 +4,7 @@
 //! resource; statistics that disagree with the data are reported, and the
 //! CLI exits non-zero.
 
-use std::process::Command;
-
 use spinoff_e2e::*;
-
-fn spinoff(app: &App, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(spinoff_cli())
-        .args(args)
-        .env("SPINOFF_URL", &app.base)
-        .env("SPINOFF_TOKEN", token)
-        .output()
-        .expect("spinoff runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn verify_is_clean_on_a_sound_resource_and_reports_statistics_that_disagree() {
