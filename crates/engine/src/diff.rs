@@ -12,9 +12,10 @@
 //!
 //! Uses: `lookup`, `chain`, `containers`, `db`, `error`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::chain::{arm_rows, Arm};
+
 use crate::containers::{self, Container};
 use crate::db::{query, read, Db};
 use crate::error::{Error, Result};
@@ -117,33 +118,55 @@ pub fn basis(ours: &Side, theirs: &Side) -> Basis {
     }
 }
 
+/// Which rows of a side count as its changes after a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Touch {
+    /// Every version that shows after the point: written after it, or
+    /// made visible after it (an import's commit, a hydrated copy).
+    Shown,
+    /// Versions written after it (a merge's own side: what a hydration
+    /// copied keeps the LSN its ancestor wrote it at).
+    Written,
+}
+
+/// The conditions (on alias `r`, each a whole `WHERE`) under which a row
+/// of arm `a` is a change of its side after `basis`; none: nothing of the
+/// arm is.
+fn changed_rows(a: &Arm, basis: Basis, touch: Touch) -> Vec<String> {
+    let rows = arm_rows(a, "r");
+    match (basis, touch) {
+        (Basis::Scan, _) => vec![rows],
+        // Nothing of this arm shows after b.
+        (Basis::Since(b), _) if a.bound <= b && a.from <= b => vec![],
+        (Basis::Since(b), Touch::Shown) if a.from > b => vec![rows],
+        (Basis::Since(b), Touch::Shown) => vec![
+            format!("{rows} AND r.lsn > {b}"),
+            format!("{rows} AND r.visible_from > {b}"),
+        ],
+        (Basis::Since(b), Touch::Written) => vec![format!("{rows} AND r.lsn > {b}")],
+    }
+}
+
 /// The candidate keys of one side after `cursor`, at most `limit`, in
 /// (collection, key) order: those it saw change after the basis (or all,
 /// when scanning).
-fn candidates(
+pub(crate) fn candidates(
     db: &dyn Db,
     side: &Side,
     basis: Basis,
+    touch: Touch,
     cursor: (&str, &str),
     limit: i64,
 ) -> Result<Vec<(String, String)>> {
-    let arms = side.container.arms(side.at);
-    let parts: Vec<String> = arms
+    let parts: Vec<String> = side
+        .container
+        .arms(side.at)
         .iter()
-        .flat_map(|a: &Arm| {
-            let rows = arm_rows(a, "r");
-            let select = "SELECT r.collection, r.key FROM records r WHERE";
-            let after = "(r.collection, r.key) > (?1, ?2)";
-            match basis {
-                Basis::Scan => vec![format!("{select} {rows} AND {after}")],
-                // Nothing of this arm shows after b.
-                Basis::Since(b) if a.bound <= b && a.from <= b => vec![],
-                Basis::Since(b) if a.from > b => vec![format!("{select} {rows} AND {after}")],
-                Basis::Since(b) => vec![
-                    format!("{select} {rows} AND r.lsn > {b} AND {after}"),
-                    format!("{select} {rows} AND r.visible_from > {b} AND {after}"),
-                ],
-            }
+        .flat_map(|a| changed_rows(a, basis, touch))
+        .map(|w| {
+            // DISTINCT: a key has many versions in one arm (UNION
+            // removes the duplicates across arms, not within one).
+            format!("SELECT DISTINCT r.collection, r.key FROM records r WHERE {w} AND (r.collection, r.key) > (?1, ?2)")
         })
         .collect();
     if parts.is_empty() {
@@ -159,8 +182,47 @@ fn candidates(
     .collect()
 }
 
+/// Which of `keys` (at most [`lookup::ROWS`]) a side saw change after the
+/// basis.
+pub(crate) fn touched(
+    db: &dyn Db,
+    side: &Side,
+    basis: Basis,
+    keys: &[(String, String)],
+) -> Result<BTreeSet<(String, String)>> {
+    let mut out = BTreeSet::new();
+    for chunk in keys.chunks(lookup::ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let parts: Vec<String> = side
+            .container
+            .arms(side.at)
+            .iter()
+            .flat_map(|a| changed_rows(a, basis, Touch::Shown))
+            .map(|w| {
+                format!(
+                    "SELECT r.collection, r.key FROM records r WHERE {w} AND (r.collection, r.key) IN (VALUES {})",
+                    values.join(",")
+                )
+            })
+            .collect();
+        if parts.is_empty() {
+            return Ok(out);
+        }
+        let params: Vec<crate::db::Value> = chunk
+            .iter()
+            .flat_map(|(c, k)| [c.as_str().into(), k.as_str().into()])
+            .collect();
+        for r in query(db, &parts.join(" UNION "), &params)? {
+            out.insert((r.text(0)?, r.text(1)?));
+        }
+    }
+    Ok(out)
+}
+
 /// The live body of a key on one side (None: absent or deleted).
-fn live(db: &dyn Db, side: &Side, collection: &str, key: &str) -> Result<Option<String>> {
+pub(crate) fn live(db: &dyn Db, side: &Side, collection: &str, key: &str) -> Result<Option<String>> {
     let arms = side.container.arms(side.at);
     match lookup::latest(db, &arms, collection, key, "r.deleted, r.body")? {
         Some(r) if !r.bool(0)? => Ok(Some(r.opt_text(1)?.ok_or_else(|| {
@@ -196,8 +258,8 @@ impl Engine<'_> {
         read(self.db, |db| {
             // Both sides' candidates, merged; the page ends at the smaller
             // of the two last keys so that neither side skips one.
-            let a = candidates(db, ours, basis, cursor, limit)?;
-            let b = candidates(db, theirs, basis, cursor, limit)?;
+            let a = candidates(db, ours, basis, Touch::Shown, cursor, limit)?;
+            let b = candidates(db, theirs, basis, Touch::Shown, cursor, limit)?;
             let full = |v: &Vec<(String, String)>| v.len() as i64 == limit;
             let end = match (full(&a), full(&b)) {
                 (true, true) => a.last().min(b.last()).cloned(),

@@ -9,6 +9,7 @@
 //!   [`reset`]: a resource reads its parent again, under the same name, in O(1);
 //! - [`deletion`]: the one cascade: deleting a container and what follows,
 //!   the purge, canceling an operation;
+//! - [`merge`]: a branch's changes applied onto its parent, conflicts detected;
 //! - [`operations`]: the copy state machine, leases, chunked `INSERT … SELECT`,
 //!   ticks, hydration, verification (a folder: types, rows, chunks, accept,
 //!   lifecycle, leases, step, hydrate, verify, tick);
@@ -48,6 +49,7 @@ pub mod levels;
 pub mod limits;
 pub mod lookup;
 pub mod lsn;
+pub mod merge;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod operations;
@@ -75,6 +77,7 @@ pub use operations::{
 };
 pub use owners::Owned;
 pub use reads::{AsOf, Version};
+pub use merge::{Merged, Resolve};
 pub use records::{Committed, Write};
 pub use snapshots::Snapshot;
 pub use stats::CollectionStats;

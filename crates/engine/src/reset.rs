@@ -96,7 +96,7 @@ impl Engine<'_> {
             containers::set_floor(db, next.id, floor_lsn, floor_at)?;
             containers::set_expiry(db, next.id, c.expires_at, now)?;
             containers::set_protected(db, next.id, c.protected, now)?;
-            containers::set_parent(db, next.id, Some(parent.id))?;
+            containers::set_parent(db, next.id, parent.id, base)?;
             levels::create_reset(db, next.id, parent.id, &parent.chain, base, r, c.id, &c.chain)?;
             snapshots::hand_over(db, c.id, next.id)?;
             containers::set_head(db, next.id, r, at)?;

@@ -5,7 +5,9 @@
 //! snapshot, the snapshot LSN of every active or failed (retryable)
 //! skip-history operation reading it; an operation copying history pins the
 //! whole retained history; every branch reading through it: its floor, or
-//! the level's bound when lower) and
+//! the level's bound when lower; every resource cloned from it, live and
+//! not retired by a reset: its merge base, so that a merge still sees
+//! every change the container made after it) and
 //! *first* raises the container's floor to P, so no read below P is answered
 //! from then on; then it deletes, key range by key range, every version
 //! that a newer version at or below P supersedes, and deletions that are a
@@ -58,7 +60,9 @@ impl Engine<'_> {
                                       FROM operations o WHERE o.source = c.id \
                                       AND o.status IN ('pending', 'in_progress', 'failed')), ?1), \
                             coalesce((SELECT min(min(x.floor_lsn, b.bound)) FROM branch_levels b \
-                                      JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1)) AS pin \
+                                      JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1), \
+                            coalesce((SELECT min(x.merge_base) FROM containers x WHERE x.parent = c.id \
+                                      AND x.deleting = 0 AND x.family != 'history'), ?1)) AS pin \
                          FROM containers c WHERE c.deleting = 0 AND c.state = 'ready' AND c.floor_lsn < ?1 \
                          AND c.head_lsn > c.floor_lsn \
                          AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.container = c.id) \

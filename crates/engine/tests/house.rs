@@ -24,6 +24,7 @@ const FLOORS: &[&[&str]] = &[
     &["containers"],
     &["imports", "snapshots"],
     &["records", "reads", "diff"],
+    &["merge"],
     &["operations", "retention"],
     &["deletion"],
     &["staging", "reset"],

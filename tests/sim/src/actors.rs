@@ -253,6 +253,7 @@ impl Sim<'_> {
             protected: false,
             retired: false,
             successor: None,
+            merge_base: 0,
         });
         self.engine()
             .create_container("native", "t", "root", &serde_json::json!({}))
@@ -302,8 +303,17 @@ impl Sim<'_> {
         let c = *rng.choice(&live)?;
         let name = self.m.cs[c].name.clone();
         let ops = self.op_ids();
-        let call = match rng.u8(..27) {
+        let call = match rng.u8(..29) {
             26 => Call::Reset { c, name },
+            27 | 28 => Call::Merge {
+                c,
+                name,
+                resolve: match rng.u8(..3) {
+                    0 => Some(engine::Resolve::Ours),
+                    1 => Some(engine::Resolve::Theirs),
+                    _ => None,
+                },
+            },
             20 => Call::Verify { name },
             // Mostly unprotecting: a protected container refuses most
             // calls, so it stays protected for a few rounds at a time.
@@ -552,6 +562,7 @@ impl Sim<'_> {
                         protected: false,
                         retired: false,
                         successor: None,
+                        merge_base: op.snapshot_lsn,
                     });
                 }
             }
@@ -683,6 +694,57 @@ impl Sim<'_> {
                     self.m
                         .reset(*c, r)
                         .ok_or_else(|| format!("{name} was reset, yet it has no parent"))?;
+                }
+            }
+            (Call::Merge { c, name, resolve }, out) => {
+                let c = self.m.current(*c);
+                let plan = self.m.merge_plan(c, *resolve);
+                let done = match out {
+                    Outcome::Ok(Ack::Conflicts) => {
+                        match plan {
+                            Some(p) if p.conflicts > 0 => {}
+                            _ => return Err(format!("a merge of {name} was refused for conflicts the model does not have: {plan:?}")),
+                        }
+                        None
+                    }
+                    Outcome::Ok(Ack::Merged(lsn, applied, next)) => {
+                        let p = plan.ok_or_else(|| format!("{name} was merged, yet its parent is gone or reset"))?;
+                        if p.conflicts > 0 {
+                            return Err(format!("a merge of {name} was applied despite {} conflicts", p.conflicts));
+                        }
+                        if *applied != p.writes.len() {
+                            return Err(format!("a merge of {name} wrote {applied} keys; the model {:?}", p.writes));
+                        }
+                        Some((p, *lsn, *next))
+                    }
+                    // Committed, then the answer was lost: the branch's
+                    // merge base says where it went.
+                    _ if resolved => match plan {
+                        Some(p) if p.conflicts == 0 => {
+                            let next = self
+                                .db
+                                .execute(
+                                    "SELECT merge_base FROM containers WHERE family = 'native' AND name = ?1 AND deleting = 0",
+                                    &[name.as_str().into()],
+                                )
+                                .expect("lookup")
+                                .first()
+                                .and_then(|r| r.opt_i64(0).expect("merge base"))
+                                .ok_or("a committed merge left no merge base")?;
+                            let lsn = (!p.writes.is_empty()).then_some(next);
+                            Some((p, lsn, next))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some((p, lsn, next)) = done {
+                    if let Some(lsn) = lsn {
+                        let live = self.m.live(p.into, i64::MAX);
+                        let vs = batch_versions(&live, &p.writes, lsn);
+                        self.m.cs[p.into].own.extend(vs);
+                    }
+                    self.m.cs[c].merge_base = next;
                 }
             }
             (Call::Protect { c, protected, .. }, out)

@@ -78,6 +78,12 @@ pub enum Call {
         c: usize,
         name: String,
     },
+    /// Merge a container into its parent (`resolve`: the strategy).
+    Merge {
+        c: usize,
+        name: String,
+        resolve: Option<engine::Resolve>,
+    },
     /// Protect a container, or stop protecting it.
     Protect {
         c: usize,
@@ -106,6 +112,10 @@ pub enum Ack {
     Read(Vec<(String, String, i64, String)>),
     /// A reset's LSN.
     Reset(i64),
+    /// A merge: (its LSN, keys written, the branch's merge base after).
+    Merged(Option<i64>, usize, i64),
+    /// A merge refused for conflicts.
+    Conflicts,
     Done,
 }
 
@@ -128,6 +138,8 @@ pub fn cfg_with(limits: engine::limits::Limits) -> Config {
         max_chunk: 8,
         nudge_records: 4,
         max_branch_depth: 3,
+        // Merges past it are refused now and then.
+        max_batch: 12,
         ..Config::default()
     }
 }
@@ -251,6 +263,10 @@ pub fn perform(
         Call::Reset { name, .. } => {
             Ack::Reset(e.reset("native", "t", name, engine::AsOf::Head, false)?.1)
         }
+        Call::Merge { name, resolve, .. } => match e.merge("native", "t", name, *resolve, 5)? {
+            engine::merge::Outcome::Merged(m) => Ack::Merged(m.lsn, m.applied, m.next_base),
+            engine::merge::Outcome::Conflicts { .. } => Ack::Conflicts,
+        },
         Call::Protect {
             name, protected, ..
         } => {

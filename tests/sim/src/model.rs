@@ -51,6 +51,20 @@ pub struct M {
     pub retired: bool,
     /// What a reset made of it.
     pub successor: Option<usize>,
+    /// Its changes up to this LSN are accounted for in its parent (its
+    /// base, then a merge's LSN).
+    pub merge_base: i64,
+}
+
+/// What a merge of a container into its parent must do.
+#[derive(Debug)]
+pub struct MergePlan {
+    /// Into which container.
+    pub into: usize,
+    /// The parent's side of the keys both sides changed, where they differ.
+    pub conflicts: usize,
+    /// The writes to the parent (in key order).
+    pub writes: Vec<Write>,
 }
 
 /// An open import: its container and the versions staged so far.
@@ -187,12 +201,60 @@ impl Model {
             protected: old.protected,
             retired: false,
             successor: None,
+            merge_base: r - 1,
         };
         self.cs.push(next);
         let n = self.cs.len() - 1;
         self.cs[i].retired = true;
         self.cs[i].successor = Some(n);
         Some(n)
+    }
+
+    /// The merge of `i` into its parent, by the rule of `engine::merge`
+    /// written over the model: the keys `i` wrote after its merge base;
+    /// those its parent changed too (written or shown after it) and where
+    /// the two differ are conflicts. None: nothing to merge into.
+    pub fn merge_plan(&self, i: usize, resolve: Option<engine::Resolve>) -> Option<MergePlan> {
+        let c = &self.cs[i];
+        let into = c.base.as_ref()?.parent;
+        if self.cs[into].retired || self.cs[into].deleted {
+            return None;
+        }
+        let m = c.merge_base;
+        let ours: std::collections::BTreeSet<(String, String)> = c
+            .own
+            .iter()
+            .filter(|v| v.until == i64::MAX && v.lsn > m)
+            .map(|v| (v.collection.clone(), v.key.clone()))
+            .collect();
+        let theirs: std::collections::BTreeSet<(String, String)> = self
+            .all(into)
+            .into_iter()
+            .filter(|((_, _, lsn), (_, from, until))| *until == i64::MAX && (*lsn > m || *from > m))
+            .map(|((col, key, _), _)| (col, key))
+            .collect();
+        let (mine, parent) = (self.live(i, i64::MAX), self.live(into, i64::MAX));
+        let mut plan = MergePlan {
+            into,
+            conflicts: 0,
+            writes: vec![],
+        };
+        for k in ours {
+            let (o, t) = (mine.get(&k).map(|x| &x.1), parent.get(&k).map(|x| &x.1));
+            if o == t {
+                continue;
+            }
+            if theirs.contains(&k) {
+                match resolve {
+                    None => plan.conflicts += 1,
+                    Some(engine::Resolve::Theirs) => {}
+                    Some(engine::Resolve::Ours) => plan.writes.push(write_of(k, o)),
+                }
+            } else {
+                plan.writes.push(write_of(k, o));
+            }
+        }
+        Some(plan)
     }
 
     /// The container that answers to `i`'s name now: `i`, or what resets
@@ -220,6 +282,17 @@ impl Model {
             }
         }
         live
+    }
+}
+
+fn write_of((collection, key): (String, String), body: Option<&String>) -> Write {
+    match body {
+        Some(b) => Write::Put {
+            collection,
+            key,
+            body: b.clone(),
+        },
+        None => Write::Delete { collection, key },
     }
 }
 

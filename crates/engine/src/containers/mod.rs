@@ -67,6 +67,10 @@ pub struct Container {
     /// The container it was cloned from, which a reset reads again (None:
     /// made empty, or from before migration 10 and no longer a branch).
     pub parent: Option<i64>,
+    /// The LSN up to which its own changes are accounted for in `parent`:
+    /// the clone's base, a reset's, or its last merge's. A merge considers
+    /// the changes of both sides after it ([`crate::merge`]).
+    pub merge_base: Option<i64>,
     /// The ancestors a branch reads through, parent first (empty: it holds
     /// all its versions itself). See [`crate::chain`].
     pub chain: Vec<Level>,
@@ -91,7 +95,7 @@ pub(crate) fn columns() -> String {
 }
 
 const BASE_COLUMNS: &str =
-    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent";
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent, merge_base";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
     Ok(Container {
@@ -110,7 +114,8 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         expires_at: r.opt_i64(11)?,
         protected: r.bool(12)?,
         parent: r.opt_i64(13)?,
-        chain: chain::parse_chain(r.opt_text(14)?)?,
+        merge_base: r.opt_i64(14)?,
+        chain: chain::parse_chain(r.opt_text(15)?)?,
     })
 }
 
@@ -256,13 +261,27 @@ pub(crate) fn check_unprotected(c: &Container, what: &str) -> Result<()> {
 }
 
 /// The container a clone was made from.
-pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: Option<i64>) -> Result<()> {
+/// Set the container it was cloned from, and the LSN its changes are
+/// counted from for merges into it (the clone's or reset's base).
+pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: i64, base: i64) -> Result<()> {
     exec(
         db,
-        "UPDATE containers SET parent = ?2 WHERE id = ?1",
-        &[id.into(), parent.into()],
+        "UPDATE containers SET parent = ?2, merge_base = ?3 WHERE id = ?1",
+        &[id.into(), parent.into(), base.into()],
     )
 }
+
+/// A merge accounted for the container's changes up to `lsn`.
+pub(crate) fn set_merge_base(db: &dyn Db, id: i64, lsn: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET merge_base = ?2 WHERE id = ?1",
+        &[id.into(), lsn.into()],
+    )
+}
+
+/// The family of containers a reset retired: never routed, never listed.
+pub const HISTORY_FAMILY: &str = "history";
 
 /// A reset retires the container that was: it keeps its id, rows and
 /// levels (reads before the reset, and branches made from it, still read

@@ -311,7 +311,7 @@ fn create_target(
         (false, _) => (snapshot_lsn, lsn::time_of(db, snapshot_lsn)?.unwrap_or(now)),
     };
     containers::set_floor(db, target.id, floor_lsn, floor_at)?;
-    containers::set_parent(db, target.id, Some(source.id))?;
+    containers::set_parent(db, target.id, source.id, snapshot_lsn)?;
     if let Some(ttl) = req.ttl_us {
         containers::set_expiry(db, target.id, Some(now.saturating_add(ttl)), now)?;
     }

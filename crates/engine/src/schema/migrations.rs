@@ -270,4 +270,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE containers SET parent = (SELECT b.ancestor FROM branch_levels b
         WHERE b.container = containers.id AND b.depth = 1 AND b.from_lsn = 0);
     "#,
+    // 11: merges. A container cloned from another remembers the point up
+    // to which its own changes are accounted for in that parent (merge_base):
+    // the clone's base, then a reset's base, then each merge's LSN. Clones
+    // made before read it from their first level.
+    r#"
+    ALTER TABLE containers ADD COLUMN merge_base INTEGER;
+    UPDATE containers SET merge_base = (SELECT b.bound FROM branch_levels b
+        WHERE b.container = containers.id AND b.depth = 1 AND b.from_lsn = 0
+          AND b.until_lsn IS NULL AND b.ancestor = containers.parent);
+    "#,
 ];
