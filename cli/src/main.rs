@@ -133,6 +133,17 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Merge a resource into the one it was cloned from: the keys it wrote
+    /// since its last merge (or its base) are written there at one LSN.
+    /// Keys both changed are conflicts: listed (all of them, as NDJSON on
+    /// stdout) and nothing merged, exit status 3, unless `--strategy`
+    /// resolves them.
+    Merge {
+        resource: String,
+        /// `ours` (this resource's versions win) or `theirs` (the parent's stay).
+        #[arg(long, value_parser = ["ours", "theirs"])]
+        strategy: Option<String>,
+    },
     /// Protect a resource: direct writes, imports and deletes are refused
     /// (423) until it is unprotected.
     Protect { resource: String },
@@ -246,6 +257,54 @@ impl Client {
             bail!("{}: the stream could not be opened", resp.status());
         }
         Ok(Box::new(resp.into_body().into_reader()))
+    }
+}
+
+/// `spinoff merge`: one request; on conflicts, every page of them as
+/// NDJSON on stdout, and exit status 3.
+fn merge(c: &Client, resource: &str, strategy: Option<&str>) -> Result<()> {
+    need_token(c)?;
+    let path = format!("/data/v1/resources/{resource}/merge");
+    let (s, v) = c.call(
+        "POST",
+        &path,
+        Some(json!({ "strategy": strategy, "limit": 1000 }).to_string().into_bytes()),
+    )?;
+    match s {
+        200 => {
+            let into = v["into"]["ref"].as_str().unwrap_or("its parent");
+            match v["lsn"].as_i64() {
+                Some(l) => println!(
+                    "{resource} merged into {into} at LSN {l}: {} keys written, {} conflicts resolved",
+                    v["applied"], v["resolved"]
+                ),
+                None => println!("{resource} has nothing to merge into {into}"),
+            }
+            Ok(())
+        }
+        409 if v["error"] == "merge_conflict" => {
+            let mut n = 0;
+            let mut page = v.clone();
+            loop {
+                for x in page["conflicts"].as_array().into_iter().flatten() {
+                    println!("{x}");
+                    n += 1;
+                }
+                let next = &page["next"];
+                let (Some(col), Some(key)) = (next["collection"].as_str(), next["key"].as_str()) else {
+                    break;
+                };
+                let q = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("after_collection", col)
+                    .append_pair("after_key", key)
+                    .append_pair("limit", "1000")
+                    .finish();
+                page = c.ok("GET", &format!("{path}/conflicts?{q}"), None)?;
+            }
+            eprintln!("{n} conflicts; nothing was merged. Merge with --strategy ours or --strategy theirs to resolve them");
+            std::process::exit(3)
+        }
+        _ => Err(anyhow!("{s}: {}", message(&v))),
     }
 }
 
@@ -724,6 +783,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{resource} reset at LSN {}", r["reset_lsn"]);
             Ok(())
         }
+        Command::Merge { resource, strategy } => merge(&c, &resource, strategy.as_deref()),
         Command::Protect { resource } => protect(&c, &resource, true),
         Command::Unprotect { resource } => protect(&c, &resource, false),
         Command::Verify { resource, json } => {

@@ -24,7 +24,7 @@ struct Query {
     against: Option<String>,
 }
 
-fn body(b: &Option<String>) -> Result<Value, engine::Error> {
+pub(crate) fn body(b: &Option<String>) -> Result<Value, engine::Error> {
     match b {
         None => Ok(Value::Null),
         Some(t) => serde_json::from_str(t)

@@ -4,6 +4,7 @@
 //!
 //! - `resources.rs`: resources, records, export, snapshots;
 //! - `diff.rs`: a resource against its parent, another resource or its past (NDJSON);
+//! - `merge.rs`: a branch merged into its parent, conflicts listed or resolved;
 //! - `imports.rs`: imports, in one request or an import session (staged);
 //! - `operations.rs`: clones and operations, the SSE event stream;
 //! - `shapes.rs`: JSON shapes of resources and operations;
@@ -11,6 +12,7 @@
 
 mod diff;
 mod imports;
+mod merge;
 mod operations;
 mod resources;
 mod shapes;
@@ -97,6 +99,10 @@ static ROUTER: Router = Router {
             imports::abandon(&ctx(r)?, s[0], s[1])
         }),
         ("GET", "resources/*/diff", |r, s| diff::diff(ctx(r)?, r, s[0])),
+        ("POST", "resources/*/merge", |r, s| merge::merge(&ctx(r)?, r, s[0])),
+        ("GET", "resources/*/merge/conflicts", |r, s| {
+            merge::conflicts(&ctx(r)?, r, s[0])
+        }),
         ("POST", "resources/*/reset", |r, s| {
             resources::reset(&ctx(r)?, r, s[0])
         }),

@@ -1,0 +1,123 @@
+//! `POST /resources/{ref}/merge` `{"strategy"?: "ours" | "theirs",
+//! "limit"?: n}`: a branch's changes since its merge base applied onto the
+//! resource it was cloned from, at one LSN. Keys both sides changed are
+//! conflicts: 409 with the first `limit` of them (and `next` when there
+//! are more, for `GET /resources/{ref}/merge/conflicts?after=`), unless
+//! the strategy resolves them.
+
+use engine::merge::{Outcome, Resolve};
+use engine::diff::Entry;
+use serde_json::{json, Value};
+use spin_adapter::http::{within, Reply, Req};
+
+use crate::diff::body;
+use crate::resources::find;
+use crate::shapes;
+use crate::Ctx;
+
+type R = Result<Reply, Reply>;
+
+fn invalid(m: &str) -> Reply {
+    Reply::problem(422, "invalid_input", m)
+}
+
+fn entries(list: &[Entry]) -> Result<Vec<Value>, Reply> {
+    list.iter()
+        .map(|x| {
+            Ok(json!({
+                "collection": x.collection,
+                "key": x.key,
+                "ours": body(&x.ours).map_err(|e| Reply::error(&e))?,
+                "theirs": body(&x.theirs).map_err(|e| Reply::error(&e))?,
+            }))
+        })
+        .collect()
+}
+
+fn next(n: &Option<(String, String)>) -> Value {
+    match n {
+        Some((c, k)) => json!({"collection": c, "key": k}),
+        None => Value::Null,
+    }
+}
+
+pub fn merge(ctx: &Ctx, req: &Req, r: &str) -> R {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        strategy: Option<String>,
+        limit: Option<i64>,
+    }
+    let b: Body = spin_adapter::body::parse(&req.body, true)
+        .map_err(|m| Reply::problem(400, "invalid_json", &m))?;
+    let resolve = match b.strategy.as_deref() {
+        None => None,
+        Some(s) => Some(Resolve::parse(s).map_err(|e| invalid(&e.message))?),
+    };
+    let limit = within("limit", b.limit.unwrap_or(100), 1, 1000).map_err(|m| invalid(&m))?;
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    match e
+        .merge(&c.family, &c.tenant, &c.name, resolve, limit)
+        .map_err(|er| Reply::error(&er))?
+    {
+        Outcome::Merged(m) => {
+            let cols = e.collections(&m.into).map_err(|er| Reply::error(&er))?;
+            Ok(Reply::json(
+                200,
+                &json!({
+                    "ref": c.reference(),
+                    "into": shapes::resource(&m.into, &cols),
+                    "lsn": m.lsn,
+                    "applied": m.applied,
+                    "resolved": m.resolved,
+                    "merge_base": m.next_base,
+                }),
+            ))
+        }
+        Outcome::Conflicts { entries: list, next: n, into } => Ok(Reply::json(
+            409,
+            &json!({
+                "error": "merge_conflict",
+                "message": format!(
+                    "{} and {} both changed {} key(s) since the merge base; nothing was merged. Resolve them with \"strategy\": \"ours\" (this resource's versions win) or \"theirs\" (the parent's stay)",
+                    c.reference(),
+                    into.reference(),
+                    if n.is_some() { format!("more than {}", list.len()) } else { list.len().to_string() }
+                ),
+                "into": into.reference(),
+                "conflicts": entries(&list)?,
+                "next": next(&n),
+            }),
+        )),
+    }
+}
+
+/// `GET /resources/{ref}/merge/conflicts?after_collection=&after_key=&limit=`:
+/// a page of a merge's conflicts (up to `limit` keys the branch wrote
+/// examined: a page may hold fewer conflicts and still not be the last).
+pub fn conflicts(ctx: &Ctx, req: &Req, r: &str) -> R {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        after_collection: Option<String>,
+        after_key: Option<String>,
+        limit: Option<i64>,
+    }
+    let q: Query = req.query_as().map_err(|m| invalid(&m))?;
+    let limit = within("limit", q.limit.unwrap_or(100), 1, 1000).map_err(|m| invalid(&m))?;
+    let after = match (&q.after_collection, &q.after_key) {
+        (Some(c), Some(k)) => Some((c.as_str(), k.as_str())),
+        (None, None) => None,
+        _ => return Err(invalid("after_collection and after_key go together")),
+    };
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    let page = e
+        .merge_conflicts(&c, after, limit)
+        .map_err(|er| Reply::error(&er))?;
+    Ok(Reply::json(
+        200,
+        &json!({"conflicts": entries(&page.entries)?, "next": next(&page.next)}),
+    ))
+}
