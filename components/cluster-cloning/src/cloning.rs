@@ -139,6 +139,7 @@ pub fn start(ctx: &Ctx, req: &Req, cluster: &str) -> Result<Reply, Reply> {
             mode: spin_adapter::vars::clone_mode(),
             hydrate: false,
             ttl_us: None,
+            mask: None,
         })
         .map_err(|er| match er.kind {
             engine::ErrorKind::Conflict { .. } => fail(

@@ -38,10 +38,10 @@ pub fn diff(ctx: Ctx, req: &Req, r: &str) -> R {
     let (ours, theirs, label) = {
         let e = ctx.engine()?;
         let c = find(&e, &ctx.tenant, r)?;
-        let ours = Side {
-            at: e.resolve(&c, as_of(req)?).map_err(|er| Reply::error(&er))?,
-            container: c.clone(),
-        };
+        let ours = Side::new(
+            c.clone(),
+            e.resolve(&c, as_of(req)?).map_err(|er| Reply::error(&er))?,
+        );
         let (theirs, label) = match q.against.as_deref() {
             None | Some("") => match e.diff_parent(&c).map_err(|er| Reply::error(&er))? {
                 Some(p) => {
@@ -57,13 +57,7 @@ pub fn diff(ctx: Ctx, req: &Req, r: &str) -> R {
             },
             Some(a) if a.contains(':') && !a.starts_with(|ch: char| ch.is_ascii_digit()) => {
                 let other = find(&e, &ctx.tenant, a)?;
-                (
-                    Side {
-                        container: other,
-                        at: i64::MAX,
-                    },
-                    json!(a),
-                )
+                (Side::new(other, i64::MAX).seen_by(&c), json!(a))
             }
             Some(a) => {
                 let point = if a.bytes().all(|b| b.is_ascii_digit()) {
@@ -74,7 +68,7 @@ pub fn diff(ctx: Ctx, req: &Req, r: &str) -> R {
                     })?)
                 };
                 let at = e.resolve(&c, point).map_err(|er| Reply::error(&er))?;
-                (Side { container: c.clone(), at }, json!({"ref": c.reference(), "lsn": at}))
+                (Side::new(c.clone(), at), json!({"ref": c.reference(), "lsn": at}))
             }
         };
         (ours, theirs, label)

@@ -1,5 +1,6 @@
 //! `POST /resources/{ref}/merge` `{"strategy"?: "ours" | "theirs",
-//! "limit"?: n}`: a branch's changes since its merge base applied onto the
+//! "limit"?: n, "paths"?: [json-pointer]}` (`paths`: what of a masked
+//! branch may flow back): a branch's changes since its merge base applied onto the
 //! resource it was cloned from, at one LSN. Keys both sides changed are
 //! conflicts: 409 with the first `limit` of them (and `next` when there
 //! are more, for `GET /resources/{ref}/merge/conflicts?after=`), unless
@@ -47,6 +48,7 @@ pub fn merge(ctx: &Ctx, req: &Req, r: &str) -> R {
     struct Body {
         strategy: Option<String>,
         limit: Option<i64>,
+        paths: Option<Vec<String>>,
     }
     let b: Body = spin_adapter::body::parse(&req.body, true)
         .map_err(|m| Reply::problem(400, "invalid_json", &m))?;
@@ -58,7 +60,7 @@ pub fn merge(ctx: &Ctx, req: &Req, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     match e
-        .merge(&c.family, &c.tenant, &c.name, resolve, limit)
+        .merge(&c.family, &c.tenant, &c.name, resolve, b.paths.as_deref(), limit)
         .map_err(|er| Reply::error(&er))?
     {
         Outcome::Merged(m) => {
@@ -103,6 +105,8 @@ pub fn conflicts(ctx: &Ctx, req: &Req, r: &str) -> R {
         after_collection: Option<String>,
         after_key: Option<String>,
         limit: Option<i64>,
+        /// A masked branch's `paths`, comma-separated.
+        paths: Option<String>,
     }
     let q: Query = req.query_as().map_err(|m| invalid(&m))?;
     let limit = within("limit", q.limit.unwrap_or(100), 1, 1000).map_err(|m| invalid(&m))?;
@@ -113,8 +117,12 @@ pub fn conflicts(ctx: &Ctx, req: &Req, r: &str) -> R {
     };
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
+    let paths: Option<Vec<String>> = q
+        .paths
+        .as_deref()
+        .map(|p| p.split(',').map(str::to_string).collect());
     let page = e
-        .merge_conflicts(&c, after, limit)
+        .merge_conflicts(&c, paths.as_deref(), after, limit)
         .map_err(|er| Reply::error(&er))?;
     Ok(Reply::json(
         200,

@@ -44,6 +44,9 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
         /// The worker deletes the clone this long after it is made.
         #[serde(default)]
         ttl_seconds: Option<i64>,
+        /// A masked clone: `{collection | "*": {json-pointer: transform}}`.
+        #[serde(default)]
+        mask: Option<Value>,
     }
     let b: Body = req.json()?;
     let mode = match b.mode.as_deref() {
@@ -147,6 +150,7 @@ pub fn clone(ctx: &Ctx, req: &Req, r: &str) -> R {
             mode,
             hydrate,
             ttl_us,
+            mask: b.mask,
         })
         .map_err(err)?;
     let mut reply = Reply::json(202, &shapes::operation(&op))

@@ -48,6 +48,7 @@ pub fn clone(ctx: &Ctx, req: &Req, id: &str) -> Result<Reply, Reply> {
         mode: spin_adapter::vars::clone_mode(),
         hydrate: false,
         ttl_us: None,
+        mask: None,
     });
     let op = match started {
         Ok((op, _)) => op,

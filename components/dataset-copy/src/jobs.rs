@@ -63,6 +63,7 @@ pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
             mode: spin_adapter::vars::clone_mode(),
             hydrate: false,
             ttl_us: None,
+            mask: None,
         })
         .map_err(|er| match er.kind {
             engine::ErrorKind::AlreadyExists => fail(409, "Conflict", &format!("dataset {target:?} already exists; a copy creates a new dataset")),

@@ -159,6 +159,7 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
         mode,
         hydrate: false,
         ttl_us: None,
+        mask: None,
     });
     let op = match started {
         Ok((op, _)) => op,

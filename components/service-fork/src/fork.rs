@@ -93,6 +93,7 @@ pub fn fork(ctx: &Ctx, req: &Req, p: &str, id: &str) -> Result<Reply, Reply> {
             mode: spin_adapter::vars::clone_mode(),
             hydrate: false,
             ttl_us: None,
+            mask: None,
         })
         .map_err(|er| match &er.kind {
             ErrorKind::OutsideRetention { from, to } => bad(&format!(

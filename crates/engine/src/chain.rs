@@ -34,9 +34,10 @@
 //! the database) and collection filters as quoted literals.
 
 //!
-//! Uses: `error`. Nothing of the engine with I/O.
+//! Uses: `mask`, `error`. Nothing of the engine with I/O.
 
 use crate::error::{Error, Result};
+use crate::mask::{Mask, Masks};
 
 /// One ancestor a branch reads through (a row of `branch_levels`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,9 @@ pub struct Level {
     /// The level shows only to reads before this LSN (a reset's old state);
     /// `i64::MAX` for most. Hydration never drops such a level.
     pub until: i64,
+    /// What a read through this level shows of its rows: every mask of a
+    /// masked branch between the reader and the ancestor ([`crate::mask`]).
+    pub mask: Masks,
 }
 
 impl Level {
@@ -87,6 +91,8 @@ pub(crate) struct Arm {
     /// its rows keeps it as their `visible_from`, so a copy changes no read
     /// before it.
     pub from: i64,
+    /// The level's masks: its rows are shown (and copied) through them.
+    pub mask: Masks,
 }
 
 fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> {
@@ -98,7 +104,8 @@ fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> 
 }
 
 /// The levels of a new branch of `source` (whose own levels are `chain`)
-/// at `base`, with or without history, filtered to `filter`.
+/// at `base`, with or without history, filtered to `filter`, masked by
+/// `mask` (on top of the masks the source's levels already apply).
 ///
 /// A read of the branch as of `t` reads the source as of `min(t, base)`,
 /// so a source level's window (`since`, `until`) becomes: shown from
@@ -111,6 +118,7 @@ pub(crate) fn derive_levels(
     base: i64,
     history: bool,
     filter: Option<&[String]>,
+    mask: Option<&Mask>,
 ) -> Vec<Level> {
     let mut out = vec![Level {
         depth: 1,
@@ -121,6 +129,7 @@ pub(crate) fn derive_levels(
         from: 0,
         since: 0,
         until: i64::MAX,
+        mask: Masks::default().then(mask),
     }];
     for l in chain {
         out.push(Level {
@@ -142,6 +151,7 @@ pub(crate) fn derive_levels(
             } else {
                 l.until
             },
+            mask: l.mask.then(mask),
         });
     }
     out
@@ -173,6 +183,7 @@ fn level_arms(levels: &[Level], offset: usize, at: i64) -> Vec<Arm> {
                 (cut_lsn, first + offset)
             }),
             from: l.from.max(l.since),
+            mask: l.mask.clone(),
         })
         .collect()
 }
@@ -186,6 +197,7 @@ pub(crate) fn read_arms(container: i64, chain: &[Level], at: i64) -> Vec<Arm> {
         collections: None,
         cut: None,
         from: 0,
+        mask: Masks::default(),
     }];
     arms.extend(level_arms(chain, 1, at));
     arms
@@ -284,8 +296,8 @@ pub(crate) fn containers_in(arms: &[Arm]) -> String {
 }
 
 /// A level as the chain column holds it: `[depth, ancestor, bound,
-/// collections, cut_depth, from_lsn, since_lsn, until_lsn]` (`until_lsn`
-/// null: no upper edge).
+/// collections, cut_depth, from_lsn, since_lsn, until_lsn, mask]`
+/// (`until_lsn` null: no upper edge; `mask` null: none).
 type StoredLevel = (
     i64,
     i64,
@@ -295,6 +307,7 @@ type StoredLevel = (
     i64,
     i64,
     Option<i64>,
+    Option<serde_json::Value>,
 );
 
 /// Parse the chain column of a container row (a JSON array of
@@ -308,18 +321,21 @@ pub(crate) fn parse_chain(text: Option<String>) -> Result<Vec<Level>> {
     let mut levels: Vec<Level> = rows
         .into_iter()
         .map(
-            |(depth, ancestor, bound, collections, cut_depth, from, since, until)| Level {
-                depth,
-                ancestor,
-                bound,
-                collections,
-                cut_depth,
-                from,
-                since,
-                until: until.unwrap_or(i64::MAX),
+            |(depth, ancestor, bound, collections, cut_depth, from, since, until, mask)| {
+                Ok(Level {
+                    depth,
+                    ancestor,
+                    bound,
+                    collections,
+                    cut_depth,
+                    from,
+                    since,
+                    until: until.unwrap_or(i64::MAX),
+                    mask: Masks::from_json(mask)?,
+                })
             },
         )
-        .collect();
+        .collect::<Result<_>>()?;
     levels.sort_by_key(|l| l.depth);
     Ok(levels)
 }
@@ -338,6 +354,7 @@ pub(crate) fn with_staging(chain: &[Level], stage: i64, at: i64) -> Vec<Level> {
         from: at,
         since: 0,
         until: i64::MAX,
+        mask: Masks::default(),
     }];
     levels.extend(chain.iter().map(|l| Level {
         depth: l.depth + 1,
@@ -365,7 +382,8 @@ pub(crate) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String
 /// A reset's chain, at LSN `r`: the parent `source` (whose levels are
 /// `chain`) as of `base`, shown to reads from `r` on; then, for reads
 /// before `r`, what the container read until then: itself (`old`, whose
-/// levels are `old_chain`) up to `r`, and its levels.
+/// levels are `old_chain`) up to `r`, and its levels. A masked
+/// container's `mask` applies to the parent again.
 pub(crate) fn for_reset(
     source: i64,
     chain: &[Level],
@@ -373,8 +391,9 @@ pub(crate) fn for_reset(
     r: i64,
     old: i64,
     old_chain: &[Level],
+    mask: Option<&Mask>,
 ) -> Vec<Level> {
-    let mut out: Vec<Level> = derive_levels(source, chain, base, true, None)
+    let mut out: Vec<Level> = derive_levels(source, chain, base, true, None, mask)
         .into_iter()
         .map(|l| Level {
             since: l.since.max(r),
@@ -386,7 +405,7 @@ pub(crate) fn for_reset(
         .filter(|l| l.until > r)
         .collect();
     let n = out.len() as i64;
-    for l in derive_levels(old, old_chain, r, true, None) {
+    for l in derive_levels(old, old_chain, r, true, None, None) {
         if l.since >= r {
             continue;
         }

@@ -21,12 +21,53 @@ use crate::db::{query, read, Db};
 use crate::error::{Error, Result};
 use crate::handle::Engine;
 use crate::lookup;
+use crate::mask::{Mask, Masks};
 
-/// One side of a diff: a container read as of an LSN (`i64::MAX`: the head).
+/// One side of a diff: a container read as of an LSN (`i64::MAX`: the head),
+/// its bodies shown through `mask` on top of its own reads' masks.
 #[derive(Debug, Clone)]
 pub struct Side {
     pub container: Container,
     pub at: i64,
+    pub mask: Masks,
+}
+
+impl Side {
+    /// A container as of `at`, unmasked beyond its own reads.
+    pub fn new(container: Container, at: i64) -> Side {
+        Side {
+            container,
+            at,
+            mask: Masks::default(),
+        }
+    }
+
+    /// The other side as `ours` may see it: through the masks of the level
+    /// by which ours reads it; else, when ours is masked or reads through
+    /// masked levels, through all of those masks (a masked branch shows
+    /// nothing unmasked, not even another resource's values).
+    pub fn seen_by(mut self, ours: &Container) -> Side {
+        if ours.id == self.container.id {
+            return self;
+        }
+        let via = ours
+            .chain
+            .iter()
+            .find(|l| l.is_current() && l.ancestor == self.container.id)
+            .map(|l| l.mask.clone());
+        self.mask = via.unwrap_or_else(|| {
+            let mut all: Vec<Mask> = ours.mask.iter().cloned().collect();
+            for l in &ours.chain {
+                for m in &l.mask.0 {
+                    if !all.iter().any(|x| x.salt == m.salt) {
+                        all.push(m.clone());
+                    }
+                }
+            }
+            Masks(all)
+        });
+        self
+    }
 }
 
 /// What happened to a key, from the other side to ours.
@@ -224,10 +265,18 @@ pub(crate) fn touched(
 /// The live body of a key on one side (None: absent or deleted).
 pub(crate) fn live(db: &dyn Db, side: &Side, collection: &str, key: &str) -> Result<Option<String>> {
     let arms = side.container.arms(side.at);
-    match lookup::latest(db, &arms, collection, key, "r.deleted, r.body")? {
-        Some(r) if !r.bool(0)? => Ok(Some(r.opt_text(1)?.ok_or_else(|| {
-            Error::corrupt(format!("live version of {collection}/{key} without a body"))
-        })?)),
+    match lookup::latest(db, &arms, collection, key, "r.deleted, r.body, r.container")? {
+        Some(r) if !r.bool(0)? => {
+            let body = r.opt_text(1)?.ok_or_else(|| {
+                Error::corrupt(format!("live version of {collection}/{key} without a body"))
+            })?;
+            let from = r.i64(2)?;
+            let body = match arms.iter().find(|a| a.container == from) {
+                Some(a) => a.mask.apply(collection, &body)?,
+                None => body,
+            };
+            Ok(Some(side.mask.apply(collection, &body)?))
+        }
         _ => Ok(None),
     }
 }
@@ -313,10 +362,7 @@ impl Engine<'_> {
         let parent = containers::by_id(self.db, parent)?.ok_or_else(|| {
             Error::not_found(format!("the parent of {} was deleted", c.reference()))
         })?;
-        Ok(Some(Side {
-            container: parent,
-            at: i64::MAX,
-        }))
+        Ok(Some(Side::new(parent, i64::MAX).seen_by(c)))
     }
 }
 

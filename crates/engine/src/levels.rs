@@ -9,12 +9,14 @@
 use crate::chain::{self, arm_rows, containers_in, newest, read_arms, Level};
 use crate::db::{exec, one, query, Db};
 use crate::error::Result;
+use crate::mask::Mask;
 use crate::stats::{self, Deltas};
 
 /// The SQL expression reading a container's chain (outer table `containers`).
 pub(crate) const CHAIN_COLUMN: &str =
     "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
-     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn, b.since_lsn, b.until_lsn)) END \
+     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn, b.since_lsn, b.until_lsn, \
+     json(b.mask))) END \
      FROM branch_levels b WHERE b.container = containers.id)";
 
 /// A container's levels, as its row's chain column reads them.
@@ -36,7 +38,7 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
         exec(
             db,
             "INSERT INTO branch_levels (container, depth, ancestor, bound, collections, cut_depth, from_lsn, \
-               since_lsn, until_lsn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+               since_lsn, until_lsn, mask) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             &[
                 container.into(),
                 l.depth.into(),
@@ -50,6 +52,7 @@ fn insert(db: &dyn Db, container: i64, levels: &[Level]) -> Result<()> {
                 l.from.into(),
                 l.since.into(),
                 (l.until != i64::MAX).then_some(l.until).into(),
+                l.mask.to_column().into(),
             ],
         )?;
     }
@@ -207,7 +210,8 @@ pub(crate) fn clear(db: &dyn Db, container: i64) -> Result<()> {
 /// Make `target` a branch of `source` (whose levels are `chain`) at
 /// `base`: its levels, and its statistics as of the base. Returns those
 /// statistics. The one place a branch is made (a clone's branch and an
-/// import's staging branch alike).
+/// import's staging branch alike). A masked branch's levels carry `mask`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn create_branch(
     db: &dyn Db,
     target: i64,
@@ -216,11 +220,12 @@ pub(crate) fn create_branch(
     base: i64,
     history: bool,
     filter: Option<&[String]>,
+    mask: Option<&Mask>,
 ) -> Result<Deltas> {
     insert(
         db,
         target,
-        &chain::derive_levels(source, chain, base, history, filter),
+        &chain::derive_levels(source, chain, base, history, filter, mask),
     )?;
     let stats = stats_at_base(db, source, chain, base, history, filter)?;
     stats::apply(db, target, &stats)?;
@@ -280,8 +285,9 @@ pub(crate) fn create_reset(
     r: i64,
     old: i64,
     old_chain: &[Level],
+    mask: Option<&Mask>,
 ) -> Result<Deltas> {
-    insert(db, target, &chain::for_reset(source, chain, base, r, old, old_chain))?;
+    insert(db, target, &chain::for_reset(source, chain, base, r, old, old_chain, mask))?;
     let stats = stats_at_base(db, source, chain, base, true, None)?;
     stats::apply(db, target, &stats)?;
     Ok(stats)

@@ -31,6 +31,7 @@
 //!   [`lsn`]: the global LSN clock and time → LSN; [`schema`]: tables,
 //!   indexes and idempotent migrations; [`util`]: validation, ids, times;
 //!   [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;
+//! - [`mask`]: what a masked branch shows of its ancestors' records (pure);
 //! - [`db`]: the seam (`Db`, `Env`, values and rows, transactions);
 //! - [`error`]: the one error type, every kind documented.
 //!
@@ -49,6 +50,7 @@ pub mod levels;
 pub mod limits;
 pub mod lookup;
 pub mod lsn;
+pub mod mask;
 pub mod merge;
 #[cfg(feature = "native")]
 pub mod native;

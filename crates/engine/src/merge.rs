@@ -19,7 +19,9 @@
 //! branch wrote, not the size of the data. Everything is one transaction:
 //! the parent shows all of the merge, at one LSN, or none of it; the
 //! branch's merge base moves to that LSN, so a later merge starts there.
-//! A protected parent accepts merges. A merge larger than `max_batch` keys
+//! A protected parent accepts merges. A masked branch merges only the
+//! JSON pointers the request names (`paths`), set into the parent's bodies:
+//! the rest of a record is the parent's, never a masked value. A merge larger than `max_batch` keys
 //! is refused with `TooLarge` (see ARCHITECTURE.md, "Merges").
 //!
 //! Uses: `diff` (sides, candidates, live bodies), `records` (`write_in`),
@@ -88,8 +90,9 @@ pub enum Outcome {
 }
 
 /// The branch and its parent as the two sides of a merge, and the merge
-/// base. Refuses what cannot be merged.
-fn sides(db: &dyn Db, branch: &Container) -> Result<(Side, Side, i64)> {
+/// base. Refuses what cannot be merged: a masked branch (whose values the
+/// parent must not take) unless `paths` names what may flow back.
+fn sides(db: &dyn Db, branch: &Container, paths: Option<&[String]>) -> Result<(Side, Side, i64)> {
     if branch.state != ContainerState::Ready {
         return Err(Error::state(
             branch.state.as_str(),
@@ -128,14 +131,24 @@ fn sides(db: &dyn Db, branch: &Container) -> Result<(Side, Side, i64)> {
             format!("{} is {} and takes no merge", parent.reference(), parent.state.as_str()),
         ));
     }
-    let ours = Side {
-        container: branch.clone(),
-        at: i64::MAX,
-    };
-    let theirs = Side {
-        container: parent,
-        at: i64::MAX,
-    };
+    let ours = Side::new(branch.clone(), i64::MAX);
+    let theirs = Side::new(parent, i64::MAX).seen_by(branch);
+    match paths {
+        None if !theirs.mask.is_empty() => {
+            return Err(Error::invalid(format!(
+                "{} is a masked branch: merging it would write masked values into {}; name the JSON pointers that may flow back in \"paths\"",
+                branch.reference(),
+                theirs.container.reference()
+            )))
+        }
+        Some([]) => return Err(Error::invalid("paths names no JSON pointer")),
+        Some(ps) => {
+            for p in ps {
+                crate::mask::check_pointer(p)?;
+            }
+        }
+        None => {}
+    }
     let base = match branch.merge_base {
         Some(b) => b,
         None => match diff::basis(&ours, &theirs) {
@@ -151,6 +164,42 @@ fn sides(db: &dyn Db, branch: &Container) -> Result<(Side, Side, i64)> {
     Ok((ours, theirs, base))
 }
 
+/// What of the branch's body a merge writes: all of it, or (from a masked
+/// branch) only the named JSON pointers, set into the parent's body.
+fn merged_body(
+    ours: Option<String>,
+    theirs_raw: &Option<String>,
+    paths: Option<&[String]>,
+) -> Result<Option<String>> {
+    let (Some(paths), Some(o)) = (paths, &ours) else {
+        return Ok(ours);
+    };
+    let parse = |b: &str| -> Result<serde_json::Value> {
+        serde_json::from_str(b).map_err(|e| Error::corrupt(format!("a stored body is not JSON: {e}")))
+    };
+    let o = parse(o)?;
+    let mut out = match theirs_raw {
+        Some(t) => parse(t)?,
+        None => serde_json::json!({}),
+    };
+    for p in paths {
+        let (parent, last) = p.rsplit_once('/').unwrap_or(("", p));
+        let name = last.replace("~1", "/").replace("~0", "~");
+        let Some(serde_json::Value::Object(at)) = out.pointer_mut(parent) else {
+            continue;
+        };
+        match o.pointer(p) {
+            Some(v) => {
+                at.insert(name, v.clone());
+            }
+            None => {
+                at.remove(&name);
+            }
+        }
+    }
+    Ok(Some(out.to_string()))
+}
+
 /// One key the branch wrote after the base, as both sides show it.
 struct Key {
     entry: Entry,
@@ -161,11 +210,16 @@ struct Key {
 /// The keys the branch wrote after `base`, after `cursor`: up to `limit`
 /// of them examined, those that differ from the parent returned; and where
 /// the next page starts (None: the last).
+///
+/// `ours` of each is what the merge writes (the branch's body, or under
+/// `paths` the parent's with those pointers from the branch's); `theirs`
+/// the parent's body as the branch may see it (masked for a masked branch).
 fn page(
     db: &dyn Db,
     ours: &Side,
     theirs: &Side,
     base: i64,
+    paths: Option<&[String]>,
     cursor: (&str, &str),
     limit: i64,
 ) -> Result<(Vec<Key>, Option<(String, String)>)> {
@@ -173,11 +227,16 @@ fn page(
     let keys = diff::candidates(db, ours, basis, Touch::Written, cursor, limit)?;
     let next = (keys.len() as i64 == limit).then(|| keys.last().cloned()).flatten();
     let changed = diff::touched(db, theirs, basis, &keys)?;
+    let raw = Side::new(theirs.container.clone(), theirs.at);
     let mut out = Vec::new();
     for (collection, key) in keys {
-        let o = diff::live(db, ours, &collection, &key)?;
+        let t_raw = diff::live(db, &raw, &collection, &key)?;
+        let o = merged_body(diff::live(db, ours, &collection, &key)?, &t_raw, paths)?;
+        if o == t_raw {
+            continue;
+        }
         let t = diff::live(db, theirs, &collection, &key)?;
-        let change = match (&o, &t) {
+        let change = match (&o, &t_raw) {
             (Some(x), Some(y)) if x == y => continue,
             (None, None) => continue,
             (Some(_), Some(_)) => Change::Changed,
@@ -209,6 +268,7 @@ impl Engine<'_> {
         tenant: &str,
         name: &str,
         resolve: Option<Resolve>,
+        paths: Option<&[String]>,
         limit: i64,
     ) -> Result<Outcome> {
         let now = self.env.now_us();
@@ -217,7 +277,7 @@ impl Engine<'_> {
         let limit = limit.clamp(1, self.config.max_page) as usize;
         transaction(self.db, |db| {
             let branch = containers::find(db, family, tenant, name)?;
-            let (ours, theirs, base) = sides(db, &branch)?;
+            let (ours, theirs, base) = sides(db, &branch, paths)?;
             imports::check_no_open_import(db, &branch)?;
             imports::check_no_open_import(db, &theirs.container)?;
             let mut writes = Vec::new();
@@ -231,6 +291,7 @@ impl Engine<'_> {
                     &ours,
                     &theirs,
                     base,
+                    paths,
                     (&cursor.0, &cursor.1),
                     lookup::ROWS as i64,
                 )?;
@@ -315,14 +376,15 @@ impl Engine<'_> {
     pub fn merge_conflicts(
         &self,
         branch: &Container,
+        paths: Option<&[String]>,
         cursor: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<diff::Page> {
         let limit = limit.clamp(1, self.config.max_page);
         read(self.db, |db| {
             let branch = containers::find(db, &branch.family, &branch.tenant, &branch.name)?;
-            let (ours, theirs, base) = sides(db, &branch)?;
-            let (keys, next) = page(db, &ours, &theirs, base, cursor.unwrap_or(("", "")), limit)?;
+            let (ours, theirs, base) = sides(db, &branch, paths)?;
+            let (keys, next) = page(db, &ours, &theirs, base, paths, cursor.unwrap_or(("", "")), limit)?;
             Ok(diff::Page {
                 entries: keys
                     .into_iter()

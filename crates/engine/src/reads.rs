@@ -5,6 +5,7 @@
 //!
 //! Uses: `lookup`, `containers`, `lsn`, `db`, `error`, `util`.
 
+use crate::chain::Arm;
 use crate::containers::Container;
 use crate::db::{query, read, Db, Row, Value};
 use crate::error::{Error, ErrorKind, Result};
@@ -36,19 +37,29 @@ pub struct Version {
     pub committed_at: Option<i64>,
 }
 
-fn version_from(r: &Row) -> Result<Version> {
+/// A version as read through `arms`: its body as the masks of the arm it
+/// came from show it (the row's container names the arm).
+fn version_from(r: &Row, arms: &[Arm]) -> Result<Version> {
+    let container = r.i64(6)?;
+    let collection = r.text(0)?;
+    let mask = arms.iter().find(|a| a.container == container).map(|a| &a.mask);
+    let body = match (r.opt_text(4)?, mask) {
+        (Some(b), Some(m)) => Some(m.apply(&collection, &b)?),
+        (b, _) => b,
+    };
     Ok(Version {
-        collection: r.text(0)?,
+        collection,
         key: r.text(1)?,
         lsn: r.i64(2)?,
         deleted: r.bool(3)?,
-        body: r.opt_text(4)?,
+        body,
         committed_at: r.opt_i64(5)?,
     })
 }
 
+/// What [`version_from`] reads (the container last).
 const VERSION_COLUMNS: &str =
-    "r.collection, r.key, r.lsn, r.deleted, r.body, (SELECT committed_at FROM lsns WHERE lsns.lsn = r.lsn)";
+    "r.collection, r.key, r.lsn, r.deleted, r.body, (SELECT committed_at FROM lsns WHERE lsns.lsn = r.lsn), r.container";
 
 impl Engine<'_> {
     /// Turn an [`AsOf`] into an LSN for `c`, checking the retained window.
@@ -90,8 +101,9 @@ impl Engine<'_> {
     /// The live version of a record as of a point, or `NotFound`.
     pub fn get(&self, c: &Container, collection: &str, key: &str, as_of: AsOf) -> Result<Version> {
         let at = self.resolve(c, as_of)?;
-        let v = lookup::latest(self.db, &c.arms(at), collection, key, VERSION_COLUMNS)?
-            .map(|r| version_from(&r))
+        let arms = c.arms(at);
+        let v = lookup::latest(self.db, &arms, collection, key, VERSION_COLUMNS)?
+            .map(|r| version_from(&r, &arms))
             .transpose()?;
         match v {
             Some(v) if !v.deleted => Ok(v),
@@ -112,9 +124,10 @@ impl Engine<'_> {
         limit: i64,
     ) -> Result<Vec<Version>> {
         let limit = limit.clamp(1, self.config.max_page);
+        let arms = c.arms(i64::MAX);
         lookup::history(
             self.db,
-            &c.arms(i64::MAX),
+            &arms,
             collection,
             key,
             before.unwrap_or(i64::MAX),
@@ -122,7 +135,7 @@ impl Engine<'_> {
             VERSION_COLUMNS,
         )?
         .iter()
-        .map(version_from)
+        .map(|r| version_from(r, &arms))
         .collect()
     }
 
@@ -146,7 +159,7 @@ impl Engine<'_> {
                 limit,
             );
         }
-        list_in(self.db, c.id, collection, after.unwrap_or(""), at, limit)
+        list_in(self.db, &c.arms(at)[0], collection, after.unwrap_or(""), at, limit)
     }
 
     /// One page of a whole container's live records as of an LSN (from
@@ -164,15 +177,17 @@ impl Engine<'_> {
         if !c.chain.is_empty() {
             return self.branch_page(c, at, (ac, ak), None, limit);
         }
-        read(self.db, |db| export_in(db, c.id, at, (ac, ak), limit))
+        read(self.db, |db| export_in(db, &c.arms(at)[0], at, (ac, ak), limit))
     }
 }
 
 /// Live records of one collection of one container as of `at`, by key,
 /// after `after`: a primary-key range scan.
+/// A page of one arm's own live records in `collection` as of `at` (the
+/// whole container: `at` may pass the arm's bound only for its own arm).
 fn list_in(
     db: &dyn Db,
-    container: i64,
+    arm: &Arm,
     collection: &str,
     after: &str,
     at: i64,
@@ -188,10 +203,10 @@ fn list_in(
                           AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
              ORDER BY r.key LIMIT ?5"
         ),
-        &[container.into(), collection.into(), after.into(), at.into(), limit.into()],
+        &[arm.container.into(), collection.into(), after.into(), at.into(), limit.into()],
     )?
     .iter()
-    .map(version_from)
+    .map(|r| version_from(r, std::slice::from_ref(arm)))
     .collect()
 }
 
@@ -199,7 +214,7 @@ fn list_in(
 /// key) order after `after`: a primary-key range scan.
 fn export_in(
     db: &dyn Db,
-    container: i64,
+    arm: &Arm,
     at: i64,
     after: (&str, &str),
     limit: i64,
@@ -215,7 +230,7 @@ fn export_in(
              ORDER BY r.collection, r.key LIMIT ?5"
         ),
         &[
-            container.into(),
+            arm.container.into(),
             after.0.into(),
             after.1.into(),
             at.into(),
@@ -223,7 +238,7 @@ fn export_in(
         ],
     )?
     .iter()
-    .map(version_from)
+    .map(|r| version_from(r, std::slice::from_ref(arm)))
     .collect()
 }
 
@@ -249,8 +264,8 @@ impl Engine<'_> {
                 [] => return Ok(Vec::new()),
                 [one] if one.collections.is_none() => {
                     return match collection {
-                        Some(col) => list_in(db, one.container, col, after.1, one.bound, limit),
-                        None => export_in(db, one.container, one.bound, after, limit),
+                        Some(col) => list_in(db, one, col, after.1, one.bound, limit),
+                        None => export_in(db, one, one.bound, after, limit),
                     };
                 }
                 _ => {}
@@ -269,7 +284,7 @@ impl Engine<'_> {
                 )?;
                 let exhausted = (rows.len() as i64) < fetch;
                 for r in &rows {
-                    let v = version_from(r)?;
+                    let v = version_from(r, &arms)?;
                     cursor = (v.collection.clone(), v.key.clone());
                     if !v.deleted {
                         out.push(v);

@@ -265,8 +265,9 @@ impl Engine<'_> {
 /// Copy the rows of `range` (an SQL condition on alias `r` whose
 /// parameters are `params`) through `arms` into `target`, keeping their
 /// coordinates; a row already there is skipped. A copied row shows from
-/// its own `visible_from`, or its level's `from` when later. Returns how
-/// many rows were written.
+/// its own `visible_from`, or its level's `from` when later. A masked
+/// arm's rows are written as its masks show them, keeping the size the
+/// statistics count (the original's). Returns how many rows were written.
 pub(crate) fn copy_rows(
     db: &dyn Db,
     target: i64,
@@ -277,26 +278,69 @@ pub(crate) fn copy_rows(
     let tparam = params.len() + 1;
     let mut ins = params.to_vec();
     ins.push(target.into());
-    let parts: Vec<String> = (0..arms.len())
-        .map(|i| {
-            format!(
-                "SELECT ?{tparam}, r.collection, r.key, r.lsn, r.deleted, r.body, r.size, \
-                 CASE WHEN {from} > coalesce(r.visible_from, 0) THEN {from} ELSE r.visible_from END \
-                 FROM records r WHERE {} AND {range}",
-                chain::visible(arms, i),
-                from = arms[i].from
-            )
-        })
+    let select = |i: usize, first: &str| {
+        format!(
+            "SELECT {first}r.collection, r.key, r.lsn, r.deleted, r.body, r.size, \
+             CASE WHEN {from} > coalesce(r.visible_from, 0) THEN {from} ELSE r.visible_from END \
+             FROM records r WHERE {} AND {range}",
+            chain::visible(arms, i),
+            from = arms[i].from
+        )
+    };
+    let plain: Vec<String> = (0..arms.len())
+        .filter(|i| arms[*i].mask.is_empty())
+        .map(|i| select(i, &format!("?{tparam}, ")))
         .collect();
-    exec(
-        db,
-        &format!(
-            "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {}",
-            parts.join(" UNION ALL ")
-        ),
-        &ins,
-    )?;
-    changes(db)
+    let mut written = 0;
+    if !plain.is_empty() {
+        exec(
+            db,
+            &format!(
+                "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {}",
+                plain.join(" UNION ALL ")
+            ),
+            &ins,
+        )?;
+        written += changes(db)?;
+    }
+    for i in (0..arms.len()).filter(|i| !arms[*i].mask.is_empty()) {
+        let rows = crate::db::query(db, &select(i, ""), params)?;
+        let mut masked: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let collection = r.text(0)?;
+            let body = match r.opt_text(4)? {
+                Some(b) => Some(arms[i].mask.apply(&collection, &b)?),
+                None => None,
+            };
+            masked.push(vec![
+                collection.into(),
+                r.text(1)?.into(),
+                r.i64(2)?.into(),
+                r.bool(3)?.into(),
+                body.into(),
+                r.i64(5)?.into(),
+                r.opt_i64(6)?.into(),
+            ]);
+        }
+        // 8 parameters a row: 100 rows stay under 999.
+        for chunk in masked.chunks(100) {
+            let mut p: Vec<Value> = vec![target.into()];
+            for row in chunk {
+                p.extend(row.iter().cloned());
+            }
+            exec(
+                db,
+                &format!(
+                    "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) \
+                     SELECT ?1, column1, column2, column3, column4, column5, column6, column7 FROM (VALUES {})",
+                    placeholders(chunk.len(), 7, 2)
+                ),
+                &p,
+            )?;
+            written += changes(db)?;
+        }
+    }
+    Ok(written)
 }
 
 /// Delete the versions `doomed` selects (an SQL condition on alias `r`

@@ -97,7 +97,18 @@ impl Engine<'_> {
             containers::set_expiry(db, next.id, c.expires_at, now)?;
             containers::set_protected(db, next.id, c.protected, now)?;
             containers::set_parent(db, next.id, parent.id, base)?;
-            levels::create_reset(db, next.id, parent.id, &parent.chain, base, r, c.id, &c.chain)?;
+            levels::create_reset(
+                db,
+                next.id,
+                parent.id,
+                &parent.chain,
+                base,
+                r,
+                c.id,
+                &c.chain,
+                c.mask.as_ref(),
+            )?;
+            containers::set_mask(db, next.id, c.mask.as_ref())?;
             snapshots::hand_over(db, c.id, next.id)?;
             containers::set_head(db, next.id, r, at)?;
             let next = containers::by_id(db, next.id)?

@@ -57,7 +57,7 @@ impl Engine<'_> {
                 &json!({"import": id, "into": c.reference()}),
                 ContainerState::Ready,
             )?;
-            levels::create_branch(db, stage.id, c.id, &c.chain, base, true, None)?;
+            levels::create_branch(db, stage.id, c.id, &c.chain, base, true, None, None)?;
             let expires_at = now.saturating_add(idle_us);
             imports::insert(db, &id, &c, stage.id, expires_at, now)?;
             Ok(Import {

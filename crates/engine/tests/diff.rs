@@ -69,10 +69,7 @@ fn expected(e: &Engine, ours: &Side, theirs: &Side) -> Vec<Line> {
 }
 
 fn head(c: &Container) -> Side {
-    Side {
-        container: c.clone(),
-        at: i64::MAX,
-    }
+    Side::new(c.clone(), i64::MAX)
 }
 
 #[test]
@@ -124,10 +121,7 @@ fn a_branch_against_its_parent_a_sibling_and_its_past() {
         (head(&b1), head(&b2), true),
         (
             head(&b1),
-            Side {
-                container: b1.clone(),
-                at: before,
-            },
+            Side::new(b1.clone(), before),
             true,
         ),
     ] {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[&[&str]] = &[
     &["error"],
     &["db"],
+    &["mask"],
     &["util", "webhooks", "lsn", "schema", "chain"],
     &["limits", "stats", "lookup", "native"],
     &["handle"],

@@ -40,7 +40,7 @@ fn a_merge_applies_the_branch_s_changes_at_one_lsn() {
         .unwrap();
     // The parent moves on elsewhere: kept.
     e.write("native", "acme", "src", &[put("c", "k00002", "{\"src\":2}")]).unwrap();
-    let m = merged(e.merge("native", "acme", "dev", None, 100).unwrap());
+    let m = merged(e.merge("native", "acme", "dev", None, None, 100).unwrap());
     assert_eq!((m.applied, m.resolved), (3, 0));
     let lsn = m.lsn.expect("written");
     let src = e.container("native", "acme", "src").unwrap();
@@ -55,10 +55,10 @@ fn a_merge_applies_the_branch_s_changes_at_one_lsn() {
     assert_eq!(h.iter().map(|v| v.lsn).collect::<Vec<_>>(), vec![lsn]);
     clean(&e, &src);
     // A second merge has nothing to do; the branch goes on from there.
-    let again = merged(e.merge("native", "acme", "dev", None, 100).unwrap());
+    let again = merged(e.merge("native", "acme", "dev", None, None, 100).unwrap());
     assert_eq!((again.applied, again.lsn), (0, None));
     e.write("native", "acme", "dev", &[put("a", "k00000", "{\"dev\":1}")]).unwrap();
-    let m2 = merged(e.merge("native", "acme", "dev", None, 100).unwrap());
+    let m2 = merged(e.merge("native", "acme", "dev", None, None, 100).unwrap());
     assert_eq!(m2.applied, 1, "the merged key is no conflict the second time");
     let src = e.container("native", "acme", "src").unwrap();
     assert_eq!(body(&e, &src, "a", "k00000").as_deref(), Some("{\"dev\":1}"));
@@ -76,13 +76,13 @@ fn conflicts_refuse_a_merge_until_a_strategy_resolves_them() {
     e.write("native", "acme", "src", &[put("a", "k00000", "{\"src\":0}"), del("a", "k00003"), put("b", "k00004", "{\"same\":1}")])
         .unwrap();
     let head = e.head_lsn().unwrap();
-    match e.merge("native", "acme", "dev", None, 1).unwrap() {
+    match e.merge("native", "acme", "dev", None, None, 1).unwrap() {
         Outcome::Conflicts { entries, next, .. } => {
             assert_eq!(entries.len(), 1, "one per page");
             assert_eq!((entries[0].key.as_str(), entries[0].theirs.as_deref()), ("k00000", Some("{\"src\":0}")));
             let next = next.expect("a second conflict");
             let dev = e.container("native", "acme", "dev").unwrap();
-            let page = e.merge_conflicts(&dev, Some((&next.0, &next.1)), 100).unwrap();
+            let page = e.merge_conflicts(&dev, None, Some((&next.0, &next.1)), 100).unwrap();
             let keys: Vec<_> = page.entries.iter().map(|x| (x.key.as_str(), x.ours.as_deref(), x.theirs.as_deref())).collect();
             assert_eq!(keys, vec![("k00003", Some("{\"dev\":3}"), None)], "equal on both sides is no conflict");
         }
@@ -90,7 +90,7 @@ fn conflicts_refuse_a_merge_until_a_strategy_resolves_them() {
     }
     assert_eq!(e.head_lsn().unwrap(), head, "a refused merge writes nothing");
     // theirs: the parent keeps its versions; the rest flows.
-    let m = merged(e.merge("native", "acme", "dev", Some(Resolve::Theirs), 100).unwrap());
+    let m = merged(e.merge("native", "acme", "dev", Some(Resolve::Theirs), None, 100).unwrap());
     assert_eq!((m.applied, m.resolved), (1, 2));
     let src = e.container("native", "acme", "src").unwrap();
     assert_eq!(body(&e, &src, "a", "k00000").as_deref(), Some("{\"src\":0}"));
@@ -100,7 +100,7 @@ fn conflicts_refuse_a_merge_until_a_strategy_resolves_them() {
     e.create_operation(&branch_req(&src, "dev2", Strategy::Now, true)).unwrap();
     e.write("native", "acme", "dev2", &[put("a", "k00000", "{\"dev2\":0}")]).unwrap();
     e.write("native", "acme", "src", &[put("a", "k00000", "{\"src\":1}")]).unwrap();
-    let m = merged(e.merge("native", "acme", "dev2", Some(Resolve::Ours), 100).unwrap());
+    let m = merged(e.merge("native", "acme", "dev2", Some(Resolve::Ours), None, 100).unwrap());
     assert_eq!((m.applied, m.resolved), (1, 1));
     let src = e.container("native", "acme", "src").unwrap();
     assert_eq!(body(&e, &src, "a", "k00000").as_deref(), Some("{\"dev2\":0}"));
@@ -119,7 +119,7 @@ fn a_protected_parent_accepts_a_merge() {
         e.write("native", "acme", "src", &[put("a", "x", "{}")]).unwrap_err().kind,
         ErrorKind::Protected
     );
-    merged(e.merge("native", "acme", "dev", None, 10).unwrap());
+    merged(e.merge("native", "acme", "dev", None, None, 10).unwrap());
     let src = e.container("native", "acme", "src").unwrap();
     assert_eq!(body(&e, &src, "a", "k00000").as_deref(), Some("{}"));
 }
@@ -135,7 +135,7 @@ fn hydrated_and_reset_branches_merge_what_they_wrote() {
     run_to_end(&e, &h.id, Some(4));
     // The parent changes keys the branch only copied: no conflict.
     e.write("native", "acme", "src", &[put("b", "k00001", "{\"src\":1}")]).unwrap();
-    let m = merged(e.merge("native", "acme", "dev", None, 10).unwrap());
+    let m = merged(e.merge("native", "acme", "dev", None, None, 10).unwrap());
     assert_eq!(m.applied, 1);
     let src = e.container("native", "acme", "src").unwrap();
     assert_eq!(body(&e, &src, "b", "k00001").as_deref(), Some("{\"src\":1}"));
@@ -145,7 +145,7 @@ fn hydrated_and_reset_branches_merge_what_they_wrote() {
     let h = e.hydrate(&d2).unwrap().expect("a branch");
     run_to_end(&e, &h.id, Some(4));
     e.write("native", "acme", "dev", &[put("c", "k00002", "{\"dev\":2}")]).unwrap();
-    let m = merged(e.merge("native", "acme", "dev", None, 10).unwrap());
+    let m = merged(e.merge("native", "acme", "dev", None, None, 10).unwrap());
     assert_eq!(m.applied, 1, "{m:?}");
     let src = e.container("native", "acme", "src").unwrap();
     assert_eq!(body(&e, &src, "b", "k00001").as_deref(), Some("{\"src\":1}"));
@@ -159,7 +159,7 @@ fn what_cannot_be_merged_says_why() {
     let fx = Fx::new();
     let e = fx.engine();
     let src = seeded(&e, 9);
-    let err = e.merge("native", "acme", "src", None, 10).unwrap_err();
+    let err = e.merge("native", "acme", "src", None, None, 10).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err:?}");
     dev(&e, &src);
     e.create_operation(&branch_req(&src, "other", Strategy::Now, true)).unwrap();
@@ -168,16 +168,16 @@ fn what_cannot_be_merged_says_why() {
     e.create_operation(&branch_req(&other, "leaf", Strategy::Now, true)).unwrap();
     e.reset("native", "acme", "other", AsOf::Head, false).unwrap();
     e.write("native", "acme", "leaf", &[put("a", "x", "{}")]).unwrap();
-    let err = e.merge("native", "acme", "leaf", None, 10).unwrap_err();
+    let err = e.merge("native", "acme", "leaf", None, None, 10).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::InvalidState { .. }), "{err:?}");
     // An open import on either side.
     let im = e.open_import(&src, 60_000_000).unwrap();
-    let err = e.merge("native", "acme", "dev", None, 10).unwrap_err();
+    let err = e.merge("native", "acme", "dev", None, None, 10).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Conflict { .. }), "{err:?}");
     e.abandon_import(&src, &im.id).unwrap();
     // Too many keys for one merge.
     let writes: Vec<Write> = (0..20).map(|i| put("a", &format!("n{i}"), "{}")).collect();
     e.write("native", "acme", "dev", &writes).unwrap();
     let small = fx.engine().with_config(Config { max_batch: 10, ..Config::default() });
-    assert_eq!(small.merge("native", "acme", "dev", None, 10).unwrap_err().kind, ErrorKind::TooLarge);
+    assert_eq!(small.merge("native", "acme", "dev", None, None, 10).unwrap_err().kind, ErrorKind::TooLarge);
 }

@@ -202,6 +202,7 @@ pub fn perform(
                 },
                 hydrate: *hydrate,
                 ttl_us: *ttl_us,
+                mask: None,
             };
             Ack::Op(Some(Box::new(e.create_operation(&req)?.0)))
         }
@@ -263,7 +264,7 @@ pub fn perform(
         Call::Reset { name, .. } => {
             Ack::Reset(e.reset("native", "t", name, engine::AsOf::Head, false)?.1)
         }
-        Call::Merge { name, resolve, .. } => match e.merge("native", "t", name, *resolve, 5)? {
+        Call::Merge { name, resolve, .. } => match e.merge("native", "t", name, *resolve, None, 5)? {
             engine::merge::Outcome::Merged(m) => Ack::Merged(m.lsn, m.applied, m.next_base),
             engine::merge::Outcome::Conflicts { .. } => Ack::Conflicts,
         },

@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use crate::chain::{self, Arm, Level};
 use crate::db::{exec, one, query, returning_one, Db, Row};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mask::Mask;
 use crate::util::check_name;
 
 /// Whether a container can be read and written.
@@ -71,6 +72,9 @@ pub struct Container {
     /// the clone's base, a reset's, or its last merge's. A merge considers
     /// the changes of both sides after it ([`crate::merge`]).
     pub merge_base: Option<i64>,
+    /// A masked branch's mask (rules and salt): what it shows of what it
+    /// was cloned from ([`crate::mask`]).
+    pub mask: Option<Mask>,
     /// The ancestors a branch reads through, parent first (empty: it holds
     /// all its versions itself). See [`crate::chain`].
     pub chain: Vec<Level>,
@@ -95,7 +99,7 @@ pub(crate) fn columns() -> String {
 }
 
 const BASE_COLUMNS: &str =
-    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent, merge_base";
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent, merge_base, mask";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
     Ok(Container {
@@ -115,7 +119,12 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
         protected: r.bool(12)?,
         parent: r.opt_i64(13)?,
         merge_base: r.opt_i64(14)?,
-        chain: chain::parse_chain(r.opt_text(15)?)?,
+        mask: r
+            .opt_text(15)?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| Error::corrupt(format!("container mask: {e}")))?,
+        chain: chain::parse_chain(r.opt_text(16)?)?,
     })
 }
 
@@ -268,6 +277,18 @@ pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: i64, base: i64) -> Result
         db,
         "UPDATE containers SET parent = ?2, merge_base = ?3 WHERE id = ?1",
         &[id.into(), parent.into(), base.into()],
+    )
+}
+
+/// Make the container a masked branch with `mask`.
+pub(crate) fn set_mask(db: &dyn Db, id: i64, mask: Option<&Mask>) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET mask = ?2 WHERE id = ?1",
+        &[
+            id.into(),
+            mask.map(|m| serde_json::to_string(m).unwrap_or_default()).into(),
+        ],
     )
 }
 

@@ -12,6 +12,7 @@ use crate::db::{exec, one, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::append;
 use crate::handle::Engine;
+use crate::mask::Mask;
 use crate::util::{check_collection, new_id, rfc3339};
 use crate::webhooks::AllowList;
 use crate::{levels, limits, stats};
@@ -28,6 +29,12 @@ impl Engine<'_> {
         let now = self.env.now_us();
         let id = new_id(self.env);
         let limits = &self.config.limits();
+        // Salted per masked branch: its hashes join within it only.
+        let mask = req
+            .mask
+            .as_ref()
+            .map(|m| Mask::parse(m, new_id(self.env)))
+            .transpose()?;
         transaction(self.db, |db| {
             if let Some(op) = replay(db, req)? {
                 return Ok((op, true));
@@ -39,7 +46,7 @@ impl Engine<'_> {
             limits::check_start(db, limits, &req.tenant, now)?;
             let (snapshot_lsn, target_time) = resolve_snapshot(db, req.strategy, &source, now)?;
             limits::check_resources(db, limits, &req.tenant)?;
-            let target = create_target(db, req, &source, snapshot_lsn, now)?;
+            let target = create_target(db, req, &source, snapshot_lsn, now, mask.as_ref())?;
             let collections = collections_json(req);
             let (records_total, bytes_total) = match req.mode {
                 CloneMode::Copy => {
@@ -277,6 +284,7 @@ fn create_target(
     source: &Container,
     snapshot_lsn: i64,
     now: i64,
+    mask: Option<&Mask>,
 ) -> Result<Container> {
     let state = match req.mode {
         CloneMode::Branch => ContainerState::Ready,
@@ -312,6 +320,11 @@ fn create_target(
     };
     containers::set_floor(db, target.id, floor_lsn, floor_at)?;
     containers::set_parent(db, target.id, source.id, snapshot_lsn)?;
+    containers::set_mask(db, target.id, mask)?;
+    let target = Container {
+        mask: mask.cloned(),
+        ..target
+    };
     if let Some(ttl) = req.ttl_us {
         containers::set_expiry(db, target.id, Some(now.saturating_add(ttl)), now)?;
     }
@@ -336,6 +349,7 @@ fn make_branch(
         snapshot_lsn,
         req.history,
         req.collections.as_deref(),
+        target.mask.as_ref(),
     )?;
     Ok(stats
         .values()

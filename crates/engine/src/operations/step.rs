@@ -167,12 +167,15 @@ fn plan(db: &dyn Db, op: &Operation) -> Result<(Vec<Arm>, bool)> {
     }
     let source =
         containers::by_id(db, op.source)?.ok_or_else(|| Error::corrupt("copy source vanished"))?;
+    // A masked copy writes what its mask shows.
+    let mask = containers::by_id(db, op.target)?.and_then(|t| t.mask);
     let levels = chain::derive_levels(
         source.id,
         &source.chain,
         op.snapshot_lsn,
         op.history,
         op.collections.as_deref(),
+        mask.as_ref(),
     );
     Ok((chain::copy_arms(&levels), true))
 }

@@ -173,6 +173,9 @@ pub struct CloneRequest {
     pub hydrate: bool,
     /// The worker deletes the target this long (µs) after it is made.
     pub ttl_us: Option<i64>,
+    /// A masked clone: `{collection | "*": {json-pointer: transform}}`
+    /// ([`crate::mask`]); what it shows of the source goes through it.
+    pub mask: Option<Json>,
 }
 
 /// An operation as stored, with its progress.

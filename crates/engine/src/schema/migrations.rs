@@ -280,4 +280,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE b.container = containers.id AND b.depth = 1 AND b.from_lsn = 0
           AND b.until_lsn IS NULL AND b.ancestor = containers.parent);
     "#,
+    // 12: masked branches. A level shows its rows through masks (a JSON
+    // array of {rules, salt}); a masked container keeps its own mask
+    // (rules and salt), which a reset applies to its parent again.
+    r#"
+    ALTER TABLE branch_levels ADD COLUMN mask TEXT;
+    ALTER TABLE containers ADD COLUMN mask TEXT;
+    "#,
 ];

@@ -90,6 +90,7 @@ pub fn clone_req(
         mode: CloneMode::Copy,
         hydrate: false,
         ttl_us: None,
+        mask: None,
     }
 }
 
