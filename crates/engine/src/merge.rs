@@ -200,6 +200,9 @@ fn merged_body(
     Ok(Some(out.to_string()))
 }
 
+/// Where the next page starts (None: the last page).
+type Cursor = Option<(String, String)>;
+
 /// One key the branch wrote after the base, as both sides show it.
 struct Key {
     entry: Entry,
@@ -222,7 +225,7 @@ fn page(
     paths: Option<&[String]>,
     cursor: (&str, &str),
     limit: i64,
-) -> Result<(Vec<Key>, Option<(String, String)>)> {
+) -> Result<(Vec<Key>, Cursor)> {
     let basis = Basis::Since(base);
     let keys = diff::candidates(db, ours, basis, Touch::Written, cursor, limit)?;
     let next = (keys.len() as i64 == limit).then(|| keys.last().cloned()).flatten();

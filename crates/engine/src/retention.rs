@@ -7,7 +7,9 @@
 //! whole retained history; every branch reading through it: its floor, or
 //! the level's bound when lower; every resource cloned from it, live and
 //! not retired by a reset: its merge base, so that a merge still sees
-//! every change the container made after it) and
+//! every change the container made after it; and its own merge base while
+//! what it was cloned from lives, so that a merge still sees every change
+//! it made itself) and
 //! *first* raises the container's floor to P, so no read below P is answered
 //! from then on; then it deletes, key range by key range, every version
 //! that a newer version at or below P supersedes, and deletions that are a
@@ -62,7 +64,9 @@ impl Engine<'_> {
                             coalesce((SELECT min(min(x.floor_lsn, b.bound)) FROM branch_levels b \
                                       JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1), \
                             coalesce((SELECT min(x.merge_base) FROM containers x WHERE x.parent = c.id \
-                                      AND x.deleting = 0 AND x.family != 'history'), ?1)) AS pin \
+                                      AND x.deleting = 0 AND x.family != 'history'), ?1), \
+                            coalesce((SELECT c.merge_base FROM containers p WHERE p.id = c.parent \
+                                      AND p.deleting = 0 AND p.family != 'history'), ?1)) AS pin \
                          FROM containers c WHERE c.deleting = 0 AND c.state = 'ready' AND c.floor_lsn < ?1 \
                          AND c.head_lsn > c.floor_lsn \
                          AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.container = c.id) \

@@ -339,6 +339,7 @@ impl Sim<'_> {
                     target: format!("c{round}x{actor}"),
                     history: rng.bool(),
                     filter: rng.u8(..4) == 0,
+                    masked: rng.u8(..4) == 0,
                     strategy,
                     copy: rng.u8(..3) == 0,
                     hydrate: rng.u8(..4) == 0,
@@ -525,6 +526,7 @@ impl Sim<'_> {
                     target,
                     history,
                     filter,
+                    masked,
                     ttl_us,
                     copy,
                     ..
@@ -546,6 +548,23 @@ impl Sim<'_> {
                 };
                 if let Some(op) = op {
                     let c = &self.m.current(*c);
+                    // The salt is the engine's: read it back.
+                    let mask = match masked {
+                        false => None,
+                        true => {
+                            let t = self
+                                .db
+                                .execute(
+                                    "SELECT mask FROM containers WHERE id = ?1",
+                                    &[op.target.into()],
+                                )
+                                .expect("lookup")
+                                .first()
+                                .and_then(|r| r.opt_text(0).expect("mask"))
+                                .ok_or("a masked clone has no mask")?;
+                            Some(serde_json::from_str(&t).map_err(|e| e.to_string())?)
+                        }
+                    };
                     self.m.cs.push(M {
                         name: target.clone(),
                         own: vec![],
@@ -555,6 +574,7 @@ impl Sim<'_> {
                             history: *history,
                             filter: filter.then(|| vec!["a".into(), "c".into()]),
                             since: 0,
+                            mask,
                         }),
                         deleted: false,
                         copy_op: copy.then(|| op.id.clone()),

@@ -8,6 +8,9 @@ use engine::{
 
 use crate::sched::{SimDb, SimEnv};
 
+/// The mask of a masked clone: bodies are `{"w": token, "v": n}`.
+pub const MASK: &str = r#"{"a": {"/v": "hash"}, "*": {"/w": "null"}}"#;
+
 /// An import abandoned after this long without a request.
 pub const IMPORT_IDLE_US: i64 = 3_000_000;
 
@@ -25,6 +28,8 @@ pub enum Call {
         target: String,
         history: bool,
         filter: bool,
+        /// A masked clone ([`MASK`]).
+        masked: bool,
         strategy: Strategy,
         copy: bool,
         hydrate: bool,
@@ -173,6 +178,7 @@ pub fn perform(
             target,
             history,
             filter,
+            masked,
             strategy,
             copy,
             hydrate,
@@ -202,7 +208,7 @@ pub fn perform(
                 },
                 hydrate: *hydrate,
                 ttl_us: *ttl_us,
-                mask: None,
+                mask: masked.then(|| serde_json::from_str(MASK).expect("the mask")),
             };
             Ack::Op(Some(Box::new(e.create_operation(&req)?.0)))
         }

@@ -121,10 +121,12 @@ pub fn light(m: &Model, e: &Engine, now: i64, pruned: bool) -> Result<(), String
             .map_err(|x| x.to_string())?;
         let stats = e.collections(&c).map_err(|x| x.to_string())?;
         let visible = m.visible(i);
+        // A masked clone counts the sizes of what it was made from.
+        let raw = m.live_with(i, i64::MAX, false);
         for col in COLLECTIONS {
             let s = stats.iter().find(|s| s.name == col);
             let records = want.keys().filter(|(c, _)| c == col).count() as i64;
-            let bytes: i64 = want
+            let bytes: i64 = raw
                 .iter()
                 .filter(|((c, _), _)| c == col)
                 .map(|(_, (_, b))| b.len() as i64)

@@ -30,6 +30,8 @@ pub struct Base {
     /// The base's versions show only to reads at or after this LSN (a
     /// reset's); 0 for a clone.
     pub since: i64,
+    /// A masked clone's mask: the base's bodies show through it.
+    pub mask: Option<engine::mask::Mask>,
 }
 
 /// A container in the model.
@@ -97,10 +99,17 @@ pub type Live = BTreeMap<(String, String), (i64, String)>;
 impl Model {
     /// Every version any read of container `i` may see, with its window.
     pub fn all(&self, i: usize) -> Windowed {
+        self.all_with(i, true)
+    }
+
+    /// [`Model::all`], with the bodies masked clones show (`masked`) or
+    /// the ones they were made from (whose sizes their statistics count).
+    pub fn all_with(&self, i: usize, masked: bool) -> Windowed {
         let c = &self.cs[i];
         let mut out = BTreeMap::new();
         if let Some(b) = &c.base {
-            let parent = self.all(b.parent);
+            let masks = engine::mask::Masks::default().then(b.mask.as_ref().filter(|_| masked));
+            let parent = self.all_with(b.parent, masked);
             let keep = |col: &str| b.filter.as_ref().is_none_or(|f| f.iter().any(|x| x == col));
             let mut newest: Newest =
                 BTreeMap::new();
@@ -108,6 +117,10 @@ impl Model {
                 if lsn > b.lsn || from > b.lsn || !keep(&col) {
                     continue;
                 }
+                let body = match body {
+                    Some(x) => Some(masks.apply(&col, &x).expect("a body is JSON")),
+                    None => None,
+                };
                 // A read as of t reads the parent as of min(t, base): a
                 // window still open at the base stays open.
                 let until = if until == i64::MAX || b.lsn < until {
@@ -133,13 +146,15 @@ impl Model {
             // One version seen through two windows that meet (what a reset
             // froze, and the same version through the new base from the
             // reset on) is seen through both: one window.
+            // (The same version: the base's body, unmasked when asked
+            // for, is the one a reset froze as it was shown.)
             let w = match out.get(&k) {
-                Some((_, from, until)) if v.until >= *from && *until >= v.from => {
-                    (v.from.min(*from), v.until.max(*until))
+                Some((b, from, until)) if v.until >= *from && *until >= v.from => {
+                    (b.clone(), v.from.min(*from), v.until.max(*until))
                 }
-                _ => (v.from, v.until),
+                _ => (v.body.clone(), v.from, v.until),
             };
-            out.insert(k, (v.body.clone(), w.0, w.1));
+            out.insert(k, w);
         }
         out
     }
@@ -155,8 +170,13 @@ impl Model {
 
     /// Live records of `i` as of `at`.
     pub fn live(&self, i: usize, at: i64) -> Live {
+        self.live_with(i, at, true)
+    }
+
+    /// [`Model::live`], masked or not ([`Model::all_with`]).
+    pub fn live_with(&self, i: usize, at: i64, masked: bool) -> Live {
         let mut newest: BTreeMap<(String, String), (i64, Option<String>)> = BTreeMap::new();
-        for ((col, key, lsn), (body, from, until)) in self.all(i) {
+        for ((col, key, lsn), (body, from, until)) in self.all_with(i, masked) {
             if lsn <= at && from <= at && (until == i64::MAX || at < until) {
                 newest.insert((col, key), (lsn, body));
             }
@@ -194,6 +214,7 @@ impl Model {
                 history: true,
                 filter: None,
                 since: r,
+                mask: self.cs[i].base.as_ref().and_then(|b| b.mask.clone()),
             }),
             deleted: false,
             copy_op: None,
@@ -217,7 +238,9 @@ impl Model {
     pub fn merge_plan(&self, i: usize, resolve: Option<engine::Resolve>) -> Option<MergePlan> {
         let c = &self.cs[i];
         let into = c.base.as_ref()?.parent;
-        if self.cs[into].retired || self.cs[into].deleted {
+        // A masked branch merges only what a request names (the
+        // simulation names nothing): refused.
+        if self.cs[into].retired || self.cs[into].deleted || c.base.as_ref()?.mask.is_some() {
             return None;
         }
         let m = c.merge_base;
