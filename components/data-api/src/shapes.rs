@@ -53,6 +53,9 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
         // the LSN it was made at (null once hydrated, or for a resource
         // that was never a branch).
         "branch": ancestors.first().map(|l| json!({"depth": ancestors.len(), "base_lsn": l.bound})),
+        // A masked clone's rules (never its salt).
+        "mask": c.mask.as_ref().map(|m| m.rules_json()),
+        "merge_base": c.merge_base,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
     })

@@ -31,6 +31,9 @@ pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
     struct CopyRequest {
         target_dataset: Option<String>,
         skip_history: Option<bool>,
+        /// Spinoff's extension: a masked copy, `{document type | "*":
+        /// {json-pointer: transform}}`.
+        mask: Option<serde_json::Value>,
     }
     let b: CopyRequest = spin_adapter::body::parse(&req.body, false).map_err(|e| bad(&e))?;
     let target = b
@@ -63,7 +66,7 @@ pub fn copy(ctx: &Ctx, req: &Req, p: &str, name: &str) -> Result<Reply, Reply> {
             mode: spin_adapter::vars::clone_mode(),
             hydrate: false,
             ttl_us: None,
-            mask: None,
+            mask: b.mask.clone(),
         })
         .map_err(|er| match er.kind {
             engine::ErrorKind::AlreadyExists => fail(409, "Conflict", &format!("dataset {target:?} already exists; a copy creates a new dataset")),

@@ -30,6 +30,9 @@ struct CloneNamespaceRequest {
     #[serde(default)]
     mode: Mode,
     ttl_seconds: Option<i64>,
+    /// Spinoff's extension: a masked clone, `{collection | "*": {json-pointer:
+    /// transform}}` (collections are `points:<collection_id>`).
+    mask: Option<serde_json::Value>,
 }
 
 /// What a clone takes besides the documents.
@@ -159,7 +162,7 @@ pub fn clone(ctx: &Ctx, req: &Req, ident: &str) -> Result<Reply, Reply> {
         mode,
         hydrate: false,
         ttl_us: None,
-        mask: None,
+        mask: b.mask.clone(),
     });
     let op = match started {
         Ok((op, _)) => op,

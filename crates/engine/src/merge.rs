@@ -205,7 +205,10 @@ type Cursor = Option<(String, String)>;
 
 /// One key the branch wrote after the base, as both sides show it.
 struct Key {
+    /// As the branch may see it (under a mask, masked on both sides).
     entry: Entry,
+    /// What the merge writes (None: a deletion).
+    write: Option<String>,
     /// The parent changed it after the base too.
     theirs_changed: bool,
 }
@@ -247,14 +250,21 @@ fn page(
             (None, Some(_)) => Change::Removed,
         };
         let theirs_changed = changed.contains(&(collection.clone(), key.clone()));
+        // Under `paths` the body written is the parent's, unmasked: what
+        // the branch is shown of it is masked.
+        let shown = match &o {
+            Some(b) => Some(theirs.mask.apply(&collection, b)?),
+            None => None,
+        };
         out.push(Key {
             entry: Entry {
                 change,
                 collection,
                 key,
-                ours: o,
+                ours: shown,
                 theirs: t,
             },
+            write: o,
             theirs_changed,
         });
     }
@@ -313,11 +323,11 @@ impl Engine<'_> {
                             Some(Resolve::Theirs) => resolved += 1,
                             Some(Resolve::Ours) => {
                                 resolved += 1;
-                                writes.push(as_write(k.entry));
+                                writes.push(as_write(k));
                             }
                         }
                     } else {
-                        writes.push(as_write(k.entry));
+                        writes.push(as_write(k));
                     }
                     if writes.len() > max {
                         return Err(Error::new(
@@ -401,16 +411,16 @@ impl Engine<'_> {
 }
 
 /// The write that makes the parent show the branch's side of a key.
-fn as_write(e: Entry) -> Write {
-    match e.ours {
+fn as_write(k: Key) -> Write {
+    match k.write {
         Some(body) => Write::Put {
-            collection: e.collection,
-            key: e.key,
+            collection: k.entry.collection,
+            key: k.entry.key,
             body,
         },
         None => Write::Delete {
-            collection: e.collection,
-            key: e.key,
+            collection: k.entry.collection,
+            key: k.entry.key,
         },
     }
 }

@@ -183,6 +183,7 @@ fn a_masked_branch_merges_back_only_the_paths_it_names() {
         Outcome::Conflicts { entries, .. } => {
             assert_eq!(entries.len(), 1);
             assert!(!entries[0].theirs.as_deref().unwrap().contains(SECRET), "{:?}", entries[0]);
+            assert!(!entries[0].ours.as_deref().unwrap().contains(SECRET), "what would be written shows masked: {:?}", entries[0]);
         }
         Outcome::Merged(m) => panic!("{m:?}"),
     }
