@@ -11,7 +11,7 @@
 //! ```
 
 use clap::Parser;
-use spinoff_bench::figures::{branches, copy, diff, export_import, latency, phases};
+use spinoff_bench::figures::{branches, copy, diff, export_import, latency, phases, workflows};
 use spinoff_bench::harness::{dir_size, Ctx};
 use spinoff_bench::load::wrk_available;
 use spinoff_bench::report::{compare, label, Figures};
@@ -192,6 +192,8 @@ fn run(rt: Runtime, backend: Backend, opts: &Opts, wrk: bool) -> Figures {
         branches::figures(&ctx, name, n, db_file.as_deref(), c.native_rate, manual);
         // 8. A diff against exporting both sides and comparing them.
         diff::versus_exports(&ctx, name, n);
+        // 9. Reset, merge, and a masked branch's reads.
+        workflows::figures(&ctx, name, n);
         // 5. Worker tick wall time vs its 1 s budget.
         let (max, p99) = copy::ticks(name, n, &c.ticks);
         figures.ticks.push((n, max, p99));

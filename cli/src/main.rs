@@ -79,6 +79,10 @@ enum Command {
         /// A branch that also starts hydrating at once.
         #[arg(long)]
         hydrate: bool,
+        /// A masked clone: `{"collection" or "*": {"/json/pointer": "null" |
+        /// "redact" | "hash" | "fake_email"}}`, inline or `@file.json`.
+        #[arg(long)]
+        mask: Option<String>,
     },
     /// Hydrate a branch (family:id): copy what it reads through its ancestors into it, and follow it.
     Hydrate {
@@ -143,6 +147,10 @@ enum Command {
         /// `ours` (this resource's versions win) or `theirs` (the parent's stay).
         #[arg(long, value_parser = ["ours", "theirs"])]
         strategy: Option<String>,
+        /// From a masked branch: the JSON pointers that may flow back
+        /// (comma-separated: `/status,/notes`).
+        #[arg(long, value_delimiter = ',')]
+        paths: Vec<String>,
     },
     /// Protect a resource: direct writes, imports and deletes are refused
     /// (423) until it is unprotected.
@@ -262,14 +270,14 @@ impl Client {
 
 /// `spinoff merge`: one request; on conflicts, every page of them as
 /// NDJSON on stdout, and exit status 3.
-fn merge(c: &Client, resource: &str, strategy: Option<&str>) -> Result<()> {
+fn merge(c: &Client, resource: &str, strategy: Option<&str>, paths: &[String]) -> Result<()> {
     need_token(c)?;
     let path = format!("/data/v1/resources/{resource}/merge");
-    let (s, v) = c.call(
-        "POST",
-        &path,
-        Some(json!({ "strategy": strategy, "limit": 1000 }).to_string().into_bytes()),
-    )?;
+    let mut body = json!({ "strategy": strategy, "limit": 1000 });
+    if !paths.is_empty() {
+        body["paths"] = json!(paths);
+    }
+    let (s, v) = c.call("POST", &path, Some(body.to_string().into_bytes()))?;
     match s {
         200 => {
             let into = v["into"]["ref"].as_str().unwrap_or("its parent");
@@ -294,11 +302,14 @@ fn merge(c: &Client, resource: &str, strategy: Option<&str>) -> Result<()> {
                 let (Some(col), Some(key)) = (next["collection"].as_str(), next["key"].as_str()) else {
                     break;
                 };
-                let q = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("after_collection", col)
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                q.append_pair("after_collection", col)
                     .append_pair("after_key", key)
-                    .append_pair("limit", "1000")
-                    .finish();
+                    .append_pair("limit", "1000");
+                if !paths.is_empty() {
+                    q.append_pair("paths", &paths.join(","));
+                }
+                let q = q.finish();
                 page = c.ok("GET", &format!("{path}/conflicts?{q}"), None)?;
             }
             eprintln!("{n} conflicts; nothing was merged. Merge with --strategy ours or --strategy theirs to resolve them");
@@ -613,12 +624,26 @@ fn run(cli: Cli) -> Result<()> {
             detach,
             copy,
             hydrate,
+            mask,
         } => {
             need_token(&c)?;
+            let mask: Option<Value> = match mask.as_deref() {
+                None => None,
+                Some(m) => {
+                    let text = match m.strip_prefix('@') {
+                        Some(f) => std::fs::read_to_string(f).with_context(|| format!("--mask {m}"))?,
+                        None => m.to_string(),
+                    };
+                    Some(serde_json::from_str(&text).with_context(|| format!("--mask {m}: not JSON"))?)
+                }
+            };
             let mut body = json!({"target": target, "strategy": strategy, "history": !skip_history,
                 "mode": if copy { "copy" } else { "branch" }});
             if hydrate {
                 body["hydrate"] = true.into();
+            }
+            if let Some(m) = mask {
+                body["mask"] = m;
             }
             if let Some(t) = at {
                 body["target_time"] = t.into();
@@ -783,7 +808,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{resource} reset at LSN {}", r["reset_lsn"]);
             Ok(())
         }
-        Command::Merge { resource, strategy } => merge(&c, &resource, strategy.as_deref()),
+        Command::Merge {
+            resource,
+            strategy,
+            paths,
+        } => merge(&c, &resource, strategy.as_deref(), &paths),
         Command::Protect { resource } => protect(&c, &resource, true),
         Command::Unprotect { resource } => protect(&c, &resource, false),
         Command::Verify { resource, json } => {

@@ -7,3 +7,4 @@ pub mod diff;
 pub mod export_import;
 pub mod latency;
 pub mod phases;
+pub mod workflows;

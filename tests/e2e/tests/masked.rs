@@ -261,3 +261,41 @@ fn no_read_route_returns_an_unmasked_value() {
         .collect();
     assert_eq!(called, records);
 }
+
+/// The README's staging workflow through the CLI: a masked clone, work on
+/// it, diff, merge back the named paths, reset.
+#[test]
+fn the_staging_workflow_through_the_cli() {
+    let app = App::start();
+    let token = app.token("acme");
+    let auth = format!("Bearer {token}");
+    let h = [("authorization", auth.as_str())];
+    assert_eq!(app.request("PUT", "/data/v1/resources/native:prod", &h, None).status, 201);
+    let lines: String = (0..20)
+        .map(|i| json!({"collection": "users", "key": format!("u{i}"), "body": {"email": SECRET, "name": "Ann Secret", "plan": "free"}}).to_string() + "\n")
+        .collect();
+    assert_eq!(app.request("POST", "/data/v1/resources/native:prod/import", &h, Some(lines.as_bytes())).status, 200);
+    let mask = r#"{"users": {"/email": "fake_email", "/name": "redact"}}"#;
+    let (ok, _, err) = spinoff(&app, &token, &["clone", "native:prod", "native:staging", "--mask", mask]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = spinoff(&app, &token, &["export", "native:staging"]);
+    assert!(ok && out.lines().count() == 20 && !out.contains(SECRET), "{out}{err}");
+    // Work on it: one record read masked, changed, written back.
+    let r = app.get("/data/v1/resources/native:staging/collections/users/records/u3", &h);
+    let mut body = r.json()["body"].clone();
+    body["plan"] = json!("pro");
+    assert_eq!(app.request("PUT", "/data/v1/resources/native:staging/collections/users/records/u3", &h, Some(body.to_string().as_bytes())).status, 200);
+    let (ok, out, err) = spinoff(&app, &token, &["diff", "native:staging"]);
+    assert!(ok && !out.contains(SECRET) && out.contains("\"pro\""), "{out}{err}");
+    let (ok, _, err) = spinoff(&app, &token, &["merge", "native:staging"]);
+    assert!(!ok && err.contains("paths"), "a masked branch needs --paths: {err}");
+    let (ok, out, err) = spinoff(&app, &token, &["merge", "native:staging", "--paths", "/plan"]);
+    assert!(ok && out.contains("1 keys written"), "{out}{err}");
+    let r = app.get("/data/v1/resources/native:prod/collections/users/records/u3", &h);
+    assert_eq!(r.json()["body"], json!({"email": SECRET, "name": "Ann Secret", "plan": "pro"}), "only /plan flowed back");
+    let (ok, _, err) = spinoff(&app, &token, &["reset", "native:staging"]);
+    assert!(ok, "{err}");
+    let r = app.get("/data/v1/resources/native:staging/collections/users/records/u3", &h);
+    let b = &r.json()["body"];
+    assert_eq!((b["plan"].as_str(), b["name"].as_str()), (Some("pro"), Some("[redacted]")), "reset: the parent again, still masked");
+}

@@ -1,0 +1,93 @@
+//! Figure 9 (issue 29): the branch workflows at each size — a reset, a
+//! merge of up to 1 000 changed records, and reading a masked branch
+//! against reading an unmasked one (the baseline, in the same run).
+
+use std::time::Instant;
+
+use spinoff_e2e::*;
+
+use crate::harness::Ctx;
+use crate::stats::{median_of, ms};
+
+/// Change `changes` records of `target` (every fourth key of c1) in one
+/// import.
+fn change(ctx: &Ctx, target: &str, changes: usize, tag: &str) {
+    let lines: String = (0..changes)
+        .map(|j| {
+            let i = j * 4 + 1;
+            json!({"collection": "c1", "key": format!("k{i:08}"), "body": {"i": i, "by": tag}}).to_string() + "\n"
+        })
+        .collect();
+    let r = ctx.app.request(
+        "POST",
+        &format!("/data/v1/resources/native:{target}/import"),
+        &ctx.h(),
+        Some(lines.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+pub fn figures(ctx: &Ctx, name: &str, n: usize) {
+    let app = ctx.app;
+    let src = format!("src{n}");
+    let changes = (n / 10).clamp(1, 1_000);
+
+    // Reset: a branch with `changes` changed records, reset to its parent.
+    let target = format!("reset{n}");
+    ctx.branch(&src, &target);
+    // The median of three, each after its own changes.
+    let mut resets: Vec<_> = (0..3)
+        .map(|_| {
+            change(ctx, &target, changes, "reset");
+            let t = Instant::now();
+            let r = app.request("POST", &format!("/data/v1/resources/native:{target}/reset"), &ctx.h(), None);
+            let took = t.elapsed();
+            assert_eq!(r.status, 200, "{}", r.body);
+            took
+        })
+        .collect();
+    resets.sort();
+    let reset = resets[1];
+    println!(
+        "| {name} | {n} | reset of a branch with {changes} changed records (ms) | {:.1} | 50 (goal at 1 000 000) | {} |",
+        ms(reset),
+        if ms(reset) <= 50.0 { "✅" } else { "❌" }
+    );
+
+    // Merge: `changes` changed records of a branch onto its parent, one
+    // transaction; the parent's export must then show them.
+    let target = format!("merge{n}");
+    ctx.branch(&src, &target);
+    change(ctx, &target, changes, "merge");
+    ctx.settle();
+    let t = Instant::now();
+    let r = app.send_json("POST", &format!("/data/v1/resources/native:{target}/merge"), &ctx.h(), &json!({}));
+    let merge = t.elapsed();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["applied"], changes, "{}", r.body);
+    println!(
+        "| {name} | {n} | merge of {changes} changed records into the parent (ms) | {:.1} | 1000 (goal) | {} |",
+        ms(merge),
+        if ms(merge) <= 1000.0 { "✅" } else { "❌" }
+    );
+
+    // A masked branch's export against an unmasked branch's, same data.
+    let (plain, masked) = (format!("plain{n}"), format!("masked{n}"));
+    ctx.branch(&src, &plain);
+    let r = app.send_json(
+        "POST",
+        &format!("/data/v1/resources/native:{src}/clones"),
+        &ctx.h(),
+        &json!({"target": format!("native:{masked}"), "mask": {"*": {"/pad": "hash", "/i": "redact"}}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let mut lines = (0, 0);
+    let unmasked = median_of(3, || lines.0 = ctx.export(&plain, None).len());
+    let with_mask = median_of(3, || lines.1 = ctx.export(&masked, None).len());
+    assert_eq!(lines.0, lines.1, "both exports hold every record");
+    let ratio = with_mask.as_secs_f64() / unmasked.as_secs_f64();
+    println!(
+        "| {name} | {n} | export of a masked branch / of an unmasked one | {ratio:.2} | 1.5 (goal) | {} |",
+        if ratio <= 1.5 { "✅" } else { "❌" }
+    );
+}
