@@ -173,19 +173,34 @@ pub(crate) enum Touch {
 /// The conditions (on alias `r`, each a whole `WHERE`) under which a row
 /// of arm `a` is a change of its side after `basis`; none: nothing of the
 /// arm is.
-fn changed_rows(a: &Arm, basis: Basis, touch: Touch) -> Vec<String> {
+///
+/// `late` is the greatest `visible_from` the arm's rows may have: the
+/// search for rows shown late (a scan of the arm) happens only when some
+/// may show after b.
+fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64) -> Vec<String> {
     let rows = arm_rows(a, "r");
     match (basis, touch) {
         (Basis::Scan, _) => vec![rows],
         // Nothing of this arm shows after b.
         (Basis::Since(b), _) if a.bound <= b && a.from <= b => vec![],
         (Basis::Since(b), Touch::Shown) if a.from > b => vec![rows],
-        (Basis::Since(b), Touch::Shown) => vec![
+        (Basis::Since(b), Touch::Shown) if late > b => vec![
             format!("{rows} AND r.lsn > {b}"),
             format!("{rows} AND r.visible_from > {b}"),
         ],
-        (Basis::Since(b), Touch::Written) => vec![format!("{rows} AND r.lsn > {b}")],
+        (Basis::Since(b), _) => vec![format!("{rows} AND r.lsn > {b}")],
     }
+}
+
+/// The conditions of every arm of a side ([`changed_rows`]).
+fn side_rows(db: &dyn Db, side: &Side, basis: Basis, touch: Touch) -> Result<Vec<String>> {
+    let arms = side.container.arms(side.at);
+    let ids: Vec<i64> = arms.iter().map(|a| a.container).collect();
+    let late = containers::visible_max(db, &ids)?;
+    Ok(arms
+        .iter()
+        .flat_map(|a| changed_rows(a, basis, touch, late.get(&a.container).copied().unwrap_or(0)))
+        .collect())
 }
 
 /// The candidate keys of one side after `cursor`, at most `limit`, in
@@ -199,11 +214,8 @@ pub(crate) fn candidates(
     cursor: (&str, &str),
     limit: i64,
 ) -> Result<Vec<(String, String)>> {
-    let parts: Vec<String> = side
-        .container
-        .arms(side.at)
-        .iter()
-        .flat_map(|a| changed_rows(a, basis, touch))
+    let parts: Vec<String> = side_rows(db, side, basis, touch)?
+        .into_iter()
         .map(|w| {
             // DISTINCT: a key has many versions in one arm (UNION
             // removes the duplicates across arms, not within one).
@@ -232,15 +244,13 @@ pub(crate) fn touched(
     keys: &[(String, String)],
 ) -> Result<BTreeSet<(String, String)>> {
     let mut out = BTreeSet::new();
+    let rows = side_rows(db, side, basis, Touch::Shown)?;
     for chunk in keys.chunks(lookup::ROWS) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
             .collect();
-        let parts: Vec<String> = side
-            .container
-            .arms(side.at)
+        let parts: Vec<String> = rows
             .iter()
-            .flat_map(|a| changed_rows(a, basis, Touch::Shown))
             .map(|w| {
                 format!(
                     "SELECT r.collection, r.key FROM records r WHERE {w} AND (r.collection, r.key) IN (VALUES {})",

@@ -340,6 +340,19 @@ pub(crate) fn copy_rows(
             written += changes(db)?;
         }
     }
+    // What the copied rows may show from: their level's `from`, or the
+    // `visible_from` they had.
+    if written > 0 {
+        let ids: Vec<i64> = arms.iter().map(|a| a.container).collect();
+        let late = containers::visible_max(db, &ids)?
+            .into_values()
+            .chain(arms.iter().map(|a| a.from))
+            .max()
+            .unwrap_or(0);
+        if late > 0 {
+            containers::raise_visible_max(db, target, late)?;
+        }
+    }
     Ok(written)
 }
 

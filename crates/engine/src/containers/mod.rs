@@ -292,6 +292,35 @@ pub(crate) fn set_mask(db: &dyn Db, id: i64, mask: Option<&Mask>) -> Result<()> 
     )
 }
 
+/// Rows of the container may now show from `lsn` (their `visible_from`).
+pub(crate) fn raise_visible_max(db: &dyn Db, id: i64, lsn: i64) -> Result<()> {
+    exec(
+        db,
+        "UPDATE containers SET visible_max = ?2 WHERE id = ?1 AND visible_max < ?2",
+        &[id.into(), lsn.into()],
+    )
+}
+
+/// The greatest `visible_from` the rows of each of `ids` may have (0: none
+/// shows late).
+pub(crate) fn visible_max(db: &dyn Db, ids: &[i64]) -> Result<std::collections::BTreeMap<i64, i64>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    query(
+        db,
+        &format!(
+            "SELECT id, visible_max FROM containers WHERE id IN ({})",
+            list.join(",")
+        ),
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((r.i64(0)?, r.i64(1)?)))
+    .collect()
+}
+
 /// A merge accounted for the container's changes up to `lsn`.
 pub(crate) fn set_merge_base(db: &dyn Db, id: i64, lsn: i64) -> Result<()> {
     exec(

@@ -287,4 +287,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE branch_levels ADD COLUMN mask TEXT;
     ALTER TABLE containers ADD COLUMN mask TEXT;
     "#,
+    // 13: the greatest visible_from of a container's rows (0: none), so
+    // that a diff or a merge looks for rows shown after a point without
+    // scanning every row: only a container whose rows may show late.
+    r#"
+    ALTER TABLE containers ADD COLUMN visible_max INTEGER NOT NULL DEFAULT 0;
+    UPDATE containers SET visible_max =
+        coalesce((SELECT max(r.visible_from) FROM records r WHERE r.container = containers.id), 0);
+    "#,
 ];
