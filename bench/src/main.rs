@@ -194,6 +194,8 @@ fn run(rt: Runtime, backend: Backend, opts: &Opts, wrk: bool) -> Figures {
         diff::versus_exports(&ctx, name, n);
         // 9. Reset, merge, and a masked branch's reads.
         workflows::figures(&ctx, name, n);
+        // 10. Branch start, reset and diff beside a copy.
+        workflows::under_load(&ctx, name, n);
         // 5. Worker tick wall time vs its 1 s budget.
         let (max, p99) = copy::ticks(name, n, &c.ticks);
         figures.ticks.push((n, max, p99));

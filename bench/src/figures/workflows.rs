@@ -91,3 +91,72 @@ pub fn figures(ctx: &Ctx, name: &str, n: usize) {
         if ratio <= 1.5 { "✅" } else { "❌" }
     );
 }
+
+/// Figure 10 (issue 29.6): branch start, reset and diff while the worker
+/// copies `src{n}` physically beside them (a thread ticks the worker
+/// without pause), p50 and p99 of each; the baseline is the same three
+/// with the worker idle, in the same run.
+pub fn under_load(ctx: &Ctx, name: &str, n: usize) {
+    use crate::stats::Times;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = ctx.app;
+    let src = format!("src{n}");
+    let base = format!("load{n}");
+    ctx.branch(&src, &base);
+    change(ctx, &base, 100, "load");
+    let sample = |tag: &str, i: usize, times: &mut [Times; 3]| {
+        let t = Instant::now();
+        ctx.branch(&src, &format!("{base}{tag}{i}"));
+        times[0].record(t.elapsed());
+        let t = Instant::now();
+        let r = app.request("POST", &format!("/data/v1/resources/native:{base}/reset"), &ctx.h(), None);
+        times[1].record(t.elapsed());
+        assert_eq!(r.status, 200, "{}", r.body);
+        change(ctx, &base, 100, tag);
+        let t = Instant::now();
+        let r = app.get(&format!("/data/v1/resources/native:{base}/diff"), &ctx.h());
+        times[2].record(t.elapsed());
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let mut idle: [Times; 3] = Default::default();
+    for i in 0..20 {
+        sample("i", i, &mut idle);
+    }
+    let r = app.send_json(
+        "POST",
+        &format!("/data/v1/resources/native:{src}/clones"),
+        &ctx.h(),
+        &json!({"target": format!("native:{base}copy"), "mode": "copy"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let op = r.json()["id"].as_str().expect("an operation").to_string();
+    let copying = AtomicBool::new(true);
+    let mut busy: [Times; 3] = Default::default();
+    let mut samples = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while copying.load(Ordering::SeqCst) {
+                app.tick().expect("a tick");
+            }
+        });
+        loop {
+            let v = app.get(&format!("/data/v1/operations/{op}"), &ctx.h()).json();
+            if v["status"] != "pending" && v["status"] != "in_progress" {
+                assert_eq!(v["status"], "succeeded", "{v}");
+                break;
+            }
+            sample("b", samples, &mut busy);
+            samples += 1;
+        }
+        copying.store(false, Ordering::SeqCst);
+    });
+    for (k, what) in ["branch start", "reset", "diff (100 changed)"].iter().enumerate() {
+        let (p50, p99) = (ms(busy[k].at(0.5)), ms(busy[k].at(0.99)));
+        println!(
+            "| {name} | {n} | {what} while the worker copies {n} records: p50 / p99 (ms), {samples} samples | {p50:.1} / {p99:.1} | 50 / 150 (goal); idle {:.1} / {:.1} | {} |",
+            ms(idle[k].at(0.5)),
+            ms(idle[k].at(0.99)),
+            if p50 <= 50.0 && p99 <= 150.0 { "✅" } else { "❌" }
+        );
+    }
+}

@@ -170,25 +170,30 @@ pub(crate) enum Touch {
     Written,
 }
 
-/// The conditions (on alias `r`, each a whole `WHERE`) under which a row
-/// of arm `a` is a change of its side after `basis`; none: nothing of the
-/// arm is.
+/// The row sources (`records r … WHERE …`, each a whole `FROM` and
+/// `WHERE`) whose rows of arm `a` are changes of its side after `basis`;
+/// none: nothing of the arm is.
 ///
 /// `late` is the greatest `visible_from` the arm's rows may have: the
-/// search for rows shown late (a scan of the arm) happens only when some
-/// may show after b.
+/// search for rows shown late happens only when some may show after b, and
+/// reads the `records_late` index (rows shown later than written), never
+/// the arm's rows.
 fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64) -> Vec<String> {
     let rows = arm_rows(a, "r");
     match (basis, touch) {
-        (Basis::Scan, _) => vec![rows],
+        (Basis::Scan, _) => vec![format!("records r WHERE {rows}")],
         // Nothing of this arm shows after b.
         (Basis::Since(b), _) if a.bound <= b && a.from <= b => vec![],
-        (Basis::Since(b), Touch::Shown) if a.from > b => vec![rows],
+        (Basis::Since(b), Touch::Shown) if a.from > b => vec![format!("records r WHERE {rows}")],
         (Basis::Since(b), Touch::Shown) if late > b => vec![
-            format!("{rows} AND r.lsn > {b}"),
-            format!("{rows} AND r.visible_from > {b}"),
+            format!("records r WHERE {rows} AND r.lsn > {b}"),
+            // A row shown after b and written at or before it shows later
+            // than written.
+            format!(
+                "records r INDEXED BY records_late WHERE {rows} AND r.visible_from > {b} AND r.visible_from > r.lsn"
+            ),
         ],
-        (Basis::Since(b), _) => vec![format!("{rows} AND r.lsn > {b}")],
+        (Basis::Since(b), _) => vec![format!("records r WHERE {rows} AND r.lsn > {b}")],
     }
 }
 
@@ -219,7 +224,7 @@ pub(crate) fn candidates(
         .map(|w| {
             // DISTINCT: a key has many versions in one arm (UNION
             // removes the duplicates across arms, not within one).
-            format!("SELECT DISTINCT r.collection, r.key FROM records r WHERE {w} AND (r.collection, r.key) > (?1, ?2)")
+            format!("SELECT DISTINCT r.collection, r.key FROM {w} AND (r.collection, r.key) > (?1, ?2)")
         })
         .collect();
     if parts.is_empty() {
@@ -253,7 +258,7 @@ pub(crate) fn touched(
             .iter()
             .map(|w| {
                 format!(
-                    "SELECT r.collection, r.key FROM records r WHERE {w} AND (r.collection, r.key) IN (VALUES {})",
+                    "SELECT r.collection, r.key FROM {w} AND (r.collection, r.key) IN (VALUES {})",
                     values.join(",")
                 )
             })

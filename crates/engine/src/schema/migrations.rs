@@ -287,10 +287,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE branch_levels ADD COLUMN mask TEXT;
     ALTER TABLE containers ADD COLUMN mask TEXT;
     "#,
-    // 13: the greatest visible_from of a container's rows (0: none), so
-    // that a diff or a merge looks for rows shown after a point without
-    // scanning every row: only a container whose rows may show late.
+    // 13: rows shown later than written (an import's, and their copies),
+    // found by a diff or a merge without scanning every row: an index of
+    // them, and the greatest visible_from of a container's rows (0: none).
     r#"
+    CREATE INDEX records_late ON records (container, visible_from) WHERE visible_from > lsn;
     ALTER TABLE containers ADD COLUMN visible_max INTEGER NOT NULL DEFAULT 0;
     UPDATE containers SET visible_max =
         coalesce((SELECT max(r.visible_from) FROM records r WHERE r.container = containers.id), 0);
