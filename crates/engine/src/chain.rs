@@ -93,6 +93,10 @@ pub(crate) struct Arm {
     pub from: i64,
     /// The level's masks: its rows are shown (and copied) through them.
     pub mask: Masks,
+    /// The level's own `from` alone (an import's commit; 0 for most): a
+    /// level whose versions are all at or below a point, and that is not an
+    /// import's, changed nothing after it, whatever its `since`.
+    pub import_from: i64,
 }
 
 fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> {
@@ -184,6 +188,7 @@ fn level_arms(levels: &[Level], offset: usize, at: i64) -> Vec<Arm> {
             }),
             from: l.from.max(l.since),
             mask: l.mask.clone(),
+            import_from: l.from,
         })
         .collect()
 }
@@ -198,6 +203,7 @@ pub(crate) fn read_arms(container: i64, chain: &[Level], at: i64) -> Vec<Arm> {
         cut: None,
         from: 0,
         mask: Masks::default(),
+        import_from: 0,
     }];
     arms.extend(level_arms(chain, 1, at));
     arms

@@ -151,11 +151,23 @@ pub fn basis(ours: &Side, theirs: &Side) -> Basis {
                 .map(move |b| a.bound.min(ours.at).min(b.bound.min(theirs.at)))
         })
         .max();
+    // A clone and its parent at its head share the clone's base even once
+    // a hydration dropped the levels that named it (its copies keep their
+    // LSNs; retention keeps the parent's history after it).
+    let cloned = |a: &Side, b: &Side| {
+        (a.container.parent == Some(b.container.id) && b.at == i64::MAX)
+            .then_some(a.container.branch_base)
+            .flatten()
+            .map(|x| x.min(a.at))
+    };
     match (through(ours, theirs), through(theirs, ours), shared) {
         (Some(x), Some(y), _) => Basis::Since(x.max(y)),
         (Some(x), None, _) | (None, Some(x), _) => Basis::Since(x),
         (None, None, Some(x)) => Basis::Since(x),
-        (None, None, None) => Basis::Scan,
+        (None, None, None) => match cloned(ours, theirs).or_else(|| cloned(theirs, ours)) {
+            Some(x) => Basis::Since(x),
+            None => Basis::Scan,
+        },
     }
 }
 
@@ -178,23 +190,41 @@ pub(crate) enum Touch {
 /// search for rows shown late happens only when some may show after b, and
 /// reads the `records_late` index (rows shown later than written), never
 /// the arm's rows.
-fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64) -> Vec<String> {
+///
+/// A level's `since` (a reset's: its rows are the parent's as of the
+/// reset's base) changes nothing after the base; nor do the rows a
+/// hydration copied from such levels, shown from the reset on (`quiet`: the
+/// latest reset of the side, whose own rows shown by then are those).
+fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64, quiet: i64) -> Vec<String> {
     let rows = arm_rows(a, "r");
     match (basis, touch) {
         (Basis::Scan, _) => vec![format!("records r WHERE {rows}")],
         // Nothing of this arm shows after b.
-        (Basis::Since(b), _) if a.bound <= b && a.from <= b => vec![],
-        (Basis::Since(b), Touch::Shown) if a.from > b => vec![format!("records r WHERE {rows}")],
-        (Basis::Since(b), Touch::Shown) if late > b => vec![
+        (Basis::Since(b), _) if a.bound <= b && a.import_from <= b => vec![],
+        (Basis::Since(b), Touch::Shown) if a.import_from > b => {
+            vec![format!("records r WHERE {rows}")]
+        }
+        (Basis::Since(b), Touch::Shown) if late > b.max(quiet) => vec![
             format!("records r WHERE {rows} AND r.lsn > {b}"),
             // A row shown after b and written at or before it shows later
             // than written.
             format!(
-                "records r INDEXED BY records_late WHERE {rows} AND r.visible_from > {b} AND r.visible_from > r.lsn"
+                "records r INDEXED BY records_late WHERE {rows} AND r.visible_from > {} AND r.visible_from > r.lsn",
+                b.max(quiet)
             ),
         ],
         (Basis::Since(b), _) => vec![format!("records r WHERE {rows} AND r.lsn > {b}")],
     }
+}
+
+/// The latest reset of a container: its rows shown by then were its
+/// parent's (0: never reset).
+fn reset_point(c: &Container) -> i64 {
+    c.chain
+        .iter()
+        .map(|l| if l.is_current() { l.since } else { l.until })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The conditions of every arm of a side ([`changed_rows`]).
@@ -204,7 +234,14 @@ fn side_rows(db: &dyn Db, side: &Side, basis: Basis, touch: Touch) -> Result<Vec
     let late = containers::visible_max(db, &ids)?;
     Ok(arms
         .iter()
-        .flat_map(|a| changed_rows(a, basis, touch, late.get(&a.container).copied().unwrap_or(0)))
+        .flat_map(|a| {
+            let quiet = if a.container == side.container.id {
+                reset_point(&side.container)
+            } else {
+                0
+            };
+            changed_rows(a, basis, touch, late.get(&a.container).copied().unwrap_or(0), quiet)
+        })
         .collect())
 }
 

@@ -6,8 +6,8 @@
 //! skip-history operation reading it; an operation copying history pins the
 //! whole retained history; every branch reading through it: its floor, or
 //! the level's bound when lower; every resource cloned from it, live and
-//! not retired by a reset: its merge base, so that a merge still sees
-//! every change the container made after it; and its own merge base while
+//! not retired by a reset: its branch base, so that a diff or a merge
+//! still sees every change the container made after it; and its own merge base while
 //! what it was cloned from lives, so that a merge still sees every change
 //! it made itself) and
 //! *first* raises the container's floor to P, so no read below P is answered
@@ -63,7 +63,7 @@ impl Engine<'_> {
                                       AND o.status IN ('pending', 'in_progress', 'failed')), ?1), \
                             coalesce((SELECT min(min(x.floor_lsn, b.bound)) FROM branch_levels b \
                                       JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1), \
-                            coalesce((SELECT min(x.merge_base) FROM containers x WHERE x.parent = c.id \
+                            coalesce((SELECT min(x.branch_base) FROM containers x WHERE x.parent = c.id \
                                       AND x.deleting = 0 AND x.family != 'history'), ?1), \
                             coalesce((SELECT c.merge_base FROM containers p WHERE p.id = c.parent \
                                       AND p.deleting = 0 AND p.family != 'history'), ?1)) AS pin \

@@ -206,3 +206,41 @@ fn random_changes_on_both_sides_diff_as_the_exports_do() {
         );
     }
 }
+
+/// A hydrated branch, and a reset one (before and after its hydration),
+/// still share a point with the parent: their diffs cost what changed and
+/// equal the comparison of both exports.
+#[test]
+fn hydrated_and_reset_branches_diff_from_their_base() {
+    let fx = Fx::new();
+    let e = fx.engine();
+    let src = seeded(&e, 120);
+    e.create_operation(&branch_req(&src, "b", Strategy::Now, true)).unwrap();
+    let mid = e.head_lsn().unwrap();
+    e.write("native", "acme", "b", &[put("a", "k00000", "{\"b\":1}"), del("b", "k00001"), put("z", "new", "{}")]).unwrap();
+    e.write("native", "acme", "src", &[put("c", "k00002", "{\"src\":1}"), del("a", "k00003")]).unwrap();
+    let check = |name: &str| {
+        let b = e.container("native", "acme", name).unwrap();
+        let src = e.container("native", "acme", "src").unwrap();
+        let (ours, theirs) = (Side::new(b.clone(), i64::MAX), Side::new(src, i64::MAX));
+        assert!(matches!(basis(&ours, &theirs), Basis::Since(_)), "{name}: {:?}", basis(&ours, &theirs));
+        assert_eq!(diff(&e, &ours, &theirs, 7), expected(&e, &ours, &theirs), "{name}");
+    };
+    check("b");
+    let hydrate = |name: &str| {
+        let b = e.container("native", "acme", name).unwrap();
+        let h = e.hydrate(&b).unwrap().expect("a branch");
+        run_to_end(&e, &h.id, Some(9));
+    };
+    hydrate("b");
+    check("b");
+    // A reset to an earlier point of the parent, then an import into it.
+    e.reset("native", "acme", "b", AsOf::Lsn(mid), false).unwrap();
+    let b = e.container("native", "acme", "b").unwrap();
+    let im = e.open_import(&b, 60_000_000).unwrap();
+    e.stage_import(&b, &im.id, &[put("a", "k00006", "{\"imported\":1}"), del("c", "k00008")], 60_000_000).unwrap();
+    e.commit_import(&b, &im.id).unwrap();
+    check("b");
+    hydrate("b");
+    check("b");
+}

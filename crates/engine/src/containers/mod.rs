@@ -72,6 +72,9 @@ pub struct Container {
     /// the clone's base, a reset's, or its last merge's. A merge considers
     /// the changes of both sides after it ([`crate::merge`]).
     pub merge_base: Option<i64>,
+    /// The point it shares with `parent`: the clone's or the last reset's
+    /// base (merges do not move it). A diff against the parent starts there.
+    pub branch_base: Option<i64>,
     /// A masked branch's mask (rules and salt): what it shows of what it
     /// was cloned from ([`crate::mask`]).
     pub mask: Option<Mask>,
@@ -99,7 +102,7 @@ pub(crate) fn columns() -> String {
 }
 
 const BASE_COLUMNS: &str =
-    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent, merge_base, mask";
+    "id, family, tenant, name, spec, state, head_lsn, floor_lsn, floor_at, created_at, updated_at, expires_at, protected, parent, merge_base, mask, branch_base";
 
 pub(crate) fn from_row(r: &Row) -> Result<Container> {
     Ok(Container {
@@ -124,7 +127,8 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
             .map(|t| serde_json::from_str(&t))
             .transpose()
             .map_err(|e| Error::corrupt(format!("container mask: {e}")))?,
-        chain: chain::parse_chain(r.opt_text(16)?)?,
+        branch_base: r.opt_i64(16)?,
+        chain: chain::parse_chain(r.opt_text(17)?)?,
     })
 }
 
@@ -275,7 +279,7 @@ pub(crate) fn check_unprotected(c: &Container, what: &str) -> Result<()> {
 pub(crate) fn set_parent(db: &dyn Db, id: i64, parent: i64, base: i64) -> Result<()> {
     exec(
         db,
-        "UPDATE containers SET parent = ?2, merge_base = ?3 WHERE id = ?1",
+        "UPDATE containers SET parent = ?2, merge_base = ?3, branch_base = ?3 WHERE id = ?1",
         &[id.into(), parent.into(), base.into()],
     )
 }

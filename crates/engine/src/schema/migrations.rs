@@ -289,9 +289,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // 13: rows shown later than written (an import's, and their copies),
     // found by a diff or a merge without scanning every row: an index of
-    // them, and the greatest visible_from of a container's rows (0: none).
+    // them, and the greatest visible_from of a container's rows (0: none);
+    // and the point a clone shares with its parent (branch_base: the
+    // clone's or reset's base, which merges do not move), which a diff
+    // starts from once hydration dropped the levels that named it.
     r#"
     CREATE INDEX records_late ON records (container, visible_from) WHERE visible_from > lsn;
+    ALTER TABLE containers ADD COLUMN branch_base INTEGER;
+    UPDATE containers SET branch_base = merge_base;
     ALTER TABLE containers ADD COLUMN visible_max INTEGER NOT NULL DEFAULT 0;
     UPDATE containers SET visible_max =
         coalesce((SELECT max(r.visible_from) FROM records r WHERE r.container = containers.id), 0);
