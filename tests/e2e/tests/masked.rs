@@ -120,6 +120,11 @@ fn every_read_route_is_classified() {
         .iter()
         .map(|(c, m, r, _)| (c.to_string(), m.to_string(), r.to_string()))
         .collect();
+    for (c, m, r, reads) in ROUTES {
+        if let Not(why) = reads {
+            assert!(!why.is_empty(), "{c} {m} {r}: say why it holds no record");
+        }
+    }
     let got = declared();
     let missing: Vec<_> = got.difference(&want).collect();
     let stale: Vec<_> = want.difference(&got).collect();

@@ -117,10 +117,7 @@ impl Model {
                 if lsn > b.lsn || from > b.lsn || !keep(&col) {
                     continue;
                 }
-                let body = match body {
-                    Some(x) => Some(masks.apply(&col, &x).expect("a body is JSON")),
-                    None => None,
-                };
+                let body = body.map(|x| masks.apply(&col, &x).expect("a body is JSON"));
                 // A read as of t reads the parent as of min(t, base): a
                 // window still open at the base stays open.
                 let until = if until == i64::MAX || b.lsn < until {
