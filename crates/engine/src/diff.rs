@@ -186,6 +186,10 @@ pub(crate) enum Touch {
 /// `WHERE`) whose rows of arm `a` are changes of its side after `basis`;
 /// none: nothing of the arm is.
 ///
+/// Rows written after b come from `records_lsn` (the planner would
+/// otherwise walk the arm's primary key for the order it is asked for, a
+/// scan of the arm to find the few changes).
+///
 /// `late` is the greatest `visible_from` the arm's rows may have: the
 /// search for rows shown late happens only when some may show after b, and
 /// reads the `records_late` index (rows shown later than written), never
@@ -205,7 +209,7 @@ fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64, quiet: i64) -> V
             vec![format!("records r WHERE {rows}")]
         }
         (Basis::Since(b), Touch::Shown) if late > b.max(quiet) => vec![
-            format!("records r WHERE {rows} AND r.lsn > {b}"),
+            format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}"),
             // A row shown after b and written at or before it shows later
             // than written.
             format!(
@@ -213,7 +217,7 @@ fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64, quiet: i64) -> V
                 b.max(quiet)
             ),
         ],
-        (Basis::Since(b), _) => vec![format!("records r WHERE {rows} AND r.lsn > {b}")],
+        (Basis::Since(b), _) => vec![format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}")],
     }
 }
 
@@ -314,23 +318,30 @@ pub(crate) fn touched(
     Ok(out)
 }
 
-/// The live body of a key on one side (None: absent or deleted).
-pub(crate) fn live(db: &dyn Db, side: &Side, collection: &str, key: &str) -> Result<Option<String>> {
-    let arms = side.container.arms(side.at);
-    match lookup::latest(db, &arms, collection, key, "r.deleted, r.body, r.container")? {
-        Some(r) if !r.bool(0)? => {
-            let body = r.opt_text(1)?.ok_or_else(|| {
-                Error::corrupt(format!("live version of {collection}/{key} without a body"))
-            })?;
-            let from = r.i64(2)?;
-            let body = match arms.iter().find(|a| a.container == from) {
-                Some(a) => a.mask.apply(collection, &body)?,
-                None => body,
-            };
-            Ok(Some(side.mask.apply(collection, &body)?))
-        }
-        _ => Ok(None),
-    }
+/// The live bodies of `keys` on one side (None: absent or deleted), in
+/// one statement per arm and chunk of keys ([`lookup::newest_rows`]).
+pub(crate) fn live_many(
+    db: &dyn Db,
+    side: &Side,
+    keys: &[(String, String)],
+) -> Result<Vec<Option<String>>> {
+    let arms: Vec<Arm> = side.container.arms(side.at);
+    let refs: Vec<(&str, &str)> = keys.iter().map(|(c, k)| (c.as_str(), k.as_str())).collect();
+    // (The newest version is what shows at the head, cut or not.)
+    lookup::newest_rows(db, &arms, &refs, "r.deleted, r.body")?
+        .into_iter()
+        .zip(keys)
+        .map(|(found, (collection, key))| match found {
+            Some((a, r)) if !r.bool(0)? => {
+                let body = r.opt_text(1)?.ok_or_else(|| {
+                    Error::corrupt(format!("live version of {collection}/{key} without a body"))
+                })?;
+                let body = arms[a].mask.apply(collection, &body)?;
+                Ok(Some(side.mask.apply(collection, &body)?))
+            }
+            _ => Ok(None),
+        })
+        .collect()
 }
 
 /// One page of a diff.
@@ -375,9 +386,9 @@ impl Engine<'_> {
                 keys.retain(|k| k <= end);
             }
             let mut entries = Vec::new();
-            for (collection, key) in &keys {
-                let o = live(db, ours, collection, key)?;
-                let t = live(db, theirs, collection, key)?;
+            let os = live_many(db, ours, &keys)?;
+            let ts = live_many(db, theirs, &keys)?;
+            for (((collection, key), o), t) in keys.iter().zip(os).zip(ts) {
                 let change = match (&o, &t) {
                     (Some(x), Some(y)) if x == y => continue,
                     (None, None) => continue,

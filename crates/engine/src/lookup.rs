@@ -207,18 +207,33 @@ pub(crate) fn scan_latest(
 }
 
 /// The newest version's `(deleted, size)` of each `(collection, key)` in
-/// `keys` through `arms` (for a write's statistics): per arm one
-/// set-based statement of simple seeks (a remote server answers a
-/// statement folding several containers' subqueries into one expression
-/// with SQLITE_INTERRUPT at times), the newest across arms kept here.
+/// `keys` through `arms` (for a write's statistics).
 pub(crate) fn heads(
     db: &dyn Db,
     arms: &[Arm],
     keys: &[(&str, &str)],
 ) -> Result<Vec<Option<(bool, i64)>>> {
-    // (lsn, deleted, size) per key.
-    let mut best: Vec<Option<(i64, bool, i64)>> = vec![None; keys.len()];
-    for arm in arms {
+    newest_rows(db, arms, keys, "r.deleted, r.size")?
+        .into_iter()
+        .map(|b| b.map(|(_, r)| Ok((r.bool(0)?, r.i64(1)?))).transpose())
+        .collect()
+}
+
+/// The newest version of each `(collection, key)` in `keys` through
+/// `arms`: the index of the arm it came from and `columns` of it (alias
+/// `r`). Per arm one set-based statement of simple seeks (a remote server
+/// answers a statement folding several containers' subqueries into one
+/// expression with SQLITE_INTERRUPT at times), the newest across arms kept
+/// here.
+pub(crate) fn newest_rows(
+    db: &dyn Db,
+    arms: &[Arm],
+    keys: &[(&str, &str)],
+    columns: &str,
+) -> Result<Vec<Option<(usize, Row)>>> {
+    // (lsn, arm, row) per key.
+    let mut best: Vec<Option<(i64, usize, Row)>> = vec![None; keys.len()];
+    for (a, arm) in arms.iter().enumerate() {
         for (part, chunk) in keys.chunks(ROWS).enumerate() {
             let base = part * ROWS;
             let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
@@ -232,7 +247,7 @@ pub(crate) fn heads(
             }
             let sql = format!(
                 "WITH w(i, collection, key) AS (VALUES {}) \
-                 SELECT w.i, r.lsn, r.deleted, r.size FROM w JOIN records r ON r.container = {c} \
+                 SELECT w.i, r.lsn, {columns} FROM w JOIN records r ON r.container = {c} \
                    AND r.collection = w.collection AND r.key = w.key \
                    AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
                                 AND x.collection = w.collection AND x.key = w.key)",
@@ -246,14 +261,14 @@ pub(crate) fn heads(
                     .filter(|i| *i < keys.len())
                     .ok_or_else(|| Error::corrupt("head lookup answered an unknown row"))?;
                 let lsn = row.i64(1)?;
-                if best[i].is_none_or(|(l, _, _)| lsn > l) {
-                    best[i] = Some((lsn, row.bool(2)?, row.i64(3)?));
+                if best[i].as_ref().is_none_or(|(l, _, _)| lsn > *l) {
+                    best[i] = Some((lsn, a, Row(row.0.get(2..).unwrap_or_default().to_vec())));
                 }
             }
         }
     }
     Ok(best
         .into_iter()
-        .map(|b| b.map(|(_, deleted, size)| (deleted, size)))
+        .map(|b| b.map(|(_, a, r)| (a, r)))
         .collect())
 }

@@ -234,14 +234,18 @@ fn page(
     let next = (keys.len() as i64 == limit).then(|| keys.last().cloned()).flatten();
     let changed = diff::touched(db, theirs, basis, &keys)?;
     let raw = Side::new(theirs.container.clone(), theirs.at);
+    let os = diff::live_many(db, ours, &keys)?;
+    let ts = diff::live_many(db, &raw, &keys)?;
     let mut out = Vec::new();
-    for (collection, key) in keys {
-        let t_raw = diff::live(db, &raw, &collection, &key)?;
-        let o = merged_body(diff::live(db, ours, &collection, &key)?, &t_raw, paths)?;
+    for (((collection, key), o), t_raw) in keys.into_iter().zip(os).zip(ts) {
+        let o = merged_body(o, &t_raw, paths)?;
         if o == t_raw {
             continue;
         }
-        let t = diff::live(db, theirs, &collection, &key)?;
+        let t = match &t_raw {
+            Some(b) => Some(theirs.mask.apply(&collection, b)?),
+            None => None,
+        };
         let change = match (&o, &t_raw) {
             (Some(x), Some(y)) if x == y => continue,
             (None, None) => continue,
