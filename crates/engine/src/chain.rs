@@ -99,7 +99,8 @@ pub(crate) struct Arm {
     pub import_from: i64,
 }
 
-fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> {
+/// The collections two filters both let through (None: all).
+pub(crate) fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> Option<Vec<String>> {
     match (a, b) {
         (None, None) => None,
         (Some(x), None) | (None, Some(x)) => Some(x.to_vec()),

@@ -127,8 +127,11 @@ pub(crate) fn stats_at_base(
         .filter(|l| !l.is_current() && l.since <= base && base < l.until && l.until > l.since)
         .min_by_key(|l| l.depth)
     {
+        // What the window let through of it: a filtered branch's window
+        // onto its parent's past shows only the branch's collections.
         let prev_chain = chain_of(db, prev.ancestor)?;
-        return stats_at_base(db, prev.ancestor, &prev_chain, base, history, filter);
+        let through = chain::intersect(filter, prev.collections.as_deref());
+        return stats_at_base(db, prev.ancestor, &prev_chain, base, history, through.as_deref());
     }
     let keep = |c: &str| filter.is_none_or(|f| f.iter().any(|x| x == c));
     let mut stats: Deltas = stats::of(db, source)?;

@@ -230,9 +230,10 @@ fn page(
     limit: i64,
 ) -> Result<(Vec<Key>, Cursor)> {
     let basis = Basis::Since(base);
-    let keys = diff::candidates(db, ours, basis, Touch::Written, cursor, limit)?;
+    let (o, t) = (ours.container.id, theirs.container.id);
+    let keys = diff::candidates(db, ours, t, basis, Touch::Written, cursor, limit)?;
     let next = (keys.len() as i64 == limit).then(|| keys.last().cloned()).flatten();
-    let changed = diff::touched(db, theirs, basis, &keys)?;
+    let changed = diff::touched(db, theirs, o, basis, &keys)?;
     let raw = Side::new(theirs.container.clone(), theirs.at);
     let os = diff::live_many(db, ours, &keys)?;
     let ts = diff::live_many(db, &raw, &keys)?;

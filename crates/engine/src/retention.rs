@@ -3,8 +3,9 @@
 //!
 //! A pass over a container fixes a pin LSN P = min(now − window, its oldest
 //! snapshot, the snapshot LSN of every active or failed (retryable)
-//! skip-history operation reading it; an operation copying history pins the
-//! whole retained history; every branch reading through it: its floor, or
+//! skip-history operation reading it, directly or through a branch's levels;
+//! an operation copying (or verifying) history pins the whole retained
+//! history; every branch reading through it: its floor, or
 //! the level's bound when lower; every resource cloned from it, live and
 //! not retired by a reset: its branch base, so that a diff or a merge
 //! still sees every change the container made after it; and its own merge base while
@@ -59,7 +60,8 @@ impl Engine<'_> {
                         "SELECT c.id, min(?1, \
                             coalesce((SELECT min(s.lsn) FROM snapshots s WHERE s.container = c.id), ?1), \
                             coalesce((SELECT min(CASE WHEN o.history THEN c.floor_lsn ELSE o.snapshot_lsn END) \
-                                      FROM operations o WHERE o.source = c.id \
+                                      FROM operations o WHERE (o.source = c.id OR o.source IN \
+                                      (SELECT b2.container FROM branch_levels b2 WHERE b2.ancestor = c.id)) \
                                       AND o.status IN ('pending', 'in_progress', 'failed')), ?1), \
                             coalesce((SELECT min(min(x.floor_lsn, b.bound)) FROM branch_levels b \
                                       JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1), \

@@ -12,16 +12,19 @@
 //!
 //! Uses: `lookup`, `chain`, `containers`, `db`, `error`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::chain::{arm_rows, Arm};
+use crate::chain::Arm;
 
 use crate::containers::{self, Container};
-use crate::db::{query, read, Db};
+use crate::db::{read, Db};
 use crate::error::{Error, Result};
 use crate::handle::Engine;
 use crate::lookup;
 use crate::mask::{Mask, Masks};
+
+mod changes;
+pub(crate) use changes::{candidates, touched, Touch};
 
 /// One side of a diff: a container read as of an LSN (`i64::MAX`: the head),
 /// its bodies shown through `mask` on top of its own reads' masks.
@@ -171,153 +174,6 @@ pub fn basis(ours: &Side, theirs: &Side) -> Basis {
     }
 }
 
-/// Which rows of a side count as its changes after a point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Touch {
-    /// Every version that shows after the point: written after it, or
-    /// made visible after it (an import's commit, a hydrated copy).
-    Shown,
-    /// Versions written after it (a merge's own side: what a hydration
-    /// copied keeps the LSN its ancestor wrote it at).
-    Written,
-}
-
-/// The row sources (`records r … WHERE …`, each a whole `FROM` and
-/// `WHERE`) whose rows of arm `a` are changes of its side after `basis`;
-/// none: nothing of the arm is.
-///
-/// Rows written after b come from `records_lsn` (the planner would
-/// otherwise walk the arm's primary key for the order it is asked for, a
-/// scan of the arm to find the few changes).
-///
-/// `late` is the greatest `visible_from` the arm's rows may have: the
-/// search for rows shown late happens only when some may show after b, and
-/// reads the `records_late` index (rows shown later than written), never
-/// the arm's rows.
-///
-/// A level's `since` (a reset's: its rows are the parent's as of the
-/// reset's base) changes nothing after the base; nor do the rows a
-/// hydration copied from such levels, shown from the reset on (`quiet`: the
-/// latest reset of the side, whose own rows shown by then are those).
-fn changed_rows(a: &Arm, basis: Basis, touch: Touch, late: i64, quiet: i64) -> Vec<String> {
-    let rows = arm_rows(a, "r");
-    match (basis, touch) {
-        (Basis::Scan, _) => vec![format!("records r WHERE {rows}")],
-        // Nothing of this arm shows after b.
-        (Basis::Since(b), _) if a.bound <= b && a.import_from <= b => vec![],
-        (Basis::Since(b), Touch::Shown) if a.import_from > b => {
-            vec![format!("records r WHERE {rows}")]
-        }
-        (Basis::Since(b), Touch::Shown) if late > b.max(quiet) => vec![
-            format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}"),
-            // A row shown after b and written at or before it shows later
-            // than written.
-            format!(
-                "records r INDEXED BY records_late WHERE {rows} AND r.visible_from > {} AND r.visible_from > r.lsn",
-                b.max(quiet)
-            ),
-        ],
-        (Basis::Since(b), _) => vec![format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}")],
-    }
-}
-
-/// The latest reset of a container: its rows shown by then were its
-/// parent's (0: never reset).
-fn reset_point(c: &Container) -> i64 {
-    c.chain
-        .iter()
-        .map(|l| if l.is_current() { l.since } else { l.until })
-        .max()
-        .unwrap_or(0)
-}
-
-/// The conditions of every arm of a side ([`changed_rows`]).
-fn side_rows(db: &dyn Db, side: &Side, basis: Basis, touch: Touch) -> Result<Vec<String>> {
-    let arms = side.container.arms(side.at);
-    let ids: Vec<i64> = arms.iter().map(|a| a.container).collect();
-    let late = containers::visible_max(db, &ids)?;
-    Ok(arms
-        .iter()
-        .flat_map(|a| {
-            let quiet = if a.container == side.container.id {
-                reset_point(&side.container)
-            } else {
-                0
-            };
-            changed_rows(a, basis, touch, late.get(&a.container).copied().unwrap_or(0), quiet)
-        })
-        .collect())
-}
-
-/// The candidate keys of one side after `cursor`, at most `limit`, in
-/// (collection, key) order: those it saw change after the basis (or all,
-/// when scanning).
-pub(crate) fn candidates(
-    db: &dyn Db,
-    side: &Side,
-    basis: Basis,
-    touch: Touch,
-    cursor: (&str, &str),
-    limit: i64,
-) -> Result<Vec<(String, String)>> {
-    let parts: Vec<String> = side_rows(db, side, basis, touch)?
-        .into_iter()
-        .map(|w| {
-            // DISTINCT: a key has many versions in one arm (UNION
-            // removes the duplicates across arms, not within one).
-            format!("SELECT DISTINCT r.collection, r.key FROM {w} AND (r.collection, r.key) > (?1, ?2)")
-        })
-        .collect();
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
-    query(
-        db,
-        &format!("{} ORDER BY 1, 2 LIMIT ?3", parts.join(" UNION ")),
-        &[cursor.0.into(), cursor.1.into(), limit.into()],
-    )?
-    .iter()
-    .map(|r| Ok((r.text(0)?, r.text(1)?)))
-    .collect()
-}
-
-/// Which of `keys` (at most [`lookup::ROWS`]) a side saw change after the
-/// basis.
-pub(crate) fn touched(
-    db: &dyn Db,
-    side: &Side,
-    basis: Basis,
-    keys: &[(String, String)],
-) -> Result<BTreeSet<(String, String)>> {
-    let mut out = BTreeSet::new();
-    let rows = side_rows(db, side, basis, Touch::Shown)?;
-    for chunk in keys.chunks(lookup::ROWS) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
-            .collect();
-        let parts: Vec<String> = rows
-            .iter()
-            .map(|w| {
-                format!(
-                    "SELECT r.collection, r.key FROM {w} AND (r.collection, r.key) IN (VALUES {})",
-                    values.join(",")
-                )
-            })
-            .collect();
-        if parts.is_empty() {
-            return Ok(out);
-        }
-        let params: Vec<crate::db::Value> = chunk
-            .iter()
-            .flat_map(|(c, k)| [c.as_str().into(), k.as_str().into()])
-            .collect();
-        for r in query(db, &parts.join(" UNION "), &params)? {
-            out.insert((r.text(0)?, r.text(1)?));
-        }
-    }
-    Ok(out)
-}
-
 /// The live bodies of `keys` on one side (None: absent or deleted), in
 /// one statement per arm and chunk of keys ([`lookup::newest_rows`]).
 pub(crate) fn live_many(
@@ -370,8 +226,9 @@ impl Engine<'_> {
         read(self.db, |db| {
             // Both sides' candidates, merged; the page ends at the smaller
             // of the two last keys so that neither side skips one.
-            let a = candidates(db, ours, basis, Touch::Shown, cursor, limit)?;
-            let b = candidates(db, theirs, basis, Touch::Shown, cursor, limit)?;
+            let (o, t) = (ours.container.id, theirs.container.id);
+            let a = candidates(db, ours, t, basis, Touch::Shown, cursor, limit)?;
+            let b = candidates(db, theirs, o, basis, Touch::Shown, cursor, limit)?;
             let full = |v: &Vec<(String, String)>| v.len() as i64 == limit;
             let end = match (full(&a), full(&b)) {
                 (true, true) => a.last().min(b.last()).cloned(),
