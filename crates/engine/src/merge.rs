@@ -89,20 +89,22 @@ pub enum Outcome {
     },
 }
 
+/// `InvalidState` unless `c` is ready (not a copy still being filled).
+fn check_ready(c: &Container, refusal: &str) -> Result<()> {
+    match c.state {
+        ContainerState::Ready => Ok(()),
+        s => Err(Error::state(
+            s.as_str(),
+            format!("{} is {} and {refusal}", c.reference(), s.as_str()),
+        )),
+    }
+}
+
 /// The branch and its parent as the two sides of a merge, and the merge
 /// base. Refuses what cannot be merged: a masked branch (whose values the
 /// parent must not take) unless `paths` names what may flow back.
 fn sides(db: &dyn Db, branch: &Container, paths: Option<&[String]>) -> Result<(Side, Side, i64)> {
-    if branch.state != ContainerState::Ready {
-        return Err(Error::state(
-            branch.state.as_str(),
-            format!(
-                "{} is {} and cannot be merged",
-                branch.reference(),
-                branch.state.as_str()
-            ),
-        ));
-    }
+    check_ready(branch, "cannot be merged")?;
     let parent = branch.parent.ok_or_else(|| {
         Error::invalid(format!(
             "{} was not cloned from another resource: there is nothing to merge it into",
@@ -125,12 +127,7 @@ fn sides(db: &dyn Db, branch: &Container, paths: Option<&[String]>) -> Result<(S
             ),
         ));
     }
-    if parent.state != ContainerState::Ready {
-        return Err(Error::state(
-            parent.state.as_str(),
-            format!("{} is {} and takes no merge", parent.reference(), parent.state.as_str()),
-        ));
-    }
+    check_ready(&parent, "takes no merge")?;
     let ours = Side::new(branch.clone(), i64::MAX);
     let theirs = Side::new(parent, i64::MAX).seen_by(branch);
     match paths {
@@ -362,13 +359,7 @@ impl Engine<'_> {
                 containers::set_merge_base(db, branch.id, head)?;
                 (None, head)
             } else {
-                let adding = writes
-                    .iter()
-                    .map(|w| match w {
-                        Write::Put { body, .. } => body.len() as i64,
-                        Write::Delete { .. } => 0,
-                    })
-                    .sum();
+                let adding = crate::records::batch_bytes(&writes, max)?;
                 crate::limits::count_writes(db, &limits, tenant, writes.len() as i64, now)?;
                 crate::limits::check_stored_bytes(db, &limits, tenant, adding)?;
                 let done = write_in(db, self.env, &into, &writes)?;

@@ -61,12 +61,6 @@ fn stored(e: &Engine, c: &Container) -> String {
     all_versions(e, c).into_iter().filter_map(|v| v.4).collect()
 }
 
-fn clean(e: &Engine, c: &Container) {
-    let op = e.verify(c).unwrap();
-    let op = run_to_end(e, &op.id, Some(7));
-    assert_eq!(op.meta["report"]["clean"], true, "{}", op.meta["report"]);
-}
-
 #[test]
 fn a_masked_branch_shows_nothing_unmasked_through_any_read() {
     let fx = Fx::new();

@@ -18,12 +18,6 @@ fn merged(o: Outcome) -> Merged {
     }
 }
 
-fn clean(e: &Engine, c: &Container) {
-    let op = e.verify(c).unwrap();
-    let op = run_to_end(e, &op.id, Some(7));
-    assert_eq!(op.meta["report"]["clean"], true, "{}", op.meta["report"]);
-}
-
 fn dev(e: &Engine, src: &Container) -> Container {
     e.create_operation(&branch_req(src, "dev", Strategy::Now, true))
         .unwrap();

@@ -11,12 +11,6 @@ fn body(e: &Engine, c: &Container, coll: &str, key: &str, at: AsOf) -> Option<St
     e.get(c, coll, key, at).ok().and_then(|v| v.body)
 }
 
-fn clean(e: &Engine, c: &Container) {
-    let op = e.verify(c).unwrap();
-    let op = run_to_end(e, &op.id, Some(7));
-    assert_eq!(op.meta["report"]["clean"], true, "{}", op.meta["report"]);
-}
-
 #[test]
 fn a_reset_reads_the_parent_again_and_keeps_the_past() {
     let fx = Fx::new();

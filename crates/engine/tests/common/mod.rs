@@ -176,3 +176,10 @@ pub fn seeded(e: &Engine, n: usize) -> Container {
     e.write("native", "acme", "src", &writes).unwrap();
     e.container("native", "acme", "src").unwrap()
 }
+
+/// Verify `c` to the end (an fsck): its report must be clean.
+pub fn clean(e: &Engine, c: &Container) {
+    let op = e.verify(c).unwrap();
+    let op = run_to_end(e, &op.id, Some(7));
+    assert_eq!(op.meta["report"]["clean"], true, "{}", op.meta["report"]);
+}
