@@ -4,7 +4,7 @@
 //! [`Engine::mark_deleting`] marks the container (it disappears for readers
 //! and its name is free at once), cancels its own hydration and
 //! verification, abandons its open import (whose staging branch is deleted
-//! the same way), drops its levels, and starts hydrating every branch whose
+//! the same way) and a merge of it under way, drops its levels, and starts hydrating every branch whose
 //! parent it is. Its rows go later, in chunks ([`Engine::purge_step`]), once
 //! no branch reads through it.
 //!
@@ -31,6 +31,13 @@ impl Engine<'_> {
         operations::cancel_for_deleted(db, id, now)?;
         if let Some(row) = imports::open_of(db, id)? {
             self.abandon(db, &row, now)?;
+        }
+        // A merge of it under way ends with it: nothing of it shows.
+        for row in imports::merges_of(db, id, 1)? {
+            if row.state == "open" {
+                imports::set_outcome(db, &row.id, "the branch was deleted")?;
+                self.abandon(db, &row, now)?;
+            }
         }
         // What it was before its resets goes with it (their own branches
         // keep them until they hydrate). Only its own: a window it inherited

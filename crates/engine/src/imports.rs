@@ -24,24 +24,59 @@ pub struct Import {
     pub expires_at: i64,
 }
 
-/// `Conflict` when the container has an import open.
+/// `Conflict` when the container has an import open, or is the branch of
+/// a merge under way (its changes are being read into its parent).
 pub(crate) fn check_no_open_import(db: &dyn Db, c: &Container) -> Result<()> {
     let open = one(
         db,
         "SELECT id FROM imports WHERE container = ?1 AND state = 'open'",
         &[c.id.into()],
     )?;
-    match open {
-        None => Ok(()),
-        Some(r) => Err(Error::new(
+    if let Some(r) = open {
+        return Err(Error::new(
             ErrorKind::Conflict { active: None },
             format!(
                 "{} is loading import {}; it takes writes again once the import is committed or abandoned",
                 c.reference(),
                 r.text(0)?
             ),
+        ));
+    }
+    let merging = one(
+        db,
+        "SELECT id FROM imports WHERE merge_from = ?1 AND state = 'open' LIMIT 1",
+        &[c.id.into()],
+    )?;
+    match merging {
+        None => Ok(()),
+        Some(r) => Err(Error::new(
+            ErrorKind::Conflict { active: None },
+            format!(
+                "{} is being merged into the resource it was cloned from (merge {}); it takes writes again once the merge ends",
+                c.reference(),
+                r.text(0)?
+            ),
         )),
     }
+}
+
+/// What the import of a merge carries (`merging`): none for a client's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MergeSpec {
+    /// The branch merged.
+    pub from: i64,
+    /// Its merge base when the merge started.
+    pub base: i64,
+    /// The LSN every staged version of the merge has.
+    pub lsn: i64,
+    /// `ours` | `theirs` | none (conflicts end the merge).
+    pub resolve: Option<String>,
+    /// A masked branch's JSON pointers that may flow back (a JSON array).
+    pub paths: Option<String>,
+    /// Examined up to this key.
+    pub after: (String, String),
+    /// Keys of the branch examined so far.
+    pub examined: i64,
 }
 
 /// An import as stored.
@@ -53,13 +88,32 @@ pub(crate) struct Row {
     pub stage: i64,
     pub state: String,
     pub staged: i64,
+    pub committed_lsn: Option<i64>,
+    /// Why it ended without a commit, when it says.
+    pub outcome: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub merge: Option<MergeSpec>,
 }
 
 /// The columns [`Row::from`] reads.
-const COLUMNS: &str = "id, tenant, container, stage, state, staged";
+const COLUMNS: &str = "id, tenant, container, stage, state, staged, committed_lsn, outcome, created_at, updated_at, \
+     merge_from, merge_base, merge_lsn, merge_resolve, merge_paths, merge_after_collection, merge_after_key, examined";
 
 impl Row {
     fn from(r: &crate::db::Row) -> Result<Row> {
+        let merge = match r.opt_i64(10)? {
+            None => None,
+            Some(from) => Some(MergeSpec {
+                from,
+                base: r.i64(11)?,
+                lsn: r.i64(12)?,
+                resolve: r.opt_text(13)?,
+                paths: r.opt_text(14)?,
+                after: (r.text(15)?, r.text(16)?),
+                examined: r.i64(17)?,
+            }),
+        };
         Ok(Row {
             id: r.text(0)?,
             tenant: r.text(1)?,
@@ -67,6 +121,11 @@ impl Row {
             stage: r.i64(3)?,
             state: r.text(4)?,
             staged: r.i64(5)?,
+            committed_lsn: r.opt_i64(6)?,
+            outcome: r.opt_text(7)?,
+            created_at: r.i64(8)?,
+            updated_at: r.i64(9)?,
+            merge,
         })
     }
 }
@@ -96,6 +155,16 @@ pub(crate) fn check_open(row: &Row, c: &Container) -> Result<()> {
             c.reference()
         )));
     }
+    if row.merge.is_some() {
+        return Err(Error::state(
+            "merging",
+            format!(
+                "import {} carries a merge into {}: it ends with the merge (DELETE the branch's /merge to cancel it)",
+                row.id,
+                c.reference()
+            ),
+        ));
+    }
     if row.state != "open" {
         return Err(Error::state(
             &row.state,
@@ -116,12 +185,14 @@ pub(crate) fn open_of(db: &dyn Db, container: i64) -> Result<Option<Row>> {
     .transpose()
 }
 
-/// Open imports idle past their expiry, oldest first.
+/// Open imports idle past their expiry, oldest first (a merge's never
+/// idles: the worker fills it).
 pub(crate) fn idle(db: &dyn Db, now: i64, limit: i64) -> Result<Vec<Row>> {
     query(
         db,
         &format!(
-            "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+            "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND expires_at <= ?1 AND merge_from IS NULL \
+             ORDER BY expires_at LIMIT ?2"
         ),
         &[now.into(), limit.into()],
     )?
@@ -130,7 +201,8 @@ pub(crate) fn idle(db: &dyn Db, now: i64, limit: i64) -> Result<Vec<Row>> {
     .collect()
 }
 
-/// A new open import of `container` staged in `stage`.
+/// A new open import of `container` staged in `stage` (a merge's when
+/// `merge` is given).
 pub(crate) fn insert(
     db: &dyn Db,
     id: &str,
@@ -138,11 +210,13 @@ pub(crate) fn insert(
     stage: i64,
     expires_at: i64,
     now: i64,
+    merge: Option<&MergeSpec>,
 ) -> Result<()> {
     exec(
         db,
-        "INSERT INTO imports (id, tenant, container, stage, state, staged, expires_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, 'open', 0, ?5, ?6, ?6)",
+        "INSERT INTO imports (id, tenant, container, stage, state, staged, expires_at, created_at, updated_at, \
+         merge_from, merge_base, merge_lsn, merge_resolve, merge_paths) \
+         VALUES (?1, ?2, ?3, ?4, 'open', 0, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
         &[
             id.into(),
             c.tenant.as_str().into(),
@@ -150,7 +224,74 @@ pub(crate) fn insert(
             stage.into(),
             expires_at.into(),
             now.into(),
+            merge.map(|m| m.from).into(),
+            merge.map(|m| m.base).into(),
+            merge.map(|m| m.lsn).into(),
+            merge.and_then(|m| m.resolve.clone()).into(),
+            merge.and_then(|m| m.paths.clone()).into(),
         ],
+    )
+}
+
+/// The oldest merge under way, if any.
+pub(crate) fn next_merge(db: &dyn Db) -> Result<Option<Row>> {
+    one(
+        db,
+        &format!(
+            "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND merge_from IS NOT NULL ORDER BY created_at, id LIMIT 1"
+        ),
+        &[],
+    )?
+    .map(|r| Row::from(&r))
+    .transpose()
+}
+
+/// The merges of branch `from`, newest first: the one under way, or the
+/// last that ended.
+pub(crate) fn merges_of(db: &dyn Db, from: i64, limit: i64) -> Result<Vec<Row>> {
+    query(
+        db,
+        &format!(
+            "SELECT {COLUMNS} FROM imports WHERE merge_from = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ),
+        &[from.into(), limit.into()],
+    )?
+    .iter()
+    .map(Row::from)
+    .collect()
+}
+
+/// A merge examined `examined` more keys, up to `after`, and staged
+/// `staged` of them.
+pub(crate) fn merge_progress(
+    db: &dyn Db,
+    id: &str,
+    after: (&str, &str),
+    examined: i64,
+    staged: i64,
+    now: i64,
+) -> Result<()> {
+    exec(
+        db,
+        "UPDATE imports SET merge_after_collection = ?2, merge_after_key = ?3, examined = examined + ?4, \
+         staged = staged + ?5, updated_at = ?6 WHERE id = ?1",
+        &[
+            id.into(),
+            after.0.into(),
+            after.1.into(),
+            examined.into(),
+            staged.into(),
+            now.into(),
+        ],
+    )
+}
+
+/// Why an import ended without a commit.
+pub(crate) fn set_outcome(db: &dyn Db, id: &str, outcome: &str) -> Result<()> {
+    exec(
+        db,
+        "UPDATE imports SET outcome = ?2 WHERE id = ?1",
+        &[id.into(), outcome.into()],
     )
 }
 

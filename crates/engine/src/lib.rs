@@ -5,6 +5,8 @@
 //! Module map, floor by floor from the top (a module uses only lower
 //! floors; each table has one writer: ARCHITECTURE.md, "Engine layers",
 //! held by `tests/house.rs`):
+//! - [`merging`]: merges too large for one transaction, in chunks the
+//!   worker advances, visible at once;
 //! - [`staging`]: staged imports of any size, all or nothing, in short transactions;
 //!   [`reset`]: a resource reads its parent again, under the same name, in O(1);
 //! - [`deletion`]: the one cascade: deleting a container and what follows,
@@ -52,6 +54,7 @@ pub mod lookup;
 pub mod lsn;
 pub mod mask;
 pub mod merge;
+pub mod merging;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod operations;
@@ -80,6 +83,7 @@ pub use operations::{
 pub use owners::Owned;
 pub use reads::{AsOf, Version};
 pub use merge::{Merged, Resolve};
+pub use merging::MergeRun;
 pub use records::{Committed, Write};
 pub use snapshots::Snapshot;
 pub use stats::CollectionStats;

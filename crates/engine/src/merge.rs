@@ -22,7 +22,7 @@
 //! A protected parent accepts merges. A masked branch merges only the
 //! JSON pointers the request names (`paths`), set into the parent's bodies:
 //! the rest of a record is the parent's, never a masked value. A merge larger than `max_batch` keys
-//! is refused with `TooLarge` (see ARCHITECTURE.md, "Merges").
+//! is refused with `TooLarge`: [`crate::merging`] runs it in chunks instead.
 //!
 //! Uses: `diff` (sides, candidates, live bodies), `records` (`write_in`),
 //! `containers`, `imports`, `limits`, `lsn`, `db`, `error`.
@@ -45,6 +45,13 @@ pub enum Resolve {
 }
 
 impl Resolve {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolve::Ours => "ours",
+            Resolve::Theirs => "theirs",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Resolve> {
         match s {
             "ours" => Ok(Resolve::Ours),
@@ -103,7 +110,7 @@ fn check_ready(c: &Container, refusal: &str) -> Result<()> {
 /// The branch and its parent as the two sides of a merge, and the merge
 /// base. Refuses what cannot be merged: a masked branch (whose values the
 /// parent must not take) unless `paths` names what may flow back.
-fn sides(db: &dyn Db, branch: &Container, paths: Option<&[String]>) -> Result<(Side, Side, i64)> {
+pub(crate) fn sides(db: &dyn Db, branch: &Container, paths: Option<&[String]>) -> Result<(Side, Side, i64)> {
     check_ready(branch, "cannot be merged")?;
     let parent = branch.parent.ok_or_else(|| {
         Error::invalid(format!(
@@ -198,26 +205,26 @@ fn merged_body(
 }
 
 /// Where the next page starts (None: the last page).
-type Cursor = Option<(String, String)>;
+pub(crate) type Cursor = Option<(String, String)>;
 
 /// One key the branch wrote after the base, as both sides show it.
-struct Key {
+pub(crate) struct Key {
     /// As the branch may see it (under a mask, masked on both sides).
-    entry: Entry,
+    pub entry: Entry,
     /// What the merge writes (None: a deletion).
-    write: Option<String>,
+    pub write: Option<String>,
     /// The parent changed it after the base too.
-    theirs_changed: bool,
+    pub theirs_changed: bool,
 }
 
 /// The keys the branch wrote after `base`, after `cursor`: up to `limit`
-/// of them examined, those that differ from the parent returned; and where
-/// the next page starts (None: the last).
+/// of them examined, those that differ from the parent returned; how many
+/// were examined; and where the next page starts (None: the last).
 ///
 /// `ours` of each is what the merge writes (the branch's body, or under
 /// `paths` the parent's with those pointers from the branch's); `theirs`
 /// the parent's body as the branch may see it (masked for a masked branch).
-fn page(
+pub(crate) fn page(
     db: &dyn Db,
     ours: &Side,
     theirs: &Side,
@@ -225,10 +232,11 @@ fn page(
     paths: Option<&[String]>,
     cursor: (&str, &str),
     limit: i64,
-) -> Result<(Vec<Key>, Cursor)> {
+) -> Result<(Vec<Key>, usize, Cursor)> {
     let basis = Basis::Since(base);
     let (o, t) = (ours.container.id, theirs.container.id);
     let keys = diff::candidates(db, ours, t, basis, Touch::Written, cursor, limit)?;
+    let seen = keys.len();
     let next = (keys.len() as i64 == limit).then(|| keys.last().cloned()).flatten();
     let changed = diff::touched(db, theirs, o, basis, &keys)?;
     let raw = Side::new(theirs.container.clone(), theirs.at);
@@ -270,7 +278,7 @@ fn page(
             theirs_changed,
         });
     }
-    Ok((out, next))
+    Ok((out, seen, next))
 }
 
 impl Engine<'_> {
@@ -301,7 +309,7 @@ impl Engine<'_> {
             let mut more_conflicts = None;
             let mut cursor = (String::new(), String::new());
             loop {
-                let (keys, next) = page(
+                let (keys, _, next) = page(
                     db,
                     &ours,
                     &theirs,
@@ -393,7 +401,7 @@ impl Engine<'_> {
         read(self.db, |db| {
             let branch = containers::find(db, &branch.family, &branch.tenant, &branch.name)?;
             let (ours, theirs, base) = sides(db, &branch, paths)?;
-            let (keys, next) = page(db, &ours, &theirs, base, paths, cursor.unwrap_or(("", "")), limit)?;
+            let (keys, _, next) = page(db, &ours, &theirs, base, paths, cursor.unwrap_or(("", "")), limit)?;
             Ok(diff::Page {
                 entries: keys
                     .into_iter()
@@ -407,7 +415,7 @@ impl Engine<'_> {
 }
 
 /// The write that makes the parent show the branch's side of a key.
-fn as_write(k: Key) -> Write {
+pub(crate) fn as_write(k: Key) -> Write {
     match k.write {
         Some(body) => Write::Put {
             collection: k.entry.collection,

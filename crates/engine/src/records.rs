@@ -64,6 +64,19 @@ pub(crate) fn write_in(
     c: &Container,
     writes: &[Write],
 ) -> Result<Committed> {
+    let (lsn, committed_at) = lsn::next(db, env)?;
+    write_at(db, c, writes, lsn, committed_at)
+}
+
+/// [`write_in`] at an LSN the caller allocated: a merge's chunks each add
+/// versions at the LSN its start took (a key is never in two chunks).
+pub(crate) fn write_at(
+    db: &dyn Db,
+    c: &Container,
+    writes: &[Write],
+    lsn: i64,
+    committed_at: i64,
+) -> Result<Committed> {
     for w in writes {
         check_collection(w.collection())?;
         check_key(w.key())?;
@@ -71,7 +84,6 @@ pub(crate) fn write_in(
             check_json("record body", body)?;
         }
     }
-    let (lsn, committed_at) = lsn::next(db, env)?;
     // Set-based: one statement reads the newest version of up to
     // lookup::ROWS keys, one writes as many new versions. On a remote
     // database every statement is a round trip, so a batch of 1 000 writes

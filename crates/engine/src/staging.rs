@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::containers::Container;
 use crate::containers::{self, ContainerState};
-use crate::db::transaction;
+use crate::db::{transaction, Db};
 use crate::error::{Error, Result};
 use crate::handle::Engine;
 use crate::imports::{self, check_open, Import, STAGING_FAMILY};
@@ -47,19 +47,8 @@ impl Engine<'_> {
             crate::records::check_writable(&c)?;
             imports::check_no_open_import(db, &c)?;
             crate::limits::check_resources(db, &limits, &c.tenant)?;
-            let base = lsn::head(db)?;
-            let stage = containers::insert(
-                db,
-                now,
-                STAGING_FAMILY,
-                &c.tenant,
-                &format!("import-{id}"),
-                &json!({"import": id, "into": c.reference()}),
-                ContainerState::Ready,
-            )?;
-            levels::create_branch(db, stage.id, c.id, &c.chain, base, true, None, None)?;
             let expires_at = now.saturating_add(idle_us);
-            imports::insert(db, &id, &c, stage.id, expires_at, now)?;
+            self.open_in(db, &c, &id, expires_at, now, None)?;
             Ok(Import {
                 id: id.clone(),
                 container: c.id,
@@ -67,6 +56,34 @@ impl Engine<'_> {
                 expires_at,
             })
         })
+    }
+
+    /// Open import `id` into `c` inside the caller's transaction (a
+    /// merge's when `merge` is given): a hidden staging branch at its head.
+    /// `Conflict` when `c` has an import open already or is being merged.
+    pub(crate) fn open_in(
+        &self,
+        db: &dyn Db,
+        c: &Container,
+        id: &str,
+        expires_at: i64,
+        now: i64,
+        merge: Option<&imports::MergeSpec>,
+    ) -> Result<Container> {
+        imports::check_no_open_import(db, c)?;
+        let base = lsn::head(db)?;
+        let stage = containers::insert(
+            db,
+            now,
+            STAGING_FAMILY,
+            &c.tenant,
+            &format!("import-{id}"),
+            &json!({"import": id, "into": c.reference()}),
+            ContainerState::Ready,
+        )?;
+        levels::create_branch(db, stage.id, c.id, &c.chain, base, true, None, None)?;
+        imports::insert(db, id, c, stage.id, expires_at, now, merge)?;
+        Ok(stage)
     }
 
     /// Stage a batch of writes in an open import, in one short transaction
@@ -118,24 +135,29 @@ impl Engine<'_> {
             let c = containers::by_id(db, row.container)?
                 .ok_or_else(|| Error::not_found(format!("{} not found", c.reference())))?;
             containers::check_unprotected(&c, "imports")?;
-            let stage = containers::by_id(db, row.stage)?
-                .ok_or_else(|| Error::corrupt("staging branch vanished"))?;
-            let (at, committed_at) = lsn::next(db, self.env)?;
-            // The container now reads the staging branch's own versions
-            // from `at` on, then what it read before; it counts what the
-            // staging branch counts.
-            levels::add_staging(db, c.id, &c.chain, stage.id, at)?;
-            stats::take(db, c.id, stage.id)?;
-            containers::set_head(db, c.id, at, committed_at)?;
-            imports::set_committed(db, id, at, committed_at)?;
-            // The staging branch goes; its rows stay until the container,
-            // which now reads through it, is hydrated (started here).
-            self.mark_deleting(db, stage.id, committed_at)?;
-            Ok(Committed {
-                lsn: at,
-                committed_at,
-                applied: row.staged as usize,
-            })
+            self.commit_in(db, &row, &c)
+        })
+    }
+
+    /// Commit open import `row` into `c` inside the caller's transaction.
+    pub(crate) fn commit_in(&self, db: &dyn Db, row: &imports::Row, c: &Container) -> Result<Committed> {
+        let stage = containers::by_id(db, row.stage)?
+            .ok_or_else(|| Error::corrupt("staging branch vanished"))?;
+        let (at, committed_at) = lsn::next(db, self.env)?;
+        // The container now reads the staging branch's own versions
+        // from `at` on, then what it read before; it counts what the
+        // staging branch counts.
+        levels::add_staging(db, c.id, &c.chain, stage.id, at)?;
+        stats::take(db, c.id, stage.id)?;
+        containers::set_head(db, c.id, at, committed_at)?;
+        imports::set_committed(db, &row.id, at, committed_at)?;
+        // The staging branch goes; its rows stay until the container,
+        // which now reads through it, is hydrated (started here).
+        self.mark_deleting(db, stage.id, committed_at)?;
+        Ok(Committed {
+            lsn: at,
+            committed_at,
+            applied: row.staged as usize,
         })
     }
 

@@ -29,6 +29,7 @@ const FLOORS: &[&[&str]] = &[
     &["operations", "retention"],
     &["deletion"],
     &["staging", "reset"],
+    &["merging"],
 ];
 
 /// Each table and the one module whose code writes it.

@@ -301,4 +301,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE containers SET visible_max =
         coalesce((SELECT max(r.visible_from) FROM records r WHERE r.container = containers.id), 0);
     "#,
+    // 14: merges too large for one transaction (merging.rs): an import into
+    // the parent that the worker fills from the branch (`merge_from`) a
+    // chunk at a time, from its merge base (`merge_base`), with the
+    // request's strategy and paths, every chunk's versions at one LSN
+    // (`merge_lsn`), examined up to a key (`merge_after_*`); `outcome` says
+    // why an import ended without a commit.
+    r#"
+    ALTER TABLE imports ADD COLUMN merge_from INTEGER;
+    ALTER TABLE imports ADD COLUMN merge_base INTEGER;
+    ALTER TABLE imports ADD COLUMN merge_lsn INTEGER;
+    ALTER TABLE imports ADD COLUMN merge_resolve TEXT;
+    ALTER TABLE imports ADD COLUMN merge_paths TEXT;
+    ALTER TABLE imports ADD COLUMN merge_after_collection TEXT NOT NULL DEFAULT '';
+    ALTER TABLE imports ADD COLUMN merge_after_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE imports ADD COLUMN examined INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE imports ADD COLUMN outcome TEXT;
+    CREATE INDEX imports_merging ON imports (merge_from, created_at) WHERE merge_from IS NOT NULL;
+    "#,
 ];
