@@ -151,7 +151,14 @@ enum Command {
         /// (comma-separated: `/status,/notes`).
         #[arg(long, value_delimiter = ',')]
         paths: Vec<String>,
+        /// Run it in chunks the worker advances, whatever its size (a
+        /// merge too large for one transaction always does), following
+        /// its progress until it ends; Ctrl-C leaves it running.
+        #[arg(long)]
+        background: bool,
     },
+    /// Cancel a resource's chunked merge under way: nothing of it shows.
+    CancelMerge { resource: String },
     /// Protect a resource: direct writes, imports and deletes are refused
     /// (423) until it is unprotected.
     Protect { resource: String },
@@ -269,15 +276,25 @@ impl Client {
 }
 
 /// `spinoff merge`: one request; on conflicts, every page of them as
-/// NDJSON on stdout, and exit status 3.
-fn merge(c: &Client, resource: &str, strategy: Option<&str>, paths: &[String]) -> Result<()> {
+/// NDJSON on stdout, and exit status 3. A chunked merge (202) is followed
+/// until it ends, its progress on stderr.
+fn merge(
+    c: &Client,
+    resource: &str,
+    strategy: Option<&str>,
+    paths: &[String],
+    background: bool,
+) -> Result<()> {
     need_token(c)?;
     let path = format!("/data/v1/resources/{resource}/merge");
-    let mut body = json!({ "strategy": strategy, "limit": 1000 });
+    let mut body = json!({ "strategy": strategy, "limit": 1000, "background": background });
     if !paths.is_empty() {
         body["paths"] = json!(paths);
     }
     let (s, v) = c.call("POST", &path, Some(body.to_string().into_bytes()))?;
+    if s == 202 {
+        return follow_merge(c, resource, &path, &v["merge"], paths);
+    }
     match s {
         200 => {
             let into = v["into"]["ref"].as_str().unwrap_or("its parent");
@@ -290,33 +307,99 @@ fn merge(c: &Client, resource: &str, strategy: Option<&str>, paths: &[String]) -
             }
             Ok(())
         }
-        409 if v["error"] == "merge_conflict" => {
-            let mut n = 0;
-            let mut page = v.clone();
-            loop {
-                for x in page["conflicts"].as_array().into_iter().flatten() {
-                    println!("{x}");
-                    n += 1;
-                }
-                let next = &page["next"];
-                let (Some(col), Some(key)) = (next["collection"].as_str(), next["key"].as_str()) else {
-                    break;
-                };
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                q.append_pair("after_collection", col)
-                    .append_pair("after_key", key)
-                    .append_pair("limit", "1000");
-                if !paths.is_empty() {
-                    q.append_pair("paths", &paths.join(","));
-                }
-                let q = q.finish();
-                page = c.ok("GET", &format!("{path}/conflicts?{q}"), None)?;
-            }
-            eprintln!("{n} conflicts; nothing was merged. Merge with --strategy ours or --strategy theirs to resolve them");
-            std::process::exit(3)
-        }
+        409 if v["error"] == "merge_conflict" => list_conflicts(c, &path, v, paths),
         _ => Err(anyhow!("{s}: {}", message(&v))),
     }
+}
+
+/// Follow a chunked merge until it ends: its progress on stderr (a
+/// spinner on a terminal); on conflicts, list them and exit 3.
+fn follow_merge(c: &Client, resource: &str, path: &str, run: &Value, paths: &[String]) -> Result<()> {
+    let id = run["id"].as_str().unwrap_or("").to_string();
+    let into = run["into"].as_str().unwrap_or("its parent").to_string();
+    eprintln!("{resource}: merging into {into} in chunks (merge {id})");
+    let tty = std::io::stderr().is_terminal();
+    let pb = tty.then(|| {
+        let pb = ProgressBar::new_spinner();
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    });
+    let mut last = -1;
+    let run = loop {
+        let v = c.ok("GET", path, None)?;
+        let run = v["merge"].clone();
+        if run["id"] != json!(id) {
+            bail!("{resource}'s merge {id} is no longer its latest: {run}");
+        }
+        let (examined, applied) = (run["examined"].as_i64().unwrap_or(0), run["applied"].as_i64().unwrap_or(0));
+        let msg = format!("merging: {examined} keys examined, {applied} to write");
+        match &pb {
+            Some(pb) => pb.set_message(msg),
+            None if examined != last => eprintln!("{msg}"),
+            None => {}
+        }
+        last = examined;
+        if run["state"] != "running" {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    match run["state"].as_str().unwrap_or("") {
+        "merged" => {
+            println!(
+                "{resource} merged into {into} at LSN {}: {} keys written",
+                run["lsn"], run["applied"]
+            );
+            Ok(())
+        }
+        "conflicts" => {
+            let q = if paths.is_empty() {
+                String::from("limit=1000")
+            } else {
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("limit", "1000")
+                    .append_pair("paths", &paths.join(","))
+                    .finish()
+            };
+            let first = c.ok("GET", &format!("{path}/conflicts?{q}"), None)?;
+            list_conflicts(c, path, first, paths)
+        }
+        s => bail!(
+            "merge {id} {s}: {}; nothing of it was merged",
+            run["message"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+/// Every page of a merge's conflicts from `first` on, as NDJSON on
+/// stdout; exit status 3.
+fn list_conflicts(c: &Client, path: &str, first: Value, paths: &[String]) -> Result<()> {
+    let mut n = 0;
+    let mut page = first;
+    loop {
+        for x in page["conflicts"].as_array().into_iter().flatten() {
+            println!("{x}");
+            n += 1;
+        }
+        let next = &page["next"];
+        let (Some(col), Some(key)) = (next["collection"].as_str(), next["key"].as_str()) else {
+            break;
+        };
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("after_collection", col)
+            .append_pair("after_key", key)
+            .append_pair("limit", "1000");
+        if !paths.is_empty() {
+            q.append_pair("paths", &paths.join(","));
+        }
+        let q = q.finish();
+        page = c.ok("GET", &format!("{path}/conflicts?{q}"), None)?;
+    }
+    eprintln!("{n} conflicts; nothing was merged. Merge with --strategy ours or --strategy theirs to resolve them");
+    std::process::exit(3)
 }
 
 /// `spinoff diff`: the server's NDJSON lines to stdout, the summary also
@@ -812,7 +895,14 @@ fn run(cli: Cli) -> Result<()> {
             resource,
             strategy,
             paths,
-        } => merge(&c, &resource, strategy.as_deref(), &paths),
+            background,
+        } => merge(&c, &resource, strategy.as_deref(), &paths, background),
+        Command::CancelMerge { resource } => {
+            need_token(&c)?;
+            let v = c.ok("DELETE", &format!("/data/v1/resources/{resource}/merge"), None)?;
+            println!("{resource}: merge {} canceled", v["merge"]["id"].as_str().unwrap_or(""));
+            Ok(())
+        }
         Command::Protect { resource } => protect(&c, &resource, true),
         Command::Unprotect { resource } => protect(&c, &resource, false),
         Command::Verify { resource, json } => {

@@ -4,7 +4,8 @@
 //!
 //! - `resources.rs`: resources, records, export, snapshots;
 //! - `diff.rs`: a resource against its parent, another resource or its past (NDJSON);
-//! - `merge.rs`: a branch merged into its parent, conflicts listed or resolved;
+//! - `merge.rs`: a branch merged into its parent, conflicts listed or resolved,
+//!   in one transaction or in chunks the worker advances;
 //! - `imports.rs`: imports, in one request or an import session (staged);
 //! - `operations.rs`: clones and operations, the SSE event stream;
 //! - `shapes.rs`: JSON shapes of resources and operations;
@@ -100,6 +101,8 @@ static ROUTER: Router = Router {
         }),
         ("GET", "resources/*/diff", |r, s| diff::diff(ctx(r)?, r, s[0])),
         ("POST", "resources/*/merge", |r, s| merge::merge(&ctx(r)?, r, s[0])),
+        ("GET", "resources/*/merge", |r, s| merge::status(&ctx(r)?, s[0])),
+        ("DELETE", "resources/*/merge", |r, s| merge::cancel(&ctx(r)?, s[0])),
         ("GET", "resources/*/merge/conflicts", |r, s| {
             merge::conflicts(&ctx(r)?, r, s[0])
         }),

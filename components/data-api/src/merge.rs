@@ -5,8 +5,15 @@
 //! conflicts: 409 with the first `limit` of them (and `next` when there
 //! are more, for `GET /resources/{ref}/merge/conflicts?after=`), unless
 //! the strategy resolves them.
+//!
+//! A merge of more keys than one transaction takes (the engine's
+//! `max_batch`), or one asked for with `"background": true`, runs in
+//! chunks the worker advances: 202 with the merge, whose progress
+//! `GET /resources/{ref}/merge` shows and `DELETE` cancels. Nothing of it
+//! shows in the parent until all of it does.
 
 use engine::merge::{Outcome, Resolve};
+use engine::{ErrorKind, MergeRun};
 use engine::diff::Entry;
 use serde_json::{json, Value};
 use spin_adapter::http::{within, Reply, Req};
@@ -49,6 +56,7 @@ pub fn merge(ctx: &Ctx, req: &Req, r: &str) -> R {
         strategy: Option<String>,
         limit: Option<i64>,
         paths: Option<Vec<String>>,
+        background: Option<bool>,
     }
     let b: Body = spin_adapter::body::parse(&req.body, true)
         .map_err(|m| Reply::problem(400, "invalid_json", &m))?;
@@ -59,10 +67,22 @@ pub fn merge(ctx: &Ctx, req: &Req, r: &str) -> R {
     let limit = within("limit", b.limit.unwrap_or(100), 1, 1000).map_err(|m| invalid(&m))?;
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
-    match e
-        .merge(&c.family, &c.tenant, &c.name, resolve, b.paths.as_deref(), limit)
-        .map_err(|er| Reply::error(&er))?
-    {
+    let start = || -> R {
+        let run = e
+            .start_merge(&c.family, &c.tenant, &c.name, resolve, b.paths.as_deref())
+            .map_err(|er| Reply::error(&er))?;
+        Ok(Reply::json(202, &json!({"ref": c.reference(), "merge": run_json(&e, &run)?})))
+    };
+    if b.background == Some(true) {
+        return start();
+    }
+    let outcome = match e.merge(&c.family, &c.tenant, &c.name, resolve, b.paths.as_deref(), limit) {
+        Ok(o) => o,
+        // Too many keys for one transaction: the worker runs it in chunks.
+        Err(er) if er.kind == ErrorKind::TooLarge => return start(),
+        Err(er) => return Err(Reply::error(&er)),
+    };
+    match outcome {
         Outcome::Merged(m) => {
             let cols = e.collections(&m.into).map_err(|er| Reply::error(&er))?;
             Ok(Reply::json(
@@ -128,4 +148,50 @@ pub fn conflicts(ctx: &Ctx, req: &Req, r: &str) -> R {
         200,
         &json!({"conflicts": entries(&page.entries)?, "next": next(&page.next)}),
     ))
+}
+
+/// A chunked merge as the API shows it.
+fn run_json(e: &engine::Engine, run: &MergeRun) -> Result<Value, Reply> {
+    let into = e
+        .container_by_id(run.into)
+        .map_err(|er| Reply::error(&er))?
+        .map(|c| c.reference());
+    Ok(json!({
+        "id": run.id,
+        "state": run.state,
+        "into": into,
+        "merge_base": run.base,
+        "examined": run.examined,
+        "applied": run.applied,
+        "lsn": run.lsn,
+        "message": run.message,
+        "started_at": engine::util::rfc3339(run.started_at),
+        "updated_at": engine::util::rfc3339(run.updated_at),
+    }))
+}
+
+/// `GET /resources/{ref}/merge`: the resource's chunked merge under way
+/// (advanced a bounded step), or the last that ended.
+pub fn status(ctx: &Ctx, r: &str) -> R {
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    // Where no worker runs, reading the status advances the merge.
+    let keys = spin_adapter::vars::variable_i64("merge_chunk_keys", 1000).clamp(1, 50_000);
+    match e.nudge_merge(&c, keys).map_err(|er| Reply::error(&er))? {
+        Some(run) => Ok(Reply::json(200, &json!({"ref": c.reference(), "merge": run_json(&e, &run)?}))),
+        None => Err(Reply::problem(
+            404,
+            "not_found",
+            &format!("{} never ran a chunked merge", c.reference()),
+        )),
+    }
+}
+
+/// `DELETE /resources/{ref}/merge`: cancel the chunked merge under way;
+/// nothing of it shows.
+pub fn cancel(ctx: &Ctx, r: &str) -> R {
+    let e = ctx.engine()?;
+    let c = find(&e, &ctx.tenant, r)?;
+    let run = e.cancel_merge(&c).map_err(|er| Reply::error(&er))?;
+    Ok(Reply::json(200, &json!({"ref": c.reference(), "merge": run_json(&e, &run)?})))
 }

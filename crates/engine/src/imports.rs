@@ -233,14 +233,15 @@ pub(crate) fn insert(
     )
 }
 
-/// The oldest merge under way, if any.
-pub(crate) fn next_merge(db: &dyn Db) -> Result<Option<Row>> {
+/// The oldest merge under way (`id`: that one), if any.
+pub(crate) fn next_merge(db: &dyn Db, id: Option<&str>) -> Result<Option<Row>> {
     one(
         db,
         &format!(
-            "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND merge_from IS NOT NULL ORDER BY created_at, id LIMIT 1"
+            "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND merge_from IS NOT NULL \
+             AND (?1 IS NULL OR id = ?1) ORDER BY created_at, id LIMIT 1"
         ),
-        &[],
+        &[id.into()],
     )?
     .map(|r| Row::from(&r))
     .transpose()

@@ -28,7 +28,7 @@
 //! `imports`, `containers`, `limits`, `lookup`, `lsn`, `db`, `error`.
 
 use crate::containers::{self, Container};
-use crate::db::{read, transaction, Db};
+use crate::db::{read, transaction, Db, LockWait};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handle::Engine;
 use crate::imports::{self, MergeSpec};
@@ -143,10 +143,36 @@ impl Engine<'_> {
     /// of its branch, in one transaction; the step that examines the last
     /// key commits it. Returns the merge as it now is (None: none runs).
     pub fn merge_step(&self, limit: i64) -> Result<Option<MergeRun>> {
+        self.step_merge(None, limit)
+    }
+
+    /// Bounded progress on a branch's merge from a status read (where no
+    /// worker runs, reads advance it): one step of up to `limit` keys,
+    /// given up at once when another writer holds the database. Returns
+    /// the merge as it now is (None: it never ran one).
+    pub fn nudge_merge(&self, branch: &Container, limit: i64) -> Result<Option<MergeRun>> {
+        let Some(run) = self.merge_run(branch)? else {
+            return Ok(None);
+        };
+        if run.state != "running" {
+            return Ok(Some(run));
+        }
+        let _ = self.db.lock_wait(LockWait::Never);
+        let stepped = self.step_merge(Some(&run.id), limit);
+        let _ = self.db.lock_wait(LockWait::Default);
+        match stepped {
+            Ok(Some(r)) => Ok(Some(r)),
+            Ok(None) => self.merge_run(branch),
+            Err(e) if e.is_retryable() => Ok(Some(run)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn step_merge(&self, id: Option<&str>, limit: i64) -> Result<Option<MergeRun>> {
         let now = self.env.now_us();
         let limits = self.config.limits();
         transaction(self.db, |db| {
-            let Some(row) = imports::next_merge(db)? else {
+            let Some(row) = imports::next_merge(db, id)? else {
                 return Ok(None);
             };
             match self.advance(db, &row, limit.max(1), &limits, now) {

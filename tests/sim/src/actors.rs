@@ -305,15 +305,26 @@ impl Sim<'_> {
         let ops = self.op_ids();
         let call = match rng.u8(..29) {
             26 => Call::Reset { c, name },
-            27 | 28 => Call::Merge {
-                c,
-                name,
-                resolve: match rng.u8(..3) {
+            27 | 28 => {
+                let resolve = match rng.u8(..3) {
                     0 => Some(engine::Resolve::Ours),
                     1 => Some(engine::Resolve::Theirs),
                     _ => None,
-                },
-            },
+                };
+                if rng.u8(..3) == 0 {
+                    Call::MergeStart { c, name, resolve }
+                } else {
+                    Call::Merge { c, name, resolve }
+                }
+            }
+            19 if !self.m.merges.is_empty() && rng.u8(..4) == 0 => {
+                let (_, (c, _)) = rng.choice(self.m.merges.iter())?;
+                let c = *c;
+                Call::MergeCancel {
+                    c,
+                    name: self.m.cs[c].name.clone(),
+                }
+            }
             20 => Call::Verify { name },
             // Mostly unprotecting: a protected container refuses most
             // calls, so it stays protected for a few rounds at a time.
@@ -389,6 +400,9 @@ impl Sim<'_> {
 
     fn worker_call(&mut self, rng: &mut fastrand::Rng) -> Call {
         match rng.u8(..12) {
+            9 | 11 if !self.m.merges.is_empty() => Call::MergeStep {
+                limit: rng.i64(1..6),
+            },
             0..=4 => Call::Steps {
                 n: rng.u8(1..4),
                 k: rng.i64(1..6),
@@ -471,6 +485,10 @@ impl Sim<'_> {
             self.apply(d)?;
         }
         self.forget_ended_imports();
+        // Merges that a deletion or an expiry ended in this round.
+        for id in self.m.merges.keys().cloned().collect::<Vec<_>>() {
+            self.merge_ended(&id, true)?;
+        }
         let e = self.engine();
         let now = self
             .shared
@@ -596,6 +614,9 @@ impl Sim<'_> {
                 }
                 self.m.cs[*c].deleted = true;
                 self.m.imports.retain(|_, im| im.container != *c);
+                for id in self.m.merges.keys().cloned().collect::<Vec<_>>() {
+                    self.merge_ended(&id, true)?;
+                }
             }
             (Call::ImportOpen { c, name }, out) => {
                 let c = &self.m.current(*c);
@@ -716,8 +737,53 @@ impl Sim<'_> {
                         .ok_or_else(|| format!("{name} was reset, yet it has no parent"))?;
                 }
             }
+            (Call::MergeStart { c, name, resolve }, out)
+            | (Call::Merge { c, name, resolve }, out @ Outcome::Ok(Ack::MergeStarted(_))) => {
+                let c = self.m.current(*c);
+                let id = match out {
+                    Outcome::Ok(Ack::MergeStarted(id)) => Some(id.clone()),
+                    _ if resolved => self
+                        .db
+                        .execute(
+                            "SELECT i.id FROM imports i JOIN containers c ON c.id = i.merge_from \
+                             WHERE c.name = ?1 AND c.family = 'native' ORDER BY i.created_at DESC LIMIT 1",
+                            &[name.as_str().into()],
+                        )
+                        .expect("lookup")
+                        .first()
+                        .map(|r| r.text(0).expect("id")),
+                    _ => None,
+                };
+                if let Some(id) = id.filter(|id| !self.m.merges_seen.contains(id)) {
+                    self.m.merges_seen.insert(id.clone());
+                    if self.m.merge_plan(c, *resolve).is_none() {
+                        return Err(format!("a chunked merge of {name} started, yet it has nothing to merge into"));
+                    }
+                    self.m.merges.insert(id, (c, *resolve));
+                }
+            }
             (Call::Merge { c, name, resolve }, out) => {
                 let c = self.m.current(*c);
+                // Too large for one transaction, it started a chunked merge
+                // (the answer lost): one the model has not seen.
+                if resolved && !matches!(out, Outcome::Ok(_)) {
+                    let started = self
+                        .db
+                        .execute(
+                            "SELECT i.id FROM imports i JOIN containers c ON c.id = i.merge_from \
+                             WHERE c.name = ?1 AND c.family = 'native' ORDER BY i.created_at DESC LIMIT 1",
+                            &[name.as_str().into()],
+                        )
+                        .expect("lookup")
+                        .first()
+                        .map(|r| r.text(0).expect("id"))
+                        .filter(|id| !self.m.merges_seen.contains(id));
+                    if let Some(id) = started {
+                        self.m.merges_seen.insert(id.clone());
+                        self.m.merges.insert(id, (c, *resolve));
+                        return Ok(());
+                    }
+                }
                 let plan = self.m.merge_plan(c, *resolve);
                 let done = match out {
                     Outcome::Ok(Ack::Conflicts) => {
@@ -767,6 +833,20 @@ impl Sim<'_> {
                     self.m.cs[c].merge_base = next;
                 }
             }
+            // A step ends a merge by its commit or a conflict, a cancel by
+            // canceling; a deletion's end waits for the deletion's turn.
+            (Call::MergeStep { .. } | Call::MergeCancel { .. }, out) => match out {
+                Outcome::Ok(Ack::MergeRun(Some(run))) if run.state != "running" => {
+                    self.merge_ended(&run.id, true)?
+                }
+                Outcome::Ok(_) => {}
+                _ if resolved => {
+                    for id in self.m.merges.keys().cloned().collect::<Vec<_>>() {
+                        self.merge_ended(&id, false)?;
+                    }
+                }
+                _ => {}
+            },
             (Call::Protect { c, protected, .. }, out)
                 if matches!(out, Outcome::Ok(_)) || resolved =>
             {
@@ -776,6 +856,88 @@ impl Sim<'_> {
             (Call::Prune, _) => self.pruned = true,
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A chunked merge that ended, as the database says (nothing while it
+    /// runs): committed, the model's plan for it now is what the parent
+    /// gains, its versions at the merge's LSN shown from the commit's;
+    /// refused for conflicts only when the model has some and no strategy;
+    /// abandoned only when canceled, or a side is gone (or may have expired).
+    ///
+    /// `any`: whatever ended it; else only a step's or a cancel's end
+    /// (a call whose answer was lost).
+    fn merge_ended(&mut self, id: &str, any: bool) -> Result<(), String> {
+        let Some(&(c, resolve)) = self.m.merges.get(id) else {
+            return Ok(());
+        };
+        let row = self
+            .db
+            .execute(
+                "SELECT state, committed_lsn, merge_lsn, outcome, staged, container FROM imports WHERE id = ?1",
+                &[id.into()],
+            )
+            .expect("lookup");
+        let r = row.first().ok_or_else(|| format!("merge {id} is nowhere"))?;
+        let (state, outcome) = (r.text(0).expect("state"), r.opt_text(3).expect("outcome"));
+        let name = self.m.cs[c].name.clone();
+        let by_step = state == "committed" || matches!(outcome.as_deref(), Some("conflicts" | "canceled"));
+        if !any && !by_step {
+            return Ok(());
+        }
+        if std::env::var("SIM_MERGE_STATS").is_ok() && state != "open" {
+            eprintln!("MERGE-END {state} {outcome:?} staged={}", r.i64(4).expect("staged"));
+        }
+        match state.as_str() {
+            "open" => return Ok(()),
+            "committed" => {
+                let at = r.i64(1).expect("lsn");
+                let versions = r.i64(2).expect("merge lsn");
+                let plan = self
+                    .m
+                    .merge_plan(c, resolve)
+                    .ok_or_else(|| format!("chunked merge {id} of {name} committed, yet it has nothing to merge into"))?;
+                if plan.conflicts > 0 {
+                    return Err(format!("chunked merge {id} of {name} committed despite {} conflicts", plan.conflicts));
+                }
+                if r.i64(4).expect("staged") != plan.writes.len() as i64 {
+                    return Err(format!(
+                        "chunked merge {id} of {name} staged {} writes; the model {:?}",
+                        r.i64(4).expect("staged"),
+                        plan.writes
+                    ));
+                }
+                let live = self.m.live(plan.into, i64::MAX);
+                let vs = batch_versions(&live, &plan.writes, versions);
+                for v in vs {
+                    self.m.cs[plan.into].own.push(V { from: at, ..v });
+                }
+                self.m.cs[c].merge_base = at;
+            }
+            _ => {
+                let into = r.i64(5).expect("container");
+                let gone = |m: &M| m.deleted || m.expires_at.is_some();
+                let into_gone = self
+                    .m
+                    .cs
+                    .get(self.m.cs[c].base.as_ref().map(|b| b.parent).unwrap_or(c))
+                    .is_some_and(gone);
+                let ok = match outcome.as_deref() {
+                    Some("canceled") => true,
+                    Some("conflicts") => {
+                        let p = self.m.merge_plan(c, resolve);
+                        resolve.is_none() && p.is_some_and(|p| p.conflicts > 0)
+                    }
+                    _ => gone(&self.m.cs[c]) || into_gone,
+                };
+                if !ok {
+                    return Err(format!(
+                        "chunked merge {id} of {name} into container {into} ended without a commit ({outcome:?}); the model sees no reason"
+                    ));
+                }
+            }
+        }
+        self.m.merges.remove(id);
         Ok(())
     }
 
@@ -801,6 +963,7 @@ impl Sim<'_> {
             self.shared.env.advance(cfg().lease_us + 1);
             e.expire_imports(100).map_err(|x| x.to_string())?;
             e.expire_step(100).map_err(|x| x.to_string())?;
+            while e.merge_step(50).map_err(|x| x.to_string())?.is_some() {}
             let Some(id) = e.next_runnable("settle").map_err(|x| x.to_string())? else {
                 while e.purge_step(1_000).map_err(|x| x.to_string())? > 0 {}
                 let stuck = e.db().execute(
@@ -813,6 +976,12 @@ impl Sim<'_> {
                 }
                 drop(e);
                 self.m.imports.clear();
+                for id in self.m.merges.keys().cloned().collect::<Vec<_>>() {
+                    self.merge_ended(&id, true)?;
+                }
+                if let Some(id) = self.m.merges.keys().next() {
+                    return Err(format!("merge {id} never ended"));
+                }
                 let e = self.engine();
                 let now = self
                     .shared

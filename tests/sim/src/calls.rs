@@ -89,6 +89,17 @@ pub enum Call {
         name: String,
         resolve: Option<engine::Resolve>,
     },
+    /// Start a chunked merge (the worker's `MergeStep`s advance it).
+    MergeStart {
+        c: usize,
+        name: String,
+        resolve: Option<engine::Resolve>,
+    },
+    /// Cancel a container's chunked merge.
+    MergeCancel {
+        c: usize,
+        name: String,
+    },
     /// Protect a container, or stop protecting it.
     Protect {
         c: usize,
@@ -103,6 +114,10 @@ pub enum Call {
         budget_us: i64,
     },
     ExpireImports,
+    /// Advance the oldest chunked merge by up to `limit` keys.
+    MergeStep {
+        limit: i64,
+    },
     Prune,
     Purge,
     Expire,
@@ -121,6 +136,11 @@ pub enum Ack {
     Merged(Option<i64>, usize, i64),
     /// A merge refused for conflicts.
     Conflicts,
+    /// A chunked merge started (its import's id): a small merge too large
+    /// for one transaction starts one too.
+    MergeStarted(String),
+    /// A chunked merge as a step or a cancel left it.
+    MergeRun(Option<engine::MergeRun>),
     Done,
 }
 
@@ -270,10 +290,21 @@ pub fn perform(
         Call::Reset { name, .. } => {
             Ack::Reset(e.reset("native", "t", name, engine::AsOf::Head, false)?.1)
         }
-        Call::Merge { name, resolve, .. } => match e.merge("native", "t", name, *resolve, None, 5)? {
-            engine::merge::Outcome::Merged(m) => Ack::Merged(m.lsn, m.applied, m.next_base),
-            engine::merge::Outcome::Conflicts { .. } => Ack::Conflicts,
+        Call::Merge { name, resolve, .. } => match e.merge("native", "t", name, *resolve, None, 5) {
+            Ok(engine::merge::Outcome::Merged(m)) => Ack::Merged(m.lsn, m.applied, m.next_base),
+            Ok(engine::merge::Outcome::Conflicts { .. }) => Ack::Conflicts,
+            // As the data API does: too large for one transaction, it runs
+            // in chunks.
+            Err(x) if x.kind == ErrorKind::TooLarge => {
+                Ack::MergeStarted(e.start_merge("native", "t", name, *resolve, None)?.id)
+            }
+            Err(x) => return Err(x),
         },
+        Call::MergeStart { name, resolve, .. } => {
+            Ack::MergeStarted(e.start_merge("native", "t", name, *resolve, None)?.id)
+        }
+        Call::MergeCancel { name, .. } => Ack::MergeRun(Some(e.cancel_merge(&find(name)?)?)),
+        Call::MergeStep { limit } => Ack::MergeRun(e.merge_step(*limit)?),
         Call::Protect {
             name, protected, ..
         } => {

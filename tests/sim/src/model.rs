@@ -80,6 +80,10 @@ pub struct Import {
 pub struct Model {
     pub cs: Vec<M>,
     pub imports: BTreeMap<String, Import>,
+    /// Chunked merges under way, by import id: the branch and strategy.
+    pub merges: BTreeMap<String, (usize, Option<engine::Resolve>)>,
+    /// Every chunked merge the model learnt of.
+    pub merges_seen: std::collections::BTreeSet<String>,
 }
 
 /// What a container shows: (collection, key, lsn) → (body, visible from).
