@@ -29,18 +29,23 @@ pub struct Import {
 pub(crate) fn check_no_open_import(db: &dyn Db, c: &Container) -> Result<()> {
     let open = one(
         db,
-        "SELECT id FROM imports WHERE container = ?1 AND state = 'open'",
+        "SELECT id, merge_from IS NOT NULL FROM imports WHERE container = ?1 AND state = 'open'",
         &[c.id.into()],
     )?;
     if let Some(r) = open {
-        return Err(Error::new(
-            ErrorKind::Conflict { active: None },
-            format!(
+        let message = match r.bool(1)? {
+            true => format!(
+                "{} is taking a merge (merge {}); it takes writes again once the merge ends",
+                c.reference(),
+                r.text(0)?
+            ),
+            false => format!(
                 "{} is loading import {}; it takes writes again once the import is committed or abandoned",
                 c.reference(),
                 r.text(0)?
             ),
-        ));
+        };
+        return Err(Error::new(ErrorKind::Conflict { active: None }, message));
     }
     let merging = one(
         db,

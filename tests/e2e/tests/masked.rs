@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str, &str, Reads)] = &[
     ("data-api", "GET", "resources/*/export", Records),
     ("data-api", "GET", "resources/*/diff", Records),
     ("data-api", "GET", "resources/*/merge/conflicts", Records),
+    ("data-api", "GET", "resources/*/merge", Not("a chunked merge's progress: counts and LSNs")),
     ("data-api", "GET", "resources/*/snapshots", Not("snapshot names and LSNs")),
     ("data-api", "GET", "operations", Not("operations' progress")),
     ("data-api", "GET", "operations/*", Not("an operation's progress")),
