@@ -54,7 +54,7 @@ fn notify() -> Result<Value, engine::Error> {
 /// One tick; returns what it did.
 fn tick() -> Result<Value, engine::Error> {
     let budget_us = variable_i64("worker_budget_ms", 1000).clamp(10, 60_000) * 1000;
-    let db = SpinDb::open()?;
+    let db = SpinDb::open()?.background();
     let mut e = Engine::open(&db, &SpinEnv)?;
     // A lease outlives a tick's budget; a crashed worker's expires after it.
     e.config.lease_us = (variable_i64("worker_lease_ms", 5000) * 1000).max(2 * budget_us);
@@ -73,6 +73,7 @@ fn tick() -> Result<Value, engine::Error> {
     let chunk = variable_i64("merge_chunk_keys", 1000).clamp(1, 50_000);
     let (mut merge_chunks, mut merges_ended) = (0, 0);
     loop {
+        engine::Db::yield_to_writers(&db);
         match e.merge_step(chunk) {
             Ok(Some(run)) => {
                 merge_chunks += 1;

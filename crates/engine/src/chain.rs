@@ -233,8 +233,18 @@ pub(crate) fn literal_list(items: &[String]) -> String {
 /// `alias.container = c AND alias.lsn <= b AND <visible at b> [AND
 /// alias.collection IN (…)]`.
 pub(crate) fn arm_rows(arm: &Arm, alias: &str) -> String {
+    arm_rows_with(arm, alias, "")
+}
+
+/// [`arm_rows`] with no index on `lsn` usable (`+lsn`): a walk along the
+/// primary key, in key order.
+pub(crate) fn arm_rows_by_key(arm: &Arm, alias: &str) -> String {
+    arm_rows_with(arm, alias, "+")
+}
+
+fn arm_rows_with(arm: &Arm, alias: &str, lsn_prefix: &str) -> String {
     let mut s = format!(
-        "{alias}.container = {c} AND {alias}.lsn <= {b} \
+        "{alias}.container = {c} AND {lsn_prefix}{alias}.lsn <= {b} \
          AND ({alias}.visible_from IS NULL OR {alias}.visible_from <= {b})",
         c = arm.container,
         b = arm.bound

@@ -273,6 +273,12 @@ pub trait Db {
     fn lock_wait(&self, _wait: LockWait) -> Result<(), DbError> {
         Ok(())
     }
+
+    /// Between two chunks of background work (the worker's copies,
+    /// hydrations and merges): let a request that is waiting for the write
+    /// lock go first. A hint, never an error: a no-op where no request can
+    /// be waiting or the backend queues writers itself.
+    fn yield_to_writers(&self) {}
 }
 
 /// The clock and randomness the engine uses. Tests pass a fake.

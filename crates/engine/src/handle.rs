@@ -28,6 +28,10 @@ pub struct Config {
     pub nudge_records: i64,
     /// A branch deeper than this many levels starts hydrating when made.
     pub max_branch_depth: usize,
+    /// How diffs and merges walk a side's changes: `None` decides by their
+    /// number (`diff::walk_for`); `Some(true)` always along the key,
+    /// `Some(false)` always through the LSN (tests run both).
+    pub walk_by_key: Option<bool>,
     /// Webhook hosts the operator allows despite the address rules
     /// (Spin variable `webhook_allowed_hosts`).
     pub webhook_allow: webhooks::AllowList,
@@ -51,6 +55,7 @@ impl Default for Config {
             target_chunk_us: 100_000,
             nudge_records: 500,
             max_branch_depth: 8,
+            walk_by_key: None,
             webhook_allow: webhooks::AllowList::default(),
             limits: limits::Limits::default(),
             limits_lookup: None,

@@ -29,7 +29,7 @@
 
 use crate::containers::{self, Container, ContainerState};
 use crate::db::{read, transaction, Db};
-use crate::diff::{self, Basis, Change, Entry, Side, Touch};
+use crate::diff::{self, Basis, Change, Entry, Side, Touch, Walk};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handle::Engine;
 use crate::records::{write_in, Write};
@@ -217,28 +217,31 @@ pub(crate) struct Key {
     pub theirs_changed: bool,
 }
 
-/// The keys the branch wrote after `base`, after `cursor`: up to `limit`
+/// The keys the branch wrote after `base`, after `cursor` (walked as
+/// [`Engine::merge_walk`] says): up to `limit`
 /// of them examined, those that differ from the parent returned; how many
 /// were examined; and where the next page starts (None: the last).
 ///
 /// `ours` of each is what the merge writes (the branch's body, or under
 /// `paths` the parent's with those pointers from the branch's); `theirs`
 /// the parent's body as the branch may see it (masked for a masked branch).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn page(
     db: &dyn Db,
     ours: &Side,
     theirs: &Side,
     base: i64,
     paths: Option<&[String]>,
+    walk: (Walk, Walk),
     cursor: (&str, &str),
     limit: i64,
 ) -> Result<(Vec<Key>, usize, Cursor)> {
     let basis = Basis::Since(base);
     let (o, t) = (ours.container.id, theirs.container.id);
-    let keys = diff::candidates(db, ours, t, basis, Touch::Written, cursor, limit)?;
+    let keys = diff::candidates(db, ours, t, basis, Touch::Written, walk.0, cursor, limit)?;
     let seen = keys.len();
     let next = (keys.len() as i64 == limit).then(|| keys.last().cloned()).flatten();
-    let changed = diff::touched(db, theirs, o, basis, &keys)?;
+    let changed = diff::touched(db, theirs, o, basis, walk.1, &keys)?;
     let raw = Side::new(theirs.container.clone(), theirs.at);
     let os = diff::live_many(db, ours, &keys)?;
     let ts = diff::live_many(db, &raw, &keys)?;
@@ -282,6 +285,22 @@ pub(crate) fn page(
 }
 
 impl Engine<'_> {
+    /// How [`page`] walks the keys the branch wrote after `base`, and the
+    /// parent's changes after it.
+    pub(crate) fn merge_walk(
+        &self,
+        db: &dyn Db,
+        ours: &Side,
+        theirs: &Side,
+        base: i64,
+    ) -> Result<(Walk, Walk)> {
+        let basis = Basis::Since(base);
+        Ok((
+            self.walk(db, ours, theirs.container.id, basis, Touch::Written)?,
+            self.walk(db, theirs, ours.container.id, basis, Touch::Shown)?,
+        ))
+    }
+
     /// Merge a resource into the one it was cloned from. Conflicts refuse
     /// the merge (the first `limit` listed) unless `resolve` says which
     /// side wins. One transaction; see the module's documentation.
@@ -308,6 +327,7 @@ impl Engine<'_> {
             let mut resolved = 0;
             let mut more_conflicts = None;
             let mut cursor = (String::new(), String::new());
+            let walk = self.merge_walk(db, &ours, &theirs, base)?;
             loop {
                 let (keys, _, next) = page(
                     db,
@@ -315,6 +335,7 @@ impl Engine<'_> {
                     &theirs,
                     base,
                     paths,
+                    walk,
                     (&cursor.0, &cursor.1),
                     lookup::ROWS as i64,
                 )?;
@@ -401,7 +422,8 @@ impl Engine<'_> {
         read(self.db, |db| {
             let branch = containers::find(db, &branch.family, &branch.tenant, &branch.name)?;
             let (ours, theirs, base) = sides(db, &branch, paths)?;
-            let (keys, _, next) = page(db, &ours, &theirs, base, paths, cursor.unwrap_or(("", "")), limit)?;
+            let walk = self.merge_walk(db, &ours, &theirs, base)?;
+            let (keys, _, next) = page(db, &ours, &theirs, base, paths, walk, cursor.unwrap_or(("", "")), limit)?;
             Ok(diff::Page {
                 entries: keys
                     .into_iter()

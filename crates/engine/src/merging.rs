@@ -216,6 +216,7 @@ impl Engine<'_> {
         let mut cursor = spec.after.clone();
         let (mut examined, mut writes) = (0i64, Vec::<Write>::new());
         let mut last = false;
+        let walk = self.merge_walk(db, &ours, &theirs, spec.base)?;
         while examined < limit {
             let n = (limit - examined).min(lookup::ROWS as i64);
             let (keys, seen, next) = merge::page(
@@ -224,6 +225,7 @@ impl Engine<'_> {
                 &theirs,
                 spec.base,
                 paths.as_deref(),
+                walk,
                 (&cursor.0, &cursor.1),
                 n,
             )?;

@@ -190,3 +190,38 @@ fn a_merge_too_large_for_one_transaction_runs_in_chunks_with_the_same_result() {
     }
     clean(&e, &src);
 }
+
+#[test]
+fn both_walks_merge_the_same_keys_in_chunks() {
+    for walk in [Some(true), Some(false), None] {
+        let fx = Fx::new();
+        let e = fx.engine().with_config(Config { walk_by_key: walk, ..Config::default() });
+        let src = seeded(&e, 60);
+        dev(&e, &src);
+        let writes: Vec<Write> = (0..300).map(|i| put("n", &format!("x{i:04}"), &format!("{{\"i\":{i}}}"))).collect();
+        e.write("native", "acme", "dev", &writes).unwrap();
+        e.write("native", "acme", "dev", &[del("a", "k00000"), put("n", "x0005", "{\"again\":5}")]).unwrap();
+        // The parent changes ten of the same keys (conflicts: ours wins)
+        // and 40 others.
+        let theirs: Vec<Write> = (100..110)
+            .map(|i| put("n", &format!("x{i:04}"), "{\"src\":1}"))
+            .chain((0..40).map(|i| put("y", &format!("y{i:04}"), "{}")))
+            .collect();
+        e.write("native", "acme", "src", &theirs).unwrap();
+        let small = fx.engine().with_config(Config { walk_by_key: walk, max_batch: 100, ..Config::default() });
+        assert_eq!(small.merge("native", "acme", "dev", None, None, 10).unwrap_err().kind, ErrorKind::TooLarge);
+        e.start_merge("native", "acme", "dev", None, None).unwrap();
+        let (r, _) = run(&e, 64);
+        assert_eq!(r.state, "conflicts", "walk_by_key {walk:?}");
+        let d = e.container("native", "acme", "dev").unwrap();
+        assert_eq!(e.merge_conflicts(&d, None, None, 1000).unwrap().entries.len(), 10, "walk_by_key {walk:?}");
+        e.start_merge("native", "acme", "dev", Some(Resolve::Ours), None).unwrap();
+        let (r, _) = run(&e, 64);
+        assert_eq!((r.state, r.applied), ("merged", 301), "walk_by_key {walk:?}");
+        let src = e.container("native", "acme", "src").unwrap();
+        let mut got = export(&e, &src, e.head_lsn().unwrap());
+        got.retain(|(c, _, _)| c != "y");
+        assert_eq!(got, export(&e, &d, e.head_lsn().unwrap()), "walk_by_key {walk:?}");
+        clean(&e, &src);
+    }
+}

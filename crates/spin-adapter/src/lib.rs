@@ -3,6 +3,7 @@
 //!
 //! - [`store`]: the engine's `Db` over `spin_sdk::sqlite`, and its `Env`;
 //! - [`retry`]: when a statement runs again, and the worst-case wait;
+//! - [`turns`]: requests waiting for a local file's write lock go before the worker's next chunk;
 //! - [`vars`]: Spin variables;
 //! - [`ids`]: randomness, random hex, UUIDs (random and name-derived);
 //! - [`body`]: typed reads of JSON bodies, errors naming the field;
@@ -23,6 +24,7 @@ pub mod retry;
 pub mod router;
 pub mod sse;
 pub mod store;
+pub mod turns;
 pub mod vars;
 
 pub use errors::status_of;

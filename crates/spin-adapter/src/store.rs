@@ -53,6 +53,11 @@ pub struct SpinDb {
     conn: RefCell<Connection>,
     session: Cell<Session>,
     backend: Cell<Backend>,
+    /// The worker's connection: it lets waiting requests go first
+    /// ([`crate::turns`]); a request's announces its waits.
+    background: bool,
+    /// This request's mark while it waits for or holds the write lock.
+    announced: Cell<Option<i64>>,
 }
 
 impl SpinDb {
@@ -67,6 +72,8 @@ impl SpinDb {
                     poisoned: false,
                 }),
                 backend: Cell::new(Backend::default()),
+                background: false,
+                announced: Cell::new(None),
             })
             .map_err(|e| {
                 engine::Error::new(
@@ -74,6 +81,48 @@ impl SpinDb {
                     format!("opening SQLite database default: {e:?}"),
                 )
             })
+    }
+}
+
+impl SpinDb {
+    /// The worker's connection: before each chunk it lets requests that
+    /// wait for the write lock go first ([`crate::turns`]).
+    pub fn background(mut self) -> SpinDb {
+        self.background = true;
+        self
+    }
+
+    /// A request's write transaction on a local file: try for the lock
+    /// without waiting; when it is held, say so ([`crate::turns`]) and
+    /// wait as usual. Ok(true): begun; Ok(false): left to the caller (a
+    /// remote backend, or the lock is waited for without a turn).
+    fn begin_taking_turns(&self) -> Result<bool, DbError> {
+        if self.background || self.backend.get().never_wait || self.backend.get().remote {
+            return Ok(false);
+        }
+        self.lock_wait(LockWait::Never)?;
+        if self.backend.get().remote {
+            // Found out just now: the server decides how writers wait.
+            self.lock_wait(LockWait::Default)?;
+            return Ok(false);
+        }
+        let first = self.run("BEGIN IMMEDIATE", &[], Statement::Write);
+        self.lock_wait(LockWait::Default)?;
+        match first {
+            Ok(_) => Ok(true),
+            Err(DbError::Busy(_)) => {
+                self.announced.set(crate::turns::announce());
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The transaction ended: a mark this request left goes.
+    fn end_turn(&self) {
+        if let Some(mark) = self.announced.take() {
+            crate::turns::withdraw(mark);
+        }
     }
 }
 
@@ -281,11 +330,18 @@ impl Db for SpinDb {
         if mode == TxMode::Write && !session.in_tx && session.opened_at.elapsed() > WRITER_LIFETIME {
             self.reconnect()?;
         }
+        if mode == TxMode::Write && self.begin_taking_turns()? {
+            self.update_session(|s| s.in_tx = true);
+            return Ok(());
+        }
         let sql = match mode {
             TxMode::Write => "BEGIN IMMEDIATE",
             TxMode::Read => "BEGIN",
         };
-        self.run(sql, &[], Statement::Write)?;
+        if let Err(e) = self.run(sql, &[], Statement::Write) {
+            self.end_turn();
+            return Err(e);
+        }
         self.update_session(|s| s.in_tx = true);
         Ok(())
     }
@@ -296,6 +352,7 @@ impl Db for SpinDb {
         // back, which ends it.
         if r.is_ok() {
             self.update_session(|s| s.in_tx = false);
+            self.end_turn();
         }
         r
     }
@@ -306,11 +363,19 @@ impl Db for SpinDb {
             // any lock it still holds), then leave it for a fresh one.
             let _ = self.conn.borrow().execute("ROLLBACK", &[]);
             self.update_session(|s| s.in_tx = false);
+            self.end_turn();
             return self.reconnect();
         }
         let r = self.run("ROLLBACK", &[], Statement::Write).map(|_| ());
         self.update_session(|s| s.in_tx = false);
+        self.end_turn();
         r
+    }
+
+    fn yield_to_writers(&self) {
+        if self.background && !self.backend.get().remote {
+            crate::turns::pause_for_waiting();
+        }
     }
 }
 

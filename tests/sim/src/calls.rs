@@ -184,10 +184,14 @@ pub fn perform(
     db: &SimDb,
     env: &SimEnv,
     limits: engine::limits::Limits,
+    walk_by_key: Option<bool>,
     call: &Call,
     worker: &str,
 ) -> Result<Ack, engine::Error> {
-    let e = Engine::open(db, env)?.with_config(cfg_with(limits));
+    let e = Engine::open(db, env)?.with_config(Config {
+        walk_by_key,
+        ..cfg_with(limits)
+    });
     // What opening committed (a migration check) is not the call's.
     db.committed.set(None);
     let find = |name: &str| e.container("native", "t", name);

@@ -369,6 +369,8 @@ impl Db for SimDb<'_> {
 pub struct Shared {
     /// The per-tenant limits the actors' engines enforce.
     pub limits: engine::limits::Limits,
+    /// How diffs and merges walk changes (`Config::walk_by_key`).
+    pub walk_by_key: Option<bool>,
     pub baton: Baton,
     pub env: SimEnv,
 }

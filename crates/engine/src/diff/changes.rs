@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::{Basis, Side};
-use crate::chain::{arm_rows, newest, Arm};
+use crate::chain::{arm_rows, arm_rows_by_key, newest, Arm};
 use crate::containers::{self, Container};
 use crate::db::{query, Db};
 use crate::error::Result;
@@ -21,6 +21,18 @@ pub(crate) enum Touch {
     /// Versions written after it (a merge's own side: what a hydration
     /// copied keeps the LSN its ancestor wrote it at).
     Written,
+}
+
+/// How a side's rows written after a point are found, page after page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Through `records_lsn`: each page reads every row written after the
+    /// point and keeps the first keys — for changes that are few.
+    Changes,
+    /// Along the primary key from the page's first key (no index on the
+    /// LSN usable): all pages together read the arms once — for changes
+    /// so many that reading them all on every page costs more.
+    Keys,
 }
 
 /// The row sources (`records r … WHERE …`, each a whole `FROM` and
@@ -44,6 +56,7 @@ pub(crate) enum Touch {
 /// too. Likewise the rows a hydration copied from a reset's levels (shown
 /// from the reset on: `quiet`) are no change against the parent the reset
 /// read.
+#[allow(clippy::too_many_arguments)]
 fn changed_rows(
     a: &Arm,
     basis: Basis,
@@ -52,8 +65,14 @@ fn changed_rows(
     quiet: i64,
     other: i64,
     unchanged: &str,
+    walk: Walk,
 ) -> Vec<String> {
     let rows = arm_rows(a, "r");
+    // Rows written after b: through `records_lsn`, or along the key.
+    let written_after = |b: i64| match walk {
+        Walk::Changes => format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}"),
+        Walk::Keys => format!("records r WHERE {} AND +r.lsn > {b}", arm_rows_by_key(a, "r")),
+    };
     // When the arm's rows begin to show: an import's commit, a reset's
     // LSN; not a level onto the other side.
     let shows_from = if a.container == other { a.import_from } else { a.from };
@@ -68,7 +87,7 @@ fn changed_rows(
             vec![format!("records r WHERE {rows} AND {unchanged}")]
         }
         (Basis::Since(b), Touch::Shown) if late > b.max(quiet) => vec![
-            format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}"),
+            written_after(b),
             // A row shown after b and written at or before it shows later
             // than written.
             format!(
@@ -76,7 +95,7 @@ fn changed_rows(
                 b.max(quiet)
             ),
         ],
-        (Basis::Since(b), _) => vec![format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}")],
+        (Basis::Since(b), _) => vec![written_after(b)],
     }
 }
 
@@ -92,7 +111,14 @@ fn reset_point(c: &Container) -> i64 {
 
 /// The conditions of every arm of a side ([`changed_rows`]), compared
 /// with the container `other`.
-fn side_rows(db: &dyn Db, side: &Side, other: i64, basis: Basis, touch: Touch) -> Result<Vec<String>> {
+fn side_rows(
+    db: &dyn Db,
+    side: &Side,
+    other: i64,
+    basis: Basis,
+    touch: Touch,
+    walk: Walk,
+) -> Result<Vec<String>> {
     let arms = side.container.arms(side.at);
     let ids: Vec<i64> = arms.iter().map(|a| a.container).collect();
     let late = containers::visible_max(db, &ids)?;
@@ -115,7 +141,7 @@ fn side_rows(db: &dyn Db, side: &Side, other: i64, basis: Basis, touch: Touch) -
         .flat_map(|a| {
             let quiet = if a.container == side.container.id { quiet } else { 0 };
             let late = late.get(&a.container).copied().unwrap_or(0);
-            changed_rows(a, basis, touch, late, quiet, other, &unchanged)
+            changed_rows(a, basis, touch, late, quiet, other, &unchanged, walk)
         })
         .collect())
 }
@@ -123,16 +149,18 @@ fn side_rows(db: &dyn Db, side: &Side, other: i64, basis: Basis, touch: Touch) -
 /// The candidate keys of one side after `cursor`, at most `limit`, in
 /// (collection, key) order: those it saw change after the basis (or all,
 /// when scanning).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn candidates(
     db: &dyn Db,
     side: &Side,
     other: i64,
     basis: Basis,
     touch: Touch,
+    walk: Walk,
     cursor: (&str, &str),
     limit: i64,
 ) -> Result<Vec<(String, String)>> {
-    let parts: Vec<String> = side_rows(db, side, other, basis, touch)?
+    let parts: Vec<String> = side_rows(db, side, other, basis, touch, walk)?
         .into_iter()
         .map(|w| {
             // DISTINCT: a key has many versions in one arm (UNION
@@ -154,16 +182,18 @@ pub(crate) fn candidates(
 }
 
 /// Which of `keys` (at most [`lookup::ROWS`]) a side saw change after the
-/// basis.
+/// basis, its changes walked as `walk` says.
 pub(crate) fn touched(
     db: &dyn Db,
     side: &Side,
     other: i64,
     basis: Basis,
+    walk: Walk,
     keys: &[(String, String)],
 ) -> Result<BTreeSet<(String, String)>> {
     let mut out = BTreeSet::new();
-    let rows = side_rows(db, side, other, basis, Touch::Shown)?;
+    // Along the key: a seek per key asked; through the LSN: every change.
+    let rows = side_rows(db, side, other, basis, Touch::Shown, walk)?;
     for chunk in keys.chunks(lookup::ROWS) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
@@ -191,3 +221,57 @@ pub(crate) fn touched(
     Ok(out)
 }
 
+
+impl crate::handle::Engine<'_> {
+    /// How to walk a side's changes: as [`walk_for`] decides, unless
+    /// [`Config::walk_by_key`](crate::handle::Config::walk_by_key) says.
+    pub(crate) fn walk(
+        &self,
+        db: &dyn Db,
+        side: &Side,
+        other: i64,
+        basis: Basis,
+        touch: Touch,
+    ) -> Result<Walk> {
+        match self.config.walk_by_key {
+            Some(true) => Ok(Walk::Keys),
+            Some(false) => Ok(Walk::Changes),
+            None => walk_for(db, side, other, basis, touch),
+        }
+    }
+}
+
+/// How to walk a side's changes after `basis` through many pages: along
+/// the key ([`Walk::Keys`]) once reading every change on each page would
+/// cost more than reading its arms once — more than √(ROWS × versions)
+/// changes, the versions its arms hold (from their statistics); counted
+/// up to that bound only.
+fn walk_for(
+    db: &dyn Db,
+    side: &Side,
+    other: i64,
+    basis: Basis,
+    touch: Touch,
+) -> Result<Walk> {
+    if basis == Basis::Scan {
+        return Ok(Walk::Changes);
+    }
+    let mut versions = 0i64;
+    for a in side.container.arms(side.at) {
+        versions = versions.saturating_add(crate::stats::totals(db, a.container)?.versions);
+    }
+    let bound = ((lookup::ROWS as f64) * versions as f64).sqrt() as i64;
+    let mut changes = 0i64;
+    for w in side_rows(db, side, other, basis, touch, Walk::Changes)? {
+        let n = query(
+            db,
+            &format!("SELECT count(*) FROM (SELECT 1 FROM {w} LIMIT ?1)"),
+            &[(bound - changes + 1).into()],
+        )?;
+        changes += n.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+        if changes > bound {
+            return Ok(Walk::Keys);
+        }
+    }
+    Ok(Walk::Changes)
+}

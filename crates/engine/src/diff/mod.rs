@@ -24,7 +24,7 @@ use crate::lookup;
 use crate::mask::{Mask, Masks};
 
 mod changes;
-pub(crate) use changes::{candidates, touched, Touch};
+pub(crate) use changes::{candidates, touched, Touch, Walk};
 
 /// One side of a diff: a container read as of an LSN (`i64::MAX`: the head),
 /// its bodies shown through `mask` on top of its own reads' masks.
@@ -227,8 +227,11 @@ impl Engine<'_> {
             // Both sides' candidates, merged; the page ends at the smaller
             // of the two last keys so that neither side skips one.
             let (o, t) = (ours.container.id, theirs.container.id);
-            let a = candidates(db, ours, t, basis, Touch::Shown, cursor, limit)?;
-            let b = candidates(db, theirs, o, basis, Touch::Shown, cursor, limit)?;
+            // Many changes are walked along the key, few through the LSN.
+            let wa = self.walk(db, ours, t, basis, Touch::Shown)?;
+            let wb = self.walk(db, theirs, o, basis, Touch::Shown)?;
+            let a = candidates(db, ours, t, basis, Touch::Shown, wa, cursor, limit)?;
+            let b = candidates(db, theirs, o, basis, Touch::Shown, wb, cursor, limit)?;
             let full = |v: &Vec<(String, String)>| v.len() as i64 == limit;
             let end = match (full(&a), full(&b)) {
                 (true, true) => a.last().min(b.last()).cloned(),

@@ -24,6 +24,8 @@ impl Engine<'_> {
         let result = (|| -> Result<()> {
             // Stop when the next chunk, as long as the last one, would overrun.
             while self.env.now_us() + last_step < deadline {
+                // A request waiting for the write lock goes before the next chunk.
+                self.db.yield_to_writers();
                 let step_started = self.env.now_us();
                 let Some(id) = self.next_runnable(worker)? else {
                     break;

@@ -1,0 +1,77 @@
+//! Turns at the write lock of a local file. The worker writes in chunks
+//! of up to ~100 ms, one after another; a request that needs the write lock
+//! meanwhile waits in SQLite's busy handler, which polls with growing
+//! sleeps (up to 100 ms apart) and so mostly misses the instant between
+//! two chunks: a branch start or a reset could wait seconds behind a large
+//! copy. So a request that finds the lock held says so in the key-value
+//! store ([`announce`]) and takes its mark back once its transaction ends
+//! ([`withdraw`]); the worker, before each chunk, pauses while a fresh mark
+//! is there ([`pause_for_waiting`]), at most [`MAX_PAUSE`].
+//!
+//! Only a hint about scheduling: no data passes here, and a key-value error
+//! costs at most the wait it would have saved, so errors are ignored. A
+//! remote server (sqld) queues writers itself and is left alone.
+
+use std::time::{Duration, Instant};
+
+use spin_sdk::key_value::Store;
+
+/// The key-value key holding the newest waiting request's mark (µs).
+const KEY: &str = "spinoff:writer-waiting";
+
+/// A mark older than this is stale: its request got the lock and ended, or
+/// died, without taking it back.
+const FRESH: Duration = Duration::from_millis(300);
+
+/// The longest the worker pauses before one chunk.
+pub const MAX_PAUSE: Duration = Duration::from_millis(200);
+
+/// How often a pausing worker looks again.
+const LOOK_EVERY: Duration = Duration::from_millis(2);
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Say that a request waits for the write lock; its mark, to withdraw.
+pub fn announce() -> Option<i64> {
+    let mark = now_us();
+    let store = Store::open_default().ok()?;
+    store.set(KEY, mark.to_string().as_bytes()).ok()?;
+    Some(mark)
+}
+
+/// Take `mark` back (unless a later request's replaced it).
+pub fn withdraw(mark: i64) {
+    let Ok(store) = Store::open_default() else {
+        return;
+    };
+    if let Ok(Some(v)) = store.get(KEY) {
+        if v == mark.to_string().as_bytes() {
+            let _ = store.delete(KEY);
+        }
+    }
+}
+
+/// The worker, before a chunk: wait while a request's fresh mark is there
+/// (at most [`MAX_PAUSE`]). Returns how long it paused.
+pub fn pause_for_waiting() -> Duration {
+    let Ok(store) = Store::open_default() else {
+        return Duration::ZERO;
+    };
+    let started = Instant::now();
+    while started.elapsed() < MAX_PAUSE {
+        let mark = match store.get(KEY) {
+            Ok(Some(v)) => std::str::from_utf8(&v).ok().and_then(|s| s.parse::<i64>().ok()),
+            _ => None,
+        };
+        match mark {
+            Some(m) if now_us() - m < FRESH.as_micros() as i64 => std::thread::sleep(LOOK_EVERY),
+            _ => break,
+        }
+    }
+    started.elapsed()
+}
