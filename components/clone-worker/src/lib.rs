@@ -51,6 +51,10 @@ fn notify() -> Result<Value, engine::Error> {
     Ok(deliver::run(&e)?.json())
 }
 
+/// The time a chunk should take while requests wait for the write lock
+/// (µs; otherwise the engine's `target_chunk_us`, 100 ms).
+const CONTENDED_CHUNK_US: i64 = 20_000;
+
 /// One tick; returns what it did.
 fn tick() -> Result<Value, engine::Error> {
     let budget_us = variable_i64("worker_budget_ms", 1000).clamp(10, 60_000) * 1000;
@@ -58,6 +62,11 @@ fn tick() -> Result<Value, engine::Error> {
     let mut e = Engine::open(&db, &SpinEnv)?;
     // A lease outlives a tick's budget; a crashed worker's expires after it.
     e.config.lease_us = (variable_i64("worker_lease_ms", 5000) * 1000).max(2 * budget_us);
+    // Requests waited for the write lock lately: short chunks, so that a
+    // request's wait for the one under way is short (spin_adapter::turns).
+    if spin_adapter::turns::contended_within(std::time::Duration::from_secs(2)) {
+        e.config.target_chunk_us = e.config.target_chunk_us.min(CONTENDED_CHUNK_US);
+    }
     let worker = format!("worker-{}", random_hex(8));
     // The copy gets 85% of the budget; snapshots, pruning and purging share
     // the rest, each bounded by a row count (so a tick can overrun its budget

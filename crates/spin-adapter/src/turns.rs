@@ -6,7 +6,9 @@
 //! copy. So a request that finds the lock held says so in the key-value
 //! store ([`announce`]) and takes its mark back once its transaction ends
 //! ([`withdraw`]); the worker, before each chunk, pauses while a fresh mark
-//! is there ([`pause_for_waiting`]), at most [`MAX_PAUSE`].
+//! is there ([`pause_for_waiting`]), at most [`MAX_PAUSE`]; and while
+//! requests have waited lately ([`contended_within`]) it keeps its chunks
+//! short, so that a request's wait for the chunk under way is short too.
 //!
 //! Only a hint about scheduling: no data passes here, and a key-value error
 //! costs at most the wait it would have saved, so errors are ignored. A
@@ -18,6 +20,9 @@ use spin_sdk::key_value::Store;
 
 /// The key-value key holding the newest waiting request's mark (µs).
 const KEY: &str = "spinoff:writer-waiting";
+
+/// When a request last waited (µs): kept, unlike [`KEY`].
+const SEEN: &str = "spinoff:writer-waited-at";
 
 /// A mark older than this is stale: its request got the lock and ended, or
 /// died, without taking it back.
@@ -41,7 +46,22 @@ pub fn announce() -> Option<i64> {
     let mark = now_us();
     let store = Store::open_default().ok()?;
     store.set(KEY, mark.to_string().as_bytes()).ok()?;
+    let _ = store.set(SEEN, mark.to_string().as_bytes());
     Some(mark)
+}
+
+/// Whether a request waited for the write lock within `d`.
+pub fn contended_within(d: Duration) -> bool {
+    let Ok(store) = Store::open_default() else {
+        return false;
+    };
+    match store.get(SEEN) {
+        Ok(Some(v)) => std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .is_some_and(|m| now_us() - m < d.as_micros() as i64),
+        _ => false,
+    }
 }
 
 /// Take `mark` back (unless a later request's replaced it).
