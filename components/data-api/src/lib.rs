@@ -57,6 +57,8 @@ static ROUTER: Router = Router {
         ("GET", "webhooks/secret", |r, _| {
             webhooks::describe(&ctx(r)?)
         }),
+        ("GET", "resources", |r, _| resources::list_resources(&ctx(r)?, r)),
+        ("GET", "tenants", |r, _| tenants(r)),
         ("PUT", "resources/*", |r, s| {
             resources::create(&ctx(r)?, r, s[0])
         }),
@@ -216,6 +218,28 @@ fn tokens(req: &Req) -> Result<Reply, Reply> {
         201,
         &serde_json::json!({"token": minted.token, "tenant": b.tenant, "id": minted.id}),
     ))
+}
+
+/// `GET /tenants?after=&limit=` (admin token): the tenants that hold
+/// resources, in name order — what the console's tenant picker lists.
+fn tenants(req: &Req) -> Result<Reply, Reply> {
+    spin_adapter::auth::admin(req, "Bearer")?;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        after: Option<String>,
+        limit: Option<i64>,
+    }
+    let invalid = |m: String| Reply::problem(422, "invalid_input", &m);
+    let q: Query = req.query_as().map_err(invalid)?;
+    let limit = spin_adapter::http::within("limit", q.limit.unwrap_or(100), 1, 1000).map_err(invalid)?;
+    let db = spin_adapter::store::SpinDb::open().map_err(|e| Reply::error(&e))?;
+    let e = engine::Engine::open(&db, &SpinEnv).map_err(|e| Reply::error(&e))?;
+    let list = e
+        .tenants(q.after.as_deref().unwrap_or(""), limit)
+        .map_err(|e| Reply::error(&e))?;
+    let next = (list.len() as i64 == limit).then(|| list.last().cloned()).flatten();
+    Ok(Reply::json(200, &serde_json::json!({"tenants": list, "next": next})))
 }
 
 /// `GET /tokens/current`: the presented tenant token's id, tenant and

@@ -95,7 +95,49 @@ pub fn get(ctx: &Ctx, r: &str) -> R {
     let e = ctx.engine()?;
     let c = find(&e, &ctx.tenant, r)?;
     let cols = e.collections(&c).map_err(err)?;
-    Ok(Reply::json(200, &shapes::resource(&c, &cols)))
+    let mut v = shapes::resource(&c, &cols);
+    v["parent"] = json!(parent_ref(&e, &c)?);
+    Ok(Reply::json(200, &v))
+}
+
+/// The ref of the resource `c` was cloned from, while it exists (a reset's
+/// retired state is no resource: null).
+fn parent_ref(e: &engine::Engine, c: &engine::Container) -> Result<Option<String>, Reply> {
+    let Some(p) = c.parent else { return Ok(None) };
+    Ok(e
+        .container_by_id(p)
+        .map_err(err)?
+        .filter(|p| p.tenant == c.tenant && p.family != engine::containers::HISTORY_FAMILY)
+        .map(|p| p.reference()))
+}
+
+/// `GET /resources?after=&limit=`: the tenant's resources of every family,
+/// oldest first, each with its parent's ref (the branch tree), a page at a
+/// time (`next`: the `after` of the next page).
+pub fn list_resources(ctx: &Ctx, req: &Req) -> R {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        after: Option<i64>,
+        limit: Option<i64>,
+    }
+    let invalid = |m: String| Reply::problem(422, "invalid_input", &m);
+    let q: Query = req.query_as().map_err(invalid)?;
+    let limit = spin_adapter::http::within("limit", q.limit.unwrap_or(100), 1, 500).map_err(invalid)?;
+    let after = spin_adapter::http::within("after", q.after.unwrap_or(0), 0, i64::MAX).map_err(invalid)?;
+    let e = ctx.engine()?;
+    let list = e
+        .list_resources(&ctx.tenant, after, limit)
+        .map_err(err)?;
+    let mut out = Vec::with_capacity(list.len());
+    for c in &list {
+        let cols = e.collections(c).map_err(err)?;
+        let mut v = shapes::resource(c, &cols);
+        v["parent"] = json!(parent_ref(&e, c)?);
+        out.push(v);
+    }
+    let next = (list.len() as i64 == limit).then(|| list.last().map(|c| c.id)).flatten();
+    Ok(Reply::json(200, &json!({"resources": out, "next": next})))
 }
 
 /// `PATCH /resources/{ref}` `{"protected": bool}`: protect a resource

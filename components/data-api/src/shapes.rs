@@ -56,6 +56,8 @@ pub fn resource(c: &Container, collections: &[CollectionStats]) -> Value {
         // A masked clone's rules (never its salt).
         "mask": c.mask.as_ref().map(|m| m.rules_json()),
         "merge_base": c.merge_base,
+        // When the worker deletes it (a clone's time to live), if ever.
+        "expires_at": c.expires_at.map(rfc3339),
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
     })

@@ -279,6 +279,12 @@ pub trait Db {
     /// lock go first. A hint, never an error: a no-op where no request can
     /// be waiting or the backend queues writers itself.
     fn yield_to_writers(&self) {}
+
+    /// Whether a request waits for the write lock now: bounded progress
+    /// from a status read ([`crate::Engine::nudge`]) then lets it be.
+    fn writers_waiting(&self) -> bool {
+        false
+    }
 }
 
 /// The clock and randomness the engine uses. Tests pass a fake.

@@ -9,8 +9,7 @@ use crate::containers::Container;
 use crate::db::{exec, one, query, Db};
 use crate::error::{Error, ErrorKind, Result};
 
-/// The family of staging branches: never routed, never listed.
-pub const STAGING_FAMILY: &str = "staging";
+pub use crate::containers::STAGING_FAMILY;
 
 /// An open import.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -377,6 +377,10 @@ impl Db for SpinDb {
             crate::turns::pause_for_waiting();
         }
     }
+
+    fn writers_waiting(&self) -> bool {
+        !self.backend.get().remote && crate::turns::waiting()
+    }
 }
 
 /// The wall clock and WASI randomness ([`crate::ids::random_bytes`]).

@@ -6,7 +6,9 @@
 //! copy. So a request that finds the lock held says so in the key-value
 //! store ([`announce`]) and takes its mark back once its transaction ends
 //! ([`withdraw`]); the worker, before each chunk, pauses while a fresh mark
-//! is there ([`pause_for_waiting`]), at most [`MAX_PAUSE`]; and while
+//! is there ([`pause_for_waiting`]), at most [`MAX_PAUSE`] — and a status
+//! read's bounded progress (`Engine::nudge`) skips its chunk ([`waiting`]);
+//! and while
 //! requests have waited lately ([`contended_within`]) it keeps its chunks
 //! short, so that a request's wait for the chunk under way is short too.
 //!
@@ -76,6 +78,18 @@ pub fn withdraw(mark: i64) {
     }
 }
 
+/// The newest mark, when it is fresh.
+fn fresh_mark(store: &Store) -> Option<i64> {
+    let v = store.get(KEY).ok()??;
+    let m = std::str::from_utf8(&v).ok()?.parse::<i64>().ok()?;
+    (now_us() - m < FRESH.as_micros() as i64).then_some(m)
+}
+
+/// Whether a request waits for the write lock now (a fresh mark).
+pub fn waiting() -> bool {
+    Store::open_default().ok().is_some_and(|s| fresh_mark(&s).is_some())
+}
+
 /// The worker, before a chunk: wait while a request's fresh mark is there
 /// (at most [`MAX_PAUSE`]). Returns how long it paused.
 pub fn pause_for_waiting() -> Duration {
@@ -83,15 +97,8 @@ pub fn pause_for_waiting() -> Duration {
         return Duration::ZERO;
     };
     let started = Instant::now();
-    while started.elapsed() < MAX_PAUSE {
-        let mark = match store.get(KEY) {
-            Ok(Some(v)) => std::str::from_utf8(&v).ok().and_then(|s| s.parse::<i64>().ok()),
-            _ => None,
-        };
-        match mark {
-            Some(m) if now_us() - m < FRESH.as_micros() as i64 => std::thread::sleep(LOOK_EVERY),
-            _ => break,
-        }
+    while started.elapsed() < MAX_PAUSE && fresh_mark(&store).is_some() {
+        std::thread::sleep(LOOK_EVERY);
     }
     started.elapsed()
 }

@@ -64,6 +64,51 @@ impl Engine<'_> {
         .collect()
     }
 
+    /// A tenant's resources of every family (never a staging branch or a
+    /// reset's retired state), oldest first, after the one with id
+    /// `after`: at most `limit`.
+    pub fn list_resources(&self, tenant: &str, after: i64, limit: i64) -> Result<Vec<Container>> {
+        let limit = limit.clamp(0, self.config.max_page);
+        query(
+            self.db,
+            &format!(
+                "SELECT {} FROM containers WHERE tenant = ?1 AND deleting = 0 AND id > ?2 \
+                 AND family NOT IN (?4, ?5) ORDER BY id LIMIT ?3",
+                columns()
+            ),
+            &[
+                tenant.into(),
+                after.into(),
+                limit.into(),
+                super::HISTORY_FAMILY.into(),
+                super::STAGING_FAMILY.into(),
+            ],
+        )?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+
+    /// The tenants that hold resources, in name order after `after`: at
+    /// most `limit` (an operator's view: the admin token's tenant picker).
+    pub fn tenants(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+        let limit = limit.clamp(0, self.config.max_page);
+        query(
+            self.db,
+            "SELECT DISTINCT tenant FROM containers WHERE deleting = 0 AND tenant > ?1 \
+             AND family NOT IN (?3, ?4) ORDER BY tenant LIMIT ?2",
+            &[
+                after.into(),
+                limit.into(),
+                super::HISTORY_FAMILY.into(),
+                super::STAGING_FAMILY.into(),
+            ],
+        )?
+        .iter()
+        .map(|r| r.text(0))
+        .collect()
+    }
+
     /// Count a tenant's containers of a family.
     pub fn count_containers(&self, family: &str, tenant: &str) -> Result<i64> {
         one(

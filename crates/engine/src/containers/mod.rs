@@ -337,6 +337,10 @@ pub(crate) fn set_merge_base(db: &dyn Db, id: i64, lsn: i64) -> Result<()> {
 /// The family of containers a reset retired: never routed, never listed.
 pub const HISTORY_FAMILY: &str = "history";
 
+/// The family of an import's hidden staging branch: never routed, never
+/// listed.
+pub const STAGING_FAMILY: &str = "staging";
+
 /// A reset retires the container that was: it keeps its id, rows and
 /// levels (reads before the reset, and branches made from it, still read
 /// it), leaves its name to its successor, and is never listed or routed

@@ -70,6 +70,11 @@ impl Engine<'_> {
     /// [`Config::nudge_records`](crate::handle::Config::nudge_records) records.
     /// Returns whether a chunk ran.
     pub fn nudge(&self, id: &str) -> Result<bool> {
+        // A request waiting for the write lock goes first: a status read's
+        // progress is a courtesy, never a cause of waiting.
+        if self.db.writers_waiting() {
+            return Ok(false);
+        }
         // A plain read first (WAL: never waits for a writer): when a worker
         // holds the operation, a reader does not queue for the write lock.
         match load(self.db, id)? {
