@@ -228,13 +228,23 @@ def run(driver):
         refs = [g.get_attribute("data-ref") for g in driver.find_elements(By.CSS_SELECTOR, "#tree g.node")]
         check("the picked tenant's resources only", refs == ["native:secret"], refs)
         shot(driver, "admin")
+        # Narrow: still usable (the tree and panels stack).
+        driver.set_window_size(420, 900)
+        time.sleep(0.3)
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        check("no horizontal scroll at 420 px", width <= 430, width)
+        shot(driver, "narrow")
+        driver.set_window_size(1280, 1400)
 
-    # Narrow: still usable (the tree and panels stack).
-    driver.set_window_size(420, 900)
-    time.sleep(0.3)
-    width = driver.execute_script("return document.documentElement.scrollWidth")
-    check("no horizontal scroll at 420 px", width <= 430, width)
-    shot(driver, "narrow")
+        # Signing out revokes the token the picker minted.
+        minted = driver.execute_script("return sessionStorage.getItem('spinoff-token')")
+        driver.find_element(By.ID, "sign-out").click()
+        WebDriverWait(driver, 10).until(lambda d: not d.find_element(By.ID, "sign-in").get_attribute("hidden"))
+        status = driver.execute_script(
+            "return fetch('/data/v1/tokens/current', {headers: {authorization: 'Bearer ' + arguments[0]}})"
+            ".then(r => r.status)", minted)
+        check("signing out revokes the minted token", status == 401, status)
+
 
 
 def main():

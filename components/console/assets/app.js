@@ -432,8 +432,19 @@ async function act(action) {
       return confirmThen(`Reset ${ref} to its parent? Its changes stay readable only as of earlier points.`,
         () => run(`${ref} was reset.`, () => api("POST", path + "/reset", { force: selected() && selected().protected ? true : undefined })));
     case "merge":
-      return confirmThen(`Merge ${ref} into ${selected() && selected().parent}?`,
-        () => run(`${ref} was merged.`, () => api("POST", path + "/merge", {})));
+      return confirmThen(`Merge ${ref} into ${selected() && selected().parent}?`, async () => {
+        try {
+          const out = await api("POST", path + "/merge", {});
+          await refresh();
+          // Too large for one transaction: the worker merges it in chunks.
+          say(out && out.merge
+            ? `Merging ${ref} in chunks (merge ${out.merge.id}); both sides take writes again when it ends.`
+            : out && out.lsn === null ? `${ref} had nothing to merge.` : `${ref} was merged at LSN ${out.lsn}: ${out.applied} key(s) written.`);
+        } catch (e) {
+          // 409 with conflicts: nothing merged; the message says how many.
+          say(e.message, true);
+        }
+      });
     case "delete":
       return confirmThen(`Delete ${ref} and everything only it holds?`,
         async () => {

@@ -92,29 +92,16 @@ impl SpinDb {
         self
     }
 
-    /// A request's write transaction on a local file: try for the lock
-    /// without waiting; when it is held, say so ([`crate::turns`]) and
-    /// wait as usual. Ok(true): begun; Ok(false): left to the caller (a
-    /// remote backend, or the lock is waited for without a turn).
-    fn begin_taking_turns(&self) -> Result<bool, DbError> {
+    /// A request's write transaction on a local file, while the worker is
+    /// at work: say so before waiting for the lock ([`crate::turns`]), so
+    /// the worker lets it go before its next chunk. No statement is added:
+    /// a remote server decides how writers wait, and is left alone.
+    fn take_turn(&self) {
         if self.background || self.backend.get().never_wait || self.backend.get().remote {
-            return Ok(false);
+            return;
         }
-        self.lock_wait(LockWait::Never)?;
-        if self.backend.get().remote {
-            // Found out just now: the server decides how writers wait.
-            self.lock_wait(LockWait::Default)?;
-            return Ok(false);
-        }
-        let first = self.run("BEGIN IMMEDIATE", &[], Statement::Write);
-        self.lock_wait(LockWait::Default)?;
-        match first {
-            Ok(_) => Ok(true),
-            Err(DbError::Busy(_)) => {
-                self.announced.set(crate::turns::announce());
-                Ok(false)
-            }
-            Err(e) => Err(e),
+        if crate::turns::worker_active() {
+            self.announced.set(crate::turns::announce());
         }
     }
 
@@ -330,9 +317,8 @@ impl Db for SpinDb {
         if mode == TxMode::Write && !session.in_tx && session.opened_at.elapsed() > WRITER_LIFETIME {
             self.reconnect()?;
         }
-        if mode == TxMode::Write && self.begin_taking_turns()? {
-            self.update_session(|s| s.in_tx = true);
-            return Ok(());
+        if mode == TxMode::Write {
+            self.take_turn();
         }
         let sql = match mode {
             TxMode::Write => "BEGIN IMMEDIATE",

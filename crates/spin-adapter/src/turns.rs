@@ -3,18 +3,21 @@
 //! meanwhile waits in SQLite's busy handler, which polls with growing
 //! sleeps (up to 100 ms apart) and so mostly misses the instant between
 //! two chunks: a branch start or a reset could wait seconds behind a large
-//! copy. So a request that finds the lock held says so in the key-value
-//! store ([`announce`]) and takes its mark back once its transaction ends
-//! ([`withdraw`]); the worker, before each chunk, pauses while a fresh mark
-//! is there ([`pause_for_waiting`]), at most [`MAX_PAUSE`] — and a status
-//! read's bounded progress (`Engine::nudge`) skips its chunk ([`waiting`]);
-//! and while
-//! requests have waited lately ([`contended_within`]) it keeps its chunks
-//! short, so that a request's wait for the chunk under way is short too.
+//! copy. So the worker, before each chunk, says it is at work
+//! ([`pause_for_waiting`] sets [`ACTIVE`]) and pauses while a request's
+//! fresh mark is there, at most [`MAX_PAUSE`]; a request's write
+//! transaction, while the worker is at work ([`worker_active`]), leaves a
+//! mark before it waits for the lock ([`announce`]) and takes it back once
+//! its transaction ends ([`withdraw`]). A status read's bounded progress
+//! (`Engine::nudge`) skips its chunk while a mark is there ([`waiting`]);
+//! and while requests have written beside the worker lately
+//! ([`contended_within`]) it keeps its chunks short, so that a request's
+//! wait for the one under way is short too.
 //!
 //! Only a hint about scheduling: no data passes here, and a key-value error
-//! costs at most the wait it would have saved, so errors are ignored. A
-//! remote server (sqld) queues writers itself and is left alone.
+//! costs at most the wait it would have saved, so errors are ignored. It
+//! adds no statement to the database: a remote server (sqld) queues writers
+//! itself and is left alone.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,12 @@ use spin_sdk::key_value::Store;
 
 /// The key-value key holding the newest waiting request's mark (µs).
 const KEY: &str = "spinoff:writer-waiting";
+
+/// When the worker last started a chunk (µs).
+const ACTIVE: &str = "spinoff:worker-active";
+
+/// The worker counts as at work this long after its last chunk began.
+const ACTIVE_FOR: Duration = Duration::from_secs(1);
 
 /// When a request last waited (µs): kept, unlike [`KEY`].
 const SEEN: &str = "spinoff:writer-waited-at";
@@ -43,7 +52,8 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// Say that a request waits for the write lock; its mark, to withdraw.
+/// Say that a request is about to wait for the write lock; its mark, to
+/// withdraw.
 pub fn announce() -> Option<i64> {
     let mark = now_us();
     let store = Store::open_default().ok()?;
@@ -52,18 +62,28 @@ pub fn announce() -> Option<i64> {
     Some(mark)
 }
 
-/// Whether a request waited for the write lock within `d`.
-pub fn contended_within(d: Duration) -> bool {
+/// Whether `key` holds a time within `d` of now.
+fn within(key: &str, d: Duration) -> bool {
     let Ok(store) = Store::open_default() else {
         return false;
     };
-    match store.get(SEEN) {
+    match store.get(key) {
         Ok(Some(v)) => std::str::from_utf8(&v)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
             .is_some_and(|m| now_us() - m < d.as_micros() as i64),
         _ => false,
     }
+}
+
+/// Whether a request waited for the write lock within `d`.
+pub fn contended_within(d: Duration) -> bool {
+    within(SEEN, d)
+}
+
+/// Whether the worker is at work: a request then takes a turn.
+pub fn worker_active() -> bool {
+    within(ACTIVE, ACTIVE_FOR)
 }
 
 /// Take `mark` back (unless a later request's replaced it).
@@ -90,12 +110,14 @@ pub fn waiting() -> bool {
     Store::open_default().ok().is_some_and(|s| fresh_mark(&s).is_some())
 }
 
-/// The worker, before a chunk: wait while a request's fresh mark is there
-/// (at most [`MAX_PAUSE`]). Returns how long it paused.
+/// The worker, before a chunk: say it is at work, then wait while a
+/// request's fresh mark is there (at most [`MAX_PAUSE`]). Returns how long
+/// it paused.
 pub fn pause_for_waiting() -> Duration {
     let Ok(store) = Store::open_default() else {
         return Duration::ZERO;
     };
+    let _ = store.set(ACTIVE, now_us().to_string().as_bytes());
     let started = Instant::now();
     while started.elapsed() < MAX_PAUSE && fresh_mark(&store).is_some() {
         std::thread::sleep(LOOK_EVERY);

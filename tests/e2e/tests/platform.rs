@@ -56,6 +56,7 @@ fn every_component_imports_only_what_spin_provides() {
         [
             "clone-worker",
             "cluster-cloning",
+            "console",
             "data-api",
             "database-clone",
             "dataset-copy",
@@ -102,6 +103,7 @@ fn every_family_route_reaches_its_component() {
         ("/environment/__probe/__probe/__probe", "database-clone"),
         ("/data/v1/__probe", "data-api"),
         ("/internal/worker/__probe", "clone-worker"),
+        ("/console/__probe", "console"),
     ];
     for (path, component) in cases {
         let r = app.request("PATCH", path, &[], None);
