@@ -635,7 +635,12 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
                 );
                 break;
             }
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // A connect to a port nobody listens on can land on itself (the
+            // kernel may pick the target as the probe's own ephemeral port:
+            // a TCP simultaneous open), which looked like `spin up` ready.
+            let listening = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
+            if listening {
                 return Ok((
                     Served::Spin { child, scratch },
                     format!("http://127.0.0.1:{port}"),
