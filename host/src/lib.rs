@@ -12,6 +12,9 @@
 //!   a remote libSQL server and Redis where [`runtime_config`] (Spin's
 //!   `--runtime-config-file`) names them; [`hrana_transport`] is the HTTP
 //!   connector the `libsql` client reaches a remote database with.
+//! - [`postgres`]: `spin:postgres/postgres@4.0.0` (Spin's outbound
+//!   PostgreSQL) over `tokio-postgres`, a `deadpool-postgres` pool per
+//!   address, reaching only what `allowed_outbound_hosts` allows.
 //! - [`bindings`]: the Rust side of the WIT the host serves (`bindgen!`);
 //!   each interface module implements its part on a view of the store's
 //!   state, never through the runtime.
@@ -29,6 +32,7 @@ pub mod cron;
 pub mod hrana_transport;
 pub mod kv;
 pub mod manifest;
+pub mod postgres;
 pub mod router;
 pub mod runtime;
 pub mod runtime_config;

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::fermyon;
 use crate::kv::{Kv, KvView, Stores};
 use crate::manifest::Manifest;
+use crate::postgres::{Postgres, PostgresView};
 use crate::sqlite::{Sqlite, SqliteView};
 use crate::variables::{Vars, VarsView};
 use crate::router::Router;
@@ -93,6 +94,10 @@ pub struct Shared {
     /// The app's SQLite databases by label.
     pub databases: crate::sqlite::Databases,
     pub variables: Resolver,
+    /// The app's PostgreSQL pools, one per address.
+    pub postgres: crate::postgres::Pools,
+    /// Each component's `allowed_outbound_hosts`, templates rendered.
+    pub outbound: BTreeMap<String, Vec<String>>,
     pub inherit_stdio: bool,
     /// The largest linear memory any instance of each component has had.
     pub memory_peaks: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
@@ -158,6 +163,20 @@ impl State {
         }
     }
 
+    /// What `spin:postgres/postgres` sees.
+    fn postgres(&mut self) -> PostgresView<'_> {
+        PostgresView {
+            pools: &self.shared.postgres,
+            allowed: self
+                .shared
+                .outbound
+                .get(&self.component)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            table: &mut self.table,
+        }
+    }
+
     /// What `fermyon:spin/variables` sees.
     fn variables(&mut self) -> VarsView<'_> {
         VarsView {
@@ -201,6 +220,10 @@ impl Host {
         fermyon::spin::key_value::add_to_linker::<State, Kv>(&mut linker, State::kv)?;
         fermyon::spin::sqlite::add_to_linker::<State, Sqlite>(&mut linker, State::sqlite)?;
         fermyon::spin::variables::add_to_linker::<State, Vars>(&mut linker, State::variables)?;
+        crate::bindings::spin::postgres::postgres::add_to_linker::<State, Postgres>(
+            &mut linker,
+            State::postgres,
+        )?;
         // The cron world's types-only interface: components import it, it has no functions.
         linker.instance("fermyon:spin-cron/cron-types@2.0.0")?;
 
@@ -211,6 +234,15 @@ impl Host {
         let databases =
             crate::sqlite::Databases::new(&opts.state_dir, &runtime_config.sqlite_databases)?;
         let variables = Resolver::new(&manifest, &opts.variables)?;
+        let mut outbound = BTreeMap::new();
+        for (id, c) in &manifest.components {
+            let hosts = c
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| variables.render(h).map_err(|e| anyhow!("component {id:?}: allowed_outbound_hosts: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            outbound.insert(id.clone(), hosts);
+        }
 
         let mut components = BTreeMap::new();
         let used: std::collections::BTreeSet<&str> = manifest
@@ -261,6 +293,8 @@ impl Host {
                 state_dir: opts.state_dir.clone(),
                 kv,
                 variables,
+                postgres: crate::postgres::Pools::new()?,
+                outbound,
                 inherit_stdio: opts.inherit_stdio,
                 memory_peaks: Default::default(),
                 databases,

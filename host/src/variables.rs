@@ -70,7 +70,8 @@ impl Resolver {
         self.render(template).map_err(Error::Provider)
     }
 
-    fn render(&self, template: &str) -> Result<String, String> {
+    /// A template (`{{ name }}` for application variables) rendered.
+    pub(crate) fn render(&self, template: &str) -> Result<String, String> {
         let mut out = String::new();
         let mut rest = template;
         while let Some(start) = rest.find("{{") {

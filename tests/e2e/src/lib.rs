@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod postgres;
 pub mod services;
 
 pub use serde_json::{json, Value};

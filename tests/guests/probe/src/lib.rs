@@ -6,6 +6,13 @@
 //! - `POST /sql/{database}`: a JSON list of `{sql, params}` run in order on one
 //!   connection; each parameter is `{"integer": 1}`, `{"real": 1.5}`,
 //!   `{"text": "x"}`, `{"blob": [1, 2]}` or `null`; rows come back the same way;
+//! - `POST /pg`: `{address, statements: [{sql, params, query}]}` run in order
+//!   on one `spin:postgres/postgres@4.0.0` connection (`query`: true for
+//!   `query`, else `execute`); each parameter is `{"int64": 1}`,
+//!   `{"int32": 1}`, `{"boolean": true}`, `{"floating64": 1.5}`,
+//!   `{"str": "x"}`, `{"binary": [1, 2]}`, `{"jsonb": {...}}` or `null`;
+//!   rows come back as `{type: value}` (the WIT case's name), `execute` as
+//!   the count;
 //! - `GET /var/{name}`: a variable's value;
 //! - anything else: the method, URI and `spin-*` headers as JSON, and every
 //!   header the guest received under `headers` (name → value).
@@ -15,7 +22,7 @@
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::{key_value, sqlite, variables};
+use spin_sdk::{key_value, pg4, sqlite, variables};
 
 fn reply(status: u16, body: impl Into<Vec<u8>>) -> Response {
     Response::builder()
@@ -52,6 +59,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             Err(e) => err(e),
         },
         ["sql", db] => sql(db, req.body()),
+        ["pg"] => pg(req.body()),
         ["var", name] => match variables::get(name) {
             Ok(v) => reply(200, json_escape(&v)),
             Err(e) => err(e),
@@ -165,5 +173,84 @@ fn from_value(v: &sqlite::Value) -> Value {
         sqlite::Value::Text(s) => json!({ "text": s }),
         sqlite::Value::Blob(b) => json!({ "blob": b }),
         sqlite::Value::Null => Value::Null,
+    }
+}
+
+fn pg(body: &[u8]) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return reply(400, "\"expected {address, statements}\"");
+    };
+    let conn = match pg4::Connection::open(req["address"].as_str().unwrap_or("")) {
+        Ok(c) => c,
+        Err(e) => return err(e),
+    };
+    let mut results = Vec::new();
+    for st in req["statements"].as_array().cloned().unwrap_or_default() {
+        let sql = st["sql"].as_str().unwrap_or("");
+        let params: Vec<pg4::ParameterValue> = st["params"]
+            .as_array()
+            .map(|ps| ps.iter().map(to_pg).collect())
+            .unwrap_or_default();
+        if st["query"].as_bool().unwrap_or(false) {
+            match conn.query(sql, &params) {
+                Ok(r) => {
+                    let rows: Vec<Value> = r
+                        .rows
+                        .iter()
+                        .map(|row| Value::Array(row.iter().map(from_pg).collect()))
+                        .collect();
+                    let columns: Vec<Value> = r
+                        .columns
+                        .iter()
+                        .map(|c| json!([c.name, format!("{:?}", c.data_type)]))
+                        .collect();
+                    results.push(json!({"columns": columns, "rows": rows}));
+                }
+                Err(e) => return err(e),
+            }
+        } else {
+            match conn.execute(sql, &params) {
+                Ok(n) => results.push(json!(n)),
+                Err(e) => return err(e),
+            }
+        }
+    }
+    reply(200, Value::Array(results).to_string())
+}
+
+fn to_pg(j: &Value) -> pg4::ParameterValue {
+    use pg4::ParameterValue as P;
+    let Some((k, v)) = j.as_object().and_then(|o| o.iter().next()) else {
+        return P::DbNull;
+    };
+    match k.as_str() {
+        "int64" => P::Int64(v.as_i64().unwrap_or(0)),
+        "int32" => P::Int32(v.as_i64().unwrap_or(0) as i32),
+        "boolean" => P::Boolean(v.as_bool().unwrap_or(false)),
+        "floating64" => P::Floating64(v.as_f64().unwrap_or(0.0)),
+        "str" => P::Str(v.as_str().unwrap_or("").to_string()),
+        "binary" => P::Binary(
+            v.as_array()
+                .map(|b| b.iter().map(|x| x.as_u64().unwrap_or(0) as u8).collect())
+                .unwrap_or_default(),
+        ),
+        "jsonb" => P::Jsonb(v.to_string().into_bytes()),
+        _ => P::DbNull,
+    }
+}
+
+fn from_pg(v: &pg4::DbValue) -> Value {
+    use pg4::DbValue as D;
+    match v {
+        D::Boolean(b) => json!({ "boolean": b }),
+        D::Int16(i) => json!({ "int16": i }),
+        D::Int32(i) => json!({ "int32": i }),
+        D::Int64(i) => json!({ "int64": i }),
+        D::Floating64(f) => json!({ "floating64": f }),
+        D::Str(s) => json!({ "str": s }),
+        D::Binary(b) => json!({ "binary": b }),
+        D::Jsonb(b) => json!({ "jsonb": serde_json::from_slice::<Value>(b).unwrap_or(Value::Null) }),
+        D::DbNull => Value::Null,
+        other => json!({ "other": format!("{other:?}") }),
     }
 }
