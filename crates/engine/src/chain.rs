@@ -36,6 +36,7 @@
 //!
 //! Uses: `mask`, `error`. Nothing of the engine with I/O.
 
+use crate::db::Dialect;
 use crate::error::{Error, Result};
 use crate::mask::{Mask, Masks};
 
@@ -260,7 +261,7 @@ fn arm_rows_with(arm: &Arm, alias: &str, lsn_prefix: &str) -> String {
 
 /// The greatest LSN of (`coll`, `key`) across `arms`, each within its
 /// bound and filter; -1 (or NULL for one arm) when there is none.
-pub(crate) fn newest(arms: &[Arm], coll: &str, key: &str) -> String {
+pub(crate) fn newest(d: Dialect, arms: &[Arm], coll: &str, key: &str) -> String {
     let parts: Vec<String> = arms
         .iter()
         .map(|a| {
@@ -274,7 +275,8 @@ pub(crate) fn newest(arms: &[Arm], coll: &str, key: &str) -> String {
         parts.into_iter().next().unwrap_or_default()
     } else {
         format!(
-            "max({})",
+            "{}({})",
+            d.greatest(),
             parts
                 .iter()
                 .map(|p| format!("coalesce({p}, -1)"))
@@ -286,13 +288,13 @@ pub(crate) fn newest(arms: &[Arm], coll: &str, key: &str) -> String {
 
 /// The rows of `arms[i]` that show through it (alias `r`): within bound and
 /// filter, and under a cut only the live version at the cut.
-pub(crate) fn visible(arms: &[Arm], i: usize) -> String {
+pub(crate) fn visible(d: Dialect, arms: &[Arm], i: usize) -> String {
     let arm = &arms[i];
     let mut s = arm_rows(arm, "r");
     if let Some((_, first)) = arm.cut {
         s.push_str(&format!(
             " AND r.deleted = 0 AND r.lsn = {}",
-            newest(&arms[first..], "r.collection", "r.key")
+            newest(d, &arms[first..], "r.collection", "r.key")
         ));
     }
     s
@@ -384,12 +386,12 @@ pub(crate) fn with_staging(chain: &[Level], stage: i64, at: i64) -> Vec<Level> {
 /// `SELECT {cols} FROM records r WHERE <arm i shows r> AND {range}` for
 /// every arm, joined by `join` (`UNION` also drops a version two
 /// containers hold).
-pub(crate) fn union(arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
+pub(crate) fn union(d: Dialect, arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
     (0..arms.len())
         .map(|i| {
             format!(
                 "SELECT {cols} FROM records r WHERE {} AND {range}",
-                visible(arms, i)
+                visible(d, arms, i)
             )
         })
         .collect::<Vec<_>>()

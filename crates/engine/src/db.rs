@@ -190,6 +190,17 @@ pub enum TxMode {
     Read,
 }
 
+/// The SQL a backend speaks; what differs is decided in
+/// [`crate::dialect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// SQLite: a local file, or a remote libSQL server.
+    #[default]
+    Sqlite,
+    /// PostgreSQL (Spin's outbound PostgreSQL, or a native client).
+    Postgres,
+}
+
 /// One connection to the engine's database: the seam between the engine
 /// and a backend, shaped like Spin's own (`spin-factor-sqlite`'s
 /// `Connection`: run a statement, changes, last insert id) plus the
@@ -208,6 +219,11 @@ pub enum TxMode {
 /// [`crate::native::NativeDb`] over rusqlite (feature `native`) for tests,
 /// benchmarks and tools.
 pub trait Db {
+    /// The SQL this backend speaks.
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     /// Run one statement with positional parameters (`?1`, `?2`, …) and return
     /// its rows (empty for statements without a result).
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;

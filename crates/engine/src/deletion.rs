@@ -107,7 +107,7 @@ impl Engine<'_> {
                      WHERE (o.source = containers.id OR o.target = containers.id) \
                        AND o.status IN {ACTIVE} AND o.kind NOT IN {IN_PLACE}) \
                      ORDER BY expires_at, id LIMIT ?2",
-                    containers::columns(),
+                    containers::columns(db),
                 ),
                 &[now.into(), limit.max(0).into()],
             )?

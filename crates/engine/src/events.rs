@@ -124,7 +124,7 @@ impl Engine<'_> {
                    (SELECT id FROM \
                       (SELECT id, next_attempt_at, row_number() OVER \
                          (PARTITION BY destination ORDER BY next_attempt_at, id) AS nth \
-                       FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1) \
+                       FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1) AS q \
                     WHERE nth <= ?4 ORDER BY next_attempt_at, id LIMIT ?3) \
                  RETURNING id, op, destination, payload, attempts, \
                    (SELECT tenant FROM operations WHERE operations.id = outbox.op)",
@@ -135,7 +135,10 @@ impl Engine<'_> {
                     MAX_CLAIMED_PER_DESTINATION.into(),
                 ],
             )?;
-            rows.iter()
+            // `UPDATE … RETURNING` answers in no promised order: oldest
+            // queued first, by id.
+            let mut claimed = rows
+                .iter()
                 .map(|r| {
                     Ok(Notification {
                         id: r.i64(0)?,
@@ -146,7 +149,9 @@ impl Engine<'_> {
                         tenant: r.opt_text(5)?.unwrap_or_default(),
                     })
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()?;
+            claimed.sort_by_key(|n| n.id);
+            Ok(claimed)
         })
     }
 
@@ -162,7 +167,7 @@ impl Engine<'_> {
         exec(
             self.db,
             "INSERT INTO webhook_secrets (tenant, secret, previous, rotated_at) VALUES (?1, ?2, NULL, ?3) \
-             ON CONFLICT (tenant) DO UPDATE SET previous = secret, secret = excluded.secret, \
+             ON CONFLICT (tenant) DO UPDATE SET previous = webhook_secrets.secret, secret = excluded.secret, \
                rotated_at = excluded.rotated_at",
             &[tenant.into(), secret.as_str().into(), now.into()],
         )?;

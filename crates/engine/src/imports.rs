@@ -243,7 +243,7 @@ pub(crate) fn next_merge(db: &dyn Db, id: Option<&str>) -> Result<Option<Row>> {
         db,
         &format!(
             "SELECT {COLUMNS} FROM imports WHERE state = 'open' AND merge_from IS NOT NULL \
-             AND (?1 IS NULL OR id = ?1) ORDER BY created_at, id LIMIT 1"
+             AND (CAST(?1 AS TEXT) IS NULL OR id = ?1) ORDER BY created_at, id LIMIT 1"
         ),
         &[id.into()],
     )?

@@ -7,23 +7,35 @@
 //! Uses: `chain` (the values and SQL fragments), `stats`, `db`, `error`.
 
 use crate::chain::{self, arm_rows, containers_in, newest, read_arms, Level};
-use crate::db::{exec, one, query, Db};
+use crate::db::{exec, one, query, Db, Dialect};
 use crate::error::Result;
 use crate::mask::Mask;
 use crate::stats::{self, Deltas};
 
-/// The SQL expression reading a container's chain (outer table `containers`).
-pub(crate) const CHAIN_COLUMN: &str =
-    "(SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_array(b.depth, \
-     b.ancestor, b.bound, json(b.collections), b.cut_depth, b.from_lsn, b.since_lsn, b.until_lsn, \
-     json(b.mask))) END \
-     FROM branch_levels b WHERE b.container = containers.id)";
+/// The SQL expression reading a container's chain (outer table
+/// `containers`): a JSON array of its levels, NULL for none.
+pub(crate) fn chain_column(d: Dialect) -> String {
+    format!(
+        "(SELECT {} FROM branch_levels b WHERE b.container = containers.id)",
+        d.json_rows_agg(&[
+            "b.depth",
+            "b.ancestor",
+            "b.bound",
+            "json:b.collections",
+            "b.cut_depth",
+            "b.from_lsn",
+            "b.since_lsn",
+            "b.until_lsn",
+            "json:b.mask",
+        ])
+    )
+}
 
 /// A container's levels, as its row's chain column reads them.
 pub(crate) fn chain_of(db: &dyn Db, container: i64) -> Result<Vec<Level>> {
     let chain = one(
         db,
-        &format!("SELECT {CHAIN_COLUMN} FROM containers WHERE id = ?1"),
+        &format!("SELECT {} FROM containers WHERE id = ?1", chain_column(db.dialect())),
         &[container.into()],
     )?
     .map(|r| r.opt_text(0))
@@ -170,12 +182,12 @@ pub(crate) fn stats_at_base(
              s AS (SELECT k.collection, k.key, k.n, k.nbytes, {head} AS hl, {at} AS bl FROM k) \
              SELECT s.collection, sum(s.n), sum(s.nbytes), \
                sum(coalesce((SELECT 1 - x.deleted FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.hl LIMIT 1), 0)), \
-               sum(coalesce((SELECT CASE WHEN x.deleted THEN 0 ELSE x.size END FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.hl LIMIT 1), 0)), \
+               sum(coalesce((SELECT CASE WHEN x.deleted = 1 THEN 0 ELSE x.size END FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.hl LIMIT 1), 0)), \
                sum(coalesce((SELECT 1 - x.deleted FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.bl LIMIT 1), 0)), \
-               sum(coalesce((SELECT CASE WHEN x.deleted THEN 0 ELSE x.size END FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.bl LIMIT 1), 0)) \
+               sum(coalesce((SELECT CASE WHEN x.deleted = 1 THEN 0 ELSE x.size END FROM records x WHERE x.container {cin} AND x.collection = s.collection AND x.key = s.key AND x.lsn = s.bl LIMIT 1), 0)) \
              FROM s GROUP BY s.collection",
-            head = newest(&now_arms, "k.collection", "k.key"),
-            at = newest(&base_arms, "k.collection", "k.key"),
+            head = newest(db.dialect(), &now_arms, "k.collection", "k.key"),
+            at = newest(db.dialect(), &base_arms, "k.collection", "k.key"),
             cin = containers_in(&now_arms),
         );
         for r in query(db, &sql, &[])? {

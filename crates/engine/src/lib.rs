@@ -1,6 +1,6 @@
 //! Spinoff's engine: versioned records, snapshots, and crash-safe chunked
 //! copy operations, over a storage seam. No I/O of its own: it is handed a
-//! [`Db`] (one SQLite connection) and an [`Env`] (clock, randomness).
+//! [`Db`] (one connection to SQLite or PostgreSQL) and an [`Env`] (clock, randomness).
 //!
 //! Module map, floor by floor from the top (a module uses only lower
 //! floors; each table has one writer: ARCHITECTURE.md, "Engine layers",
@@ -34,6 +34,8 @@
 //!   indexes and idempotent migrations; [`util`]: validation, ids, times;
 //!   [`webhooks`]: webhook URL rules (no server-side request forgery) and signatures;
 //! - [`mask`]: what a masked branch shows of its ancestors' records (pure);
+//!   [`dialect`]: what differs between SQLite and PostgreSQL, decided in
+//!   one place (pure);
 //! - [`db`]: the seam (`Db`, `Env`, values and rows, transactions);
 //! - [`error`]: the one error type, every kind documented.
 //!
@@ -43,6 +45,7 @@ pub mod chain;
 pub mod containers;
 pub mod db;
 pub mod deletion;
+pub mod dialect;
 pub mod diff;
 pub mod error;
 pub mod events;
@@ -57,6 +60,8 @@ pub mod merge;
 pub mod merging;
 #[cfg(feature = "native")]
 pub mod native;
+#[cfg(feature = "native-pg")]
+pub mod native_pg;
 pub mod operations;
 pub mod owners;
 pub mod reads;
@@ -71,7 +76,7 @@ pub mod util;
 pub mod webhooks;
 
 pub use containers::{Container, ContainerState};
-pub use db::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
+pub use db::{Db, DbError, Dialect, Env, LockWait, Maintenance, Row, TxMode, Value};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Notification};
 pub use handle::{Config, Engine};

@@ -237,7 +237,7 @@ pub(crate) fn count_writes(
     exec(
         db,
         "INSERT INTO rate_windows (tenant, kind, minute, count) VALUES (?1, 'writes', ?2, ?3) \
-         ON CONFLICT (tenant, kind, minute) DO UPDATE SET count = count + excluded.count",
+         ON CONFLICT (tenant, kind, minute) DO UPDATE SET count = rate_windows.count + excluded.count",
         &[tenant.into(), window.into(), n.into()],
     )
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::chain::{arm_rows, containers_in, newest, shows_collection, Arm};
-use crate::db::{query, Db, Row, Value};
+use crate::db::{query, Db, Dialect, Row, Value};
 use crate::error::{Error, Result};
 
 /// Rows per multi-row statement: 128 rows of up to 5 parameters stay under
@@ -38,7 +38,7 @@ pub(crate) fn latest(
             "SELECT {columns} FROM records r WHERE r.container {} AND r.collection = ?1 AND r.key = ?2 \
              AND r.lsn = {} LIMIT 1",
             containers_in(&arms),
-            newest(&arms, "?1", "?2")
+            newest(db.dialect(), &arms, "?1", "?2")
         ),
         &[collection.into(), key.into()],
     )?;
@@ -77,7 +77,7 @@ pub(crate) fn history(
             })
             .collect();
         let sql = format!(
-            "SELECT * FROM ({}) ORDER BY 3 DESC LIMIT ?4",
+            "SELECT * FROM ({}) AS h ORDER BY 3 DESC LIMIT ?4",
             parts.join(" UNION ")
         );
         for row in query(
@@ -181,7 +181,7 @@ pub(crate) fn scan_latest(
            AND r.key = cand.key AND r.lsn = {} ORDER BY r.collection, r.key",
         parts.join(" UNION "),
         containers_in(&arms),
-        newest(&arms, "cand.collection", "cand.key")
+        newest(db.dialect(), &arms, "cand.collection", "cand.key")
     );
     let rows = query(
         db,
@@ -237,10 +237,7 @@ pub(crate) fn newest_rows(
         for (part, chunk) in keys.chunks(ROWS).enumerate() {
             let base = part * ROWS;
             let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-            let mut values = Vec::with_capacity(chunk.len());
             for (i, (c, k)) in chunk.iter().enumerate() {
-                let n = params.len();
-                values.push(format!("(?{}, ?{}, ?{})", n + 1, n + 2, n + 3));
                 params.push(((base + i) as i64).into());
                 params.push((*c).into());
                 params.push((*k).into());
@@ -251,7 +248,7 @@ pub(crate) fn newest_rows(
                    AND r.collection = w.collection AND r.key = w.key \
                    AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
                                 AND x.collection = w.collection AND x.key = w.key)",
-                values.join(","),
+                Dialect::values(chunk.len(), &["BIGINT", "TEXT", "TEXT"], 1),
                 c = arm.container,
                 rows = arm_rows(arm, "x"),
             );

@@ -14,9 +14,12 @@ pub fn next(db: &dyn Db, env: &dyn Env) -> Result<(i64, i64)> {
     let now = env.now_us();
     let row = returning_one(
         db,
-        "INSERT INTO lsns (committed_at) \
-         SELECT max(?1, coalesce((SELECT committed_at FROM lsns ORDER BY lsn DESC LIMIT 1), 0)) \
-         RETURNING lsn, committed_at",
+        &format!(
+            "INSERT INTO lsns (committed_at) \
+             SELECT {}(CAST(?1 AS BIGINT), coalesce((SELECT committed_at FROM lsns ORDER BY lsn DESC LIMIT 1), 0)) \
+             RETURNING lsn, committed_at",
+            db.dialect().greatest()
+        ),
         &[now.into()],
     )?
     .ok_or_else(|| Error::corrupt("INSERT … RETURNING gave no row"))?;

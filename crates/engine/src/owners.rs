@@ -144,7 +144,7 @@ impl Engine<'_> {
     pub fn list_owned(&self, kind: &str, tenant: &str, parent: Option<&str>) -> Result<Vec<Owned>> {
         query(
             self.db,
-            &format!("SELECT {COLUMNS} FROM owners WHERE tenant = ?1 AND kind = ?2 AND (?3 IS NULL OR parent = ?3) ORDER BY created_at, name LIMIT 1000"),
+            &format!("SELECT {COLUMNS} FROM owners WHERE tenant = ?1 AND kind = ?2 AND (CAST(?3 AS TEXT) IS NULL OR parent = ?3) ORDER BY created_at, name LIMIT 1000"),
             &[tenant.into(), kind.into(), parent.into()],
         )?
         .iter()

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::chain::{self, Arm};
 use crate::containers::{self, Container, ContainerState};
-use crate::db::{changes, exec, transaction, Db, Value};
+use crate::db::{changes, exec, transaction, Db, Dialect, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handle::Engine;
 use crate::stats::{self, Delta, Deltas};
@@ -143,8 +143,9 @@ pub(crate) fn write_at(
         }
         let sql = format!(
             "INSERT INTO records (container, collection, key, lsn, deleted, body, size) \
-             SELECT ?1, column1, column2, ?2, column3, column4, column5 FROM (VALUES {})",
-            placeholders(chunk.len(), 5, 3)
+             SELECT CAST(?1 AS BIGINT), column1, column2, CAST(?2 AS BIGINT), column3, column4, column5 \
+             FROM (VALUES {}) AS v",
+            Dialect::values(chunk.len(), &["TEXT", "TEXT", "BIGINT", "TEXT", "BIGINT"], 3)
         );
         exec(db, &sql, &params)?;
     }
@@ -155,29 +156,6 @@ pub(crate) fn write_at(
         committed_at,
         applied,
     })
-}
-
-/// `(?a, ?b, …), (…), …`: `rows` groups of `per_row` numbered parameters,
-/// the first numbered `first`.
-fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
-    let mut out = String::with_capacity(rows * per_row * 6);
-    let mut n = first;
-    for r in 0..rows {
-        if r > 0 {
-            out.push(',');
-        }
-        out.push('(');
-        for i in 0..per_row {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push('?');
-            out.push_str(&n.to_string());
-            n += 1;
-        }
-        out.push(')');
-    }
-    out
 }
 
 /// The body bytes a batch adds; `TooLarge` past `max_batch` writes.
@@ -295,20 +273,21 @@ pub(crate) fn copy_rows(
             "SELECT {first}r.collection, r.key, r.lsn, r.deleted, r.body, r.size, \
              CASE WHEN {from} > coalesce(r.visible_from, 0) THEN {from} ELSE r.visible_from END \
              FROM records r WHERE {} AND {range}",
-            chain::visible(arms, i),
+            chain::visible(db.dialect(), arms, i),
             from = arms[i].from
         )
     };
     let plain: Vec<String> = (0..arms.len())
         .filter(|i| arms[*i].mask.is_empty())
-        .map(|i| select(i, &format!("?{tparam}, ")))
+        .map(|i| select(i, &format!("CAST(?{tparam} AS BIGINT), ")))
         .collect();
     let mut written = 0;
     if !plain.is_empty() {
         exec(
             db,
             &format!(
-                "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {}",
+                "INSERT INTO records (container, collection, key, lsn, deleted, body, size, visible_from) {} \
+                 ON CONFLICT DO NOTHING",
                 plain.join(" UNION ALL ")
             ),
             &ins,
@@ -343,9 +322,14 @@ pub(crate) fn copy_rows(
             exec(
                 db,
                 &format!(
-                    "INSERT OR IGNORE INTO records (container, collection, key, lsn, deleted, body, size, visible_from) \
-                     SELECT ?1, column1, column2, column3, column4, column5, column6, column7 FROM (VALUES {})",
-                    placeholders(chunk.len(), 7, 2)
+                    "INSERT INTO records (container, collection, key, lsn, deleted, body, size, visible_from) \
+                     SELECT CAST(?1 AS BIGINT), column1, column2, column3, column4, column5, column6, column7 \
+                     FROM (VALUES {}) AS v WHERE true ON CONFLICT DO NOTHING",
+                    Dialect::values(
+                        chunk.len(),
+                        &["TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT"],
+                        2
+                    )
                 ),
                 &p,
             )?;

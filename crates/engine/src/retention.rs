@@ -57,13 +57,13 @@ impl Engine<'_> {
                     let cutoff = lsn::at_time(db, cutoff_time)?;
                     let Some(r) = one(
                         db,
-                        "SELECT c.id, min(?1, \
+                        &format!("SELECT c.id, {least}(CAST(?1 AS BIGINT), \
                             coalesce((SELECT min(s.lsn) FROM snapshots s WHERE s.container = c.id), ?1), \
-                            coalesce((SELECT min(CASE WHEN o.history THEN c.floor_lsn ELSE o.snapshot_lsn END) \
+                            coalesce((SELECT min(CASE WHEN o.history = 1 THEN c.floor_lsn ELSE o.snapshot_lsn END) \
                                       FROM operations o WHERE (o.source = c.id OR o.source IN \
                                       (SELECT b2.container FROM branch_levels b2 WHERE b2.ancestor = c.id)) \
                                       AND o.status IN ('pending', 'in_progress', 'failed')), ?1), \
-                            coalesce((SELECT min(min(x.floor_lsn, b.bound)) FROM branch_levels b \
+                            coalesce((SELECT min({least}(x.floor_lsn, b.bound)) FROM branch_levels b \
                                       JOIN containers x ON x.id = b.container WHERE b.ancestor = c.id), ?1), \
                             coalesce((SELECT min(x.branch_base) FROM containers x WHERE x.parent = c.id \
                                       AND x.deleting = 0 AND x.family != 'history'), ?1), \
@@ -72,7 +72,7 @@ impl Engine<'_> {
                          FROM containers c WHERE c.deleting = 0 AND c.state = 'ready' AND c.floor_lsn < ?1 \
                          AND c.head_lsn > c.floor_lsn \
                          AND NOT EXISTS (SELECT 1 FROM branch_levels b WHERE b.container = c.id) \
-                         ORDER BY c.floor_at LIMIT 1",
+                         ORDER BY c.floor_at LIMIT 1", least = db.dialect().least()),
                         &[cutoff.into()],
                     )?
                     else {

@@ -42,9 +42,11 @@ pub(crate) fn apply(db: &dyn Db, container: i64, deltas: &Deltas) -> Result<()> 
             db,
             "INSERT INTO collection_stats (container, collection, records, bytes, versions, version_bytes) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (container, collection) DO UPDATE SET records = records + excluded.records, \
-             bytes = bytes + excluded.bytes, versions = versions + excluded.versions, \
-             version_bytes = version_bytes + excluded.version_bytes",
+             ON CONFLICT (container, collection) DO UPDATE SET \
+             records = collection_stats.records + excluded.records, \
+             bytes = collection_stats.bytes + excluded.bytes, \
+             versions = collection_stats.versions + excluded.versions, \
+             version_bytes = collection_stats.version_bytes + excluded.version_bytes",
             &[
                 container.into(),
                 collection.into(),
@@ -145,10 +147,13 @@ pub(crate) fn estimate(
 ) -> Result<(i64, i64)> {
     let est = one(
         db,
-        "SELECT coalesce(sum(CASE WHEN ?2 THEN versions ELSE records END), 0), \
-                coalesce(sum(CASE WHEN ?2 THEN version_bytes ELSE bytes END), 0) \
-         FROM collection_stats WHERE container = ?1 \
-         AND (?3 IS NULL OR collection IN (SELECT value FROM json_each(?3)))",
+        &format!(
+            "SELECT coalesce(sum(CASE WHEN CAST(?2 AS BIGINT) = 1 THEN versions ELSE records END), 0), \
+                    coalesce(sum(CASE WHEN CAST(?2 AS BIGINT) = 1 THEN version_bytes ELSE bytes END), 0) \
+             FROM collection_stats WHERE container = ?1 \
+             AND (CAST(?3 AS TEXT) IS NULL OR collection IN (SELECT value FROM {}))",
+            db.dialect().json_strings(3)
+        ),
         &[container.into(), history.into(), collections.into()],
     )?
     .ok_or_else(|| Error::corrupt("aggregate gave no row"))?;

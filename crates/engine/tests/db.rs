@@ -8,11 +8,20 @@ use engine::*;
 /// libSQL server does on `TRANSACTION_TIMEOUT` (it rolls the transaction
 /// back): the engine runs the transaction again, and the write lands once.
 struct GivesUp<'a> {
-    inner: &'a engine::native::NativeDb,
+    inner: &'a common::TestDb,
     refusals: std::cell::Cell<u32>,
 }
 
 impl engine::Db for GivesUp<'_> {
+    fn dialect(&self) -> engine::Dialect {
+        self.inner.dialect()
+    }
+    fn changes(&self) -> Result<u64, DbError> {
+        self.inner.changes()
+    }
+    fn begin(&self, mode: engine::TxMode) -> Result<(), DbError> {
+        engine::dialect::begin(self, mode, true)
+    }
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.inner.execute(sql, params)
     }

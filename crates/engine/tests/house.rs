@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[&[&str]] = &[
     &["error"],
     &["db"],
-    &["mask"],
+    &["mask", "dialect"],
     &["util", "webhooks", "lsn", "schema", "chain"],
-    &["limits", "stats", "lookup", "native"],
+    &["limits", "stats", "lookup", "native", "native_pg"],
     &["handle"],
     &["levels", "events", "owners"],
     &["containers"],

@@ -21,6 +21,15 @@ struct Faulty<'a> {
 }
 
 impl Db for Faulty<'_> {
+    fn dialect(&self) -> engine::Dialect {
+        self.inner.dialect()
+    }
+    fn changes(&self) -> Result<u64, DbError> {
+        self.inner.changes()
+    }
+    fn begin(&self, mode: engine::TxMode) -> Result<(), DbError> {
+        engine::dialect::begin(self, mode, true)
+    }
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let n = self.countdown.get();
         self.countdown.set(n - 1);

@@ -72,11 +72,20 @@ fn as_of_outside_the_window_names_it() {
 /// A `Db` that records every statement the engine sends, with its
 /// parameters, and passes it on.
 struct Recorder<'a> {
-    inner: &'a engine::native::NativeDb,
+    inner: &'a common::TestDb,
     sent: std::cell::RefCell<Vec<(String, Vec<Value>)>>,
 }
 
 impl engine::Db for Recorder<'_> {
+    fn dialect(&self) -> engine::Dialect {
+        self.inner.dialect()
+    }
+    fn changes(&self) -> Result<u64, DbError> {
+        self.inner.changes()
+    }
+    fn begin(&self, mode: engine::TxMode) -> Result<(), DbError> {
+        engine::dialect::begin(self, mode, true)
+    }
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.sent
             .borrow_mut()
@@ -239,7 +248,7 @@ fn no_statement_scans_records(fx: Fx) {
     for must in [
         " UNION ",
         "visible_from <=",
-        "INSERT OR IGNORE INTO records",
+        "ON CONFLICT DO NOTHING",
         "INSERT INTO records",
         "DELETE FROM records",
         "ORDER BY 1, 2, 3 LIMIT 1 OFFSET",
@@ -254,10 +263,16 @@ fn no_statement_scans_records(fx: Fx) {
 
 #[test]
 fn every_statement_the_engine_sends_uses_the_primary_key() {
+    if sqlite_only("the query-plan check") {
+        return;
+    }
     no_statement_scans_records(Fx::new());
 }
 
 #[test]
 fn every_statement_uses_the_primary_key_on_small_pages_too() {
+    if sqlite_only("the query-plan check on small pages") {
+        return;
+    }
     no_statement_scans_records(Fx::on_small_pages());
 }

@@ -50,7 +50,7 @@ impl Engine<'_> {
             &format!(
                 "SELECT {} FROM containers WHERE tenant = ?1 AND family = ?2 AND deleting = 0 \
                  ORDER BY created_at, id LIMIT ?3 OFFSET ?4",
-                columns()
+                columns(self.db)
             ),
             &[
                 tenant.into(),
@@ -74,7 +74,7 @@ impl Engine<'_> {
             &format!(
                 "SELECT {} FROM containers WHERE tenant = ?1 AND deleting = 0 AND id > ?2 \
                  AND family NOT IN (?4, ?5) ORDER BY id LIMIT ?3",
-                columns()
+                columns(self.db)
             ),
             &[
                 tenant.into(),

@@ -97,8 +97,8 @@ impl Container {
 
 /// The columns [`from_row`] reads, the last the branch levels (the outer
 /// table must be `containers` unaliased).
-pub(crate) fn columns() -> String {
-    format!("{BASE_COLUMNS}, {}", crate::levels::CHAIN_COLUMN)
+pub(crate) fn columns(db: &dyn Db) -> String {
+    format!("{BASE_COLUMNS}, {}", crate::levels::chain_column(db.dialect()))
 }
 
 const BASE_COLUMNS: &str =
@@ -135,7 +135,7 @@ pub(crate) fn from_row(r: &Row) -> Result<Container> {
 pub(crate) fn find(db: &dyn Db, family: &str, tenant: &str, name: &str) -> Result<Container> {
     one(
         db,
-        &format!("SELECT {} FROM containers WHERE family = ?1 AND tenant = ?2 AND name = ?3 AND deleting = 0", columns()),
+        &format!("SELECT {} FROM containers WHERE family = ?1 AND tenant = ?2 AND name = ?3 AND deleting = 0", columns(db)),
         &[family.into(), tenant.into(), name.into()],
     )?
     .map(|r| from_row(&r))
@@ -148,7 +148,7 @@ pub(crate) fn by_id(db: &dyn Db, id: i64) -> Result<Option<Container>> {
         db,
         &format!(
             "SELECT {} FROM containers WHERE id = ?1 AND deleting = 0",
-            columns()
+            columns(db)
         ),
         &[id.into()],
     )?
@@ -352,7 +352,7 @@ pub(crate) fn retire(db: &dyn Db, id: i64, r: i64, now: i64) -> Result<()> {
         db,
         "UPDATE containers SET family = 'history', name = family || ':' || name || '@' || ?3, updated_at = ?2 \
          WHERE id = ?1",
-        &[id.into(), now.into(), r.into()],
+        &[id.into(), now.into(), r.to_string().into()],
     )
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::{Basis, Side};
 use crate::chain::{arm_rows, arm_rows_by_key, newest, Arm};
 use crate::containers::{self, Container};
-use crate::db::{query, Db};
+use crate::db::{query, Db, Dialect};
 use crate::error::Result;
 use crate::lookup;
 
@@ -58,6 +58,7 @@ pub(crate) enum Walk {
 /// read.
 #[allow(clippy::too_many_arguments)]
 fn changed_rows(
+    d: Dialect,
     a: &Arm,
     basis: Basis,
     touch: Touch,
@@ -70,7 +71,10 @@ fn changed_rows(
     let rows = arm_rows(a, "r");
     // Rows written after b: through `records_lsn`, or along the key.
     let written_after = |b: i64| match walk {
-        Walk::Changes => format!("records r INDEXED BY records_lsn WHERE {rows} AND r.lsn > {b}"),
+        Walk::Changes => format!(
+            "records r{} WHERE {rows} AND r.lsn > {b}",
+            d.indexed_by("records_lsn")
+        ),
         Walk::Keys => format!("records r WHERE {} AND +r.lsn > {b}", arm_rows_by_key(a, "r")),
     };
     // When the arm's rows begin to show: an import's commit, a reset's
@@ -91,7 +95,8 @@ fn changed_rows(
             // A row shown after b and written at or before it shows later
             // than written.
             format!(
-                "records r INDEXED BY records_late WHERE {rows} AND r.visible_from > {} AND r.visible_from > r.lsn AND {unchanged}",
+                "records r{} WHERE {rows} AND r.visible_from > {} AND r.visible_from > r.lsn AND {unchanged}",
+                d.indexed_by("records_late"),
                 b.max(quiet)
             ),
         ],
@@ -131,8 +136,8 @@ fn side_rows(
     // A row is unchanged when it is the version the side showed at b.
     let unchanged = match basis {
         Basis::Since(b) => format!(
-            "r.lsn IS NOT {}",
-            newest(&side.container.arms(b.min(side.at)), "r.collection", "r.key")
+            "r.lsn IS DISTINCT FROM {}",
+            newest(db.dialect(), &side.container.arms(b.min(side.at)), "r.collection", "r.key")
         ),
         Basis::Scan => String::new(),
     };
@@ -141,7 +146,7 @@ fn side_rows(
         .flat_map(|a| {
             let quiet = if a.container == side.container.id { quiet } else { 0 };
             let late = late.get(&a.container).copied().unwrap_or(0);
-            changed_rows(a, basis, touch, late, quiet, other, &unchanged, walk)
+            changed_rows(db.dialect(), a, basis, touch, late, quiet, other, &unchanged, walk)
         })
         .collect())
 }
@@ -265,7 +270,7 @@ fn walk_for(
     for w in side_rows(db, side, other, basis, touch, Walk::Changes)? {
         let n = query(
             db,
-            &format!("SELECT count(*) FROM (SELECT 1 FROM {w} LIMIT ?1)"),
+            &format!("SELECT count(*) FROM (SELECT 1 FROM {w} LIMIT ?1) AS n"),
             &[(bound - changes + 1).into()],
         )?;
         changes += n.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);

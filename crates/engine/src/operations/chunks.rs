@@ -34,7 +34,7 @@ pub(super) fn chunk_range(
         db,
         &format!(
             "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
-            chain::union(arms, "r.collection, r.key, r.lsn", after, " UNION ")
+            chain::union(db.dialect(), arms, "r.collection, r.key, r.lsn", after, " UNION ")
         ),
         &[
             cc.as_str().into(),
@@ -60,14 +60,15 @@ pub(super) fn chunk_range(
 /// and the live ones (the newest through `arms` and not a deletion).
 pub(super) fn chunk_stats(db: &dyn Db, arms: &[Arm], range: &ChunkRange) -> Result<Deltas> {
     let live = format!(
-        "(r.deleted = 0 AND r.lsn = {})",
-        chain::newest(arms, "r.collection", "r.key")
+        "CASE WHEN r.deleted = 0 AND r.lsn = {} THEN 1 ELSE 0 END",
+        chain::newest(db.dialect(), arms, "r.collection", "r.key")
     );
     let rows = query(
         db,
         &format!(
-            "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) GROUP BY collection",
+            "SELECT collection, count(*), sum(size), sum(live), sum(live * size) FROM ({}) AS u GROUP BY collection",
             chain::union(
+                db.dialect(),
                 arms,
                 &format!("r.collection, r.key, r.lsn, r.size, {live} AS live"),
                 &range.sql,

@@ -99,8 +99,12 @@ fn restart(
     let (records, bytes) = totals(db, container)?;
     exec(
         db,
-        "UPDATE operations SET cur_collection = '', cur_key = '', cur_lsn = 0, snapshot_lsn = ?2, \
-           records_total = max(?3, records_copied), bytes_total = max(?4, bytes_copied), updated_at = ?5 WHERE id = ?1",
+        &format!(
+            "UPDATE operations SET cur_collection = '', cur_key = '', cur_lsn = 0, snapshot_lsn = ?2, \
+               records_total = {max}(CAST(?3 AS BIGINT), records_copied), \
+               bytes_total = {max}(CAST(?4 AS BIGINT), bytes_copied), updated_at = ?5 WHERE id = ?1",
+            max = db.dialect().greatest()
+        ),
         &[id.into(), snapshot.into(), records.into(), bytes.into(), now.into()],
     )?;
     let op = load(db, id)?.ok_or_else(|| Error::corrupt("operation vanished"))?;

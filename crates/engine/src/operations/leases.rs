@@ -30,7 +30,7 @@ impl Engine<'_> {
                 db,
                 &format!(
                     "UPDATE operations SET lease_owner = ?2, lease_expires = ?3, \
-                       attempts = attempts + (status = 'pending'), started_at = coalesce(started_at, ?4), \
+                       attempts = attempts + CASE WHEN status = 'pending' THEN 1 ELSE 0 END, started_at = coalesce(started_at, ?4), \
                        status = 'in_progress', updated_at = ?4 \
                      WHERE id = ?1 AND status IN {ACTIVE} \
                        AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires < ?4) \

@@ -139,8 +139,9 @@ impl Engine<'_> {
         limit: i64,
     ) -> Result<(Vec<Operation>, i64)> {
         let limit = limit.clamp(0, self.config.max_page);
-        let where_ = "tenant = ?1 AND (?2 IS NULL OR family = ?2) AND (?3 IS NULL OR source = ?3 OR target = ?3) \
-                      AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR source = ?5)";
+        let where_ = "tenant = ?1 AND (CAST(?2 AS TEXT) IS NULL OR family = ?2) \
+                      AND (CAST(?3 AS BIGINT) IS NULL OR source = ?3 OR target = ?3) \
+                      AND (CAST(?4 AS TEXT) IS NULL OR status = ?4) AND (CAST(?5 AS BIGINT) IS NULL OR source = ?5)";
         let params = [
             tenant.into(),
             f.family.clone().into(),

@@ -66,11 +66,12 @@ impl Engine<'_> {
             };
             exec(
                 db,
-                "UPDATE operations SET cur_collection = ?2, cur_key = ?3, cur_lsn = ?4, \
+                &format!("UPDATE operations SET cur_collection = ?2, cur_key = ?3, cur_lsn = ?4, \
                    records_copied = records_copied + ?5, bytes_copied = bytes_copied + ?6, \
-                   records_total = max(records_total, records_copied + ?5), bytes_total = max(bytes_total, bytes_copied + ?6), \
+                   records_total = {max}(records_total, records_copied + ?5), \
+                   bytes_total = {max}(bytes_total, bytes_copied + ?6), \
                    steps = steps + 1, chunk_size = ?7, copy_us = copy_us + ?8, last_step_at = ?9, updated_at = ?9, \
-                   lease_expires = ?10 WHERE id = ?1",
+                   lease_expires = ?10 WHERE id = ?1", max = db.dialect().greatest()),
                 &[
                     id.into(),
                     nc.into(),

@@ -10,7 +10,7 @@
 //! other PRAGMAs. Databases from before the table carry their version in
 //! `user_version`, which is read (never written) once to adopt them.
 
-use crate::db::{exec, one, transaction, Db, Maintenance};
+use crate::db::{exec, one, transaction, Db, Dialect, Maintenance};
 use crate::error::Result;
 
 mod migrations;
@@ -110,7 +110,8 @@ pub fn migrate(db: &dyn Db) -> Result<()> {
     // An empty database is about to get its first table: a local backend
     // picks 16 KiB pages and WAL now, while it still can (both are fixed
     // once the file has tables or is in WAL; see Maintenance::Prepare).
-    let empty = one(db, "SELECT count(*) FROM sqlite_master", &[])?
+    let dialect = db.dialect();
+    let empty = one(db, dialect.count_tables(), &[])?
         .map(|r| r.i64(0))
         .transpose()?
         .unwrap_or(0)
@@ -119,16 +120,21 @@ pub fn migrate(db: &dyn Db) -> Result<()> {
         let _ = db.maintain(Maintenance::Prepare);
     }
     // Asked outside the transaction: a backend that cannot tell refuses it.
-    let small_pages = db.page_size().is_none_or(|p| p < CLUSTERED_MIN_PAGE);
+    // (PostgreSQL lays out its own pages: nothing to choose.)
+    let small_pages = dialect == Dialect::Sqlite
+        && db.page_size().is_none_or(|p| p < CLUSTERED_MIN_PAGE);
     transaction(db, |db| {
-        exec(db, VERSION_TABLE, &[])?;
+        exec(db, &dialect.ddl(VERSION_TABLE), &[])?;
         let mut v = match one(db, "SELECT version FROM spinoff_schema WHERE id = 1", &[])? {
             Some(r) => r.i64(0)?,
-            None => legacy_version(db),
+            // Only SQLite databases are old enough (and a failed statement
+            // would end a PostgreSQL transaction).
+            None if dialect == Dialect::Sqlite => legacy_version(db),
+            None => 0,
         };
         while v < VERSION {
             for stmt in split_statements(MIGRATIONS[v as usize]) {
-                exec(db, &stmt, &[])?;
+                exec(db, &dialect.ddl(&stmt), &[])?;
             }
             if v as usize == RECORDS_LAYOUT_MIGRATION && small_pages {
                 for stmt in split_statements(RECORDS_ON_SMALL_PAGES) {

@@ -2,24 +2,122 @@
 //! Shared helpers: an engine over a temporary SQLite file and a fake clock.
 
 use engine::native::{FakeEnv, NativeDb};
+use engine::native_pg::NativePgDb;
 use engine::*;
+
+/// The database a fixture runs on: a temporary SQLite file, or, where
+/// `SPINOFF_TEST_POSTGRES` names a PostgreSQL server (an admin URL,
+/// `postgres://user@host:port/postgres`), a new database on it.
+pub enum TestDb {
+    Sqlite(NativeDb),
+    Postgres(NativePgDb),
+}
+
+impl TestDb {
+    fn inner(&self) -> &dyn Db {
+        match self {
+            TestDb::Sqlite(d) => d,
+            TestDb::Postgres(d) => d,
+        }
+    }
+}
+
+impl Db for TestDb {
+    fn dialect(&self) -> Dialect {
+        self.inner().dialect()
+    }
+    fn execute(&self, sql: &str, params: &[Value]) -> std::result::Result<Vec<Row>, DbError> {
+        self.inner().execute(sql, params)
+    }
+    fn select(&self, sql: &str, params: &[Value]) -> std::result::Result<Vec<Row>, DbError> {
+        self.inner().select(sql, params)
+    }
+    fn changes(&self) -> std::result::Result<u64, DbError> {
+        self.inner().changes()
+    }
+    fn last_insert_rowid(&self) -> std::result::Result<i64, DbError> {
+        self.inner().last_insert_rowid()
+    }
+    fn begin(&self, mode: TxMode) -> std::result::Result<(), DbError> {
+        self.inner().begin(mode)
+    }
+    fn commit(&self) -> std::result::Result<(), DbError> {
+        self.inner().commit()
+    }
+    fn rollback(&self) -> std::result::Result<(), DbError> {
+        self.inner().rollback()
+    }
+    fn page_size(&self) -> Option<i64> {
+        self.inner().page_size()
+    }
+    fn maintain(&self, task: Maintenance) -> std::result::Result<(), DbError> {
+        self.inner().maintain(task)
+    }
+    fn lock_wait(&self, wait: LockWait) -> std::result::Result<(), DbError> {
+        self.inner().lock_wait(wait)
+    }
+    fn yield_to_writers(&self) {
+        self.inner().yield_to_writers()
+    }
+    fn writers_waiting(&self) -> bool {
+        self.inner().writers_waiting()
+    }
+}
+
+/// Whether the fixtures run on PostgreSQL (`SPINOFF_TEST_POSTGRES`).
+pub fn on_postgres() -> bool {
+    std::env::var_os("SPINOFF_TEST_POSTGRES").is_some()
+}
+
+/// Whether a test of SQLite's own storage (page sizes, query plans,
+/// `user_version`) skips here: on PostgreSQL it says so and skips.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SKIPPED on PostgreSQL: {what} is about SQLite's storage");
+    }
+    on_postgres()
+}
+
+/// A new database on the server `SPINOFF_TEST_POSTGRES` names; its URL.
+fn new_pg_database() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let admin = std::env::var("SPINOFF_TEST_POSTGRES").unwrap();
+    let name = format!("t_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let db = NativePgDb::open(&admin).expect("SPINOFF_TEST_POSTGRES answers");
+    db.execute(&format!("CREATE DATABASE {name}"), &[]).unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("an admin URL ends in /dbname");
+    format!("{base}/{name}")
+}
 
 pub const T0: i64 = 1_790_000_000_000_000; // 2026-09-21, µs
 
 pub struct Fx {
     pub dir: tempfile::TempDir,
-    pub db: NativeDb,
+    pub db: TestDb,
     pub env: FakeEnv,
+    /// The PostgreSQL database's URL, on PostgreSQL.
+    pub pg_url: Option<String>,
 }
 
 impl Fx {
     pub fn new() -> Fx {
         let dir = tempfile::tempdir().unwrap();
+        if on_postgres() {
+            let url = new_pg_database();
+            return Fx {
+                dir,
+                db: TestDb::Postgres(NativePgDb::open(&url).unwrap()),
+                env: FakeEnv::new(T0),
+                pg_url: Some(url),
+            };
+        }
         let db = NativeDb::open(&dir.path().join("db.sqlite")).unwrap();
         Fx {
             dir,
-            db,
+            db: TestDb::Sqlite(db),
             env: FakeEnv::new(T0),
+            pg_url: None,
         }
     }
     /// A database on SQLite's default 4 KiB pages, as a remote libSQL
@@ -38,16 +136,20 @@ impl Fx {
         }
         Fx {
             dir,
-            db,
+            db: TestDb::Sqlite(db),
             env: FakeEnv::new(T0),
+            pg_url: None,
         }
     }
     pub fn engine(&self) -> Engine<'_> {
         Engine::open(&self.db, &self.env).unwrap()
     }
     /// A second connection to the same file (another component instance).
-    pub fn other_connection(&self) -> NativeDb {
-        NativeDb::open(&self.dir.path().join("db.sqlite")).unwrap()
+    pub fn other_connection(&self) -> TestDb {
+        match &self.pg_url {
+            Some(url) => TestDb::Postgres(NativePgDb::open(url).unwrap()),
+            None => TestDb::Sqlite(NativeDb::open(&self.dir.path().join("db.sqlite")).unwrap()),
+        }
     }
 }
 

@@ -1,0 +1,218 @@
+//! The SQL dialects, decided in one place. The engine writes its SQL once,
+//! in what SQLite and PostgreSQL both accept (`ON CONFLICT … DO NOTHING`
+//! rather than `INSERT OR IGNORE`, `RETURNING` rather than
+//! `last_insert_rowid()`, row values, partial indexes, `INSERT … SELECT`);
+//! where the two differ, it asks its backend's [`Dialect`] for the
+//! fragment, and a PostgreSQL backend uses [`postgres`] for what is the
+//! backend's to decide (placeholders, transactions, error kinds, values).
+//! Pure: no I/O.
+
+use std::borrow::Cow;
+
+pub use crate::db::Dialect;
+use crate::db::{Db, DbError, TxMode};
+
+impl Dialect {
+    /// The scalar maximum of two or more values (`max(a, b)` in SQLite,
+    /// `GREATEST(a, b)` in PostgreSQL; both ignore nothing: a NULL argument
+    /// gives NULL in SQLite and is skipped in PostgreSQL, so callers pass
+    /// no NULLs).
+    pub fn greatest(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "max",
+            Dialect::Postgres => "GREATEST",
+        }
+    }
+
+    /// The scalar minimum (see [`Dialect::greatest`]).
+    pub fn least(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "min",
+            Dialect::Postgres => "LEAST",
+        }
+    }
+
+    /// The elements of the JSON array of strings in parameter `?n`, as a
+    /// table with one column, `value`.
+    pub fn json_strings(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_each(?{n})"),
+            Dialect::Postgres => format!("jsonb_array_elements_text(CAST(?{n} AS jsonb)) AS j(value)"),
+        }
+    }
+
+    /// A JSON array (as text) of one array of `items` per row of a group;
+    /// NULL over no rows. An item `json:x` is column `x` holding JSON text,
+    /// embedded as JSON.
+    pub fn json_rows_agg(self, items: &[&str]) -> String {
+        let items: Vec<String> = items
+            .iter()
+            .map(|i| match (i.strip_prefix("json:"), self) {
+                (Some(c), Dialect::Sqlite) => format!("json({c})"),
+                (Some(c), Dialect::Postgres) => format!("CAST({c} AS json)"),
+                (None, _) => i.to_string(),
+            })
+            .collect();
+        match self {
+            Dialect::Sqlite => format!(
+                "CASE WHEN count(*) > 0 THEN json_group_array(json_array({})) END",
+                items.join(", ")
+            ),
+            Dialect::Postgres => {
+                format!("CAST(json_agg(json_build_array({})) AS TEXT)", items.join(", "))
+            }
+        }
+    }
+
+    /// `(?a, ?b, …), (…), …`: `rows` rows of one numbered parameter per
+    /// type in `types`, numbered from `first`. The first row casts each
+    /// to its type, so that PostgreSQL types the columns of the `VALUES`
+    /// (it would read untyped parameters as text); a cast to its own type
+    /// changes nothing in SQLite.
+    pub fn values(rows: usize, types: &[&str], first: usize) -> String {
+        let mut out = String::with_capacity(rows * types.len() * 6 + 32);
+        let mut n = first;
+        for r in 0..rows {
+            if r > 0 {
+                out.push(',');
+            }
+            out.push('(');
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if r == 0 {
+                    out.push_str(&format!("CAST(?{n} AS {t})"));
+                } else {
+                    out.push_str(&format!("?{n}"));
+                }
+                n += 1;
+            }
+            out.push(')');
+        }
+        out
+    }
+
+    /// A hint naming the index a scan of a table must use (SQLite's
+    /// `INDEXED BY`, after the table's alias); PostgreSQL's planner takes
+    /// no hints, and needs none for these scans.
+    pub fn indexed_by(self, index: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(" INDEXED BY {index}"),
+            Dialect::Postgres => String::new(),
+        }
+    }
+
+    /// The number of the engine's tables in the database (0: empty).
+    pub fn count_tables(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT count(*) FROM sqlite_master",
+            Dialect::Postgres => {
+                "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+            }
+        }
+    }
+
+    /// Schema DDL, written for SQLite, in this dialect. For PostgreSQL:
+    /// integers are 64-bit (`BIGINT`), an `INTEGER PRIMARY KEY
+    /// AUTOINCREMENT` an identity column, text compares byte by byte
+    /// (`COLLATE "C"`, as SQLite's `BINARY`: keys sort the same in both, and
+    /// as the engine compares them in Rust), `BLOB` is `BYTEA`, `REAL` a
+    /// double, and `WITHOUT ROWID` (a SQLite storage choice) goes.
+    pub fn ddl(self, sql: &str) -> Cow<'_, str> {
+        match self {
+            Dialect::Sqlite => Cow::Borrowed(sql),
+            Dialect::Postgres => Cow::Owned(postgres_ddl(sql)),
+        }
+    }
+}
+
+fn postgres_ddl(sql: &str) -> String {
+    let sql = sql
+        .replace(
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        )
+        .replace(") WITHOUT ROWID", ")");
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut word = String::new();
+    let mut quoted: Option<char> = None;
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(match word.as_str() {
+            "INTEGER" => "BIGINT",
+            "TEXT" => "TEXT COLLATE \"C\"",
+            "BLOB" => "BYTEA",
+            "REAL" => "DOUBLE PRECISION",
+            w => w,
+        });
+        word.clear();
+    };
+    for c in sql.chars() {
+        if let Some(q) = quoted {
+            out.push(c);
+            if c == q {
+                quoted = None;
+            }
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut out);
+        if c == '\'' || c == '"' {
+            quoted = Some(c);
+        }
+        out.push(c);
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Open a transaction of `mode` on `db` in its dialect, each statement
+/// through `db.execute` (so a wrapper that counts or fails statements sees
+/// them): SQLite's `BEGIN IMMEDIATE` or `BEGIN`; PostgreSQL's
+/// [`postgres::begin`], rolled back again when the write lock is not
+/// taken. `wait`: whether to wait for the write lock (PostgreSQL only;
+/// SQLite's wait is the connection's busy timeout).
+pub fn begin(db: &dyn Db, mode: TxMode, wait: bool) -> Result<(), DbError> {
+    match db.dialect() {
+        Dialect::Sqlite => db
+            .execute(
+                match mode {
+                    TxMode::Write => "BEGIN IMMEDIATE",
+                    TxMode::Read => "BEGIN",
+                },
+                &[],
+            )
+            .map(|_| ()),
+        Dialect::Postgres => {
+            let [open, lock] = postgres::begin(mode, wait);
+            db.execute(open, &[])?;
+            let got = db.execute(lock, &[]).and_then(postgres::check_locked);
+            if got.is_err() {
+                let _ = db.execute("ROLLBACK", &[]);
+            }
+            got
+        }
+    }
+}
+
+pub mod postgres;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_for_postgres() {
+        let d = Dialect::Postgres.ddl(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL DEFAULT 'TEXT', b BLOB, r REAL, n INTEGER) WITHOUT ROWID",
+        );
+        assert_eq!(
+            d,
+            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name TEXT COLLATE \"C\" NOT NULL DEFAULT 'TEXT', b BYTEA, r DOUBLE PRECISION, n BIGINT)"
+        );
+        assert_eq!(Dialect::Sqlite.ddl("CREATE TABLE t (x INTEGER)"), "CREATE TABLE t (x INTEGER)");
+    }
+}
