@@ -401,6 +401,9 @@ fn db_value(row: &tokio_postgres::Row, i: usize) -> Result<DbValue, Error> {
         }
         Type::BYTEA => get::<Vec<u8>>(row, i)?.map(DbValue::Binary),
         Type::UUID => get::<uuid::Uuid>(row, i)?.map(|u| DbValue::Uuid(u.to_string())),
+        Type::NUMERIC => {
+            get::<rust_decimal::Decimal>(row, i)?.map(|d| DbValue::Decimal(d.to_string()))
+        }
         Type::JSONB | Type::JSON => get::<serde_json::Value>(row, i)?
             .map(|j| DbValue::Jsonb(serde_json::to_vec(&j).unwrap_or_default())),
         Type::TIMESTAMP => get::<chrono::NaiveDateTime>(row, i)?.map(|d| {

@@ -165,15 +165,22 @@ pub enum Backend {
     Local,
     /// A real sqld and Redis per app, through the runtime config.
     Remote,
+    /// A real PostgreSQL server per app, through the Spin variables
+    /// `database = "postgres"`, `postgres_url` and `postgres_host`
+    /// (key-value stays in local files).
+    Postgres,
 }
 
 impl Backend {
-    /// `SPINOFF_E2E_BACKEND`: `remote`, or `local` (the default).
+    /// `SPINOFF_E2E_BACKEND`: `remote`, `postgres`, or `local` (the default).
     pub fn from_env() -> Backend {
         match std::env::var("SPINOFF_E2E_BACKEND").as_deref() {
             Ok("remote") => Backend::Remote,
+            Ok("postgres") => Backend::Postgres,
             Ok("local") | Ok("") | Err(_) => Backend::Local,
-            Ok(other) => panic!("SPINOFF_E2E_BACKEND={other:?}: expected `local` or `remote`"),
+            Ok(other) => {
+                panic!("SPINOFF_E2E_BACKEND={other:?}: expected `local`, `remote` or `postgres`")
+            }
         }
     }
 }
@@ -189,6 +196,9 @@ pub struct App {
     /// The sqld and Redis the harness started for this app (remote
     /// backend); dropped after the app.
     services: Option<services::Services>,
+    /// The PostgreSQL server the harness started for this app, and the
+    /// app's database URL (PostgreSQL backend); dropped after the app.
+    postgres: Option<(postgres::Postgres, String)>,
 }
 
 enum Served {
@@ -273,7 +283,23 @@ impl App {
             }
             _ => None,
         };
-        App::start_served(runtime, state, options, services)
+        let pg = match backend {
+            Backend::Postgres if !options.variables.contains_key("postgres_url") => {
+                let pg = postgres::Postgres::start()
+                    .map_err(|why| anyhow::anyhow!("SPINOFF_E2E_BACKEND=postgres: {why}"))?;
+                let url = pg.create_database();
+                options.variables.insert("database".into(), "postgres".into());
+                options.variables.insert("postgres_url".into(), url.clone());
+                options
+                    .variables
+                    .insert("postgres_host".into(), format!("127.0.0.1:{}", pg.port));
+                Some((pg, url))
+            }
+            _ => None,
+        };
+        let mut app = App::start_served(runtime, state, options, services)?;
+        app.postgres = pg;
+        Ok(app)
     }
 
     fn start_served(
@@ -299,12 +325,16 @@ impl App {
             options,
             agent,
             services,
+            postgres: None,
         })
     }
 
     /// The app's database, beneath the API (tests that check what is stored
     /// or inject a failure): the local file, or the app's sqld.
     pub fn database(&self) -> Box<dyn engine::Db> {
+        if let Some((_, url)) = &self.postgres {
+            return Box::new(engine::native_pg::NativePgDb::open(url).unwrap());
+        }
         match &self.services {
             Some(s) => Box::new(s.database()),
             None => Box::new(engine::native::NativeDb::open(&self.db_path()).unwrap()),
@@ -345,8 +375,11 @@ impl App {
         let state = std::mem::replace(&mut self.state, tempfile::tempdir().unwrap());
         // The same servers: their data is the app's state.
         let services = self.services.take();
-        App::start_served(self.runtime, state, options, services)
-            .unwrap_or_else(|e| panic!("the app restarts: {e:#}"))
+        let pg = self.postgres.take();
+        let mut app = App::start_served(self.runtime, state, options, services)
+            .unwrap_or_else(|e| panic!("the app restarts: {e:#}"));
+        app.postgres = pg;
+        app
     }
 
     /// The in-process host (the host runtime only), for the benchmarks'

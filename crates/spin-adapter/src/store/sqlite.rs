@@ -1,10 +1,10 @@
-//! The engine's seams over Spin: `Db` on `spin_sdk::sqlite` (database
-//! `default`), `Env` on WASI's wall clock and random.
+//! The engine's `Db` on `spin_sdk::sqlite` (database `default`: a local
+//! file or a remote libSQL server, as the runtime config says).
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use engine::{Db, DbError, Env, LockWait, Maintenance, Row, TxMode, Value};
+use engine::{Db, DbError, LockWait, Maintenance, Row, TxMode, Value};
 use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 
 use crate::retry::{Next, Statement, Tries};
@@ -47,7 +47,7 @@ struct Backend {
 ///
 /// When a statement runs again is [`crate::retry`]'s decision, in one
 /// place; this type carries it out (sleeps, fresh connections).
-pub struct SpinDb {
+pub struct SqliteDb {
     /// Replaced when the server gave up on it, and before a write
     /// transaction on one older than [`WRITER_LIFETIME`].
     conn: RefCell<Connection>,
@@ -60,11 +60,11 @@ pub struct SpinDb {
     announced: Cell<Option<i64>>,
 }
 
-impl SpinDb {
+impl SqliteDb {
     /// Open database `default`.
-    pub fn open() -> Result<SpinDb, engine::Error> {
+    pub fn open() -> Result<SqliteDb, engine::Error> {
         Connection::open_default()
-            .map(|conn| SpinDb {
+            .map(|conn| SqliteDb {
                 conn: RefCell::new(conn),
                 session: Cell::new(Session {
                     opened_at: Instant::now(),
@@ -84,10 +84,10 @@ impl SpinDb {
     }
 }
 
-impl SpinDb {
+impl SqliteDb {
     /// The worker's connection: before each chunk it lets requests that
     /// wait for the write lock go first ([`crate::turns`]).
-    pub fn background(mut self) -> SpinDb {
+    pub fn background(mut self) -> SqliteDb {
         self.background = true;
         self
     }
@@ -173,7 +173,7 @@ fn map_err(e: SqlError) -> DbError {
     }
 }
 
-impl SpinDb {
+impl SqliteDb {
     fn update_session(&self, f: impl FnOnce(&mut Session)) {
         let mut s = self.session.get();
         f(&mut s);
@@ -251,7 +251,7 @@ impl SpinDb {
     }
 }
 
-impl Db for SpinDb {
+impl Db for SqliteDb {
     fn page_size(&self) -> Option<i64> {
         // A libSQL server reports its fixed 4096. Where the PRAGMA fails,
         // `None` says "cannot tell", which the schema counts as small pages:
@@ -366,21 +366,6 @@ impl Db for SpinDb {
 
     fn writers_waiting(&self) -> bool {
         !self.backend.get().remote && crate::turns::waiting()
-    }
-}
-
-/// The wall clock and WASI randomness ([`crate::ids::random_bytes`]).
-pub struct SpinEnv;
-
-impl Env for SpinEnv {
-    fn now_us(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0)
-    }
-    fn random_u128(&self) -> u128 {
-        u128::from_le_bytes(crate::ids::random_bytes())
     }
 }
 
