@@ -18,6 +18,8 @@ pub struct NativePgDb {
     client: RefCell<postgres::Client>,
     changes: Cell<u64>,
     wait: Cell<LockWait>,
+    /// Never wait for the write lock, whatever [`Db::lock_wait`] says.
+    never_wait: bool,
 }
 
 impl NativePgDb {
@@ -28,7 +30,19 @@ impl NativePgDb {
             client: RefCell::new(client),
             changes: Cell::new(0),
             wait: Cell::new(LockWait::Default),
+            never_wait: false,
         })
+    }
+
+    /// A connection that never waits: the write lock is tried once
+    /// ([`DbError::Busy`] when taken), and a statement waits at most a few
+    /// milliseconds for a row another connection locked (`lock_timeout`,
+    /// `Busy` too). For the simulation, where a waiting actor would hold
+    /// the baton.
+    pub fn never_waiting(mut self) -> Result<NativePgDb, DbError> {
+        self.never_wait = true;
+        self.execute("SET lock_timeout = 5", &[])?;
+        Ok(self)
     }
 }
 
@@ -180,7 +194,8 @@ impl Db for NativePgDb {
     }
 
     fn begin(&self, mode: TxMode) -> Result<(), DbError> {
-        crate::dialect::begin(self, mode, self.wait.get() == LockWait::Default)
+        let wait = !self.never_wait && self.wait.get() == LockWait::Default;
+        crate::dialect::begin(self, mode, wait)
     }
 
     fn lock_wait(&self, wait: LockWait) -> Result<(), DbError> {

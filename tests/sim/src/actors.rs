@@ -122,6 +122,8 @@ struct Sim<'a> {
 pub enum Store {
     File(tempfile::TempDir),
     Sqld(spinoff_e2e::services::Server),
+    /// A PostgreSQL server and the run's database on it.
+    Postgres(spinoff_e2e::postgres::Postgres, String),
 }
 
 impl Store {
@@ -131,6 +133,12 @@ impl Store {
             Backend::Sqld => Store::Sqld(
                 spinoff_e2e::services::start_sqld_alone().expect("a sqld (scripts/services)"),
             ),
+            Backend::Postgres => {
+                let pg = spinoff_e2e::postgres::Postgres::start()
+                    .expect("a PostgreSQL server (scripts/services)");
+                let url = pg.create_database();
+                Store::Postgres(pg, url)
+            }
         }
     }
 
@@ -152,6 +160,13 @@ impl Store {
                 Box::new(db)
             }
             Store::Sqld(server) => Box::new(spinoff_e2e::services::HranaDb::open(&server.addr)),
+            // Never waiting, as on the file; a dropped connection ends its
+            // session, and the server rolls back what it left open.
+            Store::Postgres(_, url) => Box::new(
+                engine::native_pg::NativePgDb::open(url)
+                    .and_then(|d| d.never_waiting())
+                    .expect("open"),
+            ),
         }
     }
 }
@@ -517,6 +532,12 @@ impl Sim<'_> {
     }
 
     fn apply(&mut self, d: Done) -> Result<(), String> {
+        // The faults are Busy, Unavailable and crashes; an engine error of
+        // kind Storage or Corrupt is a bug (SQL a backend refused, a row
+        // the engine cannot read), never an outcome.
+        if let Outcome::Err(kind @ (ErrorKind::Storage | ErrorKind::Corrupt), msg) = &d.out {
+            return Err(format!("{:?} answered {kind:?}: {msg}", d.call));
+        }
         let resolved =
             matches!(d.out, Outcome::Crashed | Outcome::Err(..)) && d.committed.is_some();
         match (&d.call, &d.out) {

@@ -42,6 +42,19 @@ pub enum Backend {
     File,
     /// A sqld started for the run.
     Sqld,
+    /// A PostgreSQL server started for the run.
+    Postgres,
+}
+
+impl Backend {
+    /// `SIM_BACKEND`: `sqld`, `postgres`, or the file.
+    pub fn from_env() -> Backend {
+        match std::env::var("SIM_BACKEND").as_deref() {
+            Ok("sqld") => Backend::Sqld,
+            Ok("postgres") => Backend::Postgres,
+            _ => Backend::File,
+        }
+    }
 }
 
 /// What one run is: a seed, how many rounds, and calls to leave out (the
@@ -125,7 +138,11 @@ fn report(plan: &Plan, msg: &str) -> String {
         skip.join(","),
         trace.join("\n"),
         seed = plan.seed,
-        backend = if plan.backend == Backend::Sqld { " SIM_BACKEND=sqld" } else { "" },
+        backend = match plan.backend {
+            Backend::Sqld => " SIM_BACKEND=sqld",
+            Backend::Postgres => " SIM_BACKEND=postgres",
+            Backend::File => "",
+        },
     )
 }
 
@@ -184,10 +201,7 @@ pub fn replay(seed: u64) {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let backend = match std::env::var("SIM_BACKEND").as_deref() {
-        Ok("sqld") => Backend::Sqld,
-        _ => Backend::File,
-    };
+    let backend = Backend::from_env();
     let plan = Plan {
         seed,
         rounds,

@@ -283,6 +283,10 @@ impl SimDb<'_> {
 }
 
 impl Db for SimDb<'_> {
+    fn dialect(&self) -> engine::Dialect {
+        self.inner.dialect()
+    }
+
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         // A write outside a transaction waits for the write lock like a
         // BEGIN IMMEDIATE (it holds it only while it runs).

@@ -1,16 +1,13 @@
-//! The simulation's seeds: on the local file (`SIM_SEEDS`, default 1 000)
-//! and on a real sqld (`SIM_SQLD_SEEDS`, default 12). `SIM_SEED=n` replays
+//! The simulation's seeds: on the local file (`SIM_SEEDS`, default 1 000),
+//! on a real sqld (`SIM_SQLD_SEEDS`, default 12) and on a real PostgreSQL
+//! (`SIM_PG_SEEDS`, default 12). `SIM_SEED=n` replays
 //! one seed instead (see the crate's documentation).
 
 use spinoff_sim::*;
 
 fn seeds(backend: Backend, var: &str, default: u64, threads: u64) {
     if let Some(seed) = env_u64("SIM_SEED") {
-        let wanted = match std::env::var("SIM_BACKEND").as_deref() {
-            Ok("sqld") => Backend::Sqld,
-            _ => Backend::File,
-        };
-        if wanted == backend {
+        if Backend::from_env() == backend {
             replay(seed);
         }
         return;
@@ -45,4 +42,18 @@ fn simulation_on_sqld() {
         return;
     }
     seeds(Backend::Sqld, "SIM_SQLD_SEEDS", 12, 1);
+}
+
+#[test]
+fn simulation_on_postgres() {
+    if spinoff_e2e::services::binary("postgres").is_none() {
+        assert_ne!(
+            std::env::var("SPINOFF_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "no postgres (scripts/services), and SPINOFF_REQUIRE_SERVICES=1"
+        );
+        eprintln!("SKIPPED simulation_on_postgres: no postgres (run scripts/services)");
+        return;
+    }
+    seeds(Backend::Postgres, "SIM_PG_SEEDS", 12, 1);
 }
