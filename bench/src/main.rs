@@ -137,6 +137,7 @@ fn run(rt: Runtime, backend: Backend, opts: &Opts, wrk: bool) -> Figures {
             .into(),
             cron: false,
             runtime_config: None,
+            manifest: None,
         },
     )
     .unwrap_or_else(|e| panic!("{name} starts: {e:#}"));

@@ -144,6 +144,9 @@ pub struct Options {
     /// where the harness starts a sqld and a Redis for the app
     /// ([`services::Services`]) and names them here.
     pub runtime_config: Option<String>,
+    /// The manifest to serve instead of the project's `spin.toml` (its
+    /// sources absolute paths), e.g. [`akamai_manifest`]'s.
+    pub manifest: Option<String>,
 }
 
 impl Options {
@@ -154,6 +157,7 @@ impl Options {
             variables,
             cron: false,
             runtime_config: None,
+            manifest: None,
         }
     }
 }
@@ -284,7 +288,12 @@ impl App {
             _ => None,
         };
         let pg = match backend {
-            Backend::Postgres if !options.variables.contains_key("postgres_url") => {
+            // A test that names its own runtime config or server chose its
+            // backend itself.
+            Backend::Postgres
+                if options.runtime_config.is_none()
+                    && !options.variables.contains_key("postgres_url") =>
+            {
                 let pg = postgres::Postgres::start()
                     .map_err(|why| anyhow::anyhow!("SPINOFF_E2E_BACKEND=postgres: {why}"))?;
                 let url = pg.create_database();
@@ -555,7 +564,16 @@ impl Drop for App {
 
 fn start_host(state: &Path, options: &Options) -> anyhow::Result<(Served, String)> {
     let root = repo_root();
-    let mut opts = HostOptions::new(root.join("spin.toml"), state);
+    let manifest = match &options.manifest {
+        Some(text) => {
+            let file = state.join("served-spin.toml");
+            std::fs::create_dir_all(state)?;
+            std::fs::write(&file, text)?;
+            file
+        }
+        None => root.join("spin.toml"),
+    };
+    let mut opts = HostOptions::new(manifest, state);
     opts.cache_dir = Some(root.join("target/spinoff-host-cache"));
     opts.variables = options.variables.clone();
     if let Some(toml) = &options.runtime_config {
@@ -612,6 +630,57 @@ pub fn manifest_variant(cron: bool) -> String {
     out
 }
 
+/// `deploy/akamai/spin.toml` as it must read: the project's `spin.toml`
+/// for a platform without SQLite or custom triggers (Akamai Functions) —
+/// no `[[trigger.cron]]` (the platform's schedule calls the tick routes),
+/// no `sqlite_databases`, `database` defaulting to `postgres`, no build
+/// sections (`scripts/build-wasm` builds the components), and sources
+/// relative to `deploy/akamai/`. With `absolute`, sources are absolute
+/// paths (to serve it from a scratch directory).
+pub fn akamai_manifest(absolute: bool) -> String {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let mut out = String::from(
+        "# Generated from ../../spin.toml for Akamai Functions (docs/deploy.md):\n\
+         # no SQLite (state in PostgreSQL), no cron triggers (the platform's\n\
+         # schedule calls POST /internal/worker/tick and /internal/notifier/tick).\n\
+         # tests/e2e/tests/akamai.rs keeps it in step: SPINOFF_WRITE_AKAMAI=1\n\
+         # cargo test -p spinoff-e2e --test akamai rewrites it.\n",
+    );
+    let mut skip = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            skip = t.starts_with("[[trigger.cron]]")
+                || (t.starts_with("[component.") && t.ends_with(".build]"));
+        }
+        if skip || t.starts_with("sqlite_databases") {
+            continue;
+        }
+        if t.starts_with("database = { default = \"sqlite\" }") {
+            out.push_str("database = { default = \"postgres\" }\n");
+        } else if let Some(rel) = t
+            .strip_prefix("source = \"")
+            .and_then(|r| r.strip_suffix('"'))
+        {
+            let path = if absolute {
+                root.join(rel).display().to_string()
+            } else {
+                format!("../../{rel}")
+            };
+            out.push_str(&format!("source = {path:?}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    // Blank lines left where removed tables were: at most one in a row.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out
+}
+
 fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String)> {
     let spin = spin_binary().ok_or_else(|| {
         anyhow::anyhow!(
@@ -620,7 +689,11 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
     })?;
     let scratch = tempfile::tempdir()?;
     let manifest = scratch.path().join("spin.toml");
-    std::fs::write(&manifest, manifest_variant(options.cron))?;
+    let text = match &options.manifest {
+        Some(text) => text.clone(),
+        None => manifest_variant(options.cron),
+    };
+    std::fs::write(&manifest, text)?;
     // A port taken between our probe and spin's bind: try another.
     let mut last = String::new();
     for attempt in 0..3 {

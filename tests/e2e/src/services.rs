@@ -311,6 +311,12 @@ pub fn start_sqld_alone() -> Result<Server, String> {
     Ok(start_sqld(&sqld, 60))
 }
 
+/// A Redis alone (what a platform's key-value store is for the app).
+pub fn start_redis_alone() -> Result<Server, String> {
+    let redis = binary("redis-server").ok_or("no redis-server (run scripts/services)")?;
+    Ok(start_redis(&redis))
+}
+
 impl HranaDb {
     /// A new stream on the sqld at `addr` (host:port).
     pub fn open(addr: &str) -> HranaDb {

@@ -1,4 +1,5 @@
-//! Three instances of the app on one `sqld` and one Redis, as a scaled-out
+//! Three instances of the app on one `sqld` (on one PostgreSQL with
+//! `SPINOFF_E2E_BACKEND=postgres`) and one Redis, as a scaled-out
 //! deployment runs: three `spinoff-host up` processes with the same runtime
 //! config, each with its own cron worker. Clients spread over all three;
 //! clones start at once; one instance is SIGKILLed mid-copy (physical
@@ -58,10 +59,11 @@ impl Drop for Instance {
 }
 
 /// A `spin up` instance on the shared servers, with its cron triggers.
-fn start_spin(config: &str) -> Instance {
+fn start_spin(config: &str, vars: &[(String, String)]) -> Instance {
     let state = tempfile::tempdir().unwrap();
     let mut o = Options::default();
     o.variables.insert("admin_token".into(), ADMIN_TOKEN.into());
+    o.variables.extend(vars.iter().cloned());
     o.cron = true;
     o.runtime_config = Some(config.to_string());
     Instance::Spin(Box::new(
@@ -69,7 +71,13 @@ fn start_spin(config: &str) -> Instance {
     ))
 }
 
-fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) -> Instance {
+fn start(
+    bin: &PathBuf,
+    config: &PathBuf,
+    state: &tempfile::TempDir,
+    port: u16,
+    vars: &[(String, String)],
+) -> Instance {
     let root = repo_root();
     let log_path = state.path().join(format!("host-{port}.log"));
     let log = std::fs::File::options()
@@ -88,6 +96,7 @@ fn start(bin: &PathBuf, config: &PathBuf, state: &tempfile::TempDir, port: u16) 
         .arg("--cache-dir")
         .arg(root.join("target/spinoff-host-cache"))
         .args(["--variable", &format!("admin_token={ADMIN_TOKEN}")])
+        .args(vars.iter().flat_map(|(k, v)| ["--variable".to_string(), format!("{k}={v}")]))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -171,10 +180,22 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("runtime-config.toml");
     std::fs::write(&config, services.runtime_config_toml()).unwrap();
+    // On PostgreSQL: one server for all three, the engine's state there
+    // (key-value stays on the Redis).
+    let pg = (Backend::from_env() == Backend::Postgres)
+        .then(|| spinoff_e2e::postgres::Postgres::start().expect("postgres (scripts/services)"));
+    let vars: Vec<(String, String)> = match &pg {
+        Some(pg) => vec![
+            ("database".into(), "postgres".into()),
+            ("postgres_url".into(), pg.create_database()),
+            ("postgres_host".into(), format!("127.0.0.1:{}", pg.port)),
+        ],
+        None => vec![],
+    };
     let runtime = Runtime::from_env();
     let launch = |port: u16| match runtime {
-        Runtime::Host => start(&bin, &config, &state, port),
-        Runtime::Spin => start_spin(&services.runtime_config_toml()),
+        Runtime::Host => start(&bin, &config, &state, port, &vars),
+        Runtime::Spin => start_spin(&services.runtime_config_toml(), &vars),
     };
     let mut nodes: Vec<Instance> = (0..3).map(|_| launch(free_port())).collect();
     phase("3 instances up");
@@ -484,5 +505,13 @@ fn three_instances_on_one_sqld_and_redis_survive_a_kill_mid_copy() {
             None,
         );
         assert_eq!(s, 401, "revoked token still accepted on {}", n.base());
+    }
+    // On PostgreSQL, the state really is there.
+    if let Some((_, url)) = vars.iter().find(|(k, _)| k == "postgres_url") {
+        let db = engine::native_pg::NativePgDb::open(url).unwrap();
+        let n = engine::Db::execute(&db, "SELECT count(*) FROM records", &[]).unwrap()[0]
+            .i64(0)
+            .unwrap();
+        assert!(n > 0, "no records in PostgreSQL");
     }
 }

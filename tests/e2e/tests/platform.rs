@@ -15,6 +15,8 @@ fn allowed_import(name: &str) -> bool {
             version == "2.0.0"
         }
         "fermyon:spin-cron/cron-types" => version == "2.0.0",
+        // Spin's outbound PostgreSQL (Spin 3.x and 4, Akamai Functions).
+        "spin:postgres/postgres" => version == "4.0.0",
         "wasi:io/poll"
         | "wasi:io/error"
         | "wasi:io/streams"
