@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run -p spinoff-bench -- [--sizes 10000,100000,1000000] [--latency-size 100000] [--clients 50]
-//!     [--no-spin | --runtimes host,spin] [--backends local,remote] [--no-latency]
+//!     [--no-spin | --runtimes host,spin] [--backends local,remote,postgres] [--no-latency]
 //! ```
 
 use clap::Parser;
@@ -79,7 +79,8 @@ fn main() {
         .map(|b| match b.as_str() {
             "local" => Backend::Local,
             "remote" => Backend::Remote,
-            other => panic!("--backends: {other:?} is not local or remote"),
+            "postgres" => Backend::Postgres,
+            other => panic!("--backends: {other:?} is not local, remote or postgres"),
         })
         .collect();
     let wrk = wrk_available();
@@ -106,6 +107,7 @@ fn main() {
             let scope = match b {
                 Backend::Local => "Real Spin beside the host, local file",
                 Backend::Remote => "Real Spin beside the host, sqld + Redis",
+                Backend::Postgres => "Real Spin beside the host, PostgreSQL",
             };
             compare(("spin", spin), ("spinoff-host", host), scope);
         }

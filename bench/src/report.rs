@@ -27,6 +27,7 @@ pub fn label(rt: Runtime, backend: Backend) -> String {
     match backend {
         Backend::Local => rt.name().to_string(),
         Backend::Remote => format!("{} on sqld", rt.name()),
+        Backend::Postgres => format!("{} on PostgreSQL", rt.name()),
     }
 }
 

@@ -122,8 +122,9 @@ struct Sim<'a> {
 pub enum Store {
     File(tempfile::TempDir),
     Sqld(spinoff_e2e::services::Server),
-    /// A PostgreSQL server and the run's database on it.
-    Postgres(spinoff_e2e::postgres::Postgres, String),
+    /// A PostgreSQL server (kept running while the run lasts) and the
+    /// run's database on it.
+    Postgres(#[allow(dead_code)] spinoff_e2e::postgres::Postgres, String),
 }
 
 impl Store {

@@ -10,14 +10,14 @@ use engine::*;
 /// `postgres://user@host:port/postgres`), a new database on it.
 pub enum TestDb {
     Sqlite(NativeDb),
-    Postgres(NativePgDb),
+    Postgres(Box<NativePgDb>),
 }
 
 impl TestDb {
     fn inner(&self) -> &dyn Db {
         match self {
             TestDb::Sqlite(d) => d,
-            TestDb::Postgres(d) => d,
+            TestDb::Postgres(d) => &**d,
         }
     }
 }
@@ -107,7 +107,7 @@ impl Fx {
             let url = new_pg_database();
             return Fx {
                 dir,
-                db: TestDb::Postgres(NativePgDb::open(&url).unwrap()),
+                db: TestDb::Postgres(Box::new(NativePgDb::open(&url).unwrap())),
                 env: FakeEnv::new(T0),
                 pg_url: Some(url),
             };
@@ -147,7 +147,7 @@ impl Fx {
     /// A second connection to the same file (another component instance).
     pub fn other_connection(&self) -> TestDb {
         match &self.pg_url {
-            Some(url) => TestDb::Postgres(NativePgDb::open(url).unwrap()),
+            Some(url) => TestDb::Postgres(Box::new(NativePgDb::open(url).unwrap())),
             None => TestDb::Sqlite(NativeDb::open(&self.dir.path().join("db.sqlite")).unwrap()),
         }
     }
