@@ -101,6 +101,8 @@ fn values_round_trip_and_statements_share_one_connection() {
             q("SELECT id, name, flag, n, f, b, j FROM t ORDER BY id", json!([])),
             // A NULL parameter fits whatever type the server inferred.
             q("SELECT count(*) FROM t WHERE name IS NOT DISTINCT FROM $1", json!([null])),
+            // sum() over BIGINT is a NUMERIC: a decimal, as Spin gives it.
+            q("SELECT sum(id) FROM t", json!([])),
         ]),
     );
     assert_eq!(s, 200, "{r}");
@@ -116,6 +118,7 @@ fn values_round_trip_and_statements_share_one_connection() {
     assert_eq!(r[2]["columns"][0], json!(["id", "DbDataType::Int64"]));
     assert_eq!(r[2]["columns"][6], json!(["j", "DbDataType::Jsonb"]));
     assert_eq!(r[3]["rows"], json!([[{"int64": 1}]]));
+    assert_eq!(r[4]["rows"], json!([[{"other": "DbValue::Decimal(\"9007199254740995\")"}]]));
 
     // A transaction spans statements on the one connection.
     let (s, r) = app.run(
