@@ -162,6 +162,38 @@ pub fn allows(allowed: &[String], address: &str) -> Result<(), String> {
     }
 }
 
+impl PostgresView<'_> {
+    /// One statement on the guest's connection: prepared (and cached on
+    /// the connection), its parameters converted, then `f`.
+    fn run<T, F>(
+        &mut self,
+        c: Resource<OpenConnection>,
+        statement: &str,
+        params: Vec<ParameterValue>,
+        f: F,
+    ) -> wasmtime::Result<Result<T, Error>>
+    where
+        F: AsyncFnOnce(&Object, tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>) -> Result<T, Error>,
+    {
+        let pools = self.pools;
+        let open = self.table.get_mut(&c)?;
+        note_transaction(open, statement);
+        let Some(client) = open.client.as_ref() else {
+            return Ok(Err(Error::ConnectionFailed("connection closed".into())));
+        };
+        let params = match to_params(params) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(pools.run(async {
+            let stmt = client.prepare_cached(statement).await.map_err(query_error)?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            f(client, stmt, refs).await
+        }))
+    }
+}
+
 impl postgres::Host for PostgresView<'_> {}
 
 impl postgres::HostConnection for PostgresView<'_> {
@@ -189,20 +221,7 @@ impl postgres::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let pools = self.pools;
-        let open = self.table.get_mut(&c)?;
-        note_transaction(open, &statement);
-        let Some(client) = open.client.as_ref() else {
-            return Ok(Err(Error::ConnectionFailed("connection closed".into())));
-        };
-        let params = match to_params(params) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(pools.run(async {
-            let stmt = client.prepare_cached(&statement).await.map_err(query_error)?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        self.run(c, &statement, params, async |client, stmt, refs| {
             let rows = client.query(&stmt, &refs).await.map_err(query_error)?;
             let columns = stmt
                 .columns()
@@ -217,7 +236,7 @@ impl postgres::HostConnection for PostgresView<'_> {
                 .map(|r| (0..r.len()).map(|i| db_value(r, i)).collect::<Result<Vec<_>, _>>())
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(RowSet { columns, rows })
-        }))
+        })
     }
 
     fn execute(
@@ -226,22 +245,9 @@ impl postgres::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let pools = self.pools;
-        let open = self.table.get_mut(&c)?;
-        note_transaction(open, &statement);
-        let Some(client) = open.client.as_ref() else {
-            return Ok(Err(Error::ConnectionFailed("connection closed".into())));
-        };
-        let params = match to_params(params) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(pools.run(async {
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            let stmt = client.prepare_cached(&statement).await.map_err(query_error)?;
+        self.run(c, &statement, params, async |client, stmt, refs| {
             client.execute(&stmt, &refs).await.map_err(query_error)
-        }))
+        })
     }
 
     fn drop(&mut self, c: Resource<OpenConnection>) -> wasmtime::Result<()> {
