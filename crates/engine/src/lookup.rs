@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::chain::{arm_rows, containers_in, newest, shows_collection, Arm};
-use crate::db::{query, Db, Dialect, Row, Value};
+use crate::db::{query, Db, Row, Value};
 use crate::error::{Error, Result};
 
 /// Rows per multi-row statement: 128 rows of up to 5 parameters stay under
@@ -248,7 +248,7 @@ pub(crate) fn newest_rows(
                    AND r.collection = w.collection AND r.key = w.key \
                    AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
                                 AND x.collection = w.collection AND x.key = w.key)",
-                Dialect::values(chunk.len(), &["BIGINT", "TEXT", "TEXT"], 1),
+                db.dialect().values(chunk.len(), &["BIGINT", "TEXT", "TEXT"], 1),
                 c = arm.container,
                 rows = arm_rows(arm, "x"),
             );

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::chain::{self, Arm};
 use crate::containers::{self, Container, ContainerState};
-use crate::db::{changes, exec, transaction, Db, Dialect, Value};
+use crate::db::{changes, exec, transaction, Db, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handle::Engine;
 use crate::stats::{self, Delta, Deltas};
@@ -145,7 +145,7 @@ pub(crate) fn write_at(
             "INSERT INTO records (container, collection, key, lsn, deleted, body, size) \
              SELECT CAST(?1 AS BIGINT), column1, column2, CAST(?2 AS BIGINT), column3, column4, column5 \
              FROM (VALUES {}) AS v",
-            Dialect::values(chunk.len(), &["TEXT", "TEXT", "BIGINT", "TEXT", "BIGINT"], 3)
+            db.dialect().values(chunk.len(), &["TEXT", "TEXT", "BIGINT", "TEXT", "BIGINT"], 3)
         );
         exec(db, &sql, &params)?;
     }
@@ -325,7 +325,7 @@ pub(crate) fn copy_rows(
                     "INSERT INTO records (container, collection, key, lsn, deleted, body, size, visible_from) \
                      SELECT CAST(?1 AS BIGINT), column1, column2, column3, column4, column5, column6, column7 \
                      FROM (VALUES {}) AS v WHERE true ON CONFLICT DO NOTHING",
-                    Dialect::values(
+                    db.dialect().values(
                         chunk.len(),
                         &["TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT"],
                         2

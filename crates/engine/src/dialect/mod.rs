@@ -65,11 +65,13 @@ impl Dialect {
     }
 
     /// `(?a, ?b, …), (…), …`: `rows` rows of one numbered parameter per
-    /// type in `types`, numbered from `first`. The first row casts each
-    /// to its type, so that PostgreSQL types the columns of the `VALUES`
-    /// (it would read untyped parameters as text); a cast to its own type
-    /// changes nothing in SQLite.
-    pub fn values(rows: usize, types: &[&str], first: usize) -> String {
+    /// type in `types`, numbered from `first`. On PostgreSQL the first row
+    /// casts each to its type, so that the columns of the `VALUES` are
+    /// typed (it would read untyped parameters as text). SQLite gets no
+    /// casts: there they kept a `VALUES` joined to `records` from its
+    /// index (a 1 000-change diff went from 8 ms to 200 ms).
+    pub fn values(self, rows: usize, types: &[&str], first: usize) -> String {
+        let cast = self == Dialect::Postgres;
         let mut out = String::with_capacity(rows * types.len() * 6 + 32);
         let mut n = first;
         for r in 0..rows {
@@ -81,7 +83,7 @@ impl Dialect {
                 if i > 0 {
                     out.push(',');
                 }
-                if r == 0 {
+                if r == 0 && cast {
                     out.push_str(&format!("CAST(?{n} AS {t})"));
                 } else {
                     out.push_str(&format!("?{n}"));
