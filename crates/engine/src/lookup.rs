@@ -36,8 +36,9 @@ pub(crate) fn latest(
         db,
         &format!(
             "SELECT {columns} FROM records r WHERE r.container {} AND r.collection = ?1 AND r.key = ?2 \
-             AND r.lsn = {} LIMIT 1",
+             AND {} = {} LIMIT 1",
             containers_in(&arms),
+            db.dialect().lsn_by_key("r.lsn"),
             newest(db.dialect(), &arms, "?1", "?2")
         ),
         &[collection.into(), key.into()],
@@ -178,9 +179,10 @@ pub(crate) fn scan_latest(
     let sql = format!(
         "WITH cand(collection, key) AS ({} ORDER BY 1, 2 LIMIT ?4) \
          SELECT {columns} FROM cand JOIN records r ON r.container {} AND r.collection = cand.collection \
-           AND r.key = cand.key AND r.lsn = {} ORDER BY r.collection, r.key",
+           AND r.key = cand.key AND {} = {} ORDER BY r.collection, r.key",
         parts.join(" UNION "),
         containers_in(&arms),
+        db.dialect().lsn_by_key("r.lsn"),
         newest(db.dialect(), &arms, "cand.collection", "cand.key")
     );
     let rows = query(
@@ -246,10 +248,11 @@ pub(crate) fn newest_rows(
                 "WITH w(i, collection, key) AS (VALUES {}) \
                  SELECT w.i, r.lsn, {columns} FROM w JOIN records r ON r.container = {c} \
                    AND r.collection = w.collection AND r.key = w.key \
-                   AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
+                   AND {lsn} = (SELECT max(x.lsn) FROM records x WHERE {rows} \
                                 AND x.collection = w.collection AND x.key = w.key)",
                 db.dialect().values(chunk.len(), &["BIGINT", "TEXT", "TEXT"], 1),
                 c = arm.container,
+                lsn = db.dialect().lsn_by_key("r.lsn"),
                 rows = arm_rows(arm, "x"),
             );
             for row in query(db, &sql, &params)? {

@@ -197,11 +197,12 @@ fn list_in(
         db,
         &format!(
             "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-             AND r.key > ?3 AND r.lsn <= ?4 AND r.deleted = 0 \
-             AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
+             AND r.key > ?3 AND {lsn} <= ?4 AND r.deleted = 0 \
+             AND {lsn} = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
                           AND x.key = r.key AND x.lsn <= ?4 \
                           AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
-             ORDER BY r.key LIMIT ?5"
+             ORDER BY r.key LIMIT ?5",
+            lsn = db.dialect().lsn_by_key("r.lsn")
         ),
         &[arm.container.into(), collection.into(), after.into(), at.into(), limit.into()],
     )?
@@ -223,11 +224,12 @@ fn export_in(
         db,
         &format!(
             "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
-             AND (r.collection, r.key) > (?2, ?3) AND r.lsn <= ?4 AND r.deleted = 0 \
-             AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
+             AND (r.collection, r.key) > (?2, ?3) AND {lsn} <= ?4 AND r.deleted = 0 \
+             AND {lsn} = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
                           AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4 \
                           AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
-             ORDER BY r.collection, r.key LIMIT ?5"
+             ORDER BY r.collection, r.key LIMIT ?5",
+            lsn = db.dialect().lsn_by_key("r.lsn")
         ),
         &[
             arm.container.into(),
