@@ -38,6 +38,13 @@ fn the_akamai_manifest_is_the_project_manifest_without_sqlite_or_cron() {
 
 #[test]
 fn a_copy_finishes_on_postgres_and_redis_driven_by_a_schedule_calling_the_tick_route() {
+    // Where Akamai's runtime is checked: the PostgreSQL passes (the host,
+    // and Spin 3.5, which Akamai Functions runs). Under Spin 4 a guest's
+    // connection was once left inside a transaction (docs/deploy.md).
+    if Backend::from_env() != Backend::Postgres {
+        eprintln!("SKIPPED the Akamai check: it runs in the PostgreSQL passes (SPINOFF_E2E_BACKEND=postgres)");
+        return;
+    }
     let pg = match Postgres::start() {
         Ok(pg) => pg,
         Err(why) if std::env::var("SPINOFF_REQUIRE_SERVICES").as_deref() == Ok("1") => {

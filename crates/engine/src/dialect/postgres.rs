@@ -16,16 +16,20 @@ pub const WRITE_LOCK_KEY: i64 = 0x73_70_69_6e_6f_66_66;
 /// The statements that open a transaction of `mode`, with the write
 /// lock taken as `wait` allows: waiting for it, or trying once
 /// (`pg_try_advisory_xact_lock`, whose `false` the backend reports as
-/// [`DbError::Busy`]).
+/// [`DbError::Busy`]). A write transaction that then idles past 10 s
+/// (its guest trapped or hung and the runtime pooled its connection with
+/// the transaction open: seen under Spin 4) is ended by the server
+/// (`idle_in_transaction_session_timeout`, set for that transaction only),
+/// so the write lock is never held for good.
 pub fn begin(mode: TxMode, wait: bool) -> [&'static str; 2] {
     match (mode, wait) {
         (TxMode::Write, true) => [
             "BEGIN ISOLATION LEVEL READ COMMITTED",
-            "SELECT 1 FROM pg_advisory_xact_lock(32493220448396902)",
+            "SELECT 1 FROM pg_advisory_xact_lock(32493220448396902), set_config('idle_in_transaction_session_timeout', '10000', true)",
         ],
         (TxMode::Write, false) => [
             "BEGIN ISOLATION LEVEL READ COMMITTED",
-            "SELECT CAST(pg_try_advisory_xact_lock(32493220448396902) AS INTEGER)",
+            "SELECT CAST(pg_try_advisory_xact_lock(32493220448396902) AS INTEGER) FROM set_config('idle_in_transaction_session_timeout', '10000', true)",
         ],
         // A snapshot for all the reads of the transaction, as SQLite's
         // deferred `BEGIN` gives.
