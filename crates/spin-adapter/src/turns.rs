@@ -54,6 +54,13 @@ fn now_us() -> i64 {
 
 /// Say that a request is about to wait for the write lock; its mark, to
 /// withdraw.
+///
+/// Every failure in this module (a key-value store that cannot be opened
+/// or answers an error, a mark that is not a number) becomes "no turn":
+/// these keys carry only scheduling hints, never user data. Without a
+/// turn a request waits for the lock as it would without this module (the
+/// busy timeout), and the worker does not pause; nothing is lost or
+/// skipped, only the fairness the marks add.
 pub fn announce() -> Option<i64> {
     let mark = now_us();
     let store = Store::open_default().ok()?;
