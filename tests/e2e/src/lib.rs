@@ -82,12 +82,48 @@ pub fn spinoff(app: &App, token: &str, args: &[&str]) -> (bool, String, String) 
 /// A TCP port on 127.0.0.1 that nothing listened on a moment ago (the OS
 /// picked it for a listener that is closed again): for servers the tests
 /// start themselves (app instances, sqld, Redis, the soak's host).
+///
+/// Never the same port twice in one test process: tests run in parallel,
+/// and a port handed to one server that has not bound it yet is free in the
+/// kernel's eyes, so a second call could hand it out again.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Whether an HTTP server answers on `addr`: a request gets a status line
+/// back. A bare TCP connect is not enough: it can land on itself (the kernel
+/// may pick the target as the probe's own ephemeral port, a TCP simultaneous
+/// open), or on a listener that is only briefly there (another test's
+/// [`free_port`], or a server's own check that the port is free before it
+/// binds for real), and the next request is then refused or reset.
+fn answers_http(addr: &std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "GET /.well-known/spinoff-e2e-ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
 /// Which runtime serves the app.
@@ -742,12 +778,7 @@ fn start_spin(state: &Path, options: &Options) -> anyhow::Result<(Served, String
                 );
                 break;
             }
-            // A connect to a port nobody listens on can land on itself (the
-            // kernel may pick the target as the probe's own ephemeral port:
-            // a TCP simultaneous open), which looked like `spin up` ready.
-            let listening = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
-            if listening {
+            if answers_http(&addr) {
                 return Ok((
                     Served::Spin { child, scratch },
                     format!("http://127.0.0.1:{port}"),
