@@ -259,14 +259,28 @@ fn arm_rows_with(arm: &Arm, alias: &str, lsn_prefix: &str) -> String {
     s
 }
 
+/// [`arm_rows`] where the walk must go along the primary key: on
+/// PostgreSQL, whose planner cannot tell the two indexes apart on a table
+/// it has no statistics for yet, [`arm_rows_by_key`].
+fn arm_rows_keyed(d: Dialect, arm: &Arm, alias: &str) -> String {
+    match d {
+        Dialect::Sqlite => arm_rows(arm, alias),
+        Dialect::Postgres => arm_rows_by_key(arm, alias),
+    }
+}
+
 /// The greatest LSN of (`coll`, `key`) across `arms`, each within its
 /// bound and filter; -1 (or NULL for one arm) when there is none.
+///
+/// A seek on the primary key `(container, collection, key, lsn)`: see
+/// [`Dialect::lsn_by_key`], which every `max(lsn)` of a key goes through.
 pub(crate) fn newest(d: Dialect, arms: &[Arm], coll: &str, key: &str) -> String {
     let parts: Vec<String> = arms
         .iter()
         .map(|a| {
             format!(
-                "(SELECT max(x.lsn) FROM records x WHERE {} AND x.collection = {coll} AND x.key = {key})",
+                "(SELECT max({}) FROM records x WHERE {} AND x.collection = {coll} AND x.key = {key})",
+                d.lsn_by_key("x.lsn"),
                 arm_rows(a, "x")
             )
         })
@@ -294,10 +308,7 @@ pub(crate) fn visible(d: Dialect, arms: &[Arm], i: usize) -> String {
     // whole container for every chunk (a copy ran at 0.01 of one INSERT …
     // SELECT): there the walk goes along the primary key, as the chunks'
     // order is.
-    let mut s = match d {
-        Dialect::Sqlite => arm_rows(arm, "r"),
-        Dialect::Postgres => arm_rows_by_key(arm, "r"),
-    };
+    let mut s = arm_rows_keyed(d, arm, "r");
     if let Some((_, first)) = arm.cut {
         s.push_str(&format!(
             " AND r.deleted = 0 AND r.lsn = {}",

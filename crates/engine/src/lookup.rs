@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::chain::{arm_rows, containers_in, newest, shows_collection, Arm};
-use crate::db::{query, Db, Row, Value};
+use crate::db::{query, Db, Dialect, Row, Value};
 use crate::error::{Error, Result};
 
 /// Rows per multi-row statement: 128 rows of up to 5 parameters stay under
@@ -166,24 +166,44 @@ pub(crate) fn scan_latest(
     } else {
         ""
     };
-    let distinct = if arms.len() == 1 { "DISTINCT " } else { "" };
+    let d = db.dialect();
+    let distinct = if arms.len() == 1 || d == Dialect::Postgres { "DISTINCT " } else { "" };
     let parts: Vec<String> = arms
         .iter()
-        .map(|a| {
-            format!(
+        .enumerate()
+        .map(|(i, a)| {
+            let part = format!(
                 "SELECT {distinct}r.collection, r.key FROM records r WHERE {} AND (r.collection, r.key) > (?1, ?2){only}",
                 arm_rows(a, "r")
-            )
+            );
+            match d {
+                Dialect::Sqlite => part,
+                // PostgreSQL (15) dedupes a UNION whole: every arm's rest
+                // after the cursor, for each page. Each arm's first `fetch`
+                // keys are all a page can take from it.
+                Dialect::Postgres => format!("SELECT * FROM ({part} ORDER BY r.collection, r.key LIMIT ?4) AS a{i}"),
+            }
         })
         .collect();
+    // PostgreSQL may merge-join the candidates with every row of the
+    // containers (it cannot tell their sizes): there each candidate is a
+    // lateral seek.
+    let join = match d {
+        Dialect::Sqlite => "JOIN records r ON",
+        Dialect::Postgres => "CROSS JOIN LATERAL (SELECT * FROM records r WHERE",
+    };
+    let end = match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => ") AS r",
+    };
     let sql = format!(
         "WITH cand(collection, key) AS ({} ORDER BY 1, 2 LIMIT ?4) \
-         SELECT {columns} FROM cand JOIN records r ON r.container {} AND r.collection = cand.collection \
-           AND r.key = cand.key AND {} = {} ORDER BY r.collection, r.key",
+         SELECT {columns} FROM cand {join} r.container {} AND r.collection = cand.collection \
+           AND r.key = cand.key AND {} = {}{end} ORDER BY r.collection, r.key",
         parts.join(" UNION "),
         containers_in(&arms),
-        db.dialect().lsn_by_key("r.lsn"),
-        newest(db.dialect(), &arms, "cand.collection", "cand.key")
+        d.lsn_by_key("r.lsn"),
+        newest(d, &arms, "cand.collection", "cand.key")
     );
     let rows = query(
         db,
@@ -244,17 +264,31 @@ pub(crate) fn newest_rows(
                 params.push((*c).into());
                 params.push((*k).into());
             }
-            let sql = format!(
-                "WITH w(i, collection, key) AS (VALUES {}) \
-                 SELECT w.i, r.lsn, {columns} FROM w JOIN records r ON r.container = {c} \
-                   AND r.collection = w.collection AND r.key = w.key \
-                   AND {lsn} = (SELECT max(x.lsn) FROM records x WHERE {rows} \
-                                AND x.collection = w.collection AND x.key = w.key)",
-                db.dialect().values(chunk.len(), &["BIGINT", "TEXT", "TEXT"], 1),
-                c = arm.container,
-                lsn = db.dialect().lsn_by_key("r.lsn"),
-                rows = arm_rows(arm, "x"),
-            );
+            let d = db.dialect();
+            let values = d.values(chunk.len(), &["BIGINT", "TEXT", "TEXT"], 1);
+            let sql = match d {
+                Dialect::Sqlite => format!(
+                    "WITH w(i, collection, key) AS (VALUES {values}) \
+                     SELECT w.i, r.lsn, {columns} FROM w JOIN records r ON r.container = {c} \
+                       AND r.collection = w.collection AND r.key = w.key \
+                       AND r.lsn = (SELECT max(x.lsn) FROM records x WHERE {rows} \
+                                    AND x.collection = w.collection AND x.key = w.key)",
+                    c = arm.container,
+                    rows = arm_rows(arm, "x"),
+                ),
+                // PostgreSQL took the container for a hundred rows and
+                // merge-joined the keys with all of it (a staged import
+                // read its whole staging branch per batch of 128): a
+                // lateral seek per key cannot be planned so.
+                Dialect::Postgres => format!(
+                    "WITH w(i, collection, key) AS (VALUES {values}) \
+                     SELECT w.i, r.lsn, {columns} FROM w CROSS JOIN LATERAL \
+                       (SELECT * FROM records r WHERE {rows} \
+                          AND r.collection = w.collection AND r.key = w.key \
+                          ORDER BY r.lsn DESC LIMIT 1) AS r",
+                    rows = crate::chain::arm_rows_by_key(arm, "r"),
+                ),
+            };
             for row in query(db, &sql, &params)? {
                 let i = usize::try_from(row.i64(0)?)
                     .ok()

@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 
-use crate::db::{Db, DbError, Dialect, LockWait, Row, TxMode, Value};
+use crate::db::{Db, DbError, Dialect, LockWait, Maintenance, Row, TxMode, Value};
 use crate::dialect::postgres as pg;
 
 /// One connection to a PostgreSQL database.
@@ -196,6 +196,10 @@ impl Db for NativePgDb {
     fn begin(&self, mode: TxMode) -> Result<(), DbError> {
         let wait = !self.never_wait && self.wait.get() == LockWait::Default;
         crate::dialect::begin(self, mode, wait)
+    }
+
+    fn maintain(&self, task: Maintenance) -> Result<(), DbError> {
+        crate::dialect::maintain(self, task)
     }
 
     fn lock_wait(&self, wait: LockWait) -> Result<(), DbError> {

@@ -181,8 +181,6 @@ impl Engine<'_> {
     }
 }
 
-/// Live records of one collection of one container as of `at`, by key,
-/// after `after`: a primary-key range scan.
 /// A page of one arm's own live records in `collection` as of `at` (the
 /// whole container: `at` may pass the arm's bound only for its own arm).
 fn list_in(
@@ -193,19 +191,22 @@ fn list_in(
     at: i64,
     limit: i64,
 ) -> Result<Vec<Version>> {
-    query(
-        db,
-        &format!(
-            "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
-             AND r.key > ?3 AND {lsn} <= ?4 AND r.deleted = 0 \
-             AND {lsn} = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
-                          AND x.key = r.key AND x.lsn <= ?4 \
-                          AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
-             ORDER BY r.key LIMIT ?5",
-            lsn = db.dialect().lsn_by_key("r.lsn")
-        ),
-        &[arm.container.into(), collection.into(), after.into(), at.into(), limit.into()],
-    )?
+    crate::dialect::in_key_order(db, || {
+        query(
+            db,
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 AND r.collection = ?2 \
+                 AND r.key > ?3 AND {lsn} <= ?4 AND r.deleted = 0 \
+                 AND {lsn} = (SELECT max({xlsn}) FROM records x WHERE x.container = ?1 AND x.collection = ?2 \
+                              AND x.key = r.key AND x.lsn <= ?4 \
+                              AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
+                 ORDER BY r.key LIMIT ?5",
+                lsn = db.dialect().lsn_by_key("r.lsn"),
+                xlsn = db.dialect().lsn_by_key("x.lsn")
+            ),
+            &[arm.container.into(), collection.into(), after.into(), at.into(), limit.into()],
+        )
+    })?
     .iter()
     .map(|r| version_from(r, std::slice::from_ref(arm)))
     .collect()
@@ -220,25 +221,28 @@ fn export_in(
     after: (&str, &str),
     limit: i64,
 ) -> Result<Vec<Version>> {
-    query(
-        db,
-        &format!(
-            "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
-             AND (r.collection, r.key) > (?2, ?3) AND {lsn} <= ?4 AND r.deleted = 0 \
-             AND {lsn} = (SELECT max(x.lsn) FROM records x WHERE x.container = ?1 \
-                          AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4 \
-                          AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
-             ORDER BY r.collection, r.key LIMIT ?5",
-            lsn = db.dialect().lsn_by_key("r.lsn")
-        ),
-        &[
-            arm.container.into(),
-            after.0.into(),
-            after.1.into(),
-            at.into(),
-            Value::Integer(limit),
-        ],
-    )?
+    crate::dialect::in_key_order(db, || {
+        query(
+            db,
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM records r WHERE r.container = ?1 \
+                 AND (r.collection, r.key) > (?2, ?3) AND {lsn} <= ?4 AND r.deleted = 0 \
+                 AND {lsn} = (SELECT max({xlsn}) FROM records x WHERE x.container = ?1 \
+                              AND x.collection = r.collection AND x.key = r.key AND x.lsn <= ?4 \
+                              AND (x.visible_from IS NULL OR x.visible_from <= ?4)) \
+                 ORDER BY r.collection, r.key LIMIT ?5",
+                lsn = db.dialect().lsn_by_key("r.lsn"),
+                xlsn = db.dialect().lsn_by_key("x.lsn")
+            ),
+            &[
+                arm.container.into(),
+                after.0.into(),
+                after.1.into(),
+                at.into(),
+                Value::Integer(limit),
+            ],
+        )
+    })?
     .iter()
     .map(|r| version_from(r, std::slice::from_ref(arm)))
     .collect()

@@ -702,7 +702,7 @@ fn run_on(fx: Fx, actions: Vec<Action>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(200), .. ProptestConfig::default() })]
 
     #[test]
     fn every_read_of_every_container_equals_the_model(actions in prop::collection::vec(action(), 1..40)) {
@@ -713,7 +713,7 @@ proptest! {
 proptest! {
     // The same on 4 KiB pages, where records are a rowid table (a remote
     // libSQL server's layout): same SQL, other storage.
-    #![proptest_config(ProptestConfig { cases: 50, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(50), .. ProptestConfig::default() })]
 
     #[test]
     fn every_read_equals_the_model_on_small_pages(actions in prop::collection::vec(action(), 1..40)) {

@@ -37,6 +37,27 @@ pub fn begin(mode: TxMode, wait: bool) -> [&'static str; 2] {
     }
 }
 
+/// Around a walk of one container in key order a page at a time
+/// (`ORDER BY collection, key … LIMIT n` after a cursor), inside a
+/// transaction: the planner walks an index rather than sorting
+/// (`enable_sort`, for the rest of the transaction, until [`SORT_ON`]).
+/// It cannot tell how many rows a container has (see the schema's
+/// `POSTGRES_PLANNER`); where it guessed few, it sorted the rest of the
+/// container for every page (a copy of 100 000 records ran at 0.01 of one
+/// `INSERT … SELECT`). Not for every statement: a diff's joins, planned
+/// without sorts, ran 50 times slower.
+pub const SORT_OFF: &str = "SELECT set_config('enable_sort', 'off', true)";
+
+/// After a walk: sorts again (see [`SORT_OFF`]).
+pub const SORT_ON: &str = "SELECT set_config('enable_sort', 'on', true)";
+
+/// Whether the planner's statistics of `records` are stale: 1 once a
+/// fifth of its rows (at least 1 000) changed since the last `ANALYZE`
+/// (never analysed: `reltuples` is -1), else 0.
+pub const STALE_STATISTICS: &str = "SELECT CAST(count(*) AS INTEGER) FROM pg_stat_user_tables s \
+     JOIN pg_class c ON c.oid = s.relid \
+     WHERE s.relid = to_regclass('records') AND s.n_mod_since_analyze > GREATEST(1000, c.reltuples * 0.2)";
+
 /// The answer of the second statement of [`begin`]: the write lock
 /// taken (`true`), or not (`pg_try_advisory_xact_lock` gave `false`:
 /// [`DbError::Busy`], as SQLite's lock wait that ran out).

@@ -5,7 +5,7 @@
 //! Uses: `chain`, `stats` (the delta type), `db`, `error`.
 
 use crate::chain::{self, Arm};
-use crate::db::{one, query, Db, Value};
+use crate::db::{one, query, Db, Dialect, Value};
 use crate::error::Result;
 use crate::stats::{Delta, Deltas};
 
@@ -30,19 +30,37 @@ pub(super) fn chunk_range(
 ) -> Result<ChunkRange> {
     let (cc, ck, cl) = cursor.clone();
     let after = "(r.collection, r.key, r.lsn) > (?1, ?2, ?3)";
-    let end = one(
-        db,
-        &format!(
-            "{} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4",
-            chain::union(db.dialect(), arms, "r.collection, r.key, r.lsn", after, " UNION ")
-        ),
-        &[
-            cc.as_str().into(),
-            ck.as_str().into(),
-            cl.into(),
-            (n - 1).into(),
-        ],
-    )?
+    let d = db.dialect();
+    let keys = "r.collection, r.key, r.lsn";
+    let walk = match d {
+        Dialect::Sqlite => chain::union(d, arms, keys, after, " UNION "),
+        // PostgreSQL (15) sorts a UNION whole: every chunk would sort all
+        // the rows after the cursor. Each arm's first `n` rows in key
+        // order are all the chunk can take from it, and a LIMIT walks the
+        // primary key and stops.
+        Dialect::Postgres => (0..arms.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT {keys} FROM records r WHERE {} AND {after} \
+                     ORDER BY {keys} LIMIT {n}) AS a{i}",
+                    chain::visible(d, arms, i)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION "),
+    };
+    let end = crate::dialect::in_key_order(db, || {
+        one(
+            db,
+            &format!("{walk} ORDER BY 1, 2, 3 LIMIT 1 OFFSET ?4"),
+            &[
+                cc.as_str().into(),
+                ck.as_str().into(),
+                cl.into(),
+                (n - 1).into(),
+            ],
+        )
+    })?
     .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
     .transpose()?;
     let mut sql = after.to_string();

@@ -56,6 +56,23 @@ const RECORDS_ON_SMALL_PAGES: &str = r#"
         WHERE visible_from IS NOT NULL;
 "#;
 
+/// The migration (index into MIGRATIONS) whose step also runs
+/// [`POSTGRES_PLANNER`] on PostgreSQL.
+const POSTGRES_PLANNER_MIGRATION: usize = 14;
+
+/// PostgreSQL's planner keeps no statistics of `records.container`.
+/// Every query names one container, and the one it names is often new (a
+/// staging branch, a copy's target): the statistics, taken before it had
+/// rows, put it at one row, and the planner then took `records_lsn`
+/// (container, lsn) for lookups by key and walked the whole container for
+/// each one (an import ran at 1 000 records/s, slowing as it grew).
+/// Without them every container is a fixed share of the table, and a seek
+/// on the primary key (container, collection, key) wins whenever the key
+/// is known.
+const POSTGRES_PLANNER: &str = r#"
+    ALTER TABLE records ALTER COLUMN container SET STATISTICS 0;
+"#;
+
 /// The schema version this engine writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -121,8 +138,8 @@ pub fn migrate(db: &dyn Db) -> Result<()> {
     }
     // Asked outside the transaction: a backend that cannot tell refuses it.
     // (PostgreSQL lays out its own pages: nothing to choose.)
-    let small_pages = dialect == Dialect::Sqlite
-        && db.page_size().is_none_or(|p| p < CLUSTERED_MIN_PAGE);
+    let small_pages =
+        dialect == Dialect::Sqlite && db.page_size().is_none_or(|p| p < CLUSTERED_MIN_PAGE);
     transaction(db, |db| {
         exec(db, &dialect.ddl(VERSION_TABLE), &[])?;
         let mut v = match one(db, "SELECT version FROM spinoff_schema WHERE id = 1", &[])? {
@@ -138,6 +155,11 @@ pub fn migrate(db: &dyn Db) -> Result<()> {
             }
             if v as usize == RECORDS_LAYOUT_MIGRATION && small_pages {
                 for stmt in split_statements(RECORDS_ON_SMALL_PAGES) {
+                    exec(db, &stmt, &[])?;
+                }
+            }
+            if v as usize == POSTGRES_PLANNER_MIGRATION && dialect == Dialect::Postgres {
+                for stmt in split_statements(POSTGRES_PLANNER) {
                     exec(db, &stmt, &[])?;
                 }
             }

@@ -14,7 +14,7 @@
 use std::cell::{Cell, RefCell};
 
 use engine::dialect::postgres as pg;
-use engine::{Db, DbError, Dialect, LockWait, Row, TxMode, Value};
+use engine::{Db, DbError, Dialect, LockWait, Maintenance, Row, TxMode, Value};
 use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
 
 /// One connection to the PostgreSQL server of `postgres_url`.
@@ -172,6 +172,10 @@ impl Db for PgDb {
         let r = self.run("ROLLBACK", &[]).map(|_| ());
         self.in_tx.set(false);
         r
+    }
+
+    fn maintain(&self, task: Maintenance) -> Result<(), DbError> {
+        engine::dialect::maintain(self, task)
     }
 
     fn lock_wait(&self, wait: LockWait) -> Result<(), DbError> {
