@@ -45,8 +45,11 @@ pub fn begin(mode: TxMode, wait: bool) -> [&'static str; 2] {
 /// `POSTGRES_PLANNER`); where it guessed few, it sorted the rest of the
 /// container for every page (a copy of 100 000 records ran at 0.01 of one
 /// `INSERT … SELECT`). Not for every statement: a diff's joins, planned
-/// without sorts, ran 50 times slower.
-pub const SORT_OFF: &str = "SELECT set_config('enable_sort', 'off', true)";
+/// without sorts, ran 50 times slower. JIT goes off too, for the rest of
+/// the transaction: the planner counts a sort it cannot avoid (a
+/// multi-arm walk's final order) as 10¹⁰, which passes `jit_above_cost`,
+/// and compiling a 1 ms query took 300 ms.
+pub const SORT_OFF: &str = "SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)";
 
 /// After a walk: sorts again (see [`SORT_OFF`]).
 pub const SORT_ON: &str = "SELECT set_config('enable_sort', 'on', true)";
