@@ -71,3 +71,27 @@ fn a_transaction_the_database_gave_up_on_runs_again_and_lands_once() {
     assert!(err.is_retryable() && err.retry_after_s() == Some(1));
     assert_eq!(e.history(&c, "c", "k", None, 10).unwrap().len(), 1);
 }
+
+#[test]
+fn an_insert_expecting_no_key_there_skips_one_that_is_and_the_transaction_goes_on() {
+    // On PostgreSQL the plain insert fails in its savepoint and runs again
+    // skipping the key; SQLite skips it at once. Either way one row is
+    // written and the transaction can still commit.
+    let fx = Fx::new();
+    let db: &dyn engine::Db = &fx.db;
+    db.execute("CREATE TABLE skip_test (k TEXT PRIMARY KEY)", &[]).unwrap();
+    db.execute("INSERT INTO skip_test (k) VALUES ('a')", &[]).unwrap();
+    db.begin(TxMode::Write).unwrap();
+    let insert = "INSERT INTO skip_test (k) VALUES ('a'), ('b')";
+    for expect_none in [true, false] {
+        let written = engine::dialect::insert_skipping_present(db, insert, &[], expect_none).unwrap();
+        let want = if expect_none { 1 } else { 0 };
+        assert_eq!(written, want, "expect_none = {expect_none}");
+    }
+    let fresh = engine::dialect::insert_skipping_present(db, "INSERT INTO skip_test (k) VALUES ('c')", &[], true);
+    assert_eq!(fresh.unwrap(), 1);
+    db.commit().unwrap();
+    let rows = db.execute("SELECT k FROM skip_test ORDER BY k", &[]).unwrap();
+    let keys: Vec<String> = rows.iter().map(|r| r.text(0).unwrap()).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+}

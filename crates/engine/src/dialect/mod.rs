@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 pub use crate::db::Dialect;
-use crate::db::{Db, DbError, Maintenance, TxMode};
+use crate::db::{Db, DbError, Maintenance, TxMode, Value};
 
 impl Dialect {
     /// The scalar maximum of two or more values (`max(a, b)` in SQLite,
@@ -235,6 +235,45 @@ pub fn in_key_order<T>(
     let out = out?;
     on?;
     Ok(out)
+}
+
+/// Run `insert`, an `INSERT … SELECT` with no conflict clause, so that a
+/// row whose key is already in the table is skipped; returns how many rows
+/// it wrote. On SQLite with `ON CONFLICT DO NOTHING`, which costs it
+/// nothing. PostgreSQL inserts every row speculatively under that clause
+/// (a chunk of 15 000 records: 200 ms against 140 ms plain, measured), so
+/// when the caller expects no key to be there (`expect_none`) the plain
+/// statement runs first, in a savepoint; only when a key was there after
+/// all (a constraint failed) is it rolled back and run with the clause,
+/// which also fails again if the constraint was another one. Must run
+/// inside a transaction.
+pub fn insert_skipping_present(
+    db: &dyn Db,
+    insert: &str,
+    params: &[Value],
+    expect_none: bool,
+) -> Result<u64, DbError> {
+    let skipping = format!("{insert} ON CONFLICT DO NOTHING");
+    if db.dialect() == Dialect::Sqlite || !expect_none {
+        db.execute(&skipping, params)?;
+        return db.changes();
+    }
+    db.execute("SAVEPOINT spinoff_insert", &[])?;
+    match db.execute(insert, params) {
+        Ok(_) => {
+            let written = db.changes()?;
+            db.execute("RELEASE SAVEPOINT spinoff_insert", &[])?;
+            Ok(written)
+        }
+        Err(DbError::Constraint(_)) => {
+            db.execute("ROLLBACK TO SAVEPOINT spinoff_insert", &[])?;
+            db.execute(&skipping, params)?;
+            let written = db.changes()?;
+            db.execute("RELEASE SAVEPOINT spinoff_insert", &[])?;
+            Ok(written)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The part of [`Maintenance`] that is the dialect's, on `db`: on

@@ -322,4 +322,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 15: nothing on SQLite; on PostgreSQL, POSTGRES_PLANNER runs with it
     // (see `migrate`).
     "",
+    // 16: nothing on SQLite; on PostgreSQL, POSTGRES_SMALL_SAMPLE runs with
+    // it (see `migrate`).
+    "",
 ];

@@ -30,15 +30,19 @@
 //! (SQLite's ordered `UNION` merge, stopped by `LIMIT`), so no read scans an
 //! ancestor to answer a page.
 //!
-//! SQL is built with the containers' ids and bounds inline (integers from
-//! the database) and collection filters as quoted literals.
-
+//! The SQL fragments that read through arms are in [`sql`].
 //!
-//! Uses: `mask`, `error`. Nothing of the engine with I/O.
+//! Uses: `mask`, `error`, `db` (the dialect, in `sql`). Nothing of the
+//! engine with I/O.
 
-use crate::db::Dialect;
 use crate::error::{Error, Result};
 use crate::mask::{Mask, Masks};
+
+mod sql;
+pub(crate) use sql::{
+    arm_rows, arm_rows_by_key, arm_rows_keyed, containers_in, literal_list, newest, shown, union,
+    visible,
+};
 
 /// One ancestor a branch reads through (a row of `branch_levels`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,116 +226,6 @@ pub(crate) fn shows_collection(arm: &Arm, collection: &str) -> bool {
         .is_none_or(|c| c.iter().any(|x| x == collection))
 }
 
-/// `'a','b'`: a quoted SQL list.
-pub(crate) fn literal_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|s| format!("'{}'", s.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `alias.container = c AND alias.lsn <= b AND <visible at b> [AND
-/// alias.collection IN (…)]`.
-pub(crate) fn arm_rows(arm: &Arm, alias: &str) -> String {
-    arm_rows_with(arm, alias, "")
-}
-
-/// [`arm_rows`] with no index on `lsn` usable (`+lsn`): a walk along the
-/// primary key, in key order.
-pub(crate) fn arm_rows_by_key(arm: &Arm, alias: &str) -> String {
-    arm_rows_with(arm, alias, "+")
-}
-
-fn arm_rows_with(arm: &Arm, alias: &str, lsn_prefix: &str) -> String {
-    let mut s = format!(
-        "{alias}.container = {c} AND {lsn_prefix}{alias}.lsn <= {b} \
-         AND ({alias}.visible_from IS NULL OR {alias}.visible_from <= {b})",
-        c = arm.container,
-        b = arm.bound
-    );
-    if let Some(cols) = &arm.collections {
-        s.push_str(&format!(
-            " AND {alias}.collection IN ({})",
-            literal_list(cols)
-        ));
-    }
-    s
-}
-
-/// [`arm_rows`] where the walk must go along the primary key: on
-/// PostgreSQL, whose planner cannot tell the two indexes apart on a table
-/// it has no statistics for yet, [`arm_rows_by_key`].
-fn arm_rows_keyed(d: Dialect, arm: &Arm, alias: &str) -> String {
-    match d {
-        Dialect::Sqlite => arm_rows(arm, alias),
-        Dialect::Postgres => arm_rows_by_key(arm, alias),
-    }
-}
-
-/// The greatest LSN of (`coll`, `key`) across `arms`, each within its
-/// bound and filter; -1 (or NULL for one arm) when there is none.
-///
-/// A seek on the primary key `(container, collection, key, lsn)`: see
-/// [`Dialect::lsn_by_key`], which every `max(lsn)` of a key goes through.
-pub(crate) fn newest(d: Dialect, arms: &[Arm], coll: &str, key: &str) -> String {
-    let parts: Vec<String> = arms
-        .iter()
-        .map(|a| {
-            format!(
-                "(SELECT max({}) FROM records x WHERE {} AND x.collection = {coll} AND x.key = {key})",
-                d.lsn_by_key("x.lsn"),
-                arm_rows(a, "x")
-            )
-        })
-        .collect();
-    if parts.len() == 1 {
-        parts.into_iter().next().unwrap_or_default()
-    } else {
-        format!(
-            "{}({})",
-            d.greatest(),
-            parts
-                .iter()
-                .map(|p| format!("coalesce({p}, -1)"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    }
-}
-
-/// The rows of `arms[i]` that show through it (alias `r`): within bound and
-/// filter, and under a cut only the live version at the cut.
-pub(crate) fn visible(d: Dialect, arms: &[Arm], i: usize) -> String {
-    let arm = &arms[i];
-    // PostgreSQL's planner took `records_lsn` for the bound and sorted the
-    // whole container for every chunk (a copy ran at 0.01 of one INSERT …
-    // SELECT): there the walk goes along the primary key, as the chunks'
-    // order is.
-    let mut s = arm_rows_keyed(d, arm, "r");
-    if let Some((_, first)) = arm.cut {
-        s.push_str(&format!(
-            " AND r.deleted = 0 AND r.lsn = {}",
-            newest(d, &arms[first..], "r.collection", "r.key")
-        ));
-    }
-    s
-}
-
-/// `IN (c0, c1, …)` over the arms' containers.
-pub(crate) fn containers_in(arms: &[Arm]) -> String {
-    let mut ids: Vec<i64> = arms.iter().map(|a| a.container).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    format!(
-        "IN ({})",
-        ids.iter()
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    )
-}
-
 /// A level as the chain column holds it: `[depth, ancestor, bound,
 /// collections, cut_depth, from_lsn, since_lsn, until_lsn, mask]`
 /// (`until_lsn` null: no upper edge; `mask` null: none).
@@ -399,21 +293,6 @@ pub(crate) fn with_staging(chain: &[Level], stage: i64, at: i64) -> Vec<Level> {
         ..l.clone()
     }));
     levels
-}
-
-/// `SELECT {cols} FROM records r WHERE <arm i shows r> AND {range}` for
-/// every arm, joined by `join` (`UNION` also drops a version two
-/// containers hold).
-pub(crate) fn union(d: Dialect, arms: &[Arm], cols: &str, range: &str, join: &str) -> String {
-    (0..arms.len())
-        .map(|i| {
-            format!(
-                "SELECT {cols} FROM records r WHERE {} AND {range}",
-                visible(d, arms, i)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(join)
 }
 
 /// A reset's chain, at LSN `r`: the parent `source` (whose levels are
