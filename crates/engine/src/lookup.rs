@@ -167,44 +167,10 @@ pub(crate) fn scan_latest(
         ""
     };
     let d = db.dialect();
-    let distinct = if arms.len() == 1 || d == Dialect::Postgres { "DISTINCT " } else { "" };
-    let parts: Vec<String> = arms
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let part = format!(
-                "SELECT {distinct}r.collection, r.key FROM records r WHERE {} AND (r.collection, r.key) > (?1, ?2){only}",
-                arm_rows(a, "r")
-            );
-            match d {
-                Dialect::Sqlite => part,
-                // PostgreSQL (15) dedupes a UNION whole: every arm's rest
-                // after the cursor, for each page. Each arm's first `fetch`
-                // keys are all a page can take from it.
-                Dialect::Postgres => format!("SELECT * FROM ({part} ORDER BY r.collection, r.key LIMIT ?4) AS a{i}"),
-            }
-        })
-        .collect();
-    // PostgreSQL may merge-join the candidates with every row of the
-    // containers (it cannot tell their sizes): there each candidate is a
-    // lateral seek.
-    let join = match d {
-        Dialect::Sqlite => "JOIN records r ON",
-        Dialect::Postgres => "CROSS JOIN LATERAL (SELECT * FROM records r WHERE",
+    let sql = match d {
+        Dialect::Sqlite => scan_sql_sqlite(&arms, only, columns),
+        Dialect::Postgres => scan_sql_postgres(&arms, only, columns),
     };
-    let end = match d {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => ") AS r",
-    };
-    let sql = format!(
-        "WITH cand(collection, key) AS ({} ORDER BY 1, 2 LIMIT ?4) \
-         SELECT {columns} FROM cand {join} r.container {} AND r.collection = cand.collection \
-           AND r.key = cand.key AND {} = {}{end} ORDER BY r.collection, r.key",
-        parts.join(" UNION "),
-        containers_in(&arms),
-        d.lsn_by_key("r.lsn"),
-        newest(d, &arms, "cand.collection", "cand.key")
-    );
     let rows = query(
         db,
         &sql,
@@ -226,6 +192,71 @@ pub(crate) fn scan_latest(
         out.push(r);
     }
     Ok(out)
+}
+
+/// [`scan_latest`] on SQLite: the candidates, the arms' key walks merged
+/// by a `UNION` and stopped by the `LIMIT`; each one's newest version
+/// across all arms, a seek per arm (in-process, a few µs each).
+fn scan_sql_sqlite(arms: &[Arm], only: &str, columns: &str) -> String {
+    let d = Dialect::Sqlite;
+    let distinct = if arms.len() == 1 { "DISTINCT " } else { "" };
+    let parts: Vec<String> = arms
+        .iter()
+        .map(|a| {
+            format!(
+                "SELECT {distinct}r.collection, r.key FROM records r WHERE {} AND (r.collection, r.key) > (?1, ?2){only}",
+                arm_rows(a, "r")
+            )
+        })
+        .collect();
+    format!(
+        "WITH cand(collection, key) AS ({} ORDER BY 1, 2 LIMIT ?4) \
+         SELECT {columns} FROM cand JOIN records r ON r.container {} AND r.collection = cand.collection \
+           AND r.key = cand.key AND r.lsn = {} ORDER BY r.collection, r.key",
+        parts.join(" UNION "),
+        containers_in(arms),
+        newest(d, arms, "cand.collection", "cand.key")
+    )
+}
+
+/// [`scan_latest`] on PostgreSQL, where every seek is a step of another
+/// process: only the arms that hold a candidate are asked for its newest
+/// version (one lateral seek each), and the newest of those kept
+/// (`DISTINCT ON`). An arm that holds a candidate lists it among its own
+/// first `?4` keys, since the candidates are the first `?4` keys of all
+/// arms together. (Asking every arm, a resource read through the 50
+/// levels of 50 imports not yet hydrated made 100 seeks per key: a page
+/// of 1 000 keys in 0.3–0.5 s.) Each arm's walk is limited in its own
+/// subquery (PostgreSQL 15 dedupes a `UNION` whole: every arm's rest after
+/// the cursor, for each page), and the seeks are lateral (the planner,
+/// which cannot tell the containers' sizes, had merge-joined the
+/// candidates with every row of them).
+fn scan_sql_postgres(arms: &[Arm], only: &str, columns: &str) -> String {
+    let parts: Vec<String> = arms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                "SELECT * FROM (SELECT DISTINCT r.collection, r.key, CAST({c} AS BIGINT) AS c, CAST({b} AS BIGINT) AS b \
+                 FROM records r WHERE {rows} AND (r.collection, r.key) > (?1, ?2){only} \
+                 ORDER BY r.collection, r.key LIMIT ?4) AS a{i}",
+                c = a.container,
+                b = a.bound,
+                rows = arm_rows(a, "r"),
+            )
+        })
+        .collect();
+    format!(
+        "WITH held(collection, key, c, b) AS ({}), \
+         cand(collection, key) AS (SELECT DISTINCT collection, key FROM held ORDER BY 1, 2 LIMIT ?4) \
+         SELECT DISTINCT ON (r.collection, r.key) {columns} FROM cand \
+         JOIN held h ON h.collection = cand.collection AND h.key = cand.key \
+         CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.container = h.c \
+           AND r.collection = h.collection AND r.key = h.key AND (r.lsn + 0) <= h.b \
+           AND (r.visible_from IS NULL OR r.visible_from <= h.b) ORDER BY r.lsn DESC LIMIT 1) AS r \
+         ORDER BY r.collection, r.key, r.lsn DESC",
+        parts.join(" UNION ALL ")
+    )
 }
 
 /// The newest version's `(deleted, size)` of each `(collection, key)` in
