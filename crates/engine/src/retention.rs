@@ -108,7 +108,10 @@ impl Engine<'_> {
             )?;
             let (range, p) = match &end {
                 Some(e) => (
-                    "(r.collection, r.key) > (?2, ?3) AND (r.collection, r.key) <= (?5, ?6)",
+                    format!(
+                        "(r.collection, r.key) > (?2, ?3) AND {}",
+                        crate::dialect::range_end(e.text(0)? == cc, 5, 6, None)
+                    ),
                     vec![
                         container.into(),
                         cc.as_str().into(),
@@ -119,7 +122,7 @@ impl Engine<'_> {
                     ],
                 ),
                 None => (
-                    "(r.collection, r.key) > (?2, ?3)",
+                    "(r.collection, r.key) > (?2, ?3)".to_string(),
                     vec![
                         container.into(),
                         cc.as_str().into(),

@@ -64,9 +64,12 @@ pub(super) fn chunk_range(
     .map(|e| -> Result<_> { Ok((e.text(0)?, e.text(1)?, e.i64(2)?)) })
     .transpose()?;
     let mut sql = after.to_string();
+    if let Some((ec, _, _)) = &end {
+        sql.push_str(" AND ");
+        sql.push_str(&crate::dialect::range_end(*ec == cc, 4, 5, Some(6)));
+    }
     let mut params: Vec<Value> = vec![cc.into(), ck.into(), cl.into()];
     if let Some((ec, ek, el)) = &end {
-        sql.push_str(" AND (r.collection, r.key, r.lsn) <= (?4, ?5, ?6)");
         params.push(ec.into());
         params.push(ek.into());
         params.push((*el).into());
