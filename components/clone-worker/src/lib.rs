@@ -52,8 +52,7 @@ fn notify() -> Result<Value, engine::Error> {
 }
 
 /// The time a chunk should take while requests wait for the write lock
-/// (µs; otherwise the engine's `target_chunk_us`: 100 ms, 40 ms on
-/// PostgreSQL).
+/// (µs; otherwise the engine's `target_chunk_us`, 100 ms).
 const CONTENDED_CHUNK_US: i64 = 20_000;
 
 /// One tick; returns what it did.

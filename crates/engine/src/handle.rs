@@ -5,7 +5,7 @@
 //! Uses: `schema` (migrations on open), `limits`, `webhooks`, `lsn`, `db`,
 //! `error`.
 
-use crate::db::{Db, Dialect, Env, Maintenance};
+use crate::db::{Db, Env, Maintenance};
 use crate::error::Result;
 use crate::{limits, lsn, schema, webhooks};
 
@@ -64,23 +64,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The defaults on a database of dialect `d`. On PostgreSQL chunks aim
-    /// at 40 ms rather than 100: every writer of every instance waits on
-    /// the one write lock (an advisory lock) for the chunk in progress, and
-    /// the server's round trips make a chunk of the same size take longer
-    /// than on a local file. With 100 ms chunks a branch start while the
-    /// worker copied 1 000 000 records waited 51 ms at the median (12 ms
-    /// idle), past its 50 ms goal; each chunk's fixed cost is a few ms.
-    pub fn for_dialect(d: Dialect) -> Config {
-        match d {
-            Dialect::Sqlite => Config::default(),
-            Dialect::Postgres => Config {
-                target_chunk_us: 40_000,
-                ..Config::default()
-            },
-        }
-    }
-
     /// The limits in force: from [`Config::limits_lookup`] when set, else
     /// [`Config::limits`].
     pub fn limits(&self) -> limits::Limits {
@@ -112,7 +95,7 @@ impl<'a> Engine<'a> {
         Ok(Engine {
             db,
             env,
-            config: Config::for_dialect(db.dialect()),
+            config: Config::default(),
         })
     }
 
