@@ -442,6 +442,26 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    // Each source's import is hydrated by an operation of its own, which
+    // the workers run beside the copies: wait for it too, so that each
+    // source holds every version itself before the comparison below.
+    let db = state.path().join("sqlite_db.db");
+    loop {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let active: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM operations WHERE status IN ('pending', 'in_progress')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if active == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{active} operations still active");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
@@ -450,7 +470,6 @@ fn four_hosts_on_one_state_directory_copy_each_operation_once() {
         p.child.kill().unwrap();
         p.child.wait().unwrap();
     }
-    let db = state.path().join("sqlite_db.db");
     for s in 0..3 {
         // Every version exactly once: no chunk was copied twice.
         assert_eq!(
